@@ -1,0 +1,78 @@
+//! Every command-line flag, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::sim;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetdeck",
+    version,
+    about = "Operate fleets of AWS Panorama appliances and AWS Snow devices"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a simulated AWS Panorama and AWS Snow Device Management endpoint.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Quotas {
+    /// Panorama's AWS quotas: 5 requests/s, 1 create/s, 50 appliances per region.
+    Aws,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:4580")]
+    pub listen: SocketAddr,
+    /// Fleet file (TOML); the built-in demo fleet (assets/demo-fleet.toml) if not given.
+    #[arg(long, conflicts_with = "devices")]
+    pub fleet: Option<PathBuf>,
+    /// Generate N devices per service per region instead of loading a fleet file.
+    #[arg(long, value_name = "N")]
+    pub devices: Option<usize>,
+    /// Regions to simulate, each with its own fleet; devices go to the first unless placed.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1")]
+    pub regions: Vec<String>,
+    /// How many times faster than real time simulated time runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Seed for generated ids, timings and faults, so a run can be repeated.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The access key id requests must be signed with.
+    #[arg(long, default_value = sim::DEFAULT_ACCESS_KEY_ID, requires = "secret_access_key")]
+    pub access_key_id: String,
+    /// The secret access key requests must be signed with.
+    #[arg(long, default_value = sim::DEFAULT_SECRET_ACCESS_KEY)]
+    pub secret_access_key: String,
+    /// Added latency per request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Random extra latency per request, up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Fraction (0 to 1) of API calls answered 500 InternalServerException.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction (0 to 1) of API calls that take effect, then lose their connection.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Enforce Panorama's AWS quotas, or lift them.
+    #[arg(long, value_enum, default_value = "aws")]
+    pub quotas: Quotas,
+    /// Log one line per request: service, region, operation, status, latency.
+    #[arg(long)]
+    pub verbose: bool,
+}

@@ -1,0 +1,423 @@
+//! The fleet a simulator starts with: read from a TOML file a person can edit
+//! (`assets/demo-fleet.toml` by default), or generated for scale work.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+use super::panorama::{self, Panorama};
+use super::snow::{self, Capacity, Snow};
+use super::state::random_id;
+
+/// The demo fleet, built into the binary so `fleetdeck sim` and `--demo` need no files.
+pub const DEMO_FLEET: &str = include_str!("../../assets/demo-fleet.toml");
+
+/// AWS's default quota: 50 Panorama appliances per account and region.
+pub const PANORAMA_DEVICES_PER_REGION: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFile {
+    #[serde(default = "default_account")]
+    account_id: String,
+    panorama: PanoramaSection,
+    #[serde(default)]
+    snow: SnowSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PanoramaSection {
+    images: Vec<String>,
+    #[serde(default)]
+    devices: Vec<PanoramaEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PanoramaEntry {
+    name: String,
+    software: String,
+    id: Option<String>,
+    region: Option<String>,
+    #[serde(default = "yes")]
+    online: bool,
+    #[serde(rename = "type", default = "default_panorama_type")]
+    device_type: String,
+    #[serde(default = "default_brand")]
+    brand: String,
+    description: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnowSection {
+    #[serde(default)]
+    devices: Vec<SnowEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnowEntry {
+    id: Option<String>,
+    region: Option<String>,
+    #[serde(rename = "type", default = "default_snow_type")]
+    device_type: String,
+    #[serde(default = "default_lock")]
+    state: String,
+    #[serde(default = "yes")]
+    reachable: bool,
+    software: String,
+    job: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+fn default_account() -> String {
+    "123456789012".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_panorama_type() -> String {
+    "PANORAMA_APPLIANCE".into()
+}
+fn default_brand() -> String {
+    "AWS_PANORAMA".into()
+}
+fn default_snow_type() -> String {
+    "SNOWCONE".into()
+}
+fn default_lock() -> String {
+    "LOCKED".into()
+}
+
+/// Both services' fleets in one region.
+#[derive(Debug)]
+pub struct Region {
+    pub panorama: Panorama,
+    pub snow: Snow,
+}
+
+/// What to start with.
+#[derive(Debug, Clone)]
+pub enum FleetSource {
+    /// A fleet file's text (the demo fleet, or `--fleet FILE` read by the caller).
+    Toml(String),
+    /// Generated devices for each region: this many of each service.
+    Generated { panorama: usize, snow: usize },
+}
+
+pub struct Built {
+    pub account_id: String,
+    pub regions: BTreeMap<String, Region>,
+}
+
+/// Builds every region's fleet. `cap_panorama` enforces the 50-appliance quota.
+pub fn build(
+    source: &FleetSource,
+    regions: &[String],
+    seed: u64,
+    now: f64,
+    cap_panorama: bool,
+) -> anyhow::Result<Built> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let built = match source {
+        FleetSource::Toml(text) => from_file(text, regions, &mut rng, now)?,
+        FleetSource::Generated { panorama, snow } => {
+            generate(*panorama, *snow, regions, &mut rng, now)
+        }
+    };
+    if cap_panorama {
+        for (region, r) in &built.regions {
+            let n = r.panorama.device_count();
+            if n > PANORAMA_DEVICES_PER_REGION {
+                bail!(
+                    "{n} Panorama appliances in {region}: AWS allows at most {PANORAMA_DEVICES_PER_REGION} per account and region \
+                     (spread them over more --regions, or lift the quotas with --quotas off)"
+                );
+            }
+        }
+    }
+    Ok(built)
+}
+
+fn from_file(
+    text: &str,
+    regions: &[String],
+    rng: &mut ChaCha8Rng,
+    now: f64,
+) -> anyhow::Result<Built> {
+    let file: FleetFile = toml::from_str(text).context("the fleet file is not valid")?;
+    if file.panorama.images.is_empty() {
+        bail!(
+            "the fleet file's [panorama] images list is empty: name the image versions the OTA service knows"
+        );
+    }
+    let region_of = |named: &Option<String>, what: &str| -> anyhow::Result<String> {
+        match named {
+            None => Ok(regions[0].clone()),
+            Some(r) if regions.contains(r) => Ok(r.clone()),
+            Some(r) => bail!(
+                "{what} is in region {r}, which is not among the simulated regions {regions:?}"
+            ),
+        }
+    };
+    let mut pan: BTreeMap<String, Vec<panorama::Device>> = BTreeMap::new();
+    for (i, e) in file.panorama.devices.into_iter().enumerate() {
+        let region = region_of(&e.region, &format!("Panorama appliance {}", e.name))?;
+        let id = e.id.unwrap_or_else(|| random_id(rng, "device-", 26));
+        let arn = format!("arn:aws:panorama:{region}:{}:device/{id}", file.account_id);
+        let created = now - 86_400.0 * (400 - i as i64 * 7) as f64;
+        pan.entry(region).or_default().push(panorama::Device::new(
+            id,
+            e.name,
+            arn,
+            e.description,
+            e.brand,
+            e.device_type,
+            serial(rng),
+            created,
+            e.software,
+            e.online,
+            e.tags,
+            format!("10.20.{}.{}", 1 + i / 200, 10 + i % 200),
+        ));
+    }
+    let mut snowd: BTreeMap<String, Vec<snow::Device>> = BTreeMap::new();
+    for (i, e) in file.snow.devices.into_iter().enumerate() {
+        let id = e.id.unwrap_or_else(|| random_id(rng, "smd-", 17));
+        let region = region_of(&e.region, &format!("Snow device {id}"))?;
+        if !["LOCKED", "UNLOCKED"].contains(&e.state.as_str()) {
+            bail!(
+                "Snow device {id}: state must be LOCKED or UNLOCKED, not {}",
+                e.state
+            );
+        }
+        let arn = format!(
+            "arn:aws:snow-device-management:{region}:{}:managed-device/{id}",
+            file.account_id
+        );
+        snowd.entry(region).or_default().push(snow::Device::new(
+            id,
+            arn,
+            e.device_type.clone(),
+            e.state,
+            e.reachable,
+            e.software,
+            e.job,
+            e.tags,
+            capacities(&e.device_type, rng),
+            format!("10.30.{}.{}", 1 + i / 200, 10 + i % 200),
+            mac(rng),
+            now - 3_600.0,
+        ));
+    }
+    let regions = regions
+        .iter()
+        .map(|r| {
+            let region = Region {
+                panorama: Panorama::new(
+                    pan.remove(r).unwrap_or_default(),
+                    file.panorama.images.clone(),
+                ),
+                snow: Snow::new(file.account_id.clone(), snowd.remove(r).unwrap_or_default()),
+            };
+            (r.clone(), region)
+        })
+        .collect();
+    Ok(Built {
+        account_id: file.account_id,
+        regions,
+    })
+}
+
+const GENERATED_IMAGES: &[&str] = &["4.3.35", "4.3.45", "4.3.55", "4.3.93", "5.0.10", "5.0.21"];
+const SITES: &[&str] = &["sea", "pdx", "iad", "ord", "dfw", "atl", "bos", "phx"];
+
+fn generate(
+    n_pan: usize,
+    n_snow: usize,
+    regions: &[String],
+    rng: &mut ChaCha8Rng,
+    now: f64,
+) -> Built {
+    let account = default_account();
+    let images: Vec<String> = GENERATED_IMAGES.iter().map(|s| s.to_string()).collect();
+    let mut out = BTreeMap::new();
+    for region in regions {
+        let pan = (0..n_pan)
+            .map(|i| {
+                let id = random_id(rng, "device-", 26);
+                let site = SITES[rng.random_range(0..SITES.len())];
+                let tags = BTreeMap::from([
+                    ("site".to_string(), site.to_string()),
+                    ("env".to_string(), "prod".to_string()),
+                ]);
+                let software = images[rng.random_range(0..images.len())].clone();
+                panorama::Device::new(
+                    id.clone(),
+                    format!("{site}-cam-{i:05}"),
+                    format!("arn:aws:panorama:{region}:{account}:device/{id}"),
+                    None,
+                    default_brand(),
+                    default_panorama_type(),
+                    serial(rng),
+                    now - 86_400.0 * 30.0 + i as f64,
+                    software,
+                    rng.random_bool(0.9),
+                    tags,
+                    format!("10.20.{}.{}", 1 + i / 200, 10 + i % 200),
+                )
+            })
+            .collect();
+        let snow = (0..n_snow)
+            .map(|i| {
+                let id = random_id(rng, "smd-", 17);
+                let site = SITES[rng.random_range(0..SITES.len())];
+                let tags = BTreeMap::from([
+                    ("site".to_string(), site.to_string()),
+                    ("env".to_string(), "prod".to_string()),
+                ]);
+                let state = if rng.random_bool(0.6) {
+                    "LOCKED"
+                } else {
+                    "UNLOCKED"
+                };
+                snow::Device::new(
+                    id.clone(),
+                    format!(
+                        "arn:aws:snow-device-management:{region}:{account}:managed-device/{id}"
+                    ),
+                    default_snow_type(),
+                    state.into(),
+                    rng.random_bool(0.95),
+                    "7.1.0".into(),
+                    None,
+                    tags,
+                    capacities("SNOWCONE", rng),
+                    format!("10.30.{}.{}", 1 + i / 200, 10 + i % 200),
+                    mac(rng),
+                    now - 3_600.0,
+                )
+            })
+            .collect();
+        out.insert(
+            region.clone(),
+            Region {
+                panorama: Panorama::new(pan, images.clone()),
+                snow: Snow::new(account.clone(), snow),
+            },
+        );
+    }
+    Built {
+        account_id: account,
+        regions: out,
+    }
+}
+
+fn serial(rng: &mut ChaCha8Rng) -> String {
+    format!(
+        "{:012}",
+        rng.random_range(100_000_000_000u64..999_999_999_999)
+    )
+}
+
+fn mac(rng: &mut ChaCha8Rng) -> String {
+    let bytes: Vec<String> = (0..6)
+        .map(|_| format!("{:02x}", rng.random_range(0..=255u8)))
+        .collect();
+    bytes.join(":")
+}
+
+fn capacities(device_type: &str, rng: &mut ChaCha8Rng) -> Vec<Capacity> {
+    let (storage, vcpu, memory) = match device_type {
+        "SNOWCONE" => (8_000_000_000_000i64, 4, 4),
+        _ => (80_000_000_000_000i64, 52, 208),
+    };
+    let used = rng.random_range(0..storage / 2);
+    vec![
+        Capacity {
+            name: "Storage".into(),
+            unit: "Bytes".into(),
+            total: storage,
+            used,
+        },
+        Capacity {
+            name: "vCPUs".into(),
+            unit: "Count".into(),
+            total: vcpu,
+            used: 0,
+        },
+        Capacity {
+            name: "Memory".into(),
+            unit: "GB".into(),
+            total: memory,
+            used: 0,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regions(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn demo_fleet_loads_with_the_promised_mix() {
+        let built = build(
+            &FleetSource::Toml(DEMO_FLEET.into()),
+            &regions(&["us-east-1"]),
+            7,
+            0.0,
+            true,
+        )
+        .unwrap();
+        let r = &built.regions["us-east-1"];
+        assert!(r.panorama.device_count() >= 12);
+        assert!(r.snow.device_count() >= 8);
+    }
+
+    #[test]
+    fn the_panorama_quota_refuses_a_crowded_region() {
+        let src = FleetSource::Generated {
+            panorama: 51,
+            snow: 0,
+        };
+        let err = build(&src, &regions(&["us-east-1"]), 1, 0.0, true)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("at most 50"), "{err}");
+        assert!(build(&src, &regions(&["us-east-1"]), 1, 0.0, false).is_ok());
+    }
+
+    #[test]
+    fn a_device_in_an_unsimulated_region_is_an_error() {
+        let text = r#"
+            [panorama]
+            images = ["1.0.0"]
+            [[panorama.devices]]
+            name = "cam"
+            software = "1.0.0"
+            region = "eu-west-9"
+        "#;
+        let err = build(
+            &FleetSource::Toml(text.into()),
+            &regions(&["us-east-1"]),
+            1,
+            0.0,
+            true,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("eu-west-9"));
+    }
+}

@@ -1,0 +1,194 @@
+//! `fleetdeck sim`: a local endpoint that speaks AWS Panorama's and AWS Snow Device
+//! Management's restJson1 protocols with SigV4, so the official SDKs and the `aws` CLI work
+//! against it unchanged. It shares no code with the client side of fleetdeck on purpose:
+//! written separately from the API models, a misreading on one side cannot hide on the other.
+
+pub mod auth;
+mod check;
+pub mod fleet;
+mod panorama;
+mod quota;
+mod server;
+mod snow;
+pub mod state;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use fleet::{DEMO_FLEET, FleetSource};
+pub use state::LedgerEntry;
+pub use wire::Service;
+
+/// The key pair the simulator accepts unless told otherwise; printed at start.
+pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDFLEETDECKSIM0001";
+pub const DEFAULT_SECRET_ACCESS_KEY: &str = "fleetdeck/sim/secret/key/not/for/aws";
+
+/// Whether Panorama's per-account quotas are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaMode {
+    /// 5 requests/s, 1 CreateJobForDevices/s and 50 appliances per account and region.
+    Aws,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: SocketAddr,
+    pub fleet: FleetSource,
+    pub regions: Vec<String>,
+    /// How many times faster than the wall clock simulated time runs.
+    pub speed: f64,
+    pub seed: u64,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub latency: Duration,
+    pub jitter: Duration,
+    /// Fraction of API calls answered 500 InternalServerException.
+    pub error_rate: f64,
+    /// Fraction of API calls whose connection is dropped after the call took effect.
+    pub drop_rate: f64,
+    pub quotas: QuotaMode,
+    pub verbose: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fleet: FleetSource::Toml(DEMO_FLEET.to_string()),
+            regions: vec!["us-east-1".to_string()],
+            speed: 1.0,
+            seed: 1,
+            access_key_id: DEFAULT_ACCESS_KEY_ID.to_string(),
+            secret_access_key: DEFAULT_SECRET_ACCESS_KEY.to_string(),
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            error_rate: 0.0,
+            drop_rate: 0.0,
+            quotas: QuotaMode::Aws,
+            verbose: false,
+        }
+    }
+}
+
+/// Everything the simulator's fleets hold, behind one lock: requests are short and the
+/// simulated world must change atomically per call.
+struct World {
+    clock: state::Clock,
+    rng: ChaCha8Rng,
+    ledger: state::Ledger,
+    regions: BTreeMap<String, fleet::Region>,
+}
+
+struct Shared {
+    config: SimConfig,
+    world: Mutex<World>,
+    /// Fault rolls use their own stream so that turning faults on leaves ids unchanged.
+    faults: Mutex<ChaCha8Rng>,
+    quotas: Mutex<quota::Quotas>,
+}
+
+impl Shared {
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        // A handler that panicked left no half-applied change worth refusing service over.
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running simulator. Dropping it stops it.
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, to pass as the SDKs' endpoint URL.
+    pub endpoint: String,
+    pub regions: Vec<String>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub account_id: String,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Every accepted mutating call so far, oldest first.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.shared.world().ledger.entries().to_vec()
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task to end.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Builds the fleet, binds the listener and serves until the handle is stopped or dropped.
+pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
+    anyhow::ensure!(!config.regions.is_empty(), "name at least one region");
+    anyhow::ensure!(config.speed > 0.0, "--speed must be greater than 0");
+    for (name, p) in [
+        ("--error-rate", config.error_rate),
+        ("--drop-rate", config.drop_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&p),
+            "{name} must be between 0 and 1, not {p}"
+        );
+    }
+    let clock = state::Clock::new(config.speed);
+    let built = fleet::build(
+        &config.fleet,
+        &config.regions,
+        config.seed,
+        clock.start(),
+        config.quotas == QuotaMode::Aws,
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let world = World {
+        clock,
+        // Offset from the fleet's stream so job ids do not repeat device ids.
+        rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1)),
+        ledger: state::Ledger::default(),
+        regions: built.regions,
+    };
+    let shared = Arc::new(Shared {
+        faults: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(2))),
+        quotas: Mutex::new(quota::Quotas::default()),
+        world: Mutex::new(world),
+        config: config.clone(),
+    });
+    let (shutdown, watch_rx) = watch::channel(false);
+    let task = tokio::spawn(server::serve(listener, shared.clone(), watch_rx));
+    Ok(SimHandle {
+        addr,
+        endpoint: format!("http://{addr}"),
+        regions: config.regions.clone(),
+        access_key_id: config.access_key_id.clone(),
+        secret_access_key: config.secret_access_key.clone(),
+        account_id: built.account_id,
+        shared,
+        shutdown,
+        task: Some(task),
+    })
+}

@@ -1,0 +1,461 @@
+//! The listener: hyper serves HTTP/1.1; each request is authenticated, routed by the SigV4
+//! scope's service and its method and path, metered, exposed to the configured faults and
+//! handed to the service's handler under the world lock.
+
+use std::convert::Infallible;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use super::check::{ApiRequest, serialization};
+use super::state::Ctx;
+use super::wire::{ApiError, ApiResult, Service, json_response};
+use super::{QuotaMode, Shared, World, auth};
+
+const MAX_BODY: usize = 1 << 20;
+
+struct Route {
+    service: Service,
+    method: Method,
+    /// `{}` stands for one path parameter.
+    path: &'static str,
+    operation: &'static str,
+    mutating: bool,
+}
+
+const fn route(
+    service: Service,
+    method: Method,
+    path: &'static str,
+    operation: &'static str,
+    mutating: bool,
+) -> Route {
+    Route {
+        service,
+        method,
+        path,
+        operation,
+        mutating,
+    }
+}
+
+/// Every operation served, with its HTTP binding from the API models.
+const ROUTES: &[Route] = &[
+    route(
+        Service::Panorama,
+        Method::GET,
+        "/devices",
+        "ListDevices",
+        false,
+    ),
+    route(
+        Service::Panorama,
+        Method::GET,
+        "/devices/{}",
+        "DescribeDevice",
+        false,
+    ),
+    route(
+        Service::Panorama,
+        Method::POST,
+        "/jobs",
+        "CreateJobForDevices",
+        true,
+    ),
+    route(
+        Service::Panorama,
+        Method::GET,
+        "/jobs",
+        "ListDevicesJobs",
+        false,
+    ),
+    route(
+        Service::Panorama,
+        Method::GET,
+        "/jobs/{}",
+        "DescribeDeviceJob",
+        false,
+    ),
+    route(
+        Service::Snow,
+        Method::GET,
+        "/managed-devices",
+        "ListDevices",
+        false,
+    ),
+    route(
+        Service::Snow,
+        Method::POST,
+        "/managed-device/{}/describe",
+        "DescribeDevice",
+        false,
+    ),
+    route(Service::Snow, Method::POST, "/task", "CreateTask", true),
+    route(
+        Service::Snow,
+        Method::POST,
+        "/task/{}",
+        "DescribeTask",
+        false,
+    ),
+    route(Service::Snow, Method::GET, "/tasks", "ListTasks", false),
+    route(
+        Service::Snow,
+        Method::GET,
+        "/executions",
+        "ListExecutions",
+        false,
+    ),
+    route(
+        Service::Snow,
+        Method::POST,
+        "/task/{}/execution/{}",
+        "DescribeExecution",
+        false,
+    ),
+    route(
+        Service::Snow,
+        Method::POST,
+        "/task/{}/cancel",
+        "CancelTask",
+        true,
+    ),
+];
+
+/// Finds the route and decodes its path parameters.
+fn find_route(
+    service: Service,
+    method: &Method,
+    path: &str,
+) -> Option<(&'static Route, Vec<String>)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|r| r.service == service && r.method == *method)
+        .find_map(|r| {
+            let pattern: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+            if pattern.len() != segments.len() {
+                return None;
+            }
+            let mut params = Vec::new();
+            for (p, s) in pattern.iter().zip(&segments) {
+                if *p == "{}" {
+                    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+                    if decoded.is_empty() {
+                        return None;
+                    }
+                    params.push(decoded.into_owned());
+                } else if p != s {
+                    return None;
+                }
+            }
+            Some((r, params))
+        })
+}
+
+pub(super) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: back off rather than spin.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let shared = shared.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            // A handler that must drop its connection (a simulated network fault) says so here.
+            let kill = Arc::new(Notify::new());
+            let service = {
+                let kill = kill.clone();
+                service_fn(move |req| handle(shared.clone(), kill.clone(), req))
+            };
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// What the faults decided for one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// 500 before the call takes effect.
+    FailBefore,
+    /// 500 after the call took effect: the client cannot tell which of the two it got.
+    FailAfter,
+    /// The call takes effect, then the connection is closed without an answer.
+    Drop,
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    if path.starts_with("/_fleetdeck/") {
+        return Ok(admin(&shared, &parts.method, &path, &request_id));
+    }
+
+    let config = &shared.config;
+    let delay = config.latency + config.jitter.mul_f64(roll(&shared));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let e = serialization("the request body could not be read or is larger than 1 MiB");
+            return Ok(e.into_response(None, &request_id));
+        }
+    };
+
+    let (label, outcome) = call(&shared, &parts, &body, &request_id);
+    let status = match &outcome {
+        Outcome::Answer(r) => r.status(),
+        Outcome::Drop => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+    };
+    if config.verbose {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let shown = if matches!(outcome, Outcome::Drop) {
+            "dropped".to_string()
+        } else {
+            status.as_u16().to_string()
+        };
+        println!("{label} {shown} {ms:.1}ms");
+    }
+    match outcome {
+        Outcome::Answer(response) => Ok(response),
+        Outcome::Drop => {
+            kill.notify_one();
+            std::future::pending().await
+        }
+    }
+}
+
+enum Outcome {
+    Answer(Response<Full<Bytes>>),
+    Drop,
+}
+
+/// Authenticates, routes and runs one API call; returns a label for the log and the outcome.
+fn call(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    request_id: &str,
+) -> (String, Outcome) {
+    let config = &shared.config;
+    let mut label = format!("{} {}", parts.method, parts.uri.path());
+    let fail = |e: ApiError, service: Option<Service>| {
+        Outcome::Answer(e.into_response(service, request_id))
+    };
+
+    let scope = match auth::verify(
+        parts,
+        body,
+        &config.access_key_id,
+        &config.secret_access_key,
+        SystemTime::now(),
+    ) {
+        Ok(scope) => scope,
+        Err(e) => return (label, fail(e, None)),
+    };
+    let service = scope.service;
+    label = format!("{} {} {}", service.signing_name(), scope.region, label);
+    if !config.regions.contains(&scope.region) {
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            format!(
+                "This simulator serves {}; the request was signed for {}.",
+                config.regions.join(", "),
+                scope.region
+            ),
+        );
+        return (label, fail(e, Some(service)));
+    }
+    let Some((route, params)) = find_route(service, &parts.method, parts.uri.path()) else {
+        return (label, fail(ApiError::unknown_operation(), Some(service)));
+    };
+    label = format!(
+        "{} {} {}",
+        service.signing_name(),
+        scope.region,
+        route.operation
+    );
+
+    if service == Service::Panorama && config.quotas == QuotaMode::Aws {
+        let admitted = shared
+            .quotas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(
+                &scope.region,
+                route.operation == "CreateJobForDevices",
+                Instant::now(),
+            );
+        if !admitted {
+            return (label, fail(ApiError::throttled(), Some(service)));
+        }
+    }
+
+    let fault = decide_fault(shared, route.mutating);
+    if fault == Fault::FailBefore {
+        return (label, fail(ApiError::internal(), Some(service)));
+    }
+    let request = match ApiRequest::parse(params, parts.uri.query(), body) {
+        Ok(r) => r,
+        Err(e) => return (label, fail(e, Some(service))),
+    };
+    let result = {
+        let mut world = shared.world();
+        run(
+            &mut world,
+            &scope.region,
+            service,
+            route.operation,
+            &request,
+        )
+    };
+    let outcome = match (result, fault) {
+        (_, Fault::Drop) => Outcome::Drop,
+        (Ok(_), Fault::FailAfter) => fail(ApiError::internal(), Some(service)),
+        (Ok(value), _) => Outcome::Answer(json_response(StatusCode::OK, &value, request_id)),
+        (Err(e), _) => fail(e, Some(service)),
+    };
+    (label, outcome)
+}
+
+fn roll(shared: &Shared) -> f64 {
+    shared
+        .faults
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .random::<f64>()
+}
+
+fn decide_fault(shared: &Shared, mutating: bool) -> Fault {
+    let config = &shared.config;
+    let mut rng = shared.faults.lock().unwrap_or_else(PoisonError::into_inner);
+    if config.error_rate > 0.0 && rng.random::<f64>() < config.error_rate {
+        // Half of the failures of a mutating call happen after it took effect.
+        return if mutating && rng.random_bool(0.5) {
+            Fault::FailAfter
+        } else {
+            Fault::FailBefore
+        };
+    }
+    if config.drop_rate > 0.0 && rng.random::<f64>() < config.drop_rate {
+        return Fault::Drop;
+    }
+    Fault::None
+}
+
+fn run(
+    world: &mut World,
+    region: &str,
+    service: Service,
+    operation: &str,
+    req: &ApiRequest,
+) -> ApiResult {
+    let now = world.clock.now();
+    let World {
+        rng,
+        ledger,
+        regions,
+        ..
+    } = world;
+    let Some(fleet) = regions.get_mut(region) else {
+        return Err(ApiError::internal());
+    };
+    fleet.panorama.advance(now);
+    fleet.snow.advance(now);
+    let mut ctx = Ctx {
+        now,
+        region,
+        rng,
+        ledger,
+    };
+    match (service, operation) {
+        (Service::Panorama, "ListDevices") => fleet.panorama.list_devices(req, now),
+        (Service::Panorama, "DescribeDevice") => fleet.panorama.describe_device(req, now),
+        (Service::Panorama, "CreateJobForDevices") => fleet.panorama.create_job(req, &mut ctx),
+        (Service::Panorama, "ListDevicesJobs") => fleet.panorama.list_jobs(req),
+        (Service::Panorama, "DescribeDeviceJob") => fleet.panorama.describe_job(req, now),
+        (Service::Snow, "ListDevices") => fleet.snow.list_devices(req),
+        (Service::Snow, "DescribeDevice") => fleet.snow.describe_device(req, now),
+        (Service::Snow, "CreateTask") => fleet.snow.create_task(req, &mut ctx),
+        (Service::Snow, "DescribeTask") => fleet.snow.describe_task(req, now),
+        (Service::Snow, "ListTasks") => fleet.snow.list_tasks(req, now),
+        (Service::Snow, "ListExecutions") => fleet.snow.list_executions(req, now),
+        (Service::Snow, "DescribeExecution") => fleet.snow.describe_execution(req, now),
+        (Service::Snow, "CancelTask") => fleet.snow.cancel_task(req, &mut ctx),
+        _ => Err(ApiError::unknown_operation()),
+    }
+}
+
+/// Test and operator endpoints, plainly outside the AWS APIs and unsigned.
+fn admin(shared: &Shared, method: &Method, path: &str, request_id: &str) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::GET, "/_fleetdeck/ledger") => {
+            let world = shared.world();
+            json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "entries": world.ledger.entries() }),
+                request_id,
+            )
+        }
+        _ => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no such endpoint: {method} {path}"),
+        )
+        .into_response(None, request_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_by_service_method_and_path() {
+        let (r, p) =
+            find_route(Service::Snow, &Method::POST, "/task/task-1/execution/smd-2").unwrap();
+        assert_eq!(r.operation, "DescribeExecution");
+        assert_eq!(p, vec!["task-1", "smd-2"]);
+        let (r, _) = find_route(Service::Snow, &Method::POST, "/task/task-1/cancel").unwrap();
+        assert_eq!(r.operation, "CancelTask");
+        let (r, p) = find_route(Service::Panorama, &Method::GET, "/devices/device-a%2Db").unwrap();
+        assert_eq!(r.operation, "DescribeDevice");
+        assert_eq!(p, vec!["device-a-b"]);
+        // The same path belongs to one service only.
+        assert!(find_route(Service::Snow, &Method::GET, "/devices").is_none());
+        assert!(find_route(Service::Panorama, &Method::DELETE, "/jobs").is_none());
+    }
+}
