@@ -125,6 +125,11 @@ impl SimHandle {
         self.shared.world().ledger.entries().to_vec()
     }
 
+    /// Moves simulated time forward at once, so a test can step a job through its states.
+    pub fn advance_clock(&self, seconds: f64) {
+        self.shared.world().clock.advance(seconds);
+    }
+
     /// Stops accepting, closes open connections and waits for the server task to end.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);

@@ -167,10 +167,10 @@ impl Panorama {
                 return true;
             }
             let device = &mut devices[job.device];
-            if job.timeline.final_state() == "COMPLETED" {
-                if let Some(v) = &job.image_version {
-                    device.current_software = v.clone();
-                }
+            if job.timeline.final_state() == "COMPLETED"
+                && let Some(v) = &job.image_version
+            {
+                device.current_software = v.clone();
             }
             device.last_updated = job.timeline.end();
             device.active_job = None;
@@ -185,10 +185,10 @@ impl Panorama {
         if !d.online {
             return "OFFLINE";
         }
-        if let Some(j) = d.active_job {
-            if self.jobs[j].timeline.state_at(now) == "REBOOTING" {
-                return "REBOOTING";
-            }
+        if let Some(j) = d.active_job
+            && self.jobs[j].timeline.state_at(now) == "REBOOTING"
+        {
+            return "REBOOTING";
         }
         if d.current_software != self.latest {
             return "UPDATE_NEEDED";

@@ -216,9 +216,8 @@ async fn handle(
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    if path.starts_with("/_fleetdeck/") {
-        return Ok(admin(&shared, &parts.method, &path, &request_id));
+    if parts.uri.path().starts_with("/_fleetdeck/") {
+        return Ok(admin(&shared, &parts, &request_id));
     }
 
     let config = &shared.config;
@@ -420,7 +419,8 @@ fn run(
 }
 
 /// Test and operator endpoints, plainly outside the AWS APIs and unsigned.
-fn admin(shared: &Shared, method: &Method, path: &str, request_id: &str) -> Response<Full<Bytes>> {
+fn admin(shared: &Shared, parts: &http::request::Parts, request_id: &str) -> Response<Full<Bytes>> {
+    let (method, path) = (&parts.method, parts.uri.path());
     match (method, path) {
         (&Method::GET, "/_fleetdeck/ledger") => {
             let world = shared.world();

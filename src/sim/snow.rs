@@ -382,17 +382,17 @@ impl Snow {
             (verb, &description, &tags, &targets).hash(&mut h);
             h.finish()
         };
-        if let Some(t) = &token {
-            if let Some(&existing) = self.by_token.get(t) {
-                let task = &self.tasks[existing];
-                if task.fingerprint != fingerprint {
-                    return Err(ApiError::validation(format!(
-                        "clientToken {t} was already used for task {} with different parameters",
-                        task.id
-                    )));
-                }
-                return Ok(json!({ "taskId": task.id, "taskArn": task.arn }));
+        if let Some(t) = &token
+            && let Some(&existing) = self.by_token.get(t)
+        {
+            let task = &self.tasks[existing];
+            if task.fingerprint != fingerprint {
+                return Err(ApiError::validation(format!(
+                    "clientToken {t} was already used for task {} with different parameters",
+                    task.id
+                )));
             }
+            return Ok(json!({ "taskId": task.id, "taskArn": task.arn }));
         }
         let devices = targets
             .iter()
@@ -572,19 +572,15 @@ impl Snow {
                     "Task {task_id} has no execution on managed device {device_id}"
                 ))
             })?;
-        let started =
-            exec.timeline.state_at(now) != "QUEUED" && exec.timeline.final_state() != "REJECTED";
         Ok(object([
             ("executionId", exec.id.clone().into()),
             ("lastUpdatedAt", epoch(exec.timeline.changed_at(now))),
             ("managedDeviceId", device_id.clone().into()),
             (
                 "startedAt",
-                if started {
-                    epoch(exec.timeline.start())
-                } else {
-                    Value::Null
-                },
+                exec.timeline
+                    .entered("IN_PROGRESS", now)
+                    .map_or(Value::Null, epoch),
             ),
             ("state", exec.timeline.state_at(now).into()),
             ("taskId", task.id.clone().into()),

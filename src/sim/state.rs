@@ -17,6 +17,8 @@ pub struct Clock {
     started: Instant,
     epoch_at_start: f64,
     speed: f64,
+    /// Simulated seconds skipped by `advance`, for tests that step time instead of waiting.
+    skipped: f64,
 }
 
 impl Clock {
@@ -28,11 +30,16 @@ impl Clock {
             started: Instant::now(),
             epoch_at_start,
             speed,
+            skipped: 0.0,
         }
     }
 
     pub fn now(&self) -> f64 {
-        self.epoch_at_start + self.started.elapsed().as_secs_f64() * self.speed
+        self.epoch_at_start + self.started.elapsed().as_secs_f64() * self.speed + self.skipped
+    }
+
+    pub fn advance(&mut self, seconds: f64) {
+        self.skipped += seconds.max(0.0);
     }
 
     pub fn start(&self) -> f64 {
@@ -87,6 +94,14 @@ impl Timeline {
     pub fn cut(&mut self, t: f64, state: &'static str) {
         self.steps.retain(|(start, _)| *start <= t);
         self.steps.push((t, state));
+    }
+
+    /// When the timeline entered `state`, if it has by `t`.
+    pub fn entered(&self, state: &str, t: f64) -> Option<f64> {
+        self.steps
+            .iter()
+            .find(|(start, s)| *s == state && *start <= t)
+            .map(|(start, _)| *start)
     }
 
     /// The last time the state changed at or before `t`.
