@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -50,29 +51,28 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     let handle = sim::start(sim_config(args)?).await?;
-    println!(
-        "fleetdeck sim: AWS Panorama and AWS Snow Device Management on {}",
-        handle.endpoint
-    );
-    println!("  regions: {}", handle.regions.join(", "));
-    println!("  sign requests with these credentials:");
-    println!("    export AWS_ACCESS_KEY_ID={}", handle.access_key_id);
-    println!(
-        "    export AWS_SECRET_ACCESS_KEY={}",
-        handle.secret_access_key
-    );
-    println!("    export AWS_REGION={}", handle.regions[0]);
-    println!("  then, for example:");
-    println!(
-        "    aws panorama list-devices --endpoint-url {}",
-        handle.endpoint
-    );
-    println!(
-        "    aws snow-device-management list-devices --endpoint-url {}",
-        handle.endpoint
-    );
-    println!("  test ledger: GET {}/_fleetdeck/ledger", handle.endpoint);
-    println!("Ctrl-C stops.");
+    let endpoint = &handle.endpoint;
+    let region = &handle.regions[0];
+    let banner = [
+        format!("fleetdeck sim: AWS Panorama and AWS Snow Device Management on {endpoint}"),
+        format!("  regions: {}", handle.regions.join(", ")),
+        "  sign requests with these credentials:".to_string(),
+        format!("    export AWS_ACCESS_KEY_ID={}", handle.access_key_id),
+        format!(
+            "    export AWS_SECRET_ACCESS_KEY={}",
+            handle.secret_access_key
+        ),
+        format!("    export AWS_REGION={region} AWS_DEFAULT_REGION={region}"),
+        "  then, for example:".to_string(),
+        format!("    aws panorama list-devices --endpoint-url {endpoint}"),
+        format!("    aws snow-device-management list-devices --endpoint-url {endpoint}"),
+        format!("  test ledger: GET {endpoint}/_fleetdeck/ledger"),
+        "Ctrl-C stops.".to_string(),
+    ];
+    // Written, not printed: a closed stdout (`fleetdeck sim | head`) must not stop the server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", banner.join("\n")).and_then(|()| out.flush());
+    drop(out);
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;

@@ -3,6 +3,7 @@
 //! handed to the service's handler under the world lock.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -234,18 +235,14 @@ async fn handle(
     };
 
     let (label, outcome) = call(&shared, &parts, &body, &request_id);
-    let status = match &outcome {
-        Outcome::Answer(r) => r.status(),
-        Outcome::Drop => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-    };
     if config.verbose {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let shown = if matches!(outcome, Outcome::Drop) {
-            "dropped".to_string()
-        } else {
-            status.as_u16().to_string()
+        let status = match &outcome {
+            Outcome::Answer(r) => r.status().as_u16().to_string(),
+            Outcome::Drop => "dropped".to_string(),
         };
-        println!("{label} {shown} {ms:.1}ms");
+        // A closed stdout must not take the server down with it.
+        let _ = writeln!(std::io::stdout(), "{label} {status} {ms:.1}ms");
     }
     match outcome {
         Outcome::Answer(response) => Ok(response),
@@ -427,6 +424,26 @@ fn admin(shared: &Shared, parts: &http::request::Parts, request_id: &str) -> Res
             json_response(
                 StatusCode::OK,
                 &serde_json::json!({ "entries": world.ledger.entries() }),
+                request_id,
+            )
+        }
+        (&Method::POST, "/_fleetdeck/clock/advance") => {
+            let seconds = parts
+                .uri
+                .query()
+                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "seconds"))
+                .and_then(|(_, v)| v.parse::<f64>().ok());
+            let Some(seconds) = seconds.filter(|s| *s >= 0.0) else {
+                return ApiError::validation(
+                    "give ?seconds=N, a number of simulated seconds (0 or more)",
+                )
+                .into_response(None, request_id);
+            };
+            let mut world = shared.world();
+            world.clock.advance(seconds);
+            json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "now": world.clock.now() }),
                 request_id,
             )
         }

@@ -1,0 +1,211 @@
+//! The `aws` CLI against the real `fleetdeck sim` binary, as a user would drive them:
+//! list devices, create a Panorama job and a Snow task, and poll both to completion.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+struct Sim {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim() -> Sim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["sim", "--listen", "127.0.0.1:0", "--quotas", "off"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("fleetdeck sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the banner");
+    let endpoint = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no endpoint in the banner: {first}"))
+        .to_string();
+    Sim { child, endpoint }
+}
+
+/// Runs `aws SERVICE ARGS... --endpoint-url E --output json` with the simulator's credentials
+/// and nothing from the user's own AWS configuration.
+fn aws(sim: &Sim, args: &[&str]) -> Value {
+    let output = Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", &sim.endpoint, "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", fleetdeck::sim::DEFAULT_ACCESS_KEY_ID)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            fleetdeck::sim::DEFAULT_SECRET_ACCESS_KEY,
+        )
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .expect("the aws CLI is installed (.ci/run installs awscli if it is missing)");
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// Steps the simulator's clock through its own endpoint, instead of waiting.
+fn advance(sim: &Sim, seconds: u32) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/_fleetdeck/clock/advance?seconds={seconds}",
+        sim.endpoint
+    );
+    let status = runtime.block_on(async {
+        let client: HttpClient<_, Empty<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build_http();
+        let request = http::Request::post(url).body(Empty::new()).unwrap();
+        client
+            .request(request)
+            .await
+            .expect("the clock endpoint answers")
+            .status()
+    });
+    assert!(status.is_success(), "advancing the clock: {status}");
+}
+
+fn poll<F: Fn() -> Option<String>>(sim: &Sim, what: &str, done: &[&str], state: F) -> String {
+    let mut last = String::new();
+    for _ in 0..40 {
+        if let Some(s) = state() {
+            if done.contains(&s.as_str()) {
+                return s;
+            }
+            last = s;
+        }
+        advance(sim, 60);
+    }
+    panic!("{what} did not finish; last state {last}");
+}
+
+#[test]
+fn the_aws_cli_runs_a_panorama_job_and_a_snow_task_to_completion() {
+    let sim = start_sim();
+
+    let devices = aws(&sim, &["panorama", "list-devices"]);
+    let devices = devices["Devices"].as_array().expect("Devices");
+    assert_eq!(devices.len(), 14);
+    let behind = devices
+        .iter()
+        .find(|d| {
+            d["DeviceAggregatedStatus"] == "UPDATE_NEEDED" && d["CurrentSoftware"] == "5.0.10"
+        })
+        .expect("an appliance a minor update behind");
+    let device_id = behind["DeviceId"].as_str().unwrap();
+
+    let created = aws(
+        &sim,
+        &[
+            "panorama",
+            "create-job-for-devices",
+            "--device-ids",
+            device_id,
+            "--job-type",
+            "OTA",
+            "--device-job-config",
+            r#"{"OTAJobConfig":{"ImageVersion":"5.0.21"}}"#,
+        ],
+    );
+    let job_id = created["Jobs"][0]["JobId"]
+        .as_str()
+        .expect("JobId")
+        .to_string();
+    let end = poll(&sim, "the OTA job", &["COMPLETED", "FAILED"], || {
+        aws(
+            &sim,
+            &["panorama", "describe-device-job", "--job-id", &job_id],
+        )["Status"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(end, "COMPLETED");
+    let device = aws(
+        &sim,
+        &["panorama", "describe-device", "--device-id", device_id],
+    );
+    assert_eq!(device["CurrentSoftware"], "5.0.21");
+    assert_eq!(device["DeviceAggregatedStatus"], "ONLINE");
+
+    let snow = aws(&sim, &["snow-device-management", "list-devices"]);
+    let first = snow["devices"][0]["managedDeviceId"]
+        .as_str()
+        .expect("a device")
+        .to_string();
+    let task = aws(
+        &sim,
+        &[
+            "snow-device-management",
+            "create-task",
+            "--targets",
+            &first,
+            "--command",
+            r#"{"unlock":{}}"#,
+            "--description",
+            "Unlock for site visit",
+        ],
+    );
+    let task_id = task["taskId"].as_str().expect("taskId").to_string();
+    let end = poll(&sim, "the unlock task", &["COMPLETED", "CANCELED"], || {
+        aws(
+            &sim,
+            &[
+                "snow-device-management",
+                "describe-task",
+                "--task-id",
+                &task_id,
+            ],
+        )["state"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(end, "COMPLETED");
+    let executions = aws(
+        &sim,
+        &[
+            "snow-device-management",
+            "list-executions",
+            "--task-id",
+            &task_id,
+        ],
+    );
+    assert_eq!(executions["executions"][0]["state"], "SUCCEEDED");
+    let d = aws(
+        &sim,
+        &[
+            "snow-device-management",
+            "describe-device",
+            "--managed-device-id",
+            &first,
+        ],
+    );
+    assert_eq!(d["deviceState"], "UNLOCKED");
+}
