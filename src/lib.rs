@@ -1,5 +1,10 @@
 //! fleetdeck: operate fleets of AWS Panorama appliances and AWS Snow devices, with a
 //! simulator of both services for demos, tests and life after Panorama's end.
 
+pub mod app;
+pub mod aws;
 pub mod cli;
+pub mod fleet;
+pub mod keymap;
 pub mod sim;
+pub mod worker;

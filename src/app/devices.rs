@@ -1,0 +1,307 @@
+//! The devices list: rows from both services, filter, sort, marks and the cursor. A refresh
+//! replaces rows in place, so none of these is lost when new data arrives.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::fleet::{Device, DeviceKey, Service, version_key};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortColumn {
+    Service,
+    Name,
+    Status,
+    Current,
+    Available,
+    Latest,
+    Tags,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 7] = [
+        Self::Service,
+        Self::Name,
+        Self::Status,
+        Self::Current,
+        Self::Available,
+        Self::Latest,
+        Self::Tags,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+            Self::Name => "Name",
+            Self::Status => "Status",
+            Self::Current => "Current",
+            Self::Available => "Available",
+            Self::Latest => "Latest job/task",
+            Self::Tags => "Tags",
+        }
+    }
+
+    fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Devices {
+    rows: Vec<Device>,
+    index: HashMap<DeviceKey, usize>,
+    /// Indices into `rows` of what the filter lets through, in sort order.
+    view: Vec<usize>,
+    pub cursor: usize,
+    pub marks: HashSet<DeviceKey>,
+    pub filter: String,
+    pub sort: Option<SortColumn>,
+    pub reverse: bool,
+    /// Services whose listing is under way.
+    pub loading: HashSet<Service>,
+}
+
+impl Devices {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn shown(&self) -> usize {
+        self.view.len()
+    }
+
+    /// The shown row at view position `i`.
+    pub fn row(&self, i: usize) -> Option<&Device> {
+        self.view.get(i).map(|&r| &self.rows[r])
+    }
+
+    pub fn current(&self) -> Option<&Device> {
+        self.row(self.cursor)
+    }
+
+    pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
+        self.index.get(key).map(|&i| &self.rows[i])
+    }
+
+    pub fn count(&self, service: Service) -> usize {
+        self.rows.iter().filter(|d| d.service == service).count()
+    }
+
+    /// Adds new devices and merges news into known ones.
+    pub fn upsert(&mut self, devices: Vec<Device>) {
+        for d in devices {
+            match self.index.get(&d.key()) {
+                Some(&i) => self.rows[i].merge(d),
+                None => {
+                    self.index.insert(d.key(), self.rows.len());
+                    self.rows.push(d);
+                }
+            }
+        }
+        self.rebuild();
+    }
+
+    /// A complete listing of `service`: devices it no longer holds go.
+    pub fn retain_listed(&mut self, service: Service, ids: &[String]) {
+        let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let at = self.current().map(Device::key);
+        let before = self.rows.len();
+        self.rows
+            .retain(|d| d.service != service || listed.contains(d.id.as_str()));
+        if self.rows.len() != before {
+            self.index = self
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.key(), i))
+                .collect();
+            self.marks.retain(|k| self.index.contains_key(k));
+            self.rebuild_at(at);
+        }
+    }
+
+    pub fn set_filter(&mut self, filter: String) {
+        self.filter = filter;
+        self.rebuild();
+    }
+
+    pub fn cycle_sort(&mut self) {
+        self.sort = Some(self.sort.map_or(SortColumn::Service, SortColumn::next));
+        self.rebuild();
+    }
+
+    pub fn toggle_reverse(&mut self) {
+        self.reverse = !self.reverse;
+        self.rebuild();
+    }
+
+    pub fn toggle_mark(&mut self) {
+        if let Some(key) = self.current().map(Device::key)
+            && !self.marks.remove(&key)
+        {
+            self.marks.insert(key);
+        }
+    }
+
+    pub fn mark_all_shown(&mut self) {
+        let keys: Vec<DeviceKey> = self.view.iter().map(|&i| self.rows[i].key()).collect();
+        self.marks.extend(keys);
+    }
+
+    /// The devices an action applies to: the marked ones, or else the one under the cursor.
+    pub fn selection(&self) -> Vec<&Device> {
+        if self.marks.is_empty() {
+            return self.current().into_iter().collect();
+        }
+        let mut out: Vec<&Device> = self
+            .rows
+            .iter()
+            .filter(|d| self.marks.contains(&d.key()))
+            .collect();
+        out.sort_by_key(|d| (d.service, d.label().to_string()));
+        out
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        if self.view.is_empty() {
+            self.cursor = 0;
+            return;
+        }
+        let last = self.view.len() as isize - 1;
+        self.cursor = (self.cursor as isize + delta).clamp(0, last) as usize;
+    }
+
+    pub fn to_end(&mut self) {
+        self.cursor = self.view.len().saturating_sub(1);
+    }
+
+    fn matches(&self, d: &Device) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let needle = self.filter.to_lowercase();
+        [
+            d.label(),
+            d.id.as_str(),
+            d.status.as_str(),
+            d.service.label(),
+        ]
+        .iter()
+        .any(|h| h.to_lowercase().contains(&needle))
+            || d.tags_text().to_lowercase().contains(&needle)
+    }
+
+    /// Recomputes the view and keeps the cursor on the same device.
+    fn rebuild(&mut self) {
+        let at = self.current().map(Device::key);
+        self.rebuild_at(at);
+    }
+
+    fn rebuild_at(&mut self, at: Option<DeviceKey>) {
+        let mut view: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| self.matches(&self.rows[i]))
+            .collect();
+        if let Some(column) = self.sort {
+            let rows = &self.rows;
+            view.sort_by(|&a, &b| compare(&rows[a], &rows[b], column));
+        }
+        if self.reverse {
+            view.reverse();
+        }
+        self.view = view;
+        self.cursor = at
+            .and_then(|k| self.view.iter().position(|&i| self.rows[i].key() == k))
+            .unwrap_or_else(|| self.cursor.min(self.view.len().saturating_sub(1)));
+    }
+}
+
+fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
+    let version = |v: &Option<String>| v.as_deref().map(version_key).unwrap_or_default();
+    let primary = match column {
+        SortColumn::Service => a.service.cmp(&b.service),
+        SortColumn::Name => a.label().cmp(b.label()),
+        SortColumn::Status => a.status.cmp(&b.status),
+        SortColumn::Current => version(&a.current_software).cmp(&version(&b.current_software)),
+        SortColumn::Available => {
+            version(&a.available_software).cmp(&version(&b.available_software))
+        }
+        SortColumn::Latest => a.latest.cmp(&b.latest),
+        SortColumn::Tags => a.tags_text().cmp(&b.tags_text()),
+    };
+    primary.then_with(|| a.label().cmp(b.label()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(service: Service, id: &str, status: &str) -> Device {
+        let mut d = Device::new(service, id);
+        d.status = status.into();
+        d
+    }
+
+    #[test]
+    fn refresh_keeps_cursor_marks_filter_and_sort() {
+        let mut list = Devices::default();
+        list.upsert(vec![
+            device(Service::Panorama, "p-b", "ONLINE"),
+            device(Service::Panorama, "p-a", "OFFLINE"),
+            device(Service::Snow, "s-a", "LOCKED"),
+        ]);
+        list.cycle_sort(); // by service
+        list.cycle_sort(); // by name
+        list.move_by(-10);
+        assert_eq!(list.current().unwrap().id, "p-a");
+        list.move_by(1);
+        list.toggle_mark();
+        let marked = list.current().unwrap().key();
+        list.set_filter("p-".into());
+        assert_eq!(list.shown(), 2);
+
+        let mut newer = device(Service::Panorama, "p-b", "REBOOTING");
+        newer.current_software = Some("5.0.21".into());
+        list.upsert(vec![newer, device(Service::Panorama, "p-0", "ONLINE")]);
+        assert_eq!(
+            list.current().unwrap().key(),
+            marked,
+            "the cursor stays on its device"
+        );
+        assert_eq!(list.current().unwrap().status, "REBOOTING");
+        assert!(list.marks.contains(&marked));
+        assert_eq!(list.filter, "p-");
+        assert_eq!(list.shown(), 3);
+    }
+
+    #[test]
+    fn a_complete_listing_drops_devices_that_are_gone() {
+        let mut list = Devices::default();
+        list.upsert(vec![
+            device(Service::Snow, "s1", "LOCKED"),
+            device(Service::Snow, "s2", "LOCKED"),
+        ]);
+        list.move_by(1);
+        list.toggle_mark();
+        list.retain_listed(Service::Snow, &["s1".to_string()]);
+        assert_eq!(list.len(), 1);
+        assert!(list.marks.is_empty());
+        assert_eq!(list.cursor, 0);
+    }
+
+    #[test]
+    fn selection_is_the_marks_or_the_cursor() {
+        let mut list = Devices::default();
+        list.upsert(vec![
+            device(Service::Snow, "s1", ""),
+            device(Service::Snow, "s2", ""),
+        ]);
+        assert_eq!(list.selection().len(), 1);
+        list.mark_all_shown();
+        assert_eq!(list.selection().len(), 2);
+        list.set_filter("s2".into());
+        assert_eq!(list.selection().len(), 2, "marks outlive the filter");
+    }
+}

@@ -1,0 +1,201 @@
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::fleet::Operation;
+use crate::worker::OpUpdate;
+
+fn connection() -> Connection {
+    Connection {
+        profile: "demo".into(),
+        region: "us-east-1".into(),
+        panorama_endpoint: "http://127.0.0.1:1".into(),
+        snow_endpoint: "http://127.0.0.1:1".into(),
+        demo: true,
+    }
+}
+
+fn app_with_fleet() -> App {
+    let mut app = App::new(connection(), false, Instant::now());
+    let mut devices = Vec::new();
+    for (id, current, available, status) in [
+        ("p1", "5.0.10", "5.0.21", "UPDATE_NEEDED"),
+        ("p2", "4.3.93", "5.0.21", "UPDATE_NEEDED"),
+        ("p3", "5.0.21", "5.0.21", "ONLINE"),
+    ] {
+        let mut d = Device::new(Service::Panorama, id);
+        d.name = Some(format!("cam-{id}"));
+        d.current_software = Some(current.into());
+        d.available_software = Some(available.into());
+        d.status = status.into();
+        devices.push(d);
+    }
+    for (id, state) in [("s1", "LOCKED"), ("s2", "UNLOCKED")] {
+        let mut d = Device::new(Service::Snow, id);
+        d.status = state.into();
+        devices.push(d);
+    }
+    update(
+        &mut app,
+        Msg::Worker(Event::DevicesPage(Service::Panorama, devices)),
+    );
+    app
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
+    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn typing(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn marking_three_and_pressing_o_runs_an_ota_after_confirmation() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.devices.marks.len(), 3);
+    press(&mut app, KeyCode::Char('o'));
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the OTA form opens")
+    };
+    assert_eq!(form.image_version.value(), "5.0.21");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char(' ')); // allow the major bump of p2
+    press(&mut app, KeyCode::Enter);
+    let Some(Overlay::Confirm(confirm)) = &app.overlay else {
+        panic!("the confirmation opens")
+    };
+    // p3 is already on 5.0.21: named and skipped.
+    assert_eq!(confirm.plan.panorama.len(), 2);
+    assert_eq!(confirm.plan.skipped.len(), 1);
+    let commands = press(&mut app, KeyCode::Char('y'));
+    let [Command::Dispatch { plan, ops }] = commands.as_slice() else {
+        panic!("one dispatch: {commands:?}")
+    };
+    assert_eq!(ops.len(), 2);
+    assert_eq!(
+        plan.operation,
+        Operation::Ota {
+            image_version: "5.0.21".into(),
+            allow_major: true
+        }
+    );
+    assert_eq!(app.results.rows.len(), 2);
+    assert!(app.results.rows.iter().all(|r| r.state == "QUEUED"));
+    assert!(app.devices.marks.is_empty());
+    assert_eq!(app.focus, Pane::Results);
+}
+
+#[test]
+fn worker_updates_move_result_rows_to_their_end() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.results.in_flight(), 1);
+    let sent = OpUpdate {
+        state: "SENT".into(),
+        resource_id: Some("job-1".into()),
+        error: None,
+        done: false,
+    };
+    update(&mut app, Msg::Worker(Event::Op(0, sent)));
+    assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
+    let done = OpUpdate {
+        state: "COMPLETED".into(),
+        resource_id: None,
+        error: None,
+        done: true,
+    };
+    update(&mut app, Msg::Worker(Event::Op(0, done)));
+    assert_eq!(app.results.in_flight(), 0);
+    assert_eq!(app.results.counts(), vec![("COMPLETED".to_string(), 1)]);
+    assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
+}
+
+#[test]
+fn quitting_with_work_in_flight_asks_first_and_ctrl_c_does_not() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit);
+    assert!(matches!(app.overlay, Some(Overlay::Quit)));
+    press(&mut app, KeyCode::Char('n'));
+    assert!(!app.quit && app.overlay.is_none());
+    update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(app.quit);
+}
+
+#[test]
+fn filter_narrows_and_escape_clears() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('/'));
+    typing(&mut app, "locked");
+    assert_eq!(app.devices.shown(), 2, "LOCKED and UNLOCKED both match");
+    press(&mut app, KeyCode::Enter);
+    assert!(app.filter_input.is_none());
+    assert_eq!(app.devices.filter, "locked");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.devices.shown(), 5);
+}
+
+#[test]
+fn unlock_on_panorama_only_refuses_to_submit() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('u'));
+    press(&mut app, KeyCode::Enter);
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the form stays open")
+    };
+    assert!(
+        form.refused
+            .as_deref()
+            .unwrap()
+            .contains("none of these devices")
+    );
+}
+
+#[test]
+fn enter_opens_details_and_asks_the_worker() {
+    let mut app = app_with_fleet();
+    let commands = press(&mut app, KeyCode::Enter);
+    assert!(matches!(commands.as_slice(), [Command::Describe(k)] if k.id == "p1"));
+    assert!(matches!(app.overlay, Some(Overlay::Details(_))));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn cancel_applies_to_snow_rows_with_a_task() {
+    let mut app = app_with_fleet();
+    app.devices.move_by(3); // s1
+    press(&mut app, KeyCode::Char('u'));
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        press(&mut app, KeyCode::Char('c')).is_empty(),
+        "no task id yet"
+    );
+    let sent = OpUpdate {
+        state: "SENT".into(),
+        resource_id: Some("task-1".into()),
+        error: None,
+        done: false,
+    };
+    update(&mut app, Msg::Worker(Event::Op(0, sent)));
+    let commands = press(&mut app, KeyCode::Char('c'));
+    assert!(
+        matches!(commands.as_slice(), [Command::CancelTask { task_id }] if task_id == "task-1")
+    );
+}

@@ -1,0 +1,207 @@
+//! Where calls go and with which credentials: aws-config's default chain (profile, region,
+//! endpoint flags and the standard AWS_* variables), or the in-process simulator in demo mode.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_types::region::Region;
+
+use super::ApiError;
+
+/// What the operator asked for on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Where calls go, as the status bar shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub profile: String,
+    pub region: String,
+    pub panorama_endpoint: String,
+    pub snow_endpoint: String,
+    pub demo: bool,
+}
+
+/// The SDK clients the worker owns. Panorama is absent where its calls would reach AWS's own
+/// endpoint, since AWS ended the service.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub panorama: Option<aws_sdk_panorama::Client>,
+    pub snow: aws_sdk_snowdevicemanagement::Client,
+}
+
+impl Clients {
+    pub fn panorama(&self) -> Result<&aws_sdk_panorama::Client, ApiError> {
+        self.panorama.as_ref().ok_or_else(ApiError::panorama_ended)
+    }
+}
+
+/// Per attempt and per operation; the SDK sets none by default.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+}
+
+pub fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(250))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// What can be said before any configuration is loaded: flags and environment only, so the
+/// first frame never waits.
+pub fn first_guess(target: &Target) -> Connection {
+    let region = target
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "(from profile)".into());
+    let profile = target
+        .profile
+        .clone()
+        .or_else(|| env("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".into());
+    let (panorama_endpoint, snow_endpoint) = endpoints(target, None, &region);
+    Connection {
+        profile,
+        region,
+        panorama_endpoint,
+        snow_endpoint,
+        demo: false,
+    }
+}
+
+/// The endpoint each service's calls go to: the flag, the service's own variable, the general
+/// variable or profile setting, or AWS's default endpoint for the region.
+fn endpoints(target: &Target, configured: Option<&str>, region: &str) -> (String, String) {
+    let general = target
+        .endpoint_url
+        .clone()
+        .or_else(|| configured.map(str::to_string));
+    let pick = |service_var: &str, default_host: &str| {
+        target
+            .endpoint_url
+            .clone()
+            .or_else(|| env(service_var))
+            .or_else(|| general.clone())
+            .unwrap_or_else(|| format!("https://{default_host}.{region}.amazonaws.com"))
+    };
+    (
+        pick("AWS_ENDPOINT_URL_PANORAMA", "panorama"),
+        pick(
+            "AWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT",
+            "snow-device-management",
+        ),
+    )
+}
+
+fn is_aws_endpoint(url: &str) -> bool {
+    url.contains(".amazonaws.com")
+}
+
+/// Loads configuration through aws-config's default chain. Credentials are resolved lazily by
+/// the SDK, so missing ones surface as an error on the first call, not here.
+pub async fn load(target: &Target) -> (Clients, Connection) {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retries())
+        .timeout_config(timeouts());
+    if let Some(p) = &target.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = &target.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(e) = &target.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let config = loader.load().await;
+    let region = config
+        .region()
+        .map_or_else(|| "(no region)".to_string(), |r| r.to_string());
+    let (panorama_endpoint, snow_endpoint) = endpoints(target, config.endpoint_url(), &region);
+    let panorama =
+        (!is_aws_endpoint(&panorama_endpoint)).then(|| aws_sdk_panorama::Client::new(&config));
+    let connection = Connection {
+        profile: target
+            .profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".into()),
+        region,
+        panorama_endpoint,
+        snow_endpoint,
+        demo: false,
+    };
+    let clients = Clients {
+        panorama,
+        snow: aws_sdk_snowdevicemanagement::Client::new(&config),
+    };
+    (clients, connection)
+}
+
+/// Clients for the in-process simulator: its endpoint and key pair, nothing from the
+/// environment.
+pub fn demo(endpoint: &str, region: &str, access_key: &str, secret: &str) -> (Clients, Connection) {
+    let credentials = Credentials::new(access_key, secret, None, None, "fleetdeck-demo");
+    let config = aws_types::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
+        .retry_config(retries())
+        .timeout_config(timeouts())
+        .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep"))
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .build();
+    let clients = Clients {
+        panorama: Some(aws_sdk_panorama::Client::new(&config)),
+        snow: aws_sdk_snowdevicemanagement::Client::new(&config),
+    };
+    let connection = Connection {
+        profile: "demo".into(),
+        region: region.into(),
+        panorama_endpoint: endpoint.into(),
+        snow_endpoint: endpoint.into(),
+        demo: true,
+    };
+    (clients, connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_endpoints_are_recognised() {
+        assert!(is_aws_endpoint("https://panorama.us-east-1.amazonaws.com"));
+        assert!(!is_aws_endpoint("http://127.0.0.1:4580"));
+    }
+
+    #[test]
+    fn the_flag_wins_for_both_services() {
+        let target = Target {
+            endpoint_url: Some("http://127.0.0.1:4580".into()),
+            ..Target::default()
+        };
+        let (p, s) = endpoints(&target, Some("http://elsewhere"), "us-east-1");
+        assert_eq!(p, "http://127.0.0.1:4580");
+        assert_eq!(s, "http://127.0.0.1:4580");
+    }
+}

@@ -1,0 +1,15 @@
+//! The SDK boundary: loading configuration through aws-config, and translating between SDK
+//! types and fleetdeck's own. Only this module and `worker` see SDK types.
+
+pub mod config;
+pub mod error;
+pub mod panorama;
+pub mod snow;
+
+pub use config::{Clients, Connection, Target};
+pub use error::{ApiError, ErrorKind};
+
+/// restJson timestamps as the UI shows them: seconds since the epoch.
+fn epoch(t: Option<&aws_smithy_types::DateTime>) -> Option<f64> {
+    t.map(|t| t.as_secs_f64())
+}

@@ -1,0 +1,179 @@
+//! AWS Panorama calls, translated to and from fleet types.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_panorama::Client;
+use aws_sdk_panorama::types::{DeviceJobConfig, JobType, OtaJobConfig};
+
+use super::{ApiError, epoch};
+use crate::fleet::{Device, Operation, Service};
+
+/// At most this many appliances per ListDevices page (the model's limit).
+pub const PAGE_SIZE: i32 = 25;
+
+fn tags(map: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn latest(job: Option<&aws_sdk_panorama::types::LatestDeviceJob>) -> Option<String> {
+    let job = job?;
+    let kind = job.job_type().map_or("job", |t| t.as_str());
+    let status = job.status().map_or("?", |s| s.as_str());
+    Some(format!("{kind} {status}"))
+}
+
+/// One page of appliances, and the token for the next.
+pub async fn list_devices(
+    client: &Client,
+    token: Option<String>,
+) -> Result<(Vec<Device>, Option<String>), ApiError> {
+    let out = client
+        .list_devices()
+        .max_results(PAGE_SIZE)
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let devices = out
+        .devices()
+        .iter()
+        .filter_map(|d| {
+            let mut device = Device::new(Service::Panorama, d.device_id()?);
+            device.name = d.name().map(str::to_string);
+            device.status = d
+                .device_aggregated_status()
+                .map_or("", |s| s.as_str())
+                .to_string();
+            device.current_software = d.current_software().map(str::to_string);
+            device.latest = latest(d.latest_device_job());
+            device.tags = tags(d.tags());
+            Some(device)
+        })
+        .collect();
+    Ok((devices, out.next_token().map(str::to_string)))
+}
+
+pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiError> {
+    let d = client
+        .describe_device()
+        .device_id(id)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let mut device = Device::new(Service::Panorama, id);
+    device.name = d.name().map(str::to_string);
+    device.status = d
+        .device_aggregated_status()
+        .map_or("", |s| s.as_str())
+        .to_string();
+    device.connection = d.device_connection_status().map(|s| s.as_str().to_string());
+    device.current_software = d.current_software().map(str::to_string);
+    device.available_software = d.latest_software().map(str::to_string);
+    device.latest = latest(d.latest_device_job());
+    device.tags = tags(d.tags());
+    Ok(device)
+}
+
+/// One CreateJobForDevices for one appliance; returns the job id.
+pub async fn create_job(
+    client: &Client,
+    device: &str,
+    operation: &Operation,
+) -> Result<String, ApiError> {
+    let request = client.create_job_for_devices().device_ids(device);
+    let request = match operation {
+        Operation::Ota {
+            image_version,
+            allow_major,
+        } => {
+            let ota = OtaJobConfig::builder()
+                .image_version(image_version)
+                .allow_major_version_update(*allow_major)
+                .build()
+                .map_err(|e| {
+                    ApiError::new(
+                        super::ErrorKind::Validation,
+                        "InvalidRequest",
+                        e.to_string(),
+                    )
+                })?;
+            request
+                .job_type(JobType::Ota)
+                .device_job_config(DeviceJobConfig::builder().ota_job_config(ota).build())
+        }
+        Operation::Reboot => request.job_type(JobType::Reboot),
+        Operation::Unlock => {
+            return Err(ApiError::new(
+                super::ErrorKind::Validation,
+                "InvalidRequest",
+                "unlock is a Snow operation",
+            ));
+        }
+    };
+    // No idempotency token exists for this call: never let the SDK resend it on its own.
+    let out = request
+        .customize()
+        .config_override(
+            aws_sdk_panorama::Config::builder()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    out.jobs()
+        .first()
+        .and_then(|j| j.job_id())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::new(
+                super::ErrorKind::Other,
+                "EmptyResponse",
+                "CreateJobForDevices returned no job",
+            )
+        })
+}
+
+/// The appliance's job history, newest first, as lines for the details view.
+pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+    let mut jobs = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_devices_jobs()
+            .device_id(device)
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        jobs.extend(out.device_jobs().iter().cloned());
+        token = out.next_token().map(str::to_string);
+        if token.is_none() || jobs.len() >= 100 {
+            break;
+        }
+    }
+    jobs.sort_by(|a, b| {
+        epoch(b.created_time())
+            .partial_cmp(&epoch(a.created_time()))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut lines = Vec::new();
+    for job in jobs.iter().take(10) {
+        let Some(id) = job.job_id() else { continue };
+        let detail = client
+            .describe_device_job()
+            .job_id(id)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        lines.push(format!(
+            "{}  {:<6} {:<11} {}",
+            id,
+            detail.job_type().map_or("?", |t| t.as_str()),
+            detail.status().map_or("?", |s| s.as_str()),
+            detail.image_version().unwrap_or(""),
+        ));
+    }
+    Ok(lines)
+}

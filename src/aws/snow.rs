@@ -1,0 +1,185 @@
+//! AWS Snow Device Management calls, translated to and from fleet types.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_snowdevicemanagement::Client;
+use aws_sdk_snowdevicemanagement::types::{Command, Reboot, Unlock};
+
+use super::{ApiError, ErrorKind, epoch};
+use crate::fleet::{Device, Operation, Service, SnowOptions};
+
+pub const PAGE_SIZE: i32 = 100;
+
+fn tags(map: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// "seen 3m ago": how long since the device last reached out.
+fn seen(at: Option<f64>) -> Option<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let ago = (now - at?).max(0.0) as u64;
+    Some(match ago {
+        0..60 => format!("seen {ago}s ago"),
+        60..3600 => format!("seen {}m ago", ago / 60),
+        3600..86_400 => format!("seen {}h ago", ago / 3600),
+        _ => format!("seen {}d ago", ago / 86_400),
+    })
+}
+
+pub async fn list_devices(
+    client: &Client,
+    token: Option<String>,
+) -> Result<(Vec<Device>, Option<String>), ApiError> {
+    let out = client
+        .list_devices()
+        .max_results(PAGE_SIZE)
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let devices = out
+        .devices()
+        .iter()
+        .filter_map(|d| {
+            let mut device = Device::new(Service::Snow, d.managed_device_id()?);
+            device.tags = tags(d.tags());
+            Some(device)
+        })
+        .collect();
+    Ok((devices, out.next_token().map(str::to_string)))
+}
+
+pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiError> {
+    let d = client
+        .describe_device()
+        .managed_device_id(id)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let mut device = Device::new(Service::Snow, id);
+    device.status = d.device_state().map_or("", |s| s.as_str()).to_string();
+    device.connection = seen(epoch(d.last_reached_out_at()));
+    device.current_software = d
+        .software()
+        .and_then(|s| s.installed_version())
+        .map(str::to_string);
+    device.tags = tags(d.tags());
+    Ok(device)
+}
+
+/// One CreateTask for up to 10 targets, with fleetdeck's own client token so that retries,
+/// the SDK's or ours, cannot create a second task.
+pub async fn create_task(
+    client: &Client,
+    targets: &[String],
+    operation: &Operation,
+    options: &SnowOptions,
+    client_token: &str,
+) -> Result<String, ApiError> {
+    let command = match operation {
+        Operation::Reboot => Command::Reboot(Reboot::builder().build()),
+        Operation::Unlock => Command::Unlock(Unlock::builder().build()),
+        Operation::Ota { .. } => {
+            return Err(ApiError::new(
+                ErrorKind::Validation,
+                "InvalidRequest",
+                "an OTA is a Panorama operation",
+            ));
+        }
+    };
+    let out = client
+        .create_task()
+        .command(command)
+        .set_targets(Some(targets.to_vec()))
+        .set_description(options.description.clone())
+        .set_tags((!options.tags.is_empty()).then(|| options.tags.clone().into_iter().collect()))
+        .client_token(client_token)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    out.task_id().map(str::to_string).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Other,
+            "EmptyResponse",
+            "CreateTask returned no task id",
+        )
+    })
+}
+
+/// Every execution of a task: (managed device id, state).
+pub async fn executions(client: &Client, task: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_executions()
+            .task_id(task)
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        for e in page.executions() {
+            if let (Some(d), Some(s)) = (e.managed_device_id(), e.state()) {
+                out.push((d.to_string(), s.as_str().to_string()));
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+pub async fn cancel_task(client: &Client, task: &str) -> Result<(), ApiError> {
+    client
+        .cancel_task()
+        .task_id(task)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    Ok(())
+}
+
+/// The device's tasks, newest first (of the 50 newest tasks), as lines for the details view.
+pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+    let tasks = client
+        .list_tasks()
+        .max_results(PAGE_SIZE)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let mut lines = Vec::new();
+    for task in tasks.tasks().iter().rev().take(50) {
+        let id = task.task_id();
+        let detail = client
+            .describe_task()
+            .task_id(id)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        if !detail.targets().iter().any(|t| t == device) {
+            continue;
+        }
+        let state = executions(client, id)
+            .await?
+            .into_iter()
+            .find(|(d, _)| d == device)
+            .map_or_else(|| "?".to_string(), |(_, s)| s);
+        lines.push(format!(
+            "{id}  task {:<11} execution {:<11} {}",
+            task.state().map_or("?", |s| s.as_str()),
+            state,
+            detail.description().unwrap_or("")
+        ));
+        if lines.len() >= 10 {
+            break;
+        }
+    }
+    Ok(lines)
+}

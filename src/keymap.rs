@@ -1,0 +1,313 @@
+//! Keys to actions, as data: the event loop looks keys up here and the help overlay is
+//! generated from the same table, so the two cannot disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    NextPane,
+    PrevPane,
+    Help,
+    Close,
+    Quit,
+    ForceQuit,
+    Refresh,
+    Filter,
+    Sort,
+    SortReverse,
+    Mark,
+    MarkAll,
+    ClearMarks,
+    Open,
+    Ota,
+    Reboot,
+    Unlock,
+    CancelTask,
+}
+
+/// Where a binding applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Everywhere,
+    Devices,
+    Results,
+}
+
+pub struct Binding {
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// How the help overlay writes the keys.
+    pub shown: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+    pub help: &'static str,
+    /// Starts a call that changes devices.
+    pub mutating: bool,
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+
+const fn bind(
+    keys: &'static [(KeyCode, KeyModifiers)],
+    shown: &'static str,
+    action: Action,
+    scope: Scope,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        shown,
+        action,
+        scope,
+        help,
+        mutating: false,
+    }
+}
+
+const fn mutating(
+    keys: &'static [(KeyCode, KeyModifiers)],
+    shown: &'static str,
+    action: Action,
+    scope: Scope,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        shown,
+        action,
+        scope,
+        help,
+        mutating: true,
+    }
+}
+
+pub const BINDINGS: &[Binding] = &[
+    bind(
+        &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
+        "↑ k",
+        Action::Up,
+        Scope::Everywhere,
+        "move up",
+    ),
+    bind(
+        &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
+        "↓ j",
+        Action::Down,
+        Scope::Everywhere,
+        "move down",
+    ),
+    bind(
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        Action::PageUp,
+        Scope::Everywhere,
+        "page up",
+    ),
+    bind(
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
+        Action::PageDown,
+        Scope::Everywhere,
+        "page down",
+    ),
+    bind(
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        "g",
+        Action::Top,
+        Scope::Everywhere,
+        "first row",
+    ),
+    bind(
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE),
+        ],
+        "G",
+        Action::Bottom,
+        Scope::Everywhere,
+        "last row",
+    ),
+    bind(
+        &[(KeyCode::Tab, NONE)],
+        "Tab",
+        Action::NextPane,
+        Scope::Everywhere,
+        "next pane",
+    ),
+    bind(
+        &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
+        "Shift-Tab",
+        Action::PrevPane,
+        Scope::Everywhere,
+        "previous pane",
+    ),
+    bind(
+        &[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)],
+        "?",
+        Action::Help,
+        Scope::Everywhere,
+        "this help",
+    ),
+    bind(
+        &[(KeyCode::Esc, NONE)],
+        "Esc",
+        Action::Close,
+        Scope::Everywhere,
+        "close, clear the filter, dismiss an error",
+    ),
+    bind(
+        &[(KeyCode::Char('q'), NONE)],
+        "q",
+        Action::Quit,
+        Scope::Everywhere,
+        "quit (asks while operations are in flight)",
+    ),
+    bind(
+        &[(KeyCode::Char('c'), CTRL)],
+        "Ctrl-C",
+        Action::ForceQuit,
+        Scope::Everywhere,
+        "quit now",
+    ),
+    bind(
+        &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],
+        "R",
+        Action::Refresh,
+        Scope::Everywhere,
+        "refresh devices",
+    ),
+    bind(
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        Action::Filter,
+        Scope::Devices,
+        "filter by name, id, tag or status",
+    ),
+    bind(
+        &[(KeyCode::Char('s'), NONE)],
+        "s",
+        Action::Sort,
+        Scope::Devices,
+        "sort by the next column",
+    ),
+    bind(
+        &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
+        "S",
+        Action::SortReverse,
+        Scope::Devices,
+        "reverse the sort",
+    ),
+    bind(
+        &[(KeyCode::Char(' '), NONE)],
+        "Space",
+        Action::Mark,
+        Scope::Devices,
+        "mark or unmark a device",
+    ),
+    bind(
+        &[(KeyCode::Char('a'), NONE)],
+        "a",
+        Action::MarkAll,
+        Scope::Devices,
+        "mark every device shown",
+    ),
+    bind(
+        &[(KeyCode::Char('A'), SHIFT), (KeyCode::Char('A'), NONE)],
+        "A",
+        Action::ClearMarks,
+        Scope::Devices,
+        "clear marks",
+    ),
+    bind(
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        Action::Open,
+        Scope::Devices,
+        "device details and history",
+    ),
+    mutating(
+        &[(KeyCode::Char('o'), NONE)],
+        "o",
+        Action::Ota,
+        Scope::Devices,
+        "OTA update (Panorama)",
+    ),
+    mutating(
+        &[(KeyCode::Char('b'), NONE)],
+        "b",
+        Action::Reboot,
+        Scope::Devices,
+        "reboot (Panorama job or Snow task)",
+    ),
+    mutating(
+        &[(KeyCode::Char('u'), NONE)],
+        "u",
+        Action::Unlock,
+        Scope::Devices,
+        "unlock (Snow)",
+    ),
+    mutating(
+        &[(KeyCode::Char('c'), NONE)],
+        "c",
+        Action::CancelTask,
+        Scope::Results,
+        "cancel a Snow row's task (queued executions)",
+    ),
+];
+
+/// The action a key means in `scope`, if any.
+pub fn action(key: &KeyEvent, scope: Scope) -> Option<Action> {
+    BINDINGS
+        .iter()
+        .filter(|b| b.scope == Scope::Everywhere || b.scope == scope)
+        .find(|b| {
+            b.keys
+                .iter()
+                .any(|(code, mods)| *code == key.code && *mods == key.modifiers)
+        })
+        .map(|b| b.action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_actions_in_their_scope() {
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        assert_eq!(action(&key('j'), Scope::Devices), Some(Action::Down));
+        assert_eq!(action(&key('o'), Scope::Devices), Some(Action::Ota));
+        assert_eq!(action(&key('o'), Scope::Results), None);
+        assert_eq!(action(&key('c'), Scope::Results), Some(Action::CancelTask));
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(action(&ctrl_c, Scope::Devices), Some(Action::ForceQuit));
+    }
+
+    #[test]
+    fn no_key_means_two_things_in_one_scope() {
+        for scope in [Scope::Devices, Scope::Results] {
+            let visible: Vec<&Binding> = BINDINGS
+                .iter()
+                .filter(|b| b.scope == Scope::Everywhere || b.scope == scope)
+                .collect();
+            for (i, a) in visible.iter().enumerate() {
+                for b in &visible[i + 1..] {
+                    assert!(
+                        !a.keys.iter().any(|k| b.keys.contains(k)),
+                        "{:?} and {:?} share a key",
+                        a.action,
+                        b.action
+                    );
+                }
+            }
+        }
+    }
+}

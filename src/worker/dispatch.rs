@@ -1,0 +1,144 @@
+//! Carrying out a plan: bounded concurrency, Panorama one appliance per call at no more than
+//! one create a second, Snow up to 10 targets per task under a client token of our own.
+//! A call that may have taken effect is never sent again blindly.
+
+use std::time::Duration;
+
+use super::{Internal, OpId, OpUpdate, Worker};
+use crate::aws::{self, ApiError, ErrorKind};
+use crate::fleet::{DeviceKey, Plan};
+
+/// How often a call refused for certain (throttled, not sent) is tried again.
+const ATTEMPTS: u32 = 5;
+
+fn update(
+    state: &str,
+    resource_id: Option<String>,
+    error: Option<ApiError>,
+    done: bool,
+) -> OpUpdate {
+    OpUpdate {
+        state: state.to_string(),
+        resource_id,
+        error,
+        done,
+    }
+}
+
+pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>) {
+    let op_of = |key: &DeviceKey| ops.iter().find(|(_, k)| k == key).map(|(op, _)| *op);
+    for key in &plan.panorama {
+        let Some(op) = op_of(key) else { continue };
+        let (clients, limits, tx) = (
+            worker.clients.clone(),
+            worker.limits.clone(),
+            worker.internal.clone(),
+        );
+        let operation = plan.operation.clone();
+        let device = key.id.clone();
+        worker.tasks.spawn(async move {
+            let _permit = limits.calls.acquire().await;
+            let client = match clients.panorama() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Internal::Op(op, update("FAILED", None, Some(e), true)));
+                    return;
+                }
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                limits.panorama_create.until_ready().await;
+                limits.panorama_all.until_ready().await;
+                let _ = tx.send(Internal::Op(op, update("SENDING", None, None, false)));
+                match aws::panorama::create_job(client, &device, &operation).await {
+                    Ok(job) => {
+                        let _ = tx.send(Internal::PanoramaJob {
+                            device: device.clone(),
+                            op,
+                        });
+                        let _ = tx.send(Internal::Op(op, update("SENT", Some(job), None, false)));
+                        return;
+                    }
+                    Err(e) if e.certainly_not_applied() && retryable(&e) && attempt < ATTEMPTS => {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    Err(e) if e.certainly_not_applied() => {
+                        let _ = tx.send(Internal::Op(op, update("FAILED", None, Some(e), true)));
+                        return;
+                    }
+                    Err(e) => {
+                        // The job may exist: say so rather than risk a second one.
+                        let _ =
+                            tx.send(Internal::Op(op, update("UNCONFIRMED", None, Some(e), true)));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    for batch in &plan.snow_batches {
+        let batch_ops: Vec<(String, OpId)> = batch
+            .iter()
+            .filter_map(|k| op_of(k).map(|op| (k.id.clone(), op)))
+            .collect();
+        let (clients, limits, tx) = (
+            worker.clients.clone(),
+            worker.limits.clone(),
+            worker.internal.clone(),
+        );
+        let (operation, options) = (plan.operation.clone(), plan.snow.clone());
+        // Chosen before the first send and reused on every retry: the service then creates
+        // the task at most once.
+        let token = uuid::Uuid::new_v4().to_string();
+        worker.tasks.spawn(async move {
+            let _permit = limits.calls.acquire().await;
+            let targets: Vec<String> = batch_ops.iter().map(|(d, _)| d.clone()).collect();
+            let report = |state: &str, id: Option<String>, error: Option<ApiError>, done: bool| {
+                for (_, op) in &batch_ops {
+                    let _ = tx.send(Internal::Op(
+                        *op,
+                        update(state, id.clone(), error.clone(), done),
+                    ));
+                }
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                report("SENDING", None, None, false);
+                match aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token)
+                    .await
+                {
+                    Ok(task) => {
+                        let _ = tx.send(Internal::SnowTask {
+                            task: task.clone(),
+                            ops: batch_ops.clone(),
+                        });
+                        report("SENT", Some(task), None, false);
+                        return;
+                    }
+                    // The same token makes a resend safe whatever happened to the first.
+                    Err(e) if retryable(&e) && attempt < ATTEMPTS => {
+                        tokio::time::sleep(backoff(attempt)).await
+                    }
+                    Err(e) => {
+                        report("FAILED", None, Some(e), true);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn retryable(e: &ApiError) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::Throttled | ErrorKind::NotSent | ErrorKind::Ambiguous | ErrorKind::Timeout
+    )
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt.min(5)))
+}

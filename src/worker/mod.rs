@@ -1,0 +1,506 @@
+//! The background task: it owns the SDK clients, carries out plans, and polls what is in
+//! flight. It talks to the UI only through `Command`s in and `Event`s out.
+
+mod dispatch;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::aws::{self, ApiError, Clients, Connection, Target};
+use crate::fleet::{Device, DeviceKey, Plan, Service};
+
+pub type OpId = usize;
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Reload both services' devices. A refresh asked for while one runs is folded into it.
+    Refresh,
+    /// Read one device's details and history.
+    Describe(DeviceKey),
+    /// Carry out a plan; each target has the result row `OpId`.
+    Dispatch {
+        plan: Plan,
+        ops: Vec<(OpId, DeviceKey)>,
+    },
+    CancelTask {
+        task_id: String,
+    },
+}
+
+/// A result row's news: its state, the job or task id once known, and an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpUpdate {
+    pub state: String,
+    pub resource_id: Option<String>,
+    pub error: Option<ApiError>,
+    /// True once the state is final.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Configuration is loaded: calls go here.
+    Connected(Connection),
+    /// A listing of one service begins; pages follow.
+    ListingStarted(Service),
+    DevicesPage(Service, Vec<Device>),
+    /// The listing is complete: these are all the service's devices.
+    ListingDone(Service, Vec<String>),
+    ListingFailed(Service, ApiError),
+    /// A fuller read of one device (DescribeDevice).
+    DeviceUpdated(Device),
+    Details {
+        key: DeviceKey,
+        device: Result<Device, ApiError>,
+        history: Result<Vec<String>, ApiError>,
+    },
+    Op(OpId, OpUpdate),
+    /// Passing news for the status line.
+    Notice(String),
+    /// An error the operator must see until dismissed.
+    Failure(String),
+}
+
+/// Where the clients come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The in-process simulator: endpoint, region, key pair.
+    Demo {
+        endpoint: String,
+        region: String,
+        access_key: String,
+        secret: String,
+    },
+    Aws(Target),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub concurrency: usize,
+    /// Background refresh of the devices list.
+    pub refresh_every: Duration,
+    /// How often what is in flight is polled.
+    pub poll_every: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            refresh_every: Duration::from_secs(30),
+            poll_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Panorama's per-account quotas, kept on our side so polling and dispatch together stay
+/// inside them: 5 requests/s overall, 1 CreateJobForDevices/s.
+pub struct Limits {
+    pub panorama_all: DefaultDirectRateLimiter,
+    pub panorama_create: DefaultDirectRateLimiter,
+    pub calls: Semaphore,
+}
+
+impl Limits {
+    fn new(concurrency: usize) -> Self {
+        let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Self {
+            panorama_all: RateLimiter::direct(per_second(5)),
+            panorama_create: RateLimiter::direct(per_second(1)),
+            calls: Semaphore::new(concurrency.max(1)),
+        }
+    }
+
+    pub async fn panorama_read(&self) {
+        self.panorama_all.until_ready().await;
+    }
+}
+
+/// What the worker's own sub-tasks report back to it.
+enum Internal {
+    Page(Service, Vec<Device>),
+    ListingDone(Service, Vec<String>),
+    ListingFailed(Service, ApiError),
+    Described(Device),
+    PanoramaJob {
+        device: String,
+        op: OpId,
+    },
+    SnowTask {
+        task: String,
+        ops: Vec<(String, OpId)>,
+    },
+    Executions {
+        task: String,
+        states: Vec<(String, String)>,
+    },
+    Op(OpId, OpUpdate),
+}
+
+pub fn spawn(
+    source: Source,
+    settings: Settings,
+) -> (
+    mpsc::UnboundedSender<Command>,
+    mpsc::UnboundedReceiver<Event>,
+) {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(source, settings, cmd_rx, event_tx));
+    (cmd_tx, event_rx)
+}
+
+struct Worker {
+    clients: Clients,
+    limits: Arc<Limits>,
+    events: mpsc::UnboundedSender<Event>,
+    internal: mpsc::UnboundedSender<Internal>,
+    tasks: JoinSet<()>,
+    listing: HashSet<Service>,
+    list_again: bool,
+    described: HashSet<DeviceKey>,
+    /// Panorama appliance id → the result row of the job sent to it.
+    panorama_jobs: HashMap<String, OpId>,
+    /// Snow task id → its targets' result rows.
+    snow_tasks: HashMap<String, Vec<(String, OpId)>>,
+    polling: HashSet<String>,
+}
+
+async fn run(
+    source: Source,
+    settings: Settings,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    // Loading configuration may read files or probe for credentials: it happens here, after
+    // the first frame, never on the UI's path.
+    let (clients, connection) = match &source {
+        Source::Demo {
+            endpoint,
+            region,
+            access_key,
+            secret,
+        } => aws::config::demo(endpoint, region, access_key, secret),
+        Source::Aws(target) => aws::config::load(target).await,
+    };
+    if clients.panorama.is_none() {
+        let _ = events.send(Event::Failure(format!(
+            "{}. Snow Device Management keeps working.",
+            ApiError::panorama_ended().message
+        )));
+    }
+    let _ = events.send(Event::Connected(connection));
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut worker = Worker {
+        clients,
+        limits: Arc::new(Limits::new(settings.concurrency)),
+        events,
+        internal,
+        tasks: JoinSet::new(),
+        listing: HashSet::new(),
+        list_again: false,
+        described: HashSet::new(),
+        panorama_jobs: HashMap::new(),
+        snow_tasks: HashMap::new(),
+        polling: HashSet::new(),
+    };
+    worker.refresh();
+    let mut refresh = tokio::time::interval(settings.refresh_every);
+    refresh.tick().await;
+    let mut poll = tokio::time::interval(settings.poll_every);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(c) => worker.command(c),
+                None => break,
+            },
+            Some(news) = internal_rx.recv() => worker.internal(news),
+            _ = refresh.tick() => worker.refresh(),
+            _ = poll.tick() => worker.poll(),
+            Some(_) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {}
+        }
+    }
+    worker.tasks.abort_all();
+}
+
+impl Worker {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Refresh => self.refresh(),
+            Command::Describe(key) => self.describe(key),
+            Command::Dispatch { plan, ops } => {
+                dispatch::start(self, plan, ops);
+            }
+            Command::CancelTask { task_id } => self.cancel(task_id),
+        }
+    }
+
+    fn internal(&mut self, news: Internal) {
+        match news {
+            Internal::Page(service, devices) => {
+                if service == Service::Panorama {
+                    self.panorama_progress(&devices);
+                }
+                for d in &devices {
+                    if !self.described.contains(&d.key()) || service == Service::Snow {
+                        self.describe_quietly(d.key());
+                    }
+                }
+                self.emit(Event::DevicesPage(service, devices));
+            }
+            Internal::ListingDone(service, ids) => {
+                self.listing.remove(&service);
+                self.emit(Event::ListingDone(service, ids));
+                if self.listing.is_empty() && std::mem::take(&mut self.list_again) {
+                    self.refresh();
+                }
+            }
+            Internal::ListingFailed(service, error) => {
+                self.listing.remove(&service);
+                self.emit(Event::ListingFailed(service, error));
+            }
+            Internal::Described(device) => {
+                self.described.insert(device.key());
+                self.emit(Event::DeviceUpdated(device));
+            }
+            Internal::PanoramaJob { device, op } => {
+                self.panorama_jobs.insert(device, op);
+            }
+            Internal::SnowTask { task, ops } => {
+                self.snow_tasks.insert(task, ops);
+            }
+            Internal::Executions { task, states } => self.snow_progress(task, states),
+            Internal::Op(op, update) => self.emit(Event::Op(op, update)),
+        }
+    }
+
+    /// A Panorama appliance's LatestDeviceJob is the job fleetdeck sent it: follow it.
+    fn panorama_progress(&mut self, devices: &[Device]) {
+        for d in devices {
+            let Some(&op) = self.panorama_jobs.get(&d.id) else {
+                continue;
+            };
+            let Some(latest) = &d.latest else { continue };
+            let state = latest.rsplit(' ').next().unwrap_or(latest).to_string();
+            let done = matches!(state.as_str(), "COMPLETED" | "FAILED");
+            if done {
+                self.panorama_jobs.remove(&d.id);
+            }
+            self.emit(Event::Op(
+                op,
+                OpUpdate {
+                    state,
+                    resource_id: None,
+                    error: None,
+                    done,
+                },
+            ));
+        }
+    }
+
+    fn snow_progress(&mut self, task: String, states: Vec<(String, String)>) {
+        self.polling.remove(&task);
+        let Some(ops) = self.snow_tasks.get(&task) else {
+            return;
+        };
+        let mut all_done = true;
+        let mut finished = Vec::new();
+        for (device, op) in ops {
+            let Some((_, state)) = states.iter().find(|(d, _)| d == device) else {
+                all_done = false;
+                continue;
+            };
+            let done = !matches!(state.as_str(), "QUEUED" | "IN_PROGRESS");
+            all_done &= done;
+            if done {
+                finished.push(device.clone());
+            }
+            self.emit(Event::Op(
+                *op,
+                OpUpdate {
+                    state: state.clone(),
+                    resource_id: None,
+                    error: None,
+                    done,
+                },
+            ));
+        }
+        // A finished execution changed the device (an unlock): read it again.
+        for device in finished {
+            self.describe_quietly(DeviceKey::new(Service::Snow, device));
+        }
+        if all_done {
+            self.snow_tasks.remove(&task);
+        }
+    }
+
+    fn refresh(&mut self) {
+        if !self.listing.is_empty() {
+            self.list_again = true;
+            return;
+        }
+        for service in [Service::Panorama, Service::Snow] {
+            if service == Service::Panorama && self.clients.panorama.is_none() {
+                continue;
+            }
+            self.listing.insert(service);
+            self.emit(Event::ListingStarted(service));
+            let clients = self.clients.clone();
+            let limits = self.limits.clone();
+            let tx = self.internal.clone();
+            self.tasks.spawn(list(service, clients, limits, tx));
+        }
+    }
+
+    /// Polls what is in flight: Panorama through ListDevices pages (LatestDeviceJob), Snow
+    /// through ListExecutions per task. A poll still running is not stacked on.
+    fn poll(&mut self) {
+        if !self.panorama_jobs.is_empty() && !self.listing.contains(&Service::Panorama) {
+            self.listing.insert(Service::Panorama);
+            let (clients, limits, tx) = (
+                self.clients.clone(),
+                self.limits.clone(),
+                self.internal.clone(),
+            );
+            self.tasks
+                .spawn(list(Service::Panorama, clients, limits, tx));
+        }
+        let due: Vec<String> = self
+            .snow_tasks
+            .keys()
+            .filter(|t| !self.polling.contains(*t))
+            .cloned()
+            .collect();
+        for task in due {
+            self.polling.insert(task.clone());
+            let client = self.clients.snow.clone();
+            let tx = self.internal.clone();
+            self.tasks.spawn(async move {
+                if let Ok(states) = aws::snow::executions(&client, &task).await {
+                    let _ = tx.send(Internal::Executions { task, states });
+                } else {
+                    let _ = tx.send(Internal::Executions {
+                        task,
+                        states: Vec::new(),
+                    });
+                }
+            });
+        }
+    }
+
+    fn describe_quietly(&mut self, key: DeviceKey) {
+        let (clients, limits, tx) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.internal.clone(),
+        );
+        self.tasks.spawn(async move {
+            let _permit = limits.calls.acquire().await;
+            let device = match key.service {
+                Service::Panorama => {
+                    let Ok(client) = clients.panorama() else {
+                        return;
+                    };
+                    limits.panorama_read().await;
+                    aws::panorama::describe_device(client, &key.id).await
+                }
+                Service::Snow => aws::snow::describe_device(&clients.snow, &key.id).await,
+            };
+            if let Ok(device) = device {
+                let _ = tx.send(Internal::Described(device));
+            }
+        });
+    }
+
+    fn describe(&mut self, key: DeviceKey) {
+        let (clients, limits, events) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.events.clone(),
+        );
+        self.tasks.spawn(async move {
+            let (device, history) = match key.service {
+                Service::Panorama => match clients.panorama() {
+                    Err(e) => (Err(e.clone()), Err(e)),
+                    Ok(client) => {
+                        limits.panorama_read().await;
+                        let device = aws::panorama::describe_device(client, &key.id).await;
+                        limits.panorama_read().await;
+                        (device, aws::panorama::history(client, &key.id).await)
+                    }
+                },
+                Service::Snow => (
+                    aws::snow::describe_device(&clients.snow, &key.id).await,
+                    aws::snow::history(&clients.snow, &key.id).await,
+                ),
+            };
+            let _ = events.send(Event::Details {
+                key,
+                device,
+                history,
+            });
+        });
+    }
+
+    fn cancel(&mut self, task: String) {
+        let client = self.clients.snow.clone();
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let event = match aws::snow::cancel_task(&client, &task).await {
+                Ok(()) => Event::Notice(format!(
+                    "CancelTask {task}: its queued executions are canceled"
+                )),
+                Err(e) => Event::Failure(format!("CancelTask {task} failed: {e}")),
+            };
+            let _ = events.send(event);
+        });
+    }
+}
+
+async fn list(
+    service: Service,
+    clients: Clients,
+    limits: Arc<Limits>,
+    tx: mpsc::UnboundedSender<Internal>,
+) {
+    let mut token = None;
+    let mut ids = Vec::new();
+    loop {
+        let page = match service {
+            Service::Panorama => match clients.panorama() {
+                Err(e) => Err(e),
+                Ok(client) => {
+                    limits.panorama_read().await;
+                    aws::panorama::list_devices(client, token.take()).await
+                }
+            },
+            Service::Snow => aws::snow::list_devices(&clients.snow, token.take()).await,
+        };
+        match page {
+            Err(e) => {
+                let _ = tx.send(Internal::ListingFailed(service, e));
+                return;
+            }
+            Ok((devices, next)) => {
+                ids.extend(devices.iter().map(|d| d.id.clone()));
+                let _ = tx.send(Internal::Page(service, devices));
+                token = next;
+            }
+        }
+        if token.is_none() {
+            let _ = tx.send(Internal::ListingDone(service, ids));
+            return;
+        }
+    }
+}
