@@ -15,7 +15,36 @@ use crate::sim;
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub tui: TuiArgs,
+}
+
+/// The terminal UI (no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct TuiArgs {
+    /// Run against a simulator started in-process with the demo fleet; nothing leaves this machine.
+    #[arg(long)]
+    pub demo: bool,
+    /// How many times faster than real time the demo's simulated time runs.
+    #[arg(long, default_value_t = crate::tui::DEMO_SPEED, requires = "demo")]
+    pub demo_speed: f64,
+    /// The AWS profile to use (default: AWS_PROFILE, then "default").
+    #[arg(long, conflicts_with = "demo")]
+    pub profile: Option<String>,
+    /// The AWS region (default: AWS_REGION, then the profile's).
+    #[arg(long, conflicts_with = "demo")]
+    pub region: Option<String>,
+    /// Send both services' calls here (also: AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_PANORAMA,
+    /// AWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT).
+    #[arg(long, conflicts_with = "demo")]
+    pub endpoint_url: Option<String>,
+    /// How many calls may be under way at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Seconds between background refreshes of the devices list.
+    #[arg(long, default_value_t = 30)]
+    pub refresh_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

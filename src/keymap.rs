@@ -161,14 +161,14 @@ pub const BINDINGS: &[Binding] = &[
         "Esc",
         Action::Close,
         Scope::Everywhere,
-        "close, clear the filter, dismiss an error",
+        "close; clear filter or error",
     ),
     bind(
         &[(KeyCode::Char('q'), NONE)],
         "q",
         Action::Quit,
         Scope::Everywhere,
-        "quit (asks while operations are in flight)",
+        "quit (asks if work in flight)",
     ),
     bind(
         &[(KeyCode::Char('c'), CTRL)],
@@ -189,14 +189,14 @@ pub const BINDINGS: &[Binding] = &[
         "/",
         Action::Filter,
         Scope::Devices,
-        "filter by name, id, tag or status",
+        "filter: name, id, tag, status",
     ),
     bind(
         &[(KeyCode::Char('s'), NONE)],
         "s",
         Action::Sort,
         Scope::Devices,
-        "sort by the next column",
+        "sort by next column",
     ),
     bind(
         &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
@@ -210,14 +210,14 @@ pub const BINDINGS: &[Binding] = &[
         "Space",
         Action::Mark,
         Scope::Devices,
-        "mark or unmark a device",
+        "mark / unmark device",
     ),
     bind(
         &[(KeyCode::Char('a'), NONE)],
         "a",
         Action::MarkAll,
         Scope::Devices,
-        "mark every device shown",
+        "mark all shown",
     ),
     bind(
         &[(KeyCode::Char('A'), SHIFT), (KeyCode::Char('A'), NONE)],
@@ -231,7 +231,7 @@ pub const BINDINGS: &[Binding] = &[
         "Enter",
         Action::Open,
         Scope::Devices,
-        "device details and history",
+        "details and history",
     ),
     mutating(
         &[(KeyCode::Char('o'), NONE)],
@@ -245,7 +245,7 @@ pub const BINDINGS: &[Binding] = &[
         "b",
         Action::Reboot,
         Scope::Devices,
-        "reboot (Panorama job or Snow task)",
+        "reboot (Panorama or Snow)",
     ),
     mutating(
         &[(KeyCode::Char('u'), NONE)],
@@ -259,7 +259,7 @@ pub const BINDINGS: &[Binding] = &[
         "c",
         Action::CancelTask,
         Scope::Results,
-        "cancel a Snow row's task (queued executions)",
+        "cancel Snow task (queued)",
     ),
 ];
 

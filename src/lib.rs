@@ -7,4 +7,6 @@ pub mod cli;
 pub mod fleet;
 pub mod keymap;
 pub mod sim;
+pub mod tui;
+pub mod ui;
 pub mod worker;

@@ -13,7 +13,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Sim(args) => runtime.block_on(run_sim(args)),
+        Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
+        None => runtime.block_on(fleetdeck::tui::run(cli.tui)),
     }
 }
 

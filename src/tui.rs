@@ -1,0 +1,109 @@
+//! The terminal program: one `select!` over terminal events, worker events, a tick and exit
+//! signals; `app::update` for every message, `ui::draw` after it. Nothing here awaits the
+//! network: the worker does that.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+
+use crate::app::{self, App, Msg};
+use crate::aws::{self, Connection, Target};
+use crate::cli::TuiArgs;
+use crate::sim::{self, SimConfig};
+use crate::ui;
+use crate::worker::{self, Settings, Source};
+
+/// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
+pub const DEMO_SPEED: f64 = 30.0;
+
+pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
+    let settings = Settings {
+        concurrency: usize::from(args.concurrency),
+        refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
+        ..Settings::default()
+    };
+    // The demo's simulator starts in-process on loopback before the first frame: it is
+    // local and quick, and its endpoint belongs in that frame's status bar.
+    let (source, connection, _sim) = if args.demo {
+        let handle = sim::start(SimConfig {
+            speed: args.demo_speed,
+            ..SimConfig::default()
+        })
+        .await
+        .context("the demo simulator did not start")?;
+        let region = handle.regions[0].clone();
+        let source = Source::Demo {
+            endpoint: handle.endpoint.clone(),
+            region: region.clone(),
+            access_key: handle.access_key_id.clone(),
+            secret: handle.secret_access_key.clone(),
+        };
+        let connection = Connection {
+            profile: "demo".into(),
+            region,
+            panorama_endpoint: handle.endpoint.clone(),
+            snow_endpoint: handle.endpoint.clone(),
+            demo: true,
+        };
+        (source, connection, Some(handle))
+    } else {
+        let target = Target {
+            profile: args.profile.clone(),
+            region: args.region.clone(),
+            endpoint_url: args.endpoint_url.clone(),
+        };
+        let connection = aws::config::first_guess(&target);
+        (Source::Aws(target), connection, None)
+    };
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let app = App::new(connection, color, Instant::now());
+
+    // ratatui::init also installs a panic hook that restores the terminal first.
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let result = event_loop(&mut terminal, app, source, settings).await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    mut app: App,
+    source: Source,
+    settings: Settings,
+) -> anyhow::Result<()> {
+    let (commands, mut events) = worker::spawn(source, settings);
+    let mut terminal_events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    if let Ok(size) = terminal.size() {
+        app::update(&mut app, Msg::Resize(size.width, size.height));
+    }
+    terminal.draw(|f| ui::draw(&app, f))?;
+    loop {
+        let msg = tokio::select! {
+            event = terminal_events.next() => match event {
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => Msg::Key(key),
+                Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e).context("reading the terminal failed"),
+                None => return Ok(()),
+            },
+            Some(event) = events.recv() => Msg::Worker(event),
+            _ = tick.tick() => Msg::Tick(Instant::now()),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => return Ok(()),
+        };
+        app::update(&mut app, Msg::Tick(Instant::now()));
+        for command in app::update(&mut app, msg) {
+            let _ = commands.send(command);
+        }
+        if app.quit {
+            return Ok(());
+        }
+        terminal.draw(|f| ui::draw(&app, f))?;
+    }
+}

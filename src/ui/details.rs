@@ -1,0 +1,63 @@
+//! A device's details (DescribeDevice) and its job or task history.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::theme::Theme;
+use crate::app::Details;
+
+pub fn draw(details: &Details, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = super::dialog(frame, area, 90, 22);
+    let mut lines = Vec::new();
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:<12}"), theme.header()),
+            Span::raw(value),
+        ])
+    };
+    if let Some(d) = &details.device {
+        lines.push(field("Id", d.id.clone()));
+        lines.push(field("Name", d.label().to_string()));
+        lines.push(field("Status", d.status.clone()));
+        if let Some(c) = &d.connection {
+            lines.push(field("Connection", c.clone()));
+        }
+        lines.push(field(
+            "Software",
+            d.current_software.clone().unwrap_or_default(),
+        ));
+        if let Some(a) = &d.available_software {
+            lines.push(field("Available", a.clone()));
+        }
+        lines.push(field(
+            "Latest",
+            d.latest.clone().unwrap_or_else(|| "none".into()),
+        ));
+        lines.push(field("Tags", d.tags_text()));
+    }
+    if let Some(e) = &details.error {
+        lines.push(Line::from(Span::styled(e.clone(), theme.error())));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "History (newest first)",
+        theme.title(),
+    )));
+    match &details.history {
+        None => lines.push(Line::from(Span::styled("loading…", theme.dim()))),
+        Some(Err(e)) => lines.push(Line::from(Span::styled(e.clone(), theme.error()))),
+        Some(Ok(h)) if h.is_empty() => {
+            lines.push(Line::from(Span::styled("no jobs or tasks", theme.dim())))
+        }
+        Some(Ok(h)) => lines.extend(h.iter().map(|l| Line::from(l.clone()))),
+    }
+    let block = Block::bordered().title(format!(" {} · Esc closes ", details.key));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}

@@ -1,0 +1,122 @@
+//! The devices table: both services, only the visible page of rows built.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+
+use super::theme::Theme;
+use crate::app::{App, Pane};
+use crate::fleet::Service;
+
+pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let list = &app.devices;
+    let mut title = vec![Span::styled(
+        format!(
+            " Devices {} ({} Panorama, {} Snow) ",
+            list.len(),
+            list.count(Service::Panorama),
+            list.count(Service::Snow)
+        ),
+        theme.title(),
+    )];
+    if list.shown() != list.len() {
+        title.push(Span::raw(format!("· {} shown ", list.shown())));
+    }
+    if !list.marks.is_empty() {
+        title.push(Span::styled(
+            format!("· {} marked ", list.marks.len()),
+            theme.marked(),
+        ));
+    }
+    if !list.filter.is_empty() {
+        title.push(Span::raw(format!("· filter \"{}\" ", list.filter)));
+    }
+    if let Some(sort) = list.sort {
+        let arrow = if list.reverse { "↑" } else { "↓" };
+        title.push(Span::raw(format!("· sort {} {arrow} ", sort.title())));
+    }
+    if !list.loading.is_empty() {
+        title.push(Span::styled(
+            format!("{} loading ", super::spinner(app)),
+            theme.warn(),
+        ));
+    }
+    let block = Block::bordered()
+        .title(Line::from(title))
+        .border_style(theme.focus_border(app.focus == Pane::Devices));
+
+    let inner_rows = area.height.saturating_sub(3).max(1) as usize;
+    // Page-wise scrolling: the page holding the cursor, computed rather than stored.
+    let offset = list.cursor - list.cursor % inner_rows;
+    let rows: Vec<Row> = (offset..(offset + inner_rows).min(list.shown()))
+        .filter_map(|i| list.row(i))
+        .map(|d| {
+            let mark = if list.marks.contains(&d.key()) {
+                "●"
+            } else {
+                " "
+            };
+            let service = match d.service {
+                Service::Panorama => "PAN",
+                Service::Snow => "SNOW",
+            };
+            let available = match (&d.available_software, &d.current_software) {
+                (Some(a), Some(c)) if a != c => a.clone(),
+                (Some(_), _) => "—".into(),
+                (None, _) => String::new(),
+            };
+            let status = match &d.connection {
+                Some(c) if d.service == Service::Snow => {
+                    format!("{} {}", d.status, c.trim_start_matches("seen "))
+                }
+                _ => d.status.clone(),
+            };
+            Row::new(vec![
+                Cell::from(Span::styled(mark, theme.marked())),
+                Cell::from(service),
+                Cell::from(d.label().to_string()),
+                Cell::from(Span::styled(status, theme.state(&d.status))),
+                Cell::from(d.current_software.clone().unwrap_or_default()),
+                Cell::from(available),
+                Cell::from(Span::styled(
+                    d.latest.clone().unwrap_or_default(),
+                    theme.state(d.latest.as_deref().unwrap_or("")),
+                )),
+                Cell::from(d.tags_text()),
+            ])
+        })
+        .collect();
+    let header = Row::new([
+        "", "Svc", "Name", "Status", "Current", "Avail", "Latest", "Tags",
+    ])
+    .style(theme.header());
+    let widths = [
+        Constraint::Length(1),
+        Constraint::Length(4),
+        Constraint::Length(22),
+        Constraint::Length(15),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(16),
+        Constraint::Min(4),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default();
+    if list.shown() > 0 && app.focus == Pane::Devices {
+        state.select(Some(list.cursor - offset));
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+    if list.is_empty() && area.height > 4 {
+        let text = if list.loading.is_empty() {
+            "No devices."
+        } else {
+            "Loading devices…"
+        };
+        let at = Rect::new(area.x + 2, area.y + 2, area.width.saturating_sub(4), 1);
+        frame.render_widget(Span::styled(text, theme.dim()), at);
+    }
+}

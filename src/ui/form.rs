@@ -1,0 +1,132 @@
+//! The job/task form: its fields, each field's error as typed, and the warnings that matter
+//! before anything is sent (major bumps, skipped devices).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::theme::Theme;
+use crate::app::{App, Field, Form};
+use crate::fleet::Service;
+
+fn names(list: &[String], max: usize) -> String {
+    let mut out = list
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > max {
+        out.push_str(&format!(" and {} more", list.len() - max));
+    }
+    out
+}
+
+pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = super::dialog(frame, area, 76, 20);
+    let preview = form.preview();
+    let panorama = form
+        .targets
+        .iter()
+        .filter(|d| d.service == Service::Panorama)
+        .count();
+    let snow = form.targets.len() - panorama;
+    let mut lines = vec![
+        Line::from(format!(
+            "{} selected: {panorama} Panorama, {snow} Snow",
+            form.targets.len()
+        )),
+        Line::from(""),
+    ];
+    let errors = form.errors();
+    let mut cursor = None;
+    for (i, field) in form.fields().into_iter().enumerate() {
+        let focused = i == form.focus;
+        let marker = if focused { "▶ " } else { "  " };
+        let label = format!("{marker}{:<27}", field.label());
+        let value = match field {
+            Field::AllowMajor => {
+                if form.allow_major {
+                    "[x] yes (Space toggles)".to_string()
+                } else {
+                    "[ ] no  (Space toggles)".to_string()
+                }
+            }
+            _ => form
+                .input(field)
+                .map(|i| i.value().to_string())
+                .unwrap_or_default(),
+        };
+        if focused && let Some(input) = form.input(field) {
+            cursor = Some((
+                label.chars().count() as u16 + input.visual_cursor() as u16,
+                lines.len() as u16,
+            ));
+        }
+        let style = if focused {
+            theme.title()
+        } else {
+            ratatui::style::Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(label, style),
+            Span::raw(value),
+        ]));
+        if let Some((_, e)) = errors.iter().find(|(f, _)| *f == field) {
+            lines.push(Line::from(Span::styled(
+                format!("    ✖ {e}"),
+                theme.error(),
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    if !preview.major_bumps.is_empty() {
+        let allowed = form.allow_major;
+        let text = if allowed {
+            format!(
+                "Major version update for: {}",
+                names(&preview.major_bumps, 4)
+            )
+        } else {
+            format!(
+                "Major version update needed by: {} — these jobs fail unless allowed",
+                names(&preview.major_bumps, 4)
+            )
+        };
+        lines.push(Line::from(Span::styled(format!("⚠ {text}"), theme.warn())));
+    }
+    if !preview.skipped.is_empty() {
+        let skipped: Vec<String> = preview
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.label, s.reason))
+            .collect();
+        lines.push(Line::from(Span::styled(
+            format!("Skipped: {}", names(&skipped, 3)),
+            theme.warn(),
+        )));
+    }
+    lines.push(Line::from(format!("Will make: {}", preview.calls())));
+    if let Some(why) = &form.refused {
+        lines.push(Line::from(Span::styled(why.clone(), theme.error())));
+    }
+    lines.push(Line::from(Span::styled(
+        "Enter review · Tab next field · Esc cancel",
+        theme.dim(),
+    )));
+    let block = Block::bordered().title(format!(" {} ", form.kind.title()));
+    let inner = block.inner(rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+    if let Some((x, y)) = cursor {
+        frame.set_cursor_position((
+            (inner.x + x).min(inner.right().saturating_sub(1)),
+            (inner.y + y).min(inner.bottom().saturating_sub(1)),
+        ));
+    }
+}

@@ -1,0 +1,79 @@
+//! The results list: one row per device per operation, live.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+
+use super::theme::Theme;
+use crate::app::{App, Pane};
+use crate::fleet::Service;
+
+fn elapsed(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let results = &app.results;
+    let mut title = vec![Span::styled(
+        format!(" Results {} ", results.rows.len()),
+        theme.title(),
+    )];
+    for (state, n) in results.counts() {
+        title.push(Span::styled(format!("{state} {n} "), theme.state(&state)));
+    }
+    let block = Block::bordered()
+        .title(Line::from(title))
+        .border_style(theme.focus_border(app.focus == Pane::Results));
+    let inner_rows = area.height.saturating_sub(3).max(1) as usize;
+    let offset = results.cursor - results.cursor % inner_rows;
+    let rows: Vec<Row> = results
+        .rows
+        .iter()
+        .skip(offset)
+        .take(inner_rows)
+        .map(|r| {
+            let service = match r.key.service {
+                Service::Panorama => "PAN",
+                Service::Snow => "SNOW",
+            };
+            Row::new(vec![
+                Cell::from(service),
+                Cell::from(r.label.clone()),
+                Cell::from(r.operation.clone()),
+                Cell::from(r.resource_id.clone().unwrap_or_default()),
+                Cell::from(Span::styled(r.state.clone(), theme.state(&r.state))),
+                Cell::from(elapsed(r.elapsed(app.now))),
+                Cell::from(Span::styled(
+                    r.error.clone().unwrap_or_default(),
+                    theme.error(),
+                )),
+            ])
+        })
+        .collect();
+    let header = Row::new(["Svc", "Device", "Op", "Job/task", "State", "Time", "Error"])
+        .style(theme.header());
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Length(20),
+        Constraint::Length(6),
+        Constraint::Length(14),
+        Constraint::Length(12),
+        Constraint::Length(6),
+        Constraint::Min(10),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default();
+    if !results.rows.is_empty() && app.focus == Pane::Results {
+        state.select(Some(results.cursor - offset));
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+}

@@ -1,0 +1,87 @@
+//! Styles, with colour only where NO_COLOR is not set (https://no-color.org).
+
+use ratatui::style::{Color, Modifier, Style};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    pub fn new(color: bool) -> Self {
+        Self { color }
+    }
+
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn title(&self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+
+    pub fn badge(&self) -> Style {
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
+    pub fn header(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+
+    pub fn marked(&self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn error(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn warn(&self) -> Style {
+        self.fg(Color::Yellow)
+    }
+
+    pub fn dim(&self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new().add_modifier(Modifier::DIM)
+        }
+    }
+
+    pub fn focus_border(&self, focused: bool) -> Style {
+        if focused {
+            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            self.dim()
+        }
+    }
+
+    /// A device's or an operation's state, coloured by how it is going.
+    pub fn state(&self, state: &str) -> Style {
+        let word = state.rsplit(' ').next().unwrap_or(state);
+        match word {
+            "COMPLETED" | "SUCCEEDED" | "ONLINE" | "UNLOCKED" => self.fg(Color::Green),
+            "FAILED" | "TIMED_OUT" | "REJECTED" | "UNCONFIRMED" | "OFFLINE" | "ERROR" => {
+                self.error()
+            }
+            "CANCELED" | "UPDATE_NEEDED" | "LOCKED" => self.fg(Color::Yellow),
+            "" => Style::new(),
+            _ => self.fg(Color::Cyan),
+        }
+    }
+}
