@@ -92,7 +92,7 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e).context("reading the terminal failed"),
                 None => return Ok(()),
             },
-            Some(event) = events.recv() => Msg::Worker(event),
+            Some(event) = events.recv() => Msg::Worker(Box::new(event)),
             _ = tick.tick() => Msg::Tick(Instant::now()),
             _ = term.recv() => return Ok(()),
             _ = hangup.recv() => return Ok(()),

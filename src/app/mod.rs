@@ -119,7 +119,7 @@ pub enum Msg {
     Key(KeyEvent),
     Resize(u16, u16),
     Tick(Instant),
-    Worker(Event),
+    Worker(Box<Event>),
 }
 
 const NOTICE_FOR: Duration = Duration::from_secs(4);
@@ -171,7 +171,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Worker(event) => {
-            on_event(app, event);
+            on_event(app, *event);
             Vec::new()
         }
         Msg::Key(key) => on_key(app, key),

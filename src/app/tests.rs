@@ -38,7 +38,7 @@ fn app_with_fleet() -> App {
     }
     update(
         &mut app,
-        Msg::Worker(Event::DevicesPage(Service::Panorama, devices)),
+        Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, devices))),
     );
     app
 }
@@ -105,7 +105,7 @@ fn worker_updates_move_result_rows_to_their_end() {
         error: None,
         done: false,
     };
-    update(&mut app, Msg::Worker(Event::Op(0, sent)));
+    update(&mut app, Msg::Worker(Box::new(Event::Op(0, sent))));
     assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
     let done = OpUpdate {
         state: "COMPLETED".into(),
@@ -113,7 +113,7 @@ fn worker_updates_move_result_rows_to_their_end() {
         error: None,
         done: true,
     };
-    update(&mut app, Msg::Worker(Event::Op(0, done)));
+    update(&mut app, Msg::Worker(Box::new(Event::Op(0, done))));
     assert_eq!(app.results.in_flight(), 0);
     assert_eq!(app.results.counts(), vec![("COMPLETED".to_string(), 1)]);
     assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
@@ -193,7 +193,7 @@ fn cancel_applies_to_snow_rows_with_a_task() {
         error: None,
         done: false,
     };
-    update(&mut app, Msg::Worker(Event::Op(0, sent)));
+    update(&mut app, Msg::Worker(Box::new(Event::Op(0, sent))));
     let commands = press(&mut app, KeyCode::Char('c'));
     assert!(
         matches!(commands.as_slice(), [Command::CancelTask { task_id }] if task_id == "task-1")
