@@ -204,9 +204,11 @@ impl Devices {
         let mut view: Vec<usize> = (0..self.rows.len())
             .filter(|&i| self.matches(&self.rows[i]))
             .collect();
-        if let Some(column) = self.sort {
-            let rows = &self.rows;
-            view.sort_by(|&a, &b| compare(&rows[a], &rows[b], column));
+        let rows = &self.rows;
+        match self.sort {
+            Some(column) => view.sort_by(|&a, &b| compare(&rows[a], &rows[b], column)),
+            // Unsorted: Panorama first, each service in the order the service listed it.
+            None => view.sort_by_key(|&i| rows[i].service),
         }
         if self.reverse {
             view.reverse();

@@ -215,7 +215,7 @@ fn from_file(
             capacities(&e.device_type, rng),
             format!("10.30.{}.{}", 1 + i / 200, 10 + i % 200),
             mac(rng),
-            now - 3_600.0,
+            last_seen(e.reachable, now, rng),
         ));
     }
     let regions = regions
@@ -289,6 +289,7 @@ fn generate(
                 } else {
                     "UNLOCKED"
                 };
+                let reachable = rng.random_bool(0.95);
                 snow::Device::new(
                     id.clone(),
                     format!(
@@ -296,14 +297,14 @@ fn generate(
                     ),
                     default_snow_type(),
                     state.into(),
-                    rng.random_bool(0.95),
+                    reachable,
                     "7.1.0".into(),
                     None,
                     tags,
                     capacities("SNOWCONE", rng),
                     format!("10.30.{}.{}", 1 + i / 200, 10 + i % 200),
                     mac(rng),
-                    now - 3_600.0,
+                    last_seen(reachable, now, rng),
                 )
             })
             .collect();
@@ -318,6 +319,15 @@ fn generate(
     Built {
         account_id: account,
         regions: out,
+    }
+}
+
+/// A reachable device checked in within the last minutes; an unreachable one days ago.
+fn last_seen(reachable: bool, now: f64, rng: &mut ChaCha8Rng) -> f64 {
+    if reachable {
+        now - rng.random_range(5.0..300.0)
+    } else {
+        now - rng.random_range(2.0..9.0) * 86_400.0
     }
 }
 

@@ -80,7 +80,7 @@ impl Device {
         capacities: Vec<Capacity>,
         ip: String,
         mac: String,
-        now: f64,
+        last_reached_out: f64,
     ) -> Self {
         Self {
             id,
@@ -94,8 +94,8 @@ impl Device {
             capacities,
             ip,
             mac,
-            last_reached_out: now,
-            last_updated: now,
+            last_reached_out,
+            last_updated: last_reached_out,
             current: None,
         }
     }

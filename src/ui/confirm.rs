@@ -18,7 +18,6 @@ fn list(names: &[String]) -> String {
 }
 
 pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let rect = super::dialog(frame, area, 76, 18);
     let plan = &confirm.plan;
     let what = match &plan.operation {
         Operation::Ota {
@@ -107,6 +106,7 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
         lines.push(Line::from(Span::styled(why.clone(), theme.error())));
     }
     let block = Block::bordered().title(format!(" Confirm: {} devices ", plan.device_count()));
+    let rect = super::dialog(frame, area, 76, lines.len() as u16 + 4);
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)

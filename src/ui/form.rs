@@ -24,7 +24,6 @@ fn names(list: &[String], max: usize) -> String {
 }
 
 pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let rect = super::dialog(frame, area, 76, 20);
     let preview = form.preview();
     let panorama = form
         .targets
@@ -116,6 +115,8 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
         theme.dim(),
     )));
     let block = Block::bordered().title(format!(" {} ", form.kind.title()));
+    // Wrapped lines take more rows than there are lines: leave room for a few.
+    let rect = super::dialog(frame, area, 76, lines.len() as u16 + 4);
     let inner = block.inner(rect);
     frame.render_widget(
         Paragraph::new(lines)

@@ -46,9 +46,9 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Cell::from(service),
                 Cell::from(r.label.clone()),
                 Cell::from(r.operation.clone()),
-                Cell::from(r.resource_id.clone().unwrap_or_default()),
                 Cell::from(Span::styled(r.state.clone(), theme.state(&r.state))),
                 Cell::from(elapsed(r.elapsed(app.now))),
+                Cell::from(r.resource_id.clone().unwrap_or_default()),
                 Cell::from(Span::styled(
                     r.error.clone().unwrap_or_default(),
                     theme.error(),
@@ -56,15 +56,15 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    let header = Row::new(["Svc", "Device", "Op", "Job/task", "State", "Time", "Error"])
+    let header = Row::new(["Svc", "Device", "Op", "State", "Time", "Job/task", "Error"])
         .style(theme.header());
     let widths = [
         Constraint::Length(4),
         Constraint::Length(20),
         Constraint::Length(6),
-        Constraint::Length(14),
         Constraint::Length(12),
         Constraint::Length(6),
+        Constraint::Length(30),
         Constraint::Min(10),
     ];
     let table = Table::new(rows, widths)
