@@ -161,14 +161,14 @@ pub const BINDINGS: &[Binding] = &[
         "Esc",
         Action::Close,
         Scope::Everywhere,
-        "close; clear filter or error",
+        "close / clear filter, error",
     ),
     bind(
         &[(KeyCode::Char('q'), NONE)],
         "q",
         Action::Quit,
         Scope::Everywhere,
-        "quit (asks if work in flight)",
+        "quit (asks if work runs)",
     ),
     bind(
         &[(KeyCode::Char('c'), CTRL)],
@@ -189,7 +189,7 @@ pub const BINDINGS: &[Binding] = &[
         "/",
         Action::Filter,
         Scope::Devices,
-        "filter: name, id, tag, status",
+        "filter name/id/tag/status",
     ),
     bind(
         &[(KeyCode::Char('s'), NONE)],

@@ -105,7 +105,11 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     if let Some(why) = &confirm.refused {
         lines.push(Line::from(Span::styled(why.clone(), theme.error())));
     }
-    let block = Block::bordered().title(format!(" Confirm: {} devices ", plan.device_count()));
+    let block = Block::bordered().title(format!(
+        " Confirm: {} device{} ",
+        plan.device_count(),
+        if plan.device_count() == 1 { "" } else { "s" }
+    ));
     let rect = super::dialog(frame, area, 76, lines.len() as u16 + 4);
     frame.render_widget(
         Paragraph::new(lines)

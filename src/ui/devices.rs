@@ -68,7 +68,11 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             };
             let status = match &d.connection {
                 Some(c) if d.service == Service::Snow => {
-                    format!("{} {}", d.status, c.trim_start_matches("seen "))
+                    format!(
+                        "{} {}",
+                        d.status,
+                        c.trim_start_matches("seen ").trim_end_matches(" ago")
+                    )
                 }
                 _ => d.status.clone(),
             };
@@ -94,10 +98,10 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let widths = [
         Constraint::Length(1),
         Constraint::Length(4),
-        Constraint::Length(22),
-        Constraint::Length(15),
-        Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Length(20),
+        Constraint::Length(13),
+        Constraint::Length(7),
+        Constraint::Length(7),
         Constraint::Length(16),
         Constraint::Min(4),
     ];

@@ -19,7 +19,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         lines.push(Line::from(Span::styled(heading, theme.header())));
         for b in BINDINGS.iter().filter(|b| b.scope == scope) {
             lines.push(Line::from(vec![
-                Span::styled(format!(" {:<9}", b.shown), theme.title()),
+                Span::styled(format!(" {:<10}", b.shown), theme.title()),
                 Span::raw(b.help),
             ]));
         }

@@ -89,10 +89,7 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         } else {
             String::new()
         };
-        Line::from(Span::styled(
-            format!("✖ {e}{more}  [Esc dismisses]"),
-            theme.error(),
-        ))
+        Line::from(Span::styled(format!("✖ {e}{more}"), theme.error()))
     } else if let Some(n) = app.notice() {
         Line::from(Span::raw(n.to_string()))
     } else {
@@ -126,7 +123,13 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         ],
     };
     let mut spans = Vec::new();
-    for (k, what) in hints {
+    let dismiss = [("Esc", "dismiss error")];
+    let shown: Vec<(&str, &str)> = if app.errors.is_empty() {
+        hints.to_vec()
+    } else {
+        dismiss.iter().chain(hints).copied().collect()
+    };
+    for (k, what) in shown {
         spans.push(Span::styled(format!(" {k} "), theme.header()));
         spans.push(Span::styled(format!("{what} "), theme.dim()));
     }
@@ -150,9 +153,14 @@ pub fn dialog(frame: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
 fn quit(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let rect = dialog(frame, area, 60, 7);
     let n = app.results.in_flight();
+    let what = if n == 1 {
+        "1 operation is".to_string()
+    } else {
+        format!("{n} operations are")
+    };
     let text = vec![
         Line::from(Span::styled(
-            format!("{n} operations are still in flight."),
+            format!("{what} still in flight."),
             theme.warn(),
         )),
         Line::from("Quitting stops following them; what was sent stays sent."),

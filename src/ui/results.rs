@@ -32,6 +32,8 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .border_style(theme.focus_border(app.focus == Pane::Results));
     let inner_rows = area.height.saturating_sub(3).max(1) as usize;
     let offset = results.cursor - results.cursor % inner_rows;
+    // Narrow terminals get one last column: the error where there is one, else the id.
+    let wide = area.width >= 110;
     let rows: Vec<Row> = results
         .rows
         .iter()
@@ -42,31 +44,44 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Service::Panorama => "PAN",
                 Service::Snow => "SNOW",
             };
-            Row::new(vec![
+            let id = r.resource_id.clone().unwrap_or_default();
+            let error = Cell::from(Span::styled(
+                r.error.clone().unwrap_or_default(),
+                theme.error(),
+            ));
+            let mut cells = vec![
                 Cell::from(service),
                 Cell::from(r.label.clone()),
                 Cell::from(r.operation.clone()),
                 Cell::from(Span::styled(r.state.clone(), theme.state(&r.state))),
                 Cell::from(elapsed(r.elapsed(app.now))),
-                Cell::from(r.resource_id.clone().unwrap_or_default()),
-                Cell::from(Span::styled(
-                    r.error.clone().unwrap_or_default(),
-                    theme.error(),
-                )),
-            ])
+            ];
+            if wide {
+                cells.extend([Cell::from(id), error]);
+            } else if r.error.is_some() {
+                cells.push(error);
+            } else {
+                cells.push(Cell::from(id));
+            }
+            Row::new(cells)
         })
         .collect();
-    let header = Row::new(["Svc", "Device", "Op", "State", "Time", "Job/task", "Error"])
-        .style(theme.header());
-    let widths = [
+    let mut titles = vec!["Svc", "Device", "Op", "State", "Time"];
+    let mut widths = vec![
         Constraint::Length(4),
-        Constraint::Length(20),
+        Constraint::Length(18),
         Constraint::Length(6),
         Constraint::Length(12),
         Constraint::Length(6),
-        Constraint::Length(30),
-        Constraint::Min(10),
     ];
+    if wide {
+        titles.extend(["Job/task", "Error"]);
+        widths.extend([Constraint::Length(30), Constraint::Min(10)]);
+    } else {
+        titles.push("Job/task · error");
+        widths.push(Constraint::Min(10));
+    }
+    let header = Row::new(titles).style(theme.header());
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)

@@ -1,0 +1,315 @@
+//! Every pane and dialog rendered through ratatui's TestBackend at 80×24 and 120×40, compared
+//! with the committed snapshots in tests/snapshots/.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fleetdeck::app::{self, App, Details, Msg, Overlay};
+use fleetdeck::aws::{ApiError, Connection, ErrorKind};
+use fleetdeck::fleet::{Device, Service};
+use fleetdeck::worker::{Event, OpUpdate};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+fn connection() -> Connection {
+    Connection {
+        profile: "demo".into(),
+        region: "us-east-1".into(),
+        panorama_endpoint: "http://127.0.0.1:4580".into(),
+        snow_endpoint: "http://127.0.0.1:4580".into(),
+        demo: true,
+    }
+}
+
+fn appliance(name: &str, status: &str, current: &str, latest: Option<&str>, site: &str) -> Device {
+    let mut d = Device::new(Service::Panorama, format!("device-{name}"));
+    d.name = Some(name.into());
+    d.status = status.into();
+    d.current_software = Some(current.into());
+    d.available_software = Some("5.0.21".into());
+    d.latest = latest.map(str::to_string);
+    d.tags = [
+        ("site".to_string(), site.to_string()),
+        ("env".to_string(), "prod".to_string()),
+    ]
+    .into();
+    d
+}
+
+fn snow(id: &str, state: &str, seen: &str, site: &str) -> Device {
+    let mut d = Device::new(Service::Snow, id);
+    d.status = state.into();
+    d.connection = Some(format!("seen {seen} ago"));
+    d.current_software = Some("7.1.0".into());
+    d.tags = [("site".to_string(), site.to_string())].into();
+    d
+}
+
+fn fleet() -> Vec<Device> {
+    vec![
+        appliance(
+            "sea-dock-cam-01",
+            "ONLINE",
+            "5.0.21",
+            Some("OTA COMPLETED"),
+            "seattle",
+        ),
+        appliance(
+            "sea-dock-cam-02",
+            "UPDATE_NEEDED",
+            "5.0.10",
+            None,
+            "seattle",
+        ),
+        appliance(
+            "sea-lobby-cam-01",
+            "UPDATE_NEEDED",
+            "4.3.93",
+            Some("REBOOT COMPLETED"),
+            "seattle",
+        ),
+        appliance("pdx-yard-cam-01", "OFFLINE", "4.3.93", None, "portland"),
+        appliance(
+            "pdx-line1-cam-01",
+            "REBOOTING",
+            "5.0.10",
+            Some("REBOOT REBOOTING"),
+            "portland",
+        ),
+        snow("smd-ybj6e3wtfq4o4ejpe", "LOCKED", "2m", "seattle"),
+        snow("smd-tidkz98qb7pkgncuf", "UNLOCKED", "40s", "seattle"),
+        snow("smd-d1brbtjfkhaoo9a48", "LOCKED", "3d", "portland"),
+    ]
+}
+
+struct Fixture {
+    app: App,
+    t0: Instant,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        let mut app = App::new(connection(), false, t0);
+        app::update(
+            &mut app,
+            Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet()))),
+        );
+        Self { app, t0 }
+    }
+
+    fn key(&mut self, code: KeyCode) -> &mut Self {
+        app::update(
+            &mut self.app,
+            Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        );
+        self
+    }
+
+    fn keys(&mut self, text: &str) -> &mut Self {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+        self
+    }
+
+    fn at(&mut self, seconds: u64) -> &mut Self {
+        app::update(
+            &mut self.app,
+            Msg::Tick(self.t0 + Duration::from_secs(seconds)),
+        );
+        self
+    }
+
+    fn worker(&mut self, event: Event) -> &mut Self {
+        app::update(&mut self.app, Msg::Worker(Box::new(event)));
+        self
+    }
+
+    fn op(
+        &mut self,
+        id: usize,
+        state: &str,
+        resource: Option<&str>,
+        error: Option<ApiError>,
+        done: bool,
+    ) -> &mut Self {
+        self.worker(Event::Op(
+            id,
+            OpUpdate {
+                state: state.into(),
+                resource_id: resource.map(str::to_string),
+                error,
+                done,
+            },
+        ))
+    }
+
+    fn snapshot(&self, name: &str) {
+        for (w, h) in SIZES {
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            terminal
+                .draw(|f| fleetdeck::ui::draw(&self.app, f))
+                .unwrap();
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+        }
+    }
+}
+
+#[test]
+fn devices_pane() {
+    let mut f = Fixture::new();
+    f.key(KeyCode::Down).keys(" ").key(KeyCode::Down).keys(" ");
+    f.snapshot("devices");
+}
+
+#[test]
+fn devices_pane_filtered_and_sorted() {
+    let mut f = Fixture::new();
+    f.keys("/seattle").key(KeyCode::Enter).keys("ss");
+    f.snapshot("devices_filtered_sorted");
+}
+
+#[test]
+fn devices_pane_while_loading() {
+    let t0 = Instant::now();
+    let mut app = App::new(connection(), false, t0);
+    app::update(
+        &mut app,
+        Msg::Worker(Box::new(Event::ListingStarted(Service::Panorama))),
+    );
+    let f = Fixture { app, t0 };
+    f.snapshot("devices_loading");
+}
+
+#[test]
+fn results_pane() {
+    let mut f = Fixture::new();
+    // Reboot a mixed selection: 2 appliances and 2 Snow devices.
+    f.keys(" ")
+        .key(KeyCode::Down)
+        .keys(" ")
+        .key(KeyCode::End)
+        .keys(" ")
+        .key(KeyCode::Up)
+        .key(KeyCode::Up)
+        .keys(" ");
+    f.keys("b").key(KeyCode::Enter).keys("y");
+    f.at(3)
+        .op(
+            0,
+            "SENT",
+            Some("job-3ye7lamgciu1p9iln26apd0z75"),
+            None,
+            false,
+        )
+        .op(0, "REBOOTING", None, None, false);
+    let conflict = ApiError::new(
+        ErrorKind::Conflict,
+        "ConflictException",
+        "Device device-sea-dock-cam-02 already has a job in progress",
+    );
+    f.op(1, "FAILED", None, Some(conflict), true);
+    f.op(2, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None, false)
+        .op(3, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None, false)
+        .at(14)
+        .op(2, "SUCCEEDED", None, None, true)
+        .op(3, "IN_PROGRESS", None, None, false)
+        .at(20);
+    f.snapshot("results");
+}
+
+#[test]
+fn help_overlay() {
+    let mut f = Fixture::new();
+    f.keys("?");
+    f.snapshot("help");
+}
+
+#[test]
+fn ota_form_warns_of_major_bumps_and_skips() {
+    let mut f = Fixture::new();
+    f.keys("   ").keys("o");
+    f.snapshot("ota_form");
+}
+
+#[test]
+fn snow_form_refuses_a_bad_description() {
+    let mut f = Fixture::new();
+    f.key(KeyCode::End)
+        .key(KeyCode::Up)
+        .key(KeyCode::Up)
+        .keys("u");
+    f.keys("Unlock; now").key(KeyCode::Enter);
+    f.snapshot("snow_form_error");
+}
+
+#[test]
+fn confirm_dialog() {
+    let mut f = Fixture::new();
+    f.key(KeyCode::End)
+        .key(KeyCode::Up)
+        .key(KeyCode::Up)
+        .keys("u");
+    f.keys("Site visit")
+        .key(KeyCode::Tab)
+        .keys("ticket=OPS-7")
+        .key(KeyCode::Enter);
+    f.snapshot("confirm");
+}
+
+#[test]
+fn confirm_dialog_for_ten_or_more_asks_for_the_number() {
+    let t0 = Instant::now();
+    let mut app = App::new(connection(), false, t0);
+    let many: Vec<Device> = (0..12)
+        .map(|i| {
+            appliance(
+                &format!("store-cam-{i:02}"),
+                "UPDATE_NEEDED",
+                "5.0.10",
+                None,
+                "austin",
+            )
+        })
+        .collect();
+    app::update(
+        &mut app,
+        Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, many))),
+    );
+    let mut f = Fixture { app, t0 };
+    f.keys("ab").key(KeyCode::Enter).keys("1");
+    f.snapshot("confirm_typed");
+}
+
+#[test]
+fn details_overlay() {
+    let mut f = Fixture::new();
+    f.key(KeyCode::Down).key(KeyCode::Down).key(KeyCode::Enter);
+    let Some(Overlay::Details(Details { key, device, .. })) = &f.app.overlay else {
+        panic!("details open")
+    };
+    let (key, device) = (key.clone(), device.clone().unwrap());
+    f.worker(Event::Details {
+        key,
+        device: Ok(device),
+        history: Ok(vec![
+            "job-3ye7lamgciu1p9iln26apd0z75  REBOOT COMPLETED".into(),
+            "job-tgpwxpd0ga8y54ga1u7ytgpwxp  OTA    FAILED      5.0.21".into(),
+        ]),
+    });
+    f.snapshot("details");
+}
+
+#[test]
+fn sticky_error_and_quit_dialog() {
+    let mut f = Fixture::new();
+    f.worker(Event::Failure(
+        "Listing Snow devices failed: UnrecognizedClientException: The security token included in the request is invalid."
+            .into(),
+    ));
+    f.keys("b").key(KeyCode::Enter).keys("y").keys("q");
+    f.snapshot("quit_with_error");
+}
