@@ -98,7 +98,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let widths = [
         Constraint::Length(1),
         Constraint::Length(4),
-        Constraint::Length(20),
+        Constraint::Length(21),
         Constraint::Length(13),
         Constraint::Length(7),
         Constraint::Length(7),
