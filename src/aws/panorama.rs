@@ -134,6 +134,32 @@ pub async fn create_job(
         })
 }
 
+/// Every job id the appliance has had, from ListDevicesJobs: what reconciliation compares
+/// before and after a create whose answer was lost.
+pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_devices_jobs()
+            .device_id(device)
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        ids.extend(
+            out.device_jobs()
+                .iter()
+                .filter_map(|j| j.job_id().map(str::to_string)),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(ids);
+        }
+    }
+}
+
 /// The appliance's job history, newest first, as lines for the details view.
 pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
     let mut jobs = Vec::new();

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::{Internal, OpId, OpUpdate, Worker};
+use super::{Internal, Limits, OpId, OpUpdate, Worker};
 use crate::aws::{self, ApiError, ErrorKind};
-use crate::fleet::{DeviceKey, Plan};
+use crate::fleet::{DeviceKey, Operation, Plan};
 
 /// How often a call refused for certain (throttled, not sent) is tried again.
 const ATTEMPTS: u32 = 5;
@@ -38,42 +38,17 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
         let device = key.id.clone();
         worker.tasks.spawn(async move {
             let _permit = limits.calls.acquire().await;
+            let report = |u: OpUpdate| drop(tx.send(Internal::Op(op, u)));
             let client = match clients.panorama() {
                 Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.send(Internal::Op(op, update("FAILED", None, Some(e), true)));
-                    return;
-                }
+                Err(e) => return report(update("FAILED", None, Some(e), true)),
             };
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                limits.panorama_create.until_ready().await;
-                limits.panorama_all.until_ready().await;
-                let _ = tx.send(Internal::Op(op, update("SENDING", None, None, false)));
-                match aws::panorama::create_job(client, &device, &operation).await {
-                    Ok(job) => {
-                        let _ = tx.send(Internal::PanoramaJob {
-                            device: device.clone(),
-                            op,
-                        });
-                        let _ = tx.send(Internal::Op(op, update("SENT", Some(job), None, false)));
-                        return;
-                    }
-                    Err(e) if e.certainly_not_applied() && retryable(&e) && attempt < ATTEMPTS => {
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    Err(e) if e.certainly_not_applied() => {
-                        let _ = tx.send(Internal::Op(op, update("FAILED", None, Some(e), true)));
-                        return;
-                    }
-                    Err(e) => {
-                        // The job may exist: say so rather than risk a second one.
-                        let _ =
-                            tx.send(Internal::Op(op, update("UNCONFIRMED", None, Some(e), true)));
-                        return;
-                    }
+            match panorama_job(client, &limits, &device, &operation, &report).await {
+                Ok(job) => {
+                    let _ = tx.send(Internal::PanoramaJob { device, op });
+                    report(update("SENT", Some(job), None, false));
                 }
+                Err((state, e)) => report(update(state, None, Some(e), true)),
             }
         });
     }
@@ -129,6 +104,85 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
                 }
             }
         });
+    }
+}
+
+/// Creates one appliance's job exactly once. CreateJobForDevices has no idempotency token, so
+/// after an answer is lost (a timeout, a dropped connection, a 5xx) the appliance's jobs are
+/// compared with those it had before the first send: a new one is ours, and only when there is
+/// none is the create sent again. Returns the job id, or the final state and why.
+async fn panorama_job(
+    client: &aws_sdk_panorama::Client,
+    limits: &Limits,
+    device: &str,
+    operation: &Operation,
+    report: &impl Fn(OpUpdate),
+) -> Result<String, (&'static str, ApiError)> {
+    let before = read_jobs(client, limits, device)
+        .await
+        .map_err(|e| ("FAILED", e))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        limits.panorama_create.until_ready().await;
+        limits.panorama_all.until_ready().await;
+        report(update("SENDING", None, None, false));
+        let error = match aws::panorama::create_job(client, device, operation).await {
+            Ok(job) => return Ok(job),
+            Err(e) => e,
+        };
+        // A conflict after an earlier attempt may be that attempt's job.
+        let maybe_applied =
+            !error.certainly_not_applied() || (error.kind == ErrorKind::Conflict && attempt > 1);
+        if maybe_applied {
+            let now = read_jobs(client, limits, device)
+                .await
+                .map_err(|_| ("UNCONFIRMED", error.clone()))?;
+            let new: Vec<String> = now.into_iter().filter(|j| !before.contains(j)).collect();
+            match new.as_slice() {
+                [job] => return Ok(job.clone()),
+                [] if attempt < ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                [] => return Err(("FAILED", error)),
+                _ => {
+                    let detail = format!(
+                        "{} new jobs appeared on the appliance: {}",
+                        new.len(),
+                        new.join(", ")
+                    );
+                    return Err((
+                        "UNCONFIRMED",
+                        ApiError::new(ErrorKind::Conflict, "SeveralJobs", detail),
+                    ));
+                }
+            }
+        }
+        if retryable(&error) && attempt < ATTEMPTS {
+            tokio::time::sleep(backoff(attempt)).await;
+            continue;
+        }
+        return Err(("FAILED", error));
+    }
+}
+
+/// ListDevicesJobs for one appliance, within the request quota, tried a few times: a
+/// reconciliation that cannot read must not guess.
+async fn read_jobs(
+    client: &aws_sdk_panorama::Client,
+    limits: &Limits,
+    device: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        limits.panorama_all.until_ready().await;
+        match aws::panorama::job_ids(client, device).await {
+            Ok(ids) => return Ok(ids),
+            Err(_) if attempt < ATTEMPTS => tokio::time::sleep(backoff(attempt)).await,
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -1,0 +1,156 @@
+//! Dispatch you can trust: the worker carries out plans against a simulator that fails 10% of
+//! calls with 5xx (half of them after taking effect), drops 2% of connections after taking
+//! effect, and enforces AWS's Panorama quotas. The simulator's ledger must show exactly one
+//! job or execution per device, and every device's outcome must be reported.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
+use fleetdeck::worker::{self, Command, Event, OpUpdate, Settings, Source};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+struct Region {
+    name: String,
+    commands: UnboundedSender<Command>,
+    events: UnboundedReceiver<Event>,
+}
+
+fn start_worker(sim: &SimHandle, region: &str) -> Region {
+    let source = Source::Demo {
+        endpoint: sim.endpoint.clone(),
+        region: region.to_string(),
+        access_key: sim.access_key_id.clone(),
+        secret: sim.secret_access_key.clone(),
+    };
+    let settings = Settings {
+        poll_every: Duration::from_millis(500),
+        refresh_every: Duration::from_secs(3600),
+        ..Settings::default()
+    };
+    let (commands, events) = worker::spawn(source, settings);
+    Region {
+        name: region.to_string(),
+        commands,
+        events,
+    }
+}
+
+/// Reads the region's devices as the UI does: pages until both listings are done.
+async fn devices(region: &mut Region) -> Vec<Device> {
+    let mut devices: HashMap<DeviceKey, Device> = HashMap::new();
+    let mut done = 0;
+    while done < 2 {
+        match region.events.recv().await.expect("the worker runs") {
+            Event::DevicesPage(_, page) => devices.extend(page.into_iter().map(|d| (d.key(), d))),
+            Event::ListingDone(..) => done += 1,
+            Event::ListingFailed(service, e) => {
+                panic!(
+                    "listing {service:?} in {} failed through retries: {e}",
+                    region.name
+                )
+            }
+            _ => {}
+        }
+    }
+    devices.into_values().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
+    let sim = fleetdeck::sim::start(SimConfig {
+        // Panorama holds at most 50 appliances a region: the rollout spans two.
+        regions: vec!["us-east-1".into(), "us-west-2".into()],
+        fleet: FleetSource::Generated {
+            panorama: 12,
+            snow: 100,
+        },
+        error_rate: 0.10,
+        drop_rate: 0.02,
+        quotas: QuotaMode::Aws,
+        seed: 7,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+
+    let mut regions: Vec<Region> = sim.regions.iter().map(|r| start_worker(&sim, r)).collect();
+    let mut expected: HashMap<(String, String), Service> = HashMap::new();
+    let mut outcomes: HashMap<(usize, usize), OpUpdate> = HashMap::new();
+    let mut total = 0;
+    for region in regions.iter_mut() {
+        let devices = devices(region).await;
+        let refs: Vec<&Device> = devices.iter().collect();
+        let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
+        assert_eq!(plan.panorama.len(), 12);
+        assert_eq!(plan.snow_device_count(), 100);
+        assert_eq!(plan.snow_batches.len(), 10);
+        let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
+        for (_, key) in &ops {
+            expected.insert((region.name.clone(), key.id.clone()), key.service);
+        }
+        total += ops.len();
+        region
+            .commands
+            .send(Command::Dispatch { plan, ops })
+            .unwrap();
+    }
+    assert_eq!(total, 224);
+
+    // Follow every row to its end, moving simulated time on as a rollout would see it.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last_step = Instant::now();
+    while outcomes.values().filter(|u| u.done).count() < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} outcomes reported",
+            outcomes.values().filter(|u| u.done).count()
+        );
+        if last_step.elapsed() > Duration::from_millis(250) {
+            sim.advance_clock(20.0);
+            last_step = Instant::now();
+        }
+        for (r, region) in regions.iter_mut().enumerate() {
+            while let Ok(event) = region.events.try_recv() {
+                if let Event::Op(op, update) = event {
+                    let entry = outcomes.entry((r, op)).or_insert(update.clone());
+                    if !entry.done {
+                        *entry = update;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let lost: Vec<&OpUpdate> = outcomes.values().filter(|u| u.error.is_some()).collect();
+    assert!(lost.is_empty(), "dispatch gave up on devices: {lost:?}");
+    for update in outcomes.values() {
+        assert!(
+            ["COMPLETED", "FAILED", "SUCCEEDED", "TIMED_OUT"].contains(&update.state.as_str()),
+            "{update:?}"
+        );
+    }
+
+    let mut created: HashMap<(String, String), usize> = HashMap::new();
+    for entry in sim.ledger() {
+        if matches!(entry.operation, "CreateJobForDevices" | "CreateTask") {
+            *created
+                .entry((entry.region.clone(), entry.device_id.clone()))
+                .or_default() += 1;
+        }
+    }
+    for (device, service) in &expected {
+        assert_eq!(
+            created.get(device),
+            Some(&1),
+            "{service:?} device {device:?}"
+        );
+    }
+    assert_eq!(
+        created.len(),
+        expected.len(),
+        "nothing was sent to a device outside the plan"
+    );
+}
