@@ -42,6 +42,10 @@ pub struct TuiArgs {
     /// How many calls may be under way at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Look, never touch: mutating keys and forms are disabled, and no call that changes a
+    /// device can leave the process.
+    #[arg(long)]
+    pub read_only: bool,
     /// Seconds between background refreshes of the devices list.
     #[arg(long, default_value_t = 30)]
     pub refresh_secs: u64,

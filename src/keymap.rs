@@ -263,6 +263,10 @@ pub const BINDINGS: &[Binding] = &[
     ),
 ];
 
+pub fn is_mutating(action: Action) -> bool {
+    BINDINGS.iter().any(|b| b.action == action && b.mutating)
+}
+
 /// The action a key means in `scope`, if any.
 pub fn action(key: &KeyEvent, scope: Scope) -> Option<Action> {
     BINDINGS

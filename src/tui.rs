@@ -22,6 +22,7 @@ pub const DEMO_SPEED: f64 = 30.0;
 pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let settings = Settings {
         concurrency: usize::from(args.concurrency),
+        read_only: args.read_only,
         refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
         ..Settings::default()
     };
@@ -59,7 +60,8 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
         (Source::Aws(target), connection, None)
     };
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let app = App::new(connection, color, Instant::now());
+    let mut app = App::new(connection, color, Instant::now());
+    app.read_only = args.read_only;
 
     // ratatui::init also installs a panic hook that restores the terminal first.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;

@@ -111,6 +111,8 @@ pub struct App {
     /// Rows the terminal shows, for paging.
     pub height: u16,
     pub journal_hint: Option<String>,
+    /// Mutating keys and forms are disabled.
+    pub read_only: bool,
     pub quit: bool,
 }
 
@@ -140,6 +142,7 @@ impl App {
             color,
             height: 24,
             journal_hint: None,
+            read_only: false,
             quit: false,
         }
     }
@@ -271,6 +274,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     let Some(action) = keymap::action(&key, scope(app)) else {
         return Vec::new();
     };
+    if app.read_only && keymap::is_mutating(action) {
+        app.tell("Read-only mode: operations that change devices are disabled");
+        return Vec::new();
+    }
     on_action(app, action)
 }
 

@@ -199,3 +199,19 @@ fn cancel_applies_to_snow_rows_with_a_task() {
         matches!(commands.as_slice(), [Command::CancelTask { task_id }] if task_id == "task-1")
     );
 }
+
+#[test]
+fn read_only_opens_no_form_and_sends_nothing() {
+    let mut app = app_with_fleet();
+    app.read_only = true;
+    for key in ['o', 'b', 'u'] {
+        assert!(press(&mut app, KeyCode::Char(key)).is_empty());
+        assert!(app.overlay.is_none(), "{key} opened a form");
+    }
+    assert!(app.notice().unwrap().contains("Read-only"));
+    // Looking still works.
+    assert!(matches!(
+        press(&mut app, KeyCode::Enter).as_slice(),
+        [Command::Describe(_)]
+    ));
+}

@@ -7,6 +7,12 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 
 use super::ApiError;
@@ -40,6 +46,49 @@ pub struct Clients {
 impl Clients {
     pub fn panorama(&self) -> Result<&aws_sdk_panorama::Client, ApiError> {
         self.panorama.as_ref().ok_or_else(ApiError::panorama_ended)
+    }
+}
+
+/// The operations that change devices. In read-only mode none of them leaves the process.
+pub const MUTATING_OPERATIONS: &[&str] = &["CreateJobForDevices", "CreateTask", "CancelTask"];
+
+/// Refuses mutating operations inside the SDK, before they are serialized: whatever asks for
+/// one, the request never reaches the network.
+#[derive(Debug)]
+struct ReadOnly;
+
+impl Intercept for ReadOnly {
+    fn name(&self) -> &'static str {
+        "fleetdeck-read-only"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Fail closed: an operation that cannot be named is not let through.
+        let Some(operation) = cfg.load::<Metadata>().map(Metadata::name) else {
+            return Err("read-only mode: an unnamed operation was not sent".into());
+        };
+        if MUTATING_OPERATIONS.contains(&operation) {
+            return Err(format!("read-only mode: {operation} was not sent").into());
+        }
+        Ok(())
+    }
+}
+
+fn clients(config: &aws_types::SdkConfig, panorama: bool, read_only: bool) -> Clients {
+    let mut p = aws_sdk_panorama::config::Builder::from(config);
+    let mut s = aws_sdk_snowdevicemanagement::config::Builder::from(config);
+    if read_only {
+        p = p.interceptor(ReadOnly);
+        s = s.interceptor(ReadOnly);
+    }
+    Clients {
+        panorama: panorama.then(|| aws_sdk_panorama::Client::from_conf(p.build())),
+        snow: aws_sdk_snowdevicemanagement::Client::from_conf(s.build()),
     }
 }
 
@@ -116,7 +165,7 @@ fn is_aws_endpoint(url: &str) -> bool {
 
 /// Loads configuration through aws-config's default chain. Credentials are resolved lazily by
 /// the SDK, so missing ones surface as an error on the first call, not here.
-pub async fn load(target: &Target) -> (Clients, Connection) {
+pub async fn load(target: &Target, read_only: bool) -> (Clients, Connection) {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retries())
         .timeout_config(timeouts());
@@ -134,8 +183,7 @@ pub async fn load(target: &Target) -> (Clients, Connection) {
         .region()
         .map_or_else(|| "(no region)".to_string(), |r| r.to_string());
     let (panorama_endpoint, snow_endpoint) = endpoints(target, config.endpoint_url(), &region);
-    let panorama =
-        (!is_aws_endpoint(&panorama_endpoint)).then(|| aws_sdk_panorama::Client::new(&config));
+    let panorama = !is_aws_endpoint(&panorama_endpoint);
     let connection = Connection {
         profile: target
             .profile
@@ -147,16 +195,18 @@ pub async fn load(target: &Target) -> (Clients, Connection) {
         snow_endpoint,
         demo: false,
     };
-    let clients = Clients {
-        panorama,
-        snow: aws_sdk_snowdevicemanagement::Client::new(&config),
-    };
-    (clients, connection)
+    (clients(&config, panorama, read_only), connection)
 }
 
 /// Clients for the in-process simulator: its endpoint and key pair, nothing from the
 /// environment.
-pub fn demo(endpoint: &str, region: &str, access_key: &str, secret: &str) -> (Clients, Connection) {
+pub fn demo(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret: &str,
+    read_only: bool,
+) -> (Clients, Connection) {
     let credentials = Credentials::new(access_key, secret, None, None, "fleetdeck-demo");
     let config = aws_types::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -170,10 +220,7 @@ pub fn demo(endpoint: &str, region: &str, access_key: &str, secret: &str) -> (Cl
         .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep"))
         .time_source(aws_smithy_async::time::SystemTimeSource::new())
         .build();
-    let clients = Clients {
-        panorama: Some(aws_sdk_panorama::Client::new(&config)),
-        snow: aws_sdk_snowdevicemanagement::Client::new(&config),
-    };
+    let clients = clients(&config, true, read_only);
     let connection = Connection {
         profile: "demo".into(),
         region: region.into(),

@@ -105,12 +105,14 @@ impl ApiError {
             ),
             SdkError::ConstructionFailure(_) => {
                 let text = DisplayErrorContext(&err).to_string();
-                let kind = if text.contains("credentials") || text.contains("identity") {
-                    ErrorKind::Auth
+                let (kind, code) = if text.contains("read-only mode") {
+                    (ErrorKind::Validation, "ReadOnly")
+                } else if text.contains("credentials") || text.contains("identity") {
+                    (ErrorKind::Auth, "CredentialsError")
                 } else {
-                    ErrorKind::NotSent
+                    (ErrorKind::NotSent, "RequestNotSent")
                 };
-                Self::new(kind, "RequestNotSent", first_line(&text))
+                Self::new(kind, code, first_line(&text))
             }
             _ => Self::new(
                 ErrorKind::Other,

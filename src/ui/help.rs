@@ -20,7 +20,11 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         for b in BINDINGS.iter().filter(|b| b.scope == scope) {
             lines.push(Line::from(vec![
                 Span::styled(format!(" {:<10}", b.shown), theme.title()),
-                Span::raw(b.help),
+                if app.read_only && b.mutating {
+                    Span::styled(format!("{} (off: read-only)", b.help), theme.dim())
+                } else {
+                    Span::raw(b.help)
+                },
             ]));
         }
     }

@@ -62,6 +62,10 @@ fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(" DEMO ", theme.badge()));
         spans.push(Span::raw(" "));
     }
+    if app.read_only {
+        spans.push(Span::styled(" READ-ONLY ", theme.badge()));
+        spans.push(Span::raw(" "));
+    }
     let endpoint = if c.panorama_endpoint == c.snow_endpoint {
         c.snow_endpoint.clone()
     } else {
@@ -124,10 +128,15 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     };
     let mut spans = Vec::new();
     let dismiss = [("Esc", "dismiss error")];
+    // In read-only mode the keys that change devices are not offered.
+    let offered = hints
+        .iter()
+        .filter(|(k, _)| !(app.read_only && ["o", "b", "u", "c"].contains(k)))
+        .copied();
     let shown: Vec<(&str, &str)> = if app.errors.is_empty() {
-        hints.to_vec()
+        offered.collect()
     } else {
-        dismiss.iter().chain(hints).copied().collect()
+        dismiss.iter().copied().chain(offered).collect()
     };
     for (k, what) in shown {
         spans.push(Span::styled(format!(" {k} "), theme.header()));

@@ -87,6 +87,8 @@ pub struct Settings {
     pub refresh_every: Duration,
     /// How often what is in flight is polled.
     pub poll_every: Duration,
+    /// Refuse every call that changes a device.
+    pub read_only: bool,
 }
 
 impl Default for Settings {
@@ -95,6 +97,7 @@ impl Default for Settings {
             concurrency: 8,
             refresh_every: Duration::from_secs(30),
             poll_every: Duration::from_secs(2),
+            read_only: false,
         }
     }
 }
@@ -156,7 +159,21 @@ pub fn spawn(
     (cmd_tx, event_rx)
 }
 
+fn read_only_refusal() -> OpUpdate {
+    OpUpdate {
+        state: "FAILED".into(),
+        resource_id: None,
+        error: Some(ApiError::new(
+            aws::ErrorKind::Validation,
+            "ReadOnly",
+            "read-only mode: nothing was sent",
+        )),
+        done: true,
+    }
+}
+
 struct Worker {
+    read_only: bool,
     clients: Clients,
     limits: Arc<Limits>,
     events: mpsc::UnboundedSender<Event>,
@@ -186,8 +203,8 @@ async fn run(
             region,
             access_key,
             secret,
-        } => aws::config::demo(endpoint, region, access_key, secret),
-        Source::Aws(target) => aws::config::load(target).await,
+        } => aws::config::demo(endpoint, region, access_key, secret, settings.read_only),
+        Source::Aws(target) => aws::config::load(target, settings.read_only).await,
     };
     if clients.panorama.is_none() {
         let _ = events.send(Event::Failure(format!(
@@ -198,6 +215,7 @@ async fn run(
     let _ = events.send(Event::Connected(connection));
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let mut worker = Worker {
+        read_only: settings.read_only,
         clients,
         limits: Arc::new(Limits::new(settings.concurrency)),
         events,
@@ -239,8 +257,16 @@ impl Worker {
         match command {
             Command::Refresh => self.refresh(),
             Command::Describe(key) => self.describe(key),
-            Command::Dispatch { plan, ops } => {
-                dispatch::start(self, plan, ops);
+            Command::Dispatch { ops, .. } if self.read_only => {
+                for (op, _) in ops {
+                    self.emit(Event::Op(op, read_only_refusal()));
+                }
+            }
+            Command::Dispatch { plan, ops } => dispatch::start(self, plan, ops),
+            Command::CancelTask { task_id } if self.read_only => {
+                self.emit(Event::Failure(format!(
+                    "Read-only mode: CancelTask {task_id} was not sent"
+                )));
             }
             Command::CancelTask { task_id } => self.cancel(task_id),
         }

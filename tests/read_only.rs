@@ -1,0 +1,92 @@
+//! `--read-only`: no call that changes a device leaves the process, per the simulator's ledger.
+
+mod common;
+
+use std::time::Duration;
+
+use fleetdeck::aws;
+use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::worker::{self, Command, Event, Settings, Source};
+
+#[tokio::test]
+async fn the_sdk_clients_refuse_mutating_calls_before_sending() {
+    let h = common::start(common::config()).await;
+    let (clients, _) = aws::config::demo(
+        &h.endpoint,
+        "us-east-1",
+        &h.access_key_id,
+        &h.secret_access_key,
+        true,
+    );
+    let panorama = clients.panorama().unwrap();
+    // Reading works...
+    let (devices, _) = aws::panorama::list_devices(panorama, None).await.unwrap();
+    let (snow, _) = aws::snow::list_devices(&clients.snow, None).await.unwrap();
+    // ...changing does not.
+    let err = aws::panorama::create_job(panorama, &devices[0].id, &Operation::Reboot)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ReadOnly", "{err}");
+    let err = aws::snow::create_task(
+        &clients.snow,
+        &[snow[0].id.clone()],
+        &Operation::Unlock,
+        &SnowOptions::default(),
+        "t-1",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "ReadOnly", "{err}");
+    let err = aws::snow::cancel_task(&clients.snow, "task-anything")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ReadOnly", "{err}");
+    assert!(h.ledger().is_empty());
+}
+
+#[tokio::test]
+async fn a_read_only_worker_refuses_plans_and_cancels() {
+    let h = common::start(common::config()).await;
+    let source = Source::Demo {
+        endpoint: h.endpoint.clone(),
+        region: "us-east-1".into(),
+        access_key: h.access_key_id.clone(),
+        secret: h.secret_access_key.clone(),
+    };
+    let settings = Settings {
+        read_only: true,
+        ..Settings::default()
+    };
+    let (commands, mut events) = worker::spawn(source, settings);
+    let devices = [
+        Device::new(Service::Panorama, "device-ktsxfvy6plp4rf9tast6m01s12"),
+        Device::new(Service::Snow, "smd-ybj6e3wtfq4o4ejpe"),
+    ];
+    let refs: Vec<&Device> = devices.iter().collect();
+    let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
+    let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
+    commands.send(Command::Dispatch { plan, ops }).unwrap();
+    commands
+        .send(Command::CancelTask {
+            task_id: "task-x".into(),
+        })
+        .unwrap();
+    let mut refused = 0;
+    let mut cancel_refused = false;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while refused < 2 || !cancel_refused {
+            match events.recv().await.expect("the worker runs") {
+                Event::Op(_, update) => {
+                    assert!(update.done);
+                    assert_eq!(update.error.map(|e| e.code), Some("ReadOnly".to_string()));
+                    refused += 1;
+                }
+                Event::Failure(message) if message.contains("CancelTask") => cancel_refused = true,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("both refusals reported");
+    assert!(h.ledger().is_empty(), "{:?}", h.ledger());
+}
