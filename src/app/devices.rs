@@ -58,6 +58,8 @@ pub struct Devices {
     pub reverse: bool,
     /// Services whose listing is under way.
     pub loading: HashSet<Service>,
+    /// Until the operator moves, the cursor stays on the first row while rows arrive.
+    moved: bool,
 }
 
 impl Devices {
@@ -124,8 +126,13 @@ impl Devices {
     }
 
     pub fn set_filter(&mut self, filter: String) {
+        let at = self.current().map(Device::key);
         self.filter = filter;
         self.rebuild();
+        // The device under the cursor was filtered out: start at the first match.
+        if self.current().map(Device::key) != at {
+            self.cursor = 0;
+        }
     }
 
     pub fn cycle_sort(&mut self) {
@@ -166,6 +173,7 @@ impl Devices {
     }
 
     pub fn move_by(&mut self, delta: isize) {
+        self.moved = true;
         if self.view.is_empty() {
             self.cursor = 0;
             return;
@@ -175,6 +183,7 @@ impl Devices {
     }
 
     pub fn to_end(&mut self) {
+        self.moved = true;
         self.cursor = self.view.len().saturating_sub(1);
     }
 
@@ -214,6 +223,10 @@ impl Devices {
             view.reverse();
         }
         self.view = view;
+        if !self.moved {
+            self.cursor = 0;
+            return;
+        }
         self.cursor = at
             .and_then(|k| self.view.iter().position(|&i| self.rows[i].key() == k))
             .unwrap_or_else(|| self.cursor.min(self.view.len().saturating_sub(1)));
@@ -276,6 +289,27 @@ mod tests {
         assert!(list.marks.contains(&marked));
         assert_eq!(list.filter, "p-");
         assert_eq!(list.shown(), 3);
+    }
+
+    #[test]
+    fn the_cursor_stays_on_top_while_rows_arrive_until_the_operator_moves() {
+        let mut list = Devices::default();
+        list.upsert(vec![device(Service::Snow, "s1", "LOCKED")]);
+        list.upsert(vec![device(Service::Panorama, "p1", "ONLINE")]);
+        assert_eq!(
+            list.current().unwrap().id,
+            "p1",
+            "Panorama sorts first and the cursor is on top"
+        );
+        list.move_by(1);
+        list.upsert(vec![device(Service::Panorama, "p0", "ONLINE")]);
+        assert_eq!(
+            list.current().unwrap().id,
+            "s1",
+            "once moved, the cursor follows its device"
+        );
+        list.set_filter("p".into());
+        assert_eq!(list.cursor, 0, "filtered out: the first match");
     }
 
     #[test]

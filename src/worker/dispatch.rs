@@ -8,8 +8,10 @@ use super::{Internal, Limits, OpId, OpUpdate, Worker};
 use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Plan};
 
-/// How often a call refused for certain (throttled, not sent) is tried again.
+/// How many times a call whose failure may pass is tried.
 const ATTEMPTS: u32 = 5;
+/// How many throttles one call absorbs before it reports them.
+const MAX_THROTTLES: u32 = 60;
 
 fn update(
     state: &str,
@@ -78,9 +80,8 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
                     ));
                 }
             };
-            let mut attempt = 0;
+            let mut retry = Retry::default();
             loop {
-                attempt += 1;
                 report("SENDING", None, None, false);
                 match aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token)
                     .await
@@ -94,13 +95,13 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
                         return;
                     }
                     // The same token makes a resend safe whatever happened to the first.
-                    Err(e) if retryable(&e) && attempt < ATTEMPTS => {
-                        tokio::time::sleep(backoff(attempt)).await
-                    }
-                    Err(e) => {
-                        report("FAILED", None, Some(e), true);
-                        return;
-                    }
+                    Err(e) => match retry.after(&e) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => {
+                            report("FAILED", None, Some(e), true);
+                            return;
+                        }
+                    },
                 }
             }
         });
@@ -121,19 +122,20 @@ async fn panorama_job(
     let before = read_jobs(client, limits, device)
         .await
         .map_err(|e| ("FAILED", e))?;
-    let mut attempt = 0;
+    let mut retry = Retry::default();
+    let mut sends = 0;
     loop {
-        attempt += 1;
         limits.panorama_create.until_ready().await;
         limits.panorama_all.until_ready().await;
         report(update("SENDING", None, None, false));
+        sends += 1;
         let error = match aws::panorama::create_job(client, device, operation).await {
             Ok(job) => return Ok(job),
             Err(e) => e,
         };
-        // A conflict after an earlier attempt may be that attempt's job.
+        // A conflict on a resend may be the earlier send's job.
         let maybe_applied =
-            !error.certainly_not_applied() || (error.kind == ErrorKind::Conflict && attempt > 1);
+            !error.certainly_not_applied() || (error.kind == ErrorKind::Conflict && sends > 1);
         if maybe_applied {
             let now = read_jobs(client, limits, device)
                 .await
@@ -141,29 +143,23 @@ async fn panorama_job(
             let new: Vec<String> = now.into_iter().filter(|j| !before.contains(j)).collect();
             match new.as_slice() {
                 [job] => return Ok(job.clone()),
-                [] if attempt < ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                [] => return Err(("FAILED", error)),
+                [] => {}
                 _ => {
                     let detail = format!(
                         "{} new jobs appeared on the appliance: {}",
                         new.len(),
                         new.join(", ")
                     );
-                    return Err((
-                        "UNCONFIRMED",
-                        ApiError::new(ErrorKind::Conflict, "SeveralJobs", detail),
-                    ));
+                    let e = ApiError::new(ErrorKind::Conflict, "SeveralJobs", detail);
+                    return Err(("UNCONFIRMED", e));
                 }
             }
         }
-        if retryable(&error) && attempt < ATTEMPTS {
-            tokio::time::sleep(backoff(attempt)).await;
-            continue;
+        // Nothing was created: sending again is safe.
+        match retry.after(&error) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => return Err(("FAILED", error)),
         }
-        return Err(("FAILED", error));
     }
 }
 
@@ -174,15 +170,36 @@ async fn read_jobs(
     limits: &Limits,
     device: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let mut attempt = 0;
+    let mut retry = Retry::default();
     loop {
-        attempt += 1;
         limits.panorama_all.until_ready().await;
         match aws::panorama::job_ids(client, device).await {
             Ok(ids) => return Ok(ids),
-            Err(_) if attempt < ATTEMPTS => tokio::time::sleep(backoff(attempt)).await,
-            Err(e) => return Err(e),
+            Err(e) => match retry.after(&e) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(e),
+            },
         }
+    }
+}
+
+/// When to try a call again. Throttling is absorbed: a throttled call never took effect, so
+/// it waits and goes again, many times if need be. Other failures that may pass (a lost
+/// connection, a 5xx, a timeout) get a few tries with growing waits.
+#[derive(Default)]
+struct Retry {
+    failures: u32,
+    throttles: u32,
+}
+
+impl Retry {
+    fn after(&mut self, e: &ApiError) -> Option<Duration> {
+        if e.kind == ErrorKind::Throttled {
+            self.throttles += 1;
+            return (self.throttles <= MAX_THROTTLES).then(|| backoff(self.throttles.min(3)));
+        }
+        self.failures += 1;
+        (retryable(e) && self.failures < ATTEMPTS).then(|| backoff(self.failures))
     }
 }
 

@@ -103,7 +103,7 @@ impl Default for Settings {
 }
 
 /// Panorama's per-account quotas, kept on our side so polling and dispatch together stay
-/// inside them: 5 requests/s overall, 1 CreateJobForDevices/s.
+/// inside them: 5 requests/s overall (we pace at 4), 1 CreateJobForDevices/s.
 pub struct Limits {
     pub panorama_all: DefaultDirectRateLimiter,
     pub panorama_create: DefaultDirectRateLimiter,
@@ -114,7 +114,9 @@ impl Limits {
     fn new(concurrency: usize) -> Self {
         let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
-            panorama_all: RateLimiter::direct(per_second(5)),
+            // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
+            // are not paced here and need the headroom.
+            panorama_all: RateLimiter::direct(per_second(4)),
             panorama_create: RateLimiter::direct(per_second(1)),
             calls: Semaphore::new(concurrency.max(1)),
         }

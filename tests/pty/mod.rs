@@ -1,0 +1,168 @@
+//! A pseudo-terminal harness: the real `fleetdeck` binary, keys typed as a user types them,
+//! the screen read back through a terminal emulator.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
+
+pub const ENTER: &str = "\r";
+pub const ESC: &str = "\x1b";
+pub const TAB: &str = "\t";
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub struct Tui {
+    pub master: Box<dyn portable_pty::MasterPty + Send>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
+}
+
+impl Tui {
+    /// The demo, with simulated time fast enough that an OTA takes a couple of seconds.
+    pub fn demo() -> Self {
+        Self::start(&["--demo", "--demo-speed", "300"])
+    }
+
+    pub fn start(args: &[&str]) -> Self {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_fleetdeck"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).expect("fleetdeck starts");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("a reader");
+        let writer = pty.master.take_writer().expect("a writer");
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            NonZeroU16::new(40).unwrap(),
+            NonZeroU16::new(120).unwrap(),
+            0,
+        )));
+        let feed = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                feed.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        Self {
+            master: pty.master,
+            screen,
+            writer,
+            child,
+        }
+    }
+
+    pub fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    pub fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+        // Let the program read each burst as keys, not as one escape sequence.
+        std::thread::sleep(Duration::from_millis(60));
+    }
+
+    pub fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.contents();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// Waits until the screen line naming `device` contains every one of `parts`.
+    pub fn wait_row(&self, device: &str, parts: &[&str]) -> String {
+        let screen = self.wait_until(&format!("{device} to show {parts:?}"), |s| {
+            s.lines().any(|l| {
+                l.contains(device) && !l.contains("Results") && parts.iter().all(|p| l.contains(p))
+            })
+        });
+        screen
+            .lines()
+            .find(|l| l.contains(device) && parts.iter().all(|p| l.contains(p)))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits for the demo fleet to be listed and described.
+    pub fn ready(&self) {
+        self.wait_for("Devices 23 (14 Panorama, 9 Snow)");
+        self.wait_row("chi-wh-cam-01", &["5.0.21"]);
+        self.wait_row("smd-jnxpwtyzcl05e66", &["LOCKED"]);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.process_id().expect("a process id")
+    }
+
+    /// Waits for the program to exit, then checks the terminal it leaves: the main screen,
+    /// and line editing and echo back on (cooked mode).
+    pub fn expect_exit(mut self, how: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "fleetdeck exited with {status:?} on {how}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fleetdeck did not exit on {how}:\n{}",
+                self.contents()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let the reader take in what the program wrote last.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !self.screen.lock().unwrap().screen().alternate_screen(),
+            "{how} left the terminal on the alternate screen"
+        );
+        let termios = self.master.get_termios().expect("the terminal's modes");
+        let cooked = nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO;
+        assert!(
+            termios.local_flags.contains(cooked),
+            "{how} left the terminal in raw mode"
+        );
+    }
+
+    pub fn quit(mut self) {
+        self.send("q");
+        self.expect_exit("q");
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}

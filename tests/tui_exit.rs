@@ -1,0 +1,68 @@
+//! Every way out leaves the terminal as it was: cooked mode, main screen.
+
+mod pty;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use pty::{ENTER, Tui};
+
+fn signal(tui: &Tui, sig: Signal) {
+    kill(Pid::from_raw(tui.pid() as i32), sig).expect("the signal is delivered");
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    let mut tui = Tui::demo();
+    tui.ready();
+    tui.send("\x03");
+    tui.expect_exit("Ctrl-C");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let tui = Tui::demo();
+    tui.ready();
+    signal(&tui, Signal::SIGTERM);
+    tui.expect_exit("SIGTERM");
+}
+
+#[test]
+fn sighup_from_a_dropped_session_restores_the_terminal() {
+    let tui = Tui::demo();
+    tui.ready();
+    signal(&tui, Signal::SIGHUP);
+    tui.expect_exit("SIGHUP");
+}
+
+#[test]
+fn quitting_with_work_in_flight_asks_first() {
+    let mut tui = Tui::demo();
+    tui.ready();
+    tui.send("b");
+    tui.wait_for("Reboot");
+    tui.send(ENTER);
+    tui.wait_for("Confirm: 1 device");
+    tui.send("y");
+    tui.wait_for("Results 1");
+    tui.send("q");
+    tui.wait_for("still in flight");
+    tui.send("y");
+    tui.expect_exit("q, then y");
+}
+
+#[test]
+fn read_only_shows_itself_and_disables_changes() {
+    let mut tui = Tui::start(&["--demo", "--read-only"]);
+    tui.ready();
+    let screen = tui.wait_for("READ-ONLY");
+    assert!(
+        !screen.contains(" o OTA"),
+        "the OTA key is not offered:\n{screen}"
+    );
+    tui.send("o");
+    tui.wait_for("Read-only mode");
+    tui.send("?");
+    tui.wait_for("(off: read-only)");
+    tui.send("\x1b");
+    tui.quit();
+}
