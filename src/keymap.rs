@@ -71,20 +71,13 @@ const fn bind(
     }
 }
 
-const fn mutating(
-    keys: &'static [(KeyCode, KeyModifiers)],
-    shown: &'static str,
-    action: Action,
-    scope: Scope,
-    help: &'static str,
-) -> Binding {
-    Binding {
-        keys,
-        shown,
-        action,
-        scope,
-        help,
-        mutating: true,
+impl Binding {
+    /// Marks a binding whose action changes devices.
+    const fn changes_devices(self) -> Self {
+        Self {
+            mutating: true,
+            ..self
+        }
     }
 }
 
@@ -233,34 +226,38 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Devices,
         "details and history",
     ),
-    mutating(
+    bind(
         &[(KeyCode::Char('o'), NONE)],
         "o",
         Action::Ota,
         Scope::Devices,
         "OTA update (Panorama)",
-    ),
-    mutating(
+    )
+    .changes_devices(),
+    bind(
         &[(KeyCode::Char('b'), NONE)],
         "b",
         Action::Reboot,
         Scope::Devices,
         "reboot (Panorama or Snow)",
-    ),
-    mutating(
+    )
+    .changes_devices(),
+    bind(
         &[(KeyCode::Char('u'), NONE)],
         "u",
         Action::Unlock,
         Scope::Devices,
         "unlock (Snow)",
-    ),
-    mutating(
+    )
+    .changes_devices(),
+    bind(
         &[(KeyCode::Char('c'), NONE)],
         "c",
         Action::CancelTask,
         Scope::Results,
         "cancel Snow task (queued)",
-    ),
+    )
+    .changes_devices(),
 ];
 
 pub fn is_mutating(action: Action) -> bool {

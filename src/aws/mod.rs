@@ -9,6 +9,14 @@ pub mod snow;
 pub use config::{Clients, Connection, Target};
 pub use error::{ApiError, ErrorKind};
 
+/// An SDK tag map, in a stable order for display and sorting.
+fn tags(
+    map: Option<&std::collections::HashMap<String, String>>,
+) -> std::collections::BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// restJson timestamps as the UI shows them: seconds since the epoch.
 fn epoch(t: Option<&aws_smithy_types::DateTime>) -> Option<f64> {
     t.map(|t| t.as_secs_f64())

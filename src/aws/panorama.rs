@@ -1,20 +1,13 @@
 //! AWS Panorama calls, translated to and from fleet types.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_panorama::Client;
-use aws_sdk_panorama::types::{DeviceJobConfig, JobType, OtaJobConfig};
+use aws_sdk_panorama::types::{DeviceJob, DeviceJobConfig, JobType, OtaJobConfig};
 
-use super::{ApiError, epoch};
+use super::{ApiError, epoch, tags};
 use crate::fleet::{Device, Operation, Service};
 
 /// At most this many appliances per ListDevices page (the model's limit).
 pub const PAGE_SIZE: i32 = 25;
-
-fn tags(map: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
 
 fn latest(job: Option<&aws_sdk_panorama::types::LatestDeviceJob>) -> Option<String> {
     let job = job?;
@@ -134,34 +127,8 @@ pub async fn create_job(
         })
 }
 
-/// Every job id the appliance has had, from ListDevicesJobs: what reconciliation compares
-/// before and after a create whose answer was lost.
-pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
-    let mut ids = Vec::new();
-    let mut token = None;
-    loop {
-        let out = client
-            .list_devices_jobs()
-            .device_id(device)
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(ApiError::from_sdk)?;
-        ids.extend(
-            out.device_jobs()
-                .iter()
-                .filter_map(|j| j.job_id().map(str::to_string)),
-        );
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(ids);
-        }
-    }
-}
-
-/// The appliance's job history, newest first, as lines for the details view.
-pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+/// Every job the appliance has had, from ListDevicesJobs (all pages).
+async fn device_jobs(client: &Client, device: &str) -> Result<Vec<DeviceJob>, ApiError> {
     let mut jobs = Vec::new();
     let mut token = None;
     loop {
@@ -175,10 +142,25 @@ pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiEr
             .map_err(ApiError::from_sdk)?;
         jobs.extend(out.device_jobs().iter().cloned());
         token = out.next_token().map(str::to_string);
-        if token.is_none() || jobs.len() >= 100 {
-            break;
+        if token.is_none() {
+            return Ok(jobs);
         }
     }
+}
+
+/// Every job id the appliance has had: what reconciliation compares before and after a
+/// create whose answer was lost.
+pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+    let jobs = device_jobs(client, device).await?;
+    Ok(jobs
+        .iter()
+        .filter_map(|j| j.job_id().map(str::to_string))
+        .collect())
+}
+
+/// The appliance's job history, newest first, as lines for the details view.
+pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {
+    let mut jobs = device_jobs(client, device).await?;
     jobs.sort_by(|a, b| {
         epoch(b.created_time())
             .partial_cmp(&epoch(a.created_time()))

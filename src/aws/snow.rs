@@ -1,20 +1,14 @@
 //! AWS Snow Device Management calls, translated to and from fleet types.
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_snowdevicemanagement::Client;
 use aws_sdk_snowdevicemanagement::types::{Command, Reboot, Unlock};
 
-use super::{ApiError, ErrorKind, epoch};
+use super::{ApiError, ErrorKind, epoch, tags};
 use crate::fleet::{Device, Operation, Service, SnowOptions};
 
 pub const PAGE_SIZE: i32 = 100;
-
-fn tags(map: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
 
 /// "seen 3m ago": how long since the device last reached out.
 fn seen(at: Option<f64>) -> Option<String> {
