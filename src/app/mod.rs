@@ -110,7 +110,6 @@ pub struct App {
     pub color: bool,
     /// Rows the terminal shows, for paging.
     pub height: u16,
-    pub journal_hint: Option<String>,
     /// Mutating keys and forms are disabled.
     pub read_only: bool,
     pub quit: bool,
@@ -141,7 +140,6 @@ impl App {
             started: now,
             color,
             height: 24,
-            journal_hint: None,
             read_only: false,
             quit: false,
         }
