@@ -46,6 +46,10 @@ pub struct TuiArgs {
     /// device can leave the process.
     #[arg(long)]
     pub read_only: bool,
+    /// The dispatch journal (JSON Lines of intents and outcomes). Default: $FLEETDECK_JOURNAL,
+    /// else journal.jsonl in the XDG state directory (~/.local/state/fleetdeck).
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<std::path::PathBuf>,
     /// Seconds between background refreshes of the devices list.
     #[arg(long, default_value_t = 30)]
     pub refresh_secs: u64,

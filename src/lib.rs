@@ -5,6 +5,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod fleet;
+pub mod journal;
 pub mod keymap;
 pub mod sim;
 pub mod tui;

@@ -2,13 +2,20 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use fleetdeck::cli::{Cli, Command, Quotas, SimArgs};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimConfig};
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let journal = fleetdeck::journal::default_path().map_or_else(
+        || "(no state directory found: pass --journal)".to_string(),
+        |p| p.display().to_string(),
+    );
+    let matches = Cli::command()
+        .after_help(format!("Dispatch journal: {journal}"))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -12,9 +12,11 @@ use ratatui::DefaultTerminal;
 use crate::app::{self, App, Msg};
 use crate::aws::{self, Connection, Target};
 use crate::cli::TuiArgs;
+use crate::journal;
 use crate::sim::{self, SimConfig};
 use crate::ui;
-use crate::worker::{self, Settings, Source};
+use crate::worker::{self, Command, Event, Settings, Source};
+use tokio::sync::mpsc;
 
 /// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
 pub const DEMO_SPEED: f64 = 30.0;
@@ -23,6 +25,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let settings = Settings {
         concurrency: usize::from(args.concurrency),
         read_only: args.read_only,
+        journal: args.journal.clone().or_else(journal::default_path),
         refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
         ..Settings::default()
     };
@@ -62,21 +65,27 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(connection, color, Instant::now());
     app.read_only = args.read_only;
+    app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
 
     // ratatui::init also installs a panic hook that restores the terminal first.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
-    let result = event_loop(&mut terminal, app, source, settings).await;
+    let (commands, events) = worker::spawn(source, settings);
+    let result = event_loop(&mut terminal, app, &commands, events).await;
     ratatui::restore();
+    // The terminal first, then the journal: what was still in flight is written down.
+    let (done, wait) = tokio::sync::oneshot::channel();
+    if commands.send(Command::Shutdown(done)).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+    }
     result
 }
 
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
-    source: Source,
-    settings: Settings,
+    commands: &mpsc::UnboundedSender<Command>,
+    mut events: mpsc::UnboundedReceiver<Event>,
 ) -> anyhow::Result<()> {
-    let (commands, mut events) = worker::spawn(source, settings);
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

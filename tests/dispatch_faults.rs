@@ -3,10 +3,11 @@
 //! effect, and enforces AWS's Panorama quotas. The simulator's ledger must show exactly one
 //! job or execution per device, and every device's outcome must be reported.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::journal::{self, Record};
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
 use fleetdeck::worker::{self, Command, Event, OpUpdate, Settings, Source};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -17,7 +18,7 @@ struct Region {
     events: UnboundedReceiver<Event>,
 }
 
-fn start_worker(sim: &SimHandle, region: &str) -> Region {
+fn start_worker(sim: &SimHandle, region: &str, journal: &std::path::Path) -> Region {
     let source = Source::Demo {
         endpoint: sim.endpoint.clone(),
         region: region.to_string(),
@@ -27,6 +28,7 @@ fn start_worker(sim: &SimHandle, region: &str) -> Region {
     let settings = Settings {
         poll_every: Duration::from_millis(500),
         refresh_every: Duration::from_secs(3600),
+        journal: Some(journal.to_path_buf()),
         ..Settings::default()
     };
     let (commands, events) = worker::spawn(source, settings);
@@ -75,7 +77,13 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
     .await
     .unwrap();
 
-    let mut regions: Vec<Region> = sim.regions.iter().map(|r| start_worker(&sim, r)).collect();
+    let journal =
+        std::env::temp_dir().join(format!("fleetdeck-faults-{}.jsonl", uuid::Uuid::new_v4()));
+    let mut regions: Vec<Region> = sim
+        .regions
+        .iter()
+        .map(|r| start_worker(&sim, r, &journal))
+        .collect();
     let mut expected: HashMap<(String, String), Service> = HashMap::new();
     let mut outcomes: HashMap<(usize, usize), OpUpdate> = HashMap::new();
     let mut total = 0;
@@ -153,4 +161,62 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
         expected.len(),
         "nothing was sent to a device outside the plan"
     );
+
+    // The journal holds an intent before every call and an outcome after it; each Snow batch
+    // kept one client token through its retries; both plans ended.
+    let records = journal::read(&journal).unwrap();
+    assert!(
+        journal::unfinished(&records).is_empty(),
+        "a plan was left open"
+    );
+    let mut tokens: HashMap<Vec<String>, HashSet<String>> = HashMap::new();
+    // Intents not yet followed by an outcome, per device list.
+    let mut open: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut created_in_journal: HashSet<String> = HashSet::new();
+    for r in &records {
+        match r {
+            Record::Intent {
+                devices,
+                token,
+                service,
+                ..
+            } => {
+                *open.entry(devices.clone()).or_default() += 1;
+                if service == "snow" {
+                    tokens
+                        .entry(devices.clone())
+                        .or_default()
+                        .extend(token.clone());
+                }
+            }
+            Record::Outcome {
+                devices,
+                resource_id,
+                ..
+            } => {
+                let n = open.entry(devices.clone()).or_default();
+                *n = n.saturating_sub(1);
+                if resource_id.is_some() {
+                    created_in_journal.extend(devices.iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        open.values().all(|n| *n == 0),
+        "an intent without its outcome: {open:?}"
+    );
+    assert_eq!(tokens.len(), 20, "20 Snow batches");
+    assert!(
+        tokens.values().all(|t| t.len() == 1),
+        "a batch changed its token: {tokens:?}"
+    );
+    for (_, device) in expected.keys() {
+        assert!(
+            created_in_journal.contains(device),
+            "no outcome names {device}'s job or task"
+        );
+    }
+    let _ = std::fs::remove_file(&journal);
 }

@@ -36,7 +36,8 @@ fn sighup_from_a_dropped_session_restores_the_terminal() {
 
 #[test]
 fn quitting_with_work_in_flight_asks_first() {
-    let mut tui = Tui::demo();
+    // Real-time speed: the reboot is certainly still running when q is pressed.
+    let mut tui = Tui::start(&["--demo", "--demo-speed", "1"]);
     tui.ready();
     tui.send("b");
     tui.wait_for("Reboot");
@@ -47,7 +48,24 @@ fn quitting_with_work_in_flight_asks_first() {
     tui.send("q");
     tui.wait_for("still in flight");
     tui.send("y");
+    let journal = tui.journal.clone();
     tui.expect_exit("q, then y");
+    // The journal says what was in flight when the operator left.
+    let records = fleetdeck::journal::read(&journal).unwrap();
+    let in_flight: Vec<&String> = records
+        .iter()
+        .filter_map(|r| match r {
+            fleetdeck::journal::Record::End { in_flight, .. } => Some(in_flight),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        in_flight,
+        vec!["panorama:device-ptgz4jfebz9sdo78xrlgqnbqrm"],
+        "{records:?}"
+    );
+    assert!(fleetdeck::journal::unfinished(&records).is_empty());
 }
 
 #[test]

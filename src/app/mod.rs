@@ -112,6 +112,8 @@ pub struct App {
     pub height: u16,
     /// Mutating keys and forms are disabled.
     pub read_only: bool,
+    /// Where the dispatch journal is written, for the help overlay.
+    pub journal_path: Option<String>,
     pub quit: bool,
 }
 
@@ -141,6 +143,7 @@ impl App {
             color,
             height: 24,
             read_only: false,
+            journal_path: None,
             quit: false,
         }
     }

@@ -9,6 +9,13 @@ pub mod snow;
 pub use config::{Clients, Connection, Target};
 pub use error::{ApiError, ErrorKind};
 
+/// What a create call made: the job or task id, and the request id AWS gave the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub id: String,
+    pub request_id: Option<String>,
+}
+
 /// An SDK tag map, in a stable order for display and sorting.
 fn tags(
     map: Option<&std::collections::HashMap<String, String>>,

@@ -3,8 +3,9 @@
 use aws_sdk_panorama::Client;
 use aws_sdk_panorama::types::{DeviceJob, DeviceJobConfig, JobType, OtaJobConfig};
 
-use super::{ApiError, epoch, tags};
+use super::{ApiError, Created, epoch, tags};
 use crate::fleet::{Device, Operation, Service};
+use aws_sdk_panorama::operation::RequestId;
 
 /// At most this many appliances per ListDevices page (the model's limit).
 pub const PAGE_SIZE: i32 = 25;
@@ -73,7 +74,7 @@ pub async fn create_job(
     client: &Client,
     device: &str,
     operation: &Operation,
-) -> Result<String, ApiError> {
+) -> Result<Created, ApiError> {
     let request = client.create_job_for_devices().device_ids(device);
     let request = match operation {
         Operation::Ota {
@@ -114,10 +115,14 @@ pub async fn create_job(
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
+    let request_id = out.request_id().map(str::to_string);
     out.jobs()
         .first()
         .and_then(|j| j.job_id())
-        .map(str::to_string)
+        .map(|id| Created {
+            id: id.to_string(),
+            request_id,
+        })
         .ok_or_else(|| {
             ApiError::new(
                 super::ErrorKind::Other,

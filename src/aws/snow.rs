@@ -5,8 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_snowdevicemanagement::Client;
 use aws_sdk_snowdevicemanagement::types::{Command, Reboot, Unlock};
 
-use super::{ApiError, ErrorKind, epoch, tags};
+use super::{ApiError, Created, ErrorKind, epoch, tags};
 use crate::fleet::{Device, Operation, Service, SnowOptions};
+use aws_sdk_snowdevicemanagement::operation::RequestId;
 
 pub const PAGE_SIZE: i32 = 100;
 
@@ -74,7 +75,7 @@ pub async fn create_task(
     operation: &Operation,
     options: &SnowOptions,
     client_token: &str,
-) -> Result<String, ApiError> {
+) -> Result<Created, ApiError> {
     let command = match operation {
         Operation::Reboot => Command::Reboot(Reboot::builder().build()),
         Operation::Unlock => Command::Unlock(Unlock::builder().build()),
@@ -96,13 +97,19 @@ pub async fn create_task(
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    out.task_id().map(str::to_string).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::Other,
-            "EmptyResponse",
-            "CreateTask returned no task id",
-        )
-    })
+    let request_id = out.request_id().map(str::to_string);
+    out.task_id()
+        .map(|id| Created {
+            id: id.to_string(),
+            request_id,
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Other,
+                "EmptyResponse",
+                "CreateTask returned no task id",
+            )
+        })
 }
 
 /// Every execution of a task: (managed device id, state).

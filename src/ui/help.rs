@@ -28,6 +28,12 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ]));
         }
     }
+    if let Some(path) = &app.journal_path {
+        lines.push(Line::from(Span::styled(
+            format!("Journal: {path}"),
+            theme.dim(),
+        )));
+    }
     let block = Block::bordered().title(" Keys · Esc closes ");
     // One column where it fits, two where the terminal is short.
     let one_column = lines.len() as u16 + 2 <= area.height;

@@ -2,11 +2,13 @@
 //! one create a second, Snow up to 10 targets per task under a client token of our own.
 //! A call that may have taken effect is never sent again blindly.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Internal, Limits, OpId, OpUpdate, Worker};
-use crate::aws::{self, ApiError, ErrorKind};
+use crate::aws::{self, ApiError, Created, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Plan};
+use crate::journal::{self, Journal, Record};
 
 /// How many times a call whose failure may pass is tried.
 const ATTEMPTS: u32 = 5;
@@ -27,7 +29,72 @@ fn update(
     }
 }
 
-pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>) {
+/// Writes the intents and outcomes of one plan's calls. An intent that cannot be written
+/// stops the call: nothing is sent that the journal does not know of.
+#[derive(Clone)]
+struct Log {
+    journal: Option<Arc<Journal>>,
+    plan: String,
+    action: String,
+}
+
+impl Log {
+    fn intent(
+        &self,
+        service: &str,
+        operation: &str,
+        devices: &[String],
+        token: Option<&str>,
+        known_jobs: &[String],
+    ) -> Result<(), ApiError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        journal
+            .append(&Record::Intent {
+                plan: self.plan.clone(),
+                at: journal::now(),
+                service: service.into(),
+                operation: operation.into(),
+                devices: devices.to_vec(),
+                action: self.action.clone(),
+                token: token.map(str::to_string),
+                known_jobs: known_jobs.to_vec(),
+            })
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Validation,
+                    "JournalWriteFailed",
+                    format!("{e:#}; not sent"),
+                )
+            })
+    }
+
+    fn outcome(&self, service: &str, devices: &[String], result: Result<&Created, &ApiError>) {
+        let Some(journal) = &self.journal else { return };
+        let (resource_id, request_id, error) = match result {
+            Ok(c) => (Some(c.id.clone()), c.request_id.clone(), None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        // The call is already made: a failed write is reported, and the row still updates.
+        let _ = journal.append(&Record::Outcome {
+            plan: self.plan.clone(),
+            at: journal::now(),
+            service: service.into(),
+            devices: devices.to_vec(),
+            resource_id,
+            request_id,
+            error,
+        });
+    }
+}
+
+pub(super) fn start(worker: &mut Worker, plan_id: &str, plan: Plan, ops: Vec<(OpId, DeviceKey)>) {
+    let log = Log {
+        journal: worker.journal.clone(),
+        plan: plan_id.to_string(),
+        action: plan.operation.label().to_string(),
+    };
     let op_of = |key: &DeviceKey| ops.iter().find(|(_, k)| k == key).map(|(op, _)| *op);
     for key in &plan.panorama {
         let Some(op) = op_of(key) else { continue };
@@ -38,6 +105,7 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
         );
         let operation = plan.operation.clone();
         let device = key.id.clone();
+        let log = log.clone();
         worker.tasks.spawn(async move {
             let _permit = limits.calls.acquire().await;
             let report = |u: OpUpdate| drop(tx.send(Internal::Op(op, u)));
@@ -45,7 +113,7 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
                 Ok(c) => c,
                 Err(e) => return report(update("FAILED", None, Some(e), true)),
             };
-            match panorama_job(client, &limits, &device, &operation, &report).await {
+            match panorama_job(client, &limits, &device, &operation, &log, &report).await {
                 Ok(job) => {
                     let _ = tx.send(Internal::PanoramaJob { device, op });
                     report(update("SENT", Some(job), None, false));
@@ -66,8 +134,9 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
             worker.internal.clone(),
         );
         let (operation, options) = (plan.operation.clone(), plan.snow.clone());
-        // Chosen before the first send and reused on every retry: the service then creates
-        // the task at most once.
+        let log = log.clone();
+        // Chosen before the first send, journaled, and reused on every retry: the service
+        // then creates the task at most once.
         let token = uuid::Uuid::new_v4().to_string();
         worker.tasks.spawn(async move {
             let _permit = limits.calls.acquire().await;
@@ -82,25 +151,26 @@ pub(super) fn start(worker: &mut Worker, plan: Plan, ops: Vec<(OpId, DeviceKey)>
             };
             let mut retry = Retry::default();
             loop {
+                if let Err(e) = log.intent("snow", "CreateTask", &targets, Some(&token), &[]) {
+                    return report("FAILED", None, Some(e), true);
+                }
                 report("SENDING", None, None, false);
-                match aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token)
-                    .await
-                {
+                let result =
+                    aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token)
+                        .await;
+                log.outcome("snow", &targets, result.as_ref());
+                match result {
                     Ok(task) => {
                         let _ = tx.send(Internal::SnowTask {
-                            task: task.clone(),
+                            task: task.id.clone(),
                             ops: batch_ops.clone(),
                         });
-                        report("SENT", Some(task), None, false);
-                        return;
+                        return report("SENT", Some(task.id), None, false);
                     }
                     // The same token makes a resend safe whatever happened to the first.
                     Err(e) => match retry.after(&e) {
                         Some(wait) => tokio::time::sleep(wait).await,
-                        None => {
-                            report("FAILED", None, Some(e), true);
-                            return;
-                        }
+                        None => return report("FAILED", None, Some(e), true),
                     },
                 }
             }
@@ -117,6 +187,7 @@ async fn panorama_job(
     limits: &Limits,
     device: &str,
     operation: &Operation,
+    log: &Log,
     report: &impl Fn(OpUpdate),
 ) -> Result<String, (&'static str, ApiError)> {
     let before = read_jobs(client, limits, device)
@@ -127,10 +198,15 @@ async fn panorama_job(
     loop {
         limits.panorama_create.until_ready().await;
         limits.panorama_all.until_ready().await;
+        let devices = [device.to_string()];
+        log.intent("panorama", "CreateJobForDevices", &devices, None, &before)
+            .map_err(|e| ("FAILED", e))?;
         report(update("SENDING", None, None, false));
         sends += 1;
-        let error = match aws::panorama::create_job(client, device, operation).await {
-            Ok(job) => return Ok(job),
+        let result = aws::panorama::create_job(client, device, operation).await;
+        log.outcome("panorama", &devices, result.as_ref());
+        let error = match result {
+            Ok(job) => return Ok(job.id),
             Err(e) => e,
         };
         // A conflict on a resend may be the earlier send's job.
@@ -142,7 +218,15 @@ async fn panorama_job(
                 .map_err(|_| ("UNCONFIRMED", error.clone()))?;
             let new: Vec<String> = now.into_iter().filter(|j| !before.contains(j)).collect();
             match new.as_slice() {
-                [job] => return Ok(job.clone()),
+                [job] => {
+                    // The lost answer's job, found: journal it as the call's outcome.
+                    let found = Created {
+                        id: job.clone(),
+                        request_id: None,
+                    };
+                    log.outcome("panorama", &devices, Ok(&found));
+                    return Ok(job.clone());
+                }
                 [] => {}
                 _ => {
                     let detail = format!(

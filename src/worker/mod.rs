@@ -14,10 +14,11 @@ use tokio::task::JoinSet;
 
 use crate::aws::{self, ApiError, Clients, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Plan, Service};
+use crate::journal::{self, Journal, Record};
 
 pub type OpId = usize;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Command {
     /// Reload both services' devices. A refresh asked for while one runs is folded into it.
     Refresh,
@@ -31,6 +32,8 @@ pub enum Command {
     CancelTask {
         task_id: String,
     },
+    /// Write down what is still in flight, then answer.
+    Shutdown(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A result row's news: its state, the job or task id once known, and an error.
@@ -89,6 +92,8 @@ pub struct Settings {
     pub poll_every: Duration,
     /// Refuse every call that changes a device.
     pub read_only: bool,
+    /// Where intents and outcomes are written; without one, nothing is.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -98,6 +103,7 @@ impl Default for Settings {
             refresh_every: Duration::from_secs(30),
             poll_every: Duration::from_secs(2),
             read_only: false,
+            journal: None,
         }
     }
 }
@@ -174,8 +180,23 @@ fn read_only_refusal() -> OpUpdate {
     }
 }
 
+/// How the journal names a device: "panorama:<id>" or "snow:<id>".
+pub fn device_ref(key: &DeviceKey) -> String {
+    match key.service {
+        Service::Panorama => format!("panorama:{}", key.id),
+        Service::Snow => format!("snow:{}", key.id),
+    }
+}
+
 struct Worker {
     read_only: bool,
+    connection: Connection,
+    journal: Option<Arc<Journal>>,
+    /// Set when a journal was asked for and cannot be written: nothing is dispatched then.
+    journal_broken: Option<String>,
+    /// Each plan's result rows not yet final, and which plan a row belongs to.
+    plans: HashMap<String, HashSet<OpId>>,
+    op_plan: HashMap<OpId, (String, DeviceKey)>,
     clients: Clients,
     limits: Arc<Limits>,
     events: mpsc::UnboundedSender<Event>,
@@ -214,10 +235,28 @@ async fn run(
             ApiError::panorama_ended().message
         )));
     }
-    let _ = events.send(Event::Connected(connection));
+    let (journal, journal_broken) = match &settings.journal {
+        None => (None, None),
+        Some(path) => match Journal::open(path) {
+            Ok(j) => (Some(Arc::new(j)), None),
+            Err(e) => {
+                let why = format!("{e:#}");
+                let _ = events.send(Event::Failure(format!(
+                    "The journal cannot be written, so nothing will be dispatched: {why}"
+                )));
+                (None, Some(why))
+            }
+        },
+    };
+    let _ = events.send(Event::Connected(connection.clone()));
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let mut worker = Worker {
         read_only: settings.read_only,
+        connection,
+        journal,
+        journal_broken,
+        plans: HashMap::new(),
+        op_plan: HashMap::new(),
         clients,
         limits: Arc::new(Limits::new(settings.concurrency)),
         events,
@@ -264,7 +303,34 @@ impl Worker {
                     self.emit(Event::Op(op, read_only_refusal()));
                 }
             }
-            Command::Dispatch { plan, ops } => dispatch::start(self, plan, ops),
+            Command::Dispatch { ops, .. } if self.journal_broken.is_some() => {
+                let why = self.journal_broken.clone().unwrap_or_default();
+                for (op, _) in ops {
+                    let error = ApiError::new(
+                        aws::ErrorKind::Validation,
+                        "JournalUnavailable",
+                        why.clone(),
+                    );
+                    self.emit(Event::Op(
+                        op,
+                        OpUpdate {
+                            state: "FAILED".into(),
+                            resource_id: None,
+                            error: Some(error),
+                            done: true,
+                        },
+                    ));
+                }
+            }
+            Command::Dispatch { plan, ops } => {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.begin(&id, &plan, &ops);
+                dispatch::start(self, &id, plan, ops);
+            }
+            Command::Shutdown(done) => {
+                self.end_all();
+                let _ = done.send(());
+            }
             Command::CancelTask { task_id } if self.read_only => {
                 self.emit(Event::Failure(format!(
                     "Read-only mode: CancelTask {task_id} was not sent"
@@ -309,7 +375,84 @@ impl Worker {
                 self.snow_tasks.insert(task, ops);
             }
             Internal::Executions { task, states } => self.snow_progress(task, states),
-            Internal::Op(op, update) => self.emit(Event::Op(op, update)),
+            Internal::Op(op, update) => self.op(op, update),
+        }
+    }
+
+    fn op(&mut self, op: OpId, update: OpUpdate) {
+        if update.done {
+            self.finish(op);
+        }
+        self.emit(Event::Op(op, update));
+    }
+
+    fn journal(&self, record: &Record) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.append(record)
+        {
+            self.emit(Event::Failure(format!("{e:#}")));
+        }
+    }
+
+    /// Journals the confirmed plan and remembers its rows.
+    fn begin(&mut self, id: &str, plan: &Plan, ops: &[(OpId, DeviceKey)]) {
+        let (image_version, allow_major) = match &plan.operation {
+            crate::fleet::Operation::Ota {
+                image_version,
+                allow_major,
+            } => (Some(image_version.clone()), *allow_major),
+            _ => (None, false),
+        };
+        self.journal(&Record::Plan {
+            plan: id.to_string(),
+            at: journal::now(),
+            action: plan.operation.label().to_string(),
+            image_version,
+            allow_major,
+            description: plan.snow.description.clone(),
+            tags: plan.snow.tags.clone(),
+            region: self.connection.region.clone(),
+            endpoint: self.connection.snow_endpoint.clone(),
+            devices: ops.iter().map(|(_, k)| device_ref(k)).collect(),
+        });
+        self.plans
+            .insert(id.to_string(), ops.iter().map(|(op, _)| *op).collect());
+        for (op, key) in ops {
+            self.op_plan.insert(*op, (id.to_string(), key.clone()));
+        }
+    }
+
+    /// A row reached its final state; a plan whose rows all did is ended in the journal.
+    fn finish(&mut self, op: OpId) {
+        let Some((plan, _)) = self.op_plan.remove(&op) else {
+            return;
+        };
+        let Some(rows) = self.plans.get_mut(&plan) else {
+            return;
+        };
+        rows.remove(&op);
+        if rows.is_empty() {
+            self.plans.remove(&plan);
+            self.journal(&Record::End {
+                plan,
+                at: journal::now(),
+                in_flight: Vec::new(),
+            });
+        }
+    }
+
+    /// Leaving: every open plan is ended, naming the devices still in flight.
+    fn end_all(&mut self) {
+        for (plan, rows) in std::mem::take(&mut self.plans) {
+            let in_flight = rows
+                .iter()
+                .filter_map(|op| self.op_plan.get(op).map(|(_, k)| device_ref(k)))
+                .collect();
+            self.journal(&Record::End {
+                plan,
+                at: journal::now(),
+                in_flight,
+            });
         }
     }
 
@@ -325,7 +468,7 @@ impl Worker {
             if done {
                 self.panorama_jobs.remove(&d.id);
             }
-            self.emit(Event::Op(
+            self.op(
                 op,
                 OpUpdate {
                     state,
@@ -333,18 +476,18 @@ impl Worker {
                     error: None,
                     done,
                 },
-            ));
+            );
         }
     }
 
     fn snow_progress(&mut self, task: String, states: Vec<(String, String)>) {
         self.polling.remove(&task);
-        let Some(ops) = self.snow_tasks.get(&task) else {
+        let Some(ops) = self.snow_tasks.get(&task).cloned() else {
             return;
         };
         let mut all_done = true;
         let mut finished = Vec::new();
-        for (device, op) in ops {
+        for (device, op) in &ops {
             let Some((_, state)) = states.iter().find(|(d, _)| d == device) else {
                 all_done = false;
                 continue;
@@ -354,7 +497,7 @@ impl Worker {
             if done {
                 finished.push(device.clone());
             }
-            self.emit(Event::Op(
+            self.op(
                 *op,
                 OpUpdate {
                     state: state.clone(),
@@ -362,7 +505,7 @@ impl Worker {
                     error: None,
                     done,
                 },
-            ));
+            );
         }
         // A finished execution changed the device (an unlock): read it again.
         for device in finished {

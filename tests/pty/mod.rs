@@ -16,6 +16,8 @@ pub const TAB: &str = "\t";
 pub const WAIT: Duration = Duration::from_secs(90);
 
 pub struct Tui {
+    /// The journal this run writes, in a directory of its own.
+    pub journal: std::path::PathBuf,
     pub master: Box<dyn portable_pty::MasterPty + Send>,
     screen: Arc<Mutex<vt100::Parser>>,
     writer: Box<dyn Write + Send>,
@@ -40,6 +42,10 @@ impl Tui {
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_fleetdeck"));
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
+        let journal = std::env::temp_dir()
+            .join(format!("fleetdeck-pty-{}", std::process::id()))
+            .join(format!("{}.jsonl", uuid::Uuid::new_v4()));
+        cmd.env("FLEETDECK_JOURNAL", &journal);
         let child = pty.slave.spawn_command(cmd).expect("fleetdeck starts");
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().expect("a reader");
@@ -60,6 +66,7 @@ impl Tui {
             }
         });
         Self {
+            journal,
             master: pty.master,
             screen,
             writer,

@@ -1,0 +1,227 @@
+//! The dispatch journal: JSON Lines, append-only and fsynced. Before each mutating call an
+//! intent record, after it an outcome record, so that what was sent can always be told from
+//! what was only planned. No credentials or secrets are ever written.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Overrides where the journal lives (tests, several operators on one host).
+pub const PATH_VARIABLE: &str = "FLEETDECK_JOURNAL";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// An operator confirmed a plan.
+    Plan {
+        plan: String,
+        at: u64,
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        image_version: Option<String>,
+        #[serde(default)]
+        allow_major: bool,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        description: Option<String>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+        tags: BTreeMap<String, String>,
+        region: String,
+        endpoint: String,
+        /// "panorama:<id>" or "snow:<id>".
+        devices: Vec<String>,
+    },
+    /// A mutating call is about to be sent.
+    Intent {
+        plan: String,
+        at: u64,
+        service: String,
+        operation: String,
+        devices: Vec<String>,
+        action: String,
+        /// Snow's client token, chosen before the first send and reused on every retry.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        token: Option<String>,
+        /// Panorama: the appliance's jobs before the first send, for reconciliation.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        known_jobs: Vec<String>,
+    },
+    /// What came of it.
+    Outcome {
+        plan: String,
+        at: u64,
+        service: String,
+        devices: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        resource_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        request_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
+    /// Every device of the plan has reached a final state, or the operator left with these
+    /// still in flight.
+    End {
+        plan: String,
+        at: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        in_flight: Vec<String>,
+    },
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `$FLEETDECK_JOURNAL`, else `journal.jsonl` in the XDG state directory
+/// (`$XDG_STATE_HOME/fleetdeck`, by default `~/.local/state/fleetdeck`).
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(PATH_VARIABLE).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "fleetdeck")?;
+    Some(dirs.state_dir()?.join("journal.jsonl"))
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and waits for it to reach the disk.
+    pub fn append(&self, record: &Record) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(record).context("cannot encode a journal record")?;
+        line.push(b'\n');
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot write the journal {}", self.path.display()))
+    }
+}
+
+/// Every record in a journal file. A last line cut short by a crash is left out.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the journal {}", path.display()));
+        }
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("cannot read the journal {}", path.display()))?;
+        if let Ok(record) = serde_json::from_str(&line) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// Plans the journal shows begun and not ended: what a crash left behind.
+pub fn unfinished(records: &[Record]) -> Vec<String> {
+    let mut open: Vec<String> = Vec::new();
+    for r in records {
+        match r {
+            Record::Plan { plan, .. } => open.push(plan.clone()),
+            Record::End { plan, .. } => open.retain(|p| p != plan),
+            _ => {}
+        }
+    }
+    open
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intent(plan: &str) -> Record {
+        Record::Intent {
+            plan: plan.into(),
+            at: 1,
+            service: "snow".into(),
+            operation: "CreateTask".into(),
+            devices: vec!["smd-1".into()],
+            action: "unlock".into(),
+            token: Some("t-1".into()),
+            known_jobs: vec![],
+        }
+    }
+
+    fn plan(id: &str) -> Record {
+        Record::Plan {
+            plan: id.into(),
+            at: 1,
+            action: "unlock".into(),
+            image_version: None,
+            allow_major: false,
+            description: None,
+            tags: BTreeMap::new(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:4580".into(),
+            devices: vec!["snow:smd-1".into()],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_survive_a_torn_last_line() {
+        let dir = std::env::temp_dir().join(format!("fleetdeck-journal-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("journal.jsonl");
+        let journal = Journal::open(&path).unwrap();
+        journal.append(&plan("p1")).unwrap();
+        journal.append(&intent("p1")).unwrap();
+        drop(journal);
+        // A crash mid-write leaves half a line.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"record\":\"outcome\",\"pla").unwrap();
+        let records = read(&path).unwrap();
+        assert_eq!(records, vec![plan("p1"), intent("p1")]);
+        assert_eq!(unfinished(&records), vec!["p1".to_string()]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_ended_plan_is_finished() {
+        let records = vec![
+            plan("p1"),
+            plan("p2"),
+            Record::End {
+                plan: "p1".into(),
+                at: 2,
+                in_flight: vec![],
+            },
+        ];
+        assert_eq!(unfinished(&records), vec!["p2".to_string()]);
+    }
+}
