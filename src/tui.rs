@@ -72,12 +72,23 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let (commands, events) = worker::spawn(source, settings);
     let result = event_loop(&mut terminal, app, &commands, events).await;
     ratatui::restore();
-    // The terminal first, then the journal: what was still in flight is written down.
-    let (done, wait) = tokio::sync::oneshot::channel();
-    if commands.send(Command::Shutdown(done)).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+    // The terminal first, then the journal. An operator who quits closes the open plans,
+    // naming what was in flight; a signal (a dropped SSH session) leaves them open, so the
+    // next start offers to resume them.
+    if let Ok(Exit::Quit) = result {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if commands.send(Command::Shutdown(done)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        }
     }
-    result
+    result.map(drop)
+}
+
+enum Exit {
+    /// The operator quit.
+    Quit,
+    /// A signal, or the terminal went away.
+    Signal,
 }
 
 async fn event_loop(
@@ -85,7 +96,7 @@ async fn event_loop(
     mut app: App,
     commands: &mpsc::UnboundedSender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Exit> {
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -101,19 +112,19 @@ async fn event_loop(
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e).context("reading the terminal failed"),
-                None => return Ok(()),
+                None => return Ok(Exit::Signal),
             },
             Some(event) = events.recv() => Msg::Worker(Box::new(event)),
             _ = tick.tick() => Msg::Tick(Instant::now()),
-            _ = term.recv() => return Ok(()),
-            _ = hangup.recv() => return Ok(()),
+            _ = term.recv() => return Ok(Exit::Signal),
+            _ = hangup.recv() => return Ok(Exit::Signal),
         };
         app::update(&mut app, Msg::Tick(Instant::now()));
         for command in app::update(&mut app, msg) {
             let _ = commands.send(command);
         }
         if app.quit {
-            return Ok(());
+            return Ok(Exit::Quit);
         }
         terminal.draw(|f| ui::draw(&app, f))?;
     }

@@ -313,3 +313,18 @@ fn sticky_error_and_quit_dialog() {
     f.keys("b").key(KeyCode::Enter).keys("y").keys("q");
     f.snapshot("quit_with_error");
 }
+
+#[test]
+fn resume_offer() {
+    let mut f = Fixture::new();
+    f.worker(Event::Unfinished(fleetdeck::worker::Resumable {
+        plan: "29ef771b-2353-4c26-a3fe-b84d5e4c6674".into(),
+        at: 0,
+        action: "reboot".into(),
+        pending: vec![
+            fleetdeck::fleet::DeviceKey::new(Service::Panorama, "device-sea-dock-cam-02"),
+            fleetdeck::fleet::DeviceKey::new(Service::Snow, "smd-ybj6e3wtfq4o4ejpe"),
+        ],
+    }));
+    f.snapshot("resume");
+}

@@ -14,7 +14,7 @@ use tui_input::backend::crossterm::EventHandler;
 use crate::aws::Connection;
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::{self, Action, Scope};
-use crate::worker::{Command, Event, OpId, OpUpdate};
+use crate::worker::{Command, Event, OpId, OpUpdate, Resumable};
 
 pub use devices::{Devices, SortColumn};
 pub use forms::{Confirm, ConfirmOutcome, Field, Form, FormKind, FormOutcome};
@@ -41,6 +41,8 @@ pub enum Overlay {
     Details(Details),
     /// Quitting while operations are in flight.
     Quit,
+    /// A plan a crash left open: resume it, discard it, or decide later.
+    Resume(Resumable),
 }
 
 /// One device's part in one operation.
@@ -114,6 +116,8 @@ pub struct App {
     pub read_only: bool,
     /// Where the dispatch journal is written, for the help overlay.
     pub journal_path: Option<String>,
+    /// Unfinished plans waiting to be shown, after the one on screen.
+    pub resumable: Vec<Resumable>,
     pub quit: bool,
 }
 
@@ -144,6 +148,7 @@ impl App {
             height: 24,
             read_only: false,
             journal_path: None,
+            resumable: Vec::new(),
             quit: false,
         }
     }
@@ -217,6 +222,10 @@ fn on_event(app: &mut App, event: Event) {
             }
         }
         Event::Op(id, update) => apply_op(app, id, update),
+        Event::Unfinished(plan) => {
+            app.resumable.push(plan);
+            next_resume(app);
+        }
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.errors.push(message),
     }
@@ -293,6 +302,29 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
             }
             Vec::new()
         }
+        Overlay::Resume(plan) => match key.code {
+            KeyCode::Char('r') if !app.read_only => {
+                let commands = resume(app, plan);
+                next_resume(app);
+                commands
+            }
+            KeyCode::Char('d') => {
+                app.tell(format!(
+                    "Plan {} closed in the journal; nothing sent",
+                    plan.plan
+                ));
+                next_resume(app);
+                vec![Command::Discard { plan: plan.plan }]
+            }
+            KeyCode::Esc => {
+                next_resume(app);
+                Vec::new()
+            }
+            _ => {
+                app.overlay = Some(Overlay::Resume(plan));
+                Vec::new()
+            }
+        },
         Overlay::Quit => {
             match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => app.quit = true,
@@ -328,11 +360,34 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
     }
 }
 
-/// Adds a result row per target and hands the plan to the worker.
-fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
-    let plan = confirm.plan;
+/// Shows the next unfinished plan, when nothing else is on screen.
+fn next_resume(app: &mut App) {
+    if app.overlay.is_none() && !app.resumable.is_empty() {
+        app.overlay = Some(Overlay::Resume(app.resumable.remove(0)));
+    }
+}
+
+/// Adds a row per device the plan never confirmed and asks the worker to carry on.
+fn resume(app: &mut App, plan: Resumable) -> Vec<Command> {
+    let ops = add_rows(app, plan.pending.iter(), &plan.action);
+    app.focus = Pane::Results;
+    app.tell(format!(
+        "Resuming {}: reconciling before sending anything",
+        plan.action
+    ));
+    vec![Command::Resume {
+        plan: plan.plan,
+        ops,
+    }]
+}
+
+fn add_rows<'a>(
+    app: &mut App,
+    keys: impl Iterator<Item = &'a DeviceKey>,
+    operation: &str,
+) -> Vec<(OpId, DeviceKey)> {
     let mut ops = Vec::new();
-    for key in plan.targets() {
+    for key in keys {
         let id = app.results.rows.len();
         let label = app
             .devices
@@ -342,7 +397,7 @@ fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
             id,
             key: key.clone(),
             label,
-            operation: plan.operation.label().to_string(),
+            operation: operation.to_string(),
             resource_id: None,
             state: "QUEUED".into(),
             started: app.now,
@@ -351,6 +406,13 @@ fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
         });
         ops.push((id, key.clone()));
     }
+    ops
+}
+
+/// Adds a result row per target and hands the plan to the worker.
+fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
+    let plan = confirm.plan;
+    let ops = add_rows(app, plan.targets(), plan.operation.label());
     app.devices.marks.clear();
     app.focus = Pane::Results;
     app.tell(format!(

@@ -7,6 +7,7 @@ mod devices;
 mod form;
 mod help;
 mod results;
+mod resume;
 pub mod theme;
 
 use ratatui::Frame;
@@ -47,6 +48,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::Confirm(c)) => confirm::draw(app, c, &theme, frame, area),
         Some(Overlay::Details(d)) => details::draw(d, &theme, frame, area),
         Some(Overlay::Quit) => quit(app, &theme, frame, area),
+        Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
     }
 }
 

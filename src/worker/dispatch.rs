@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Internal, Limits, OpId, OpUpdate, Worker};
 use crate::aws::{self, ApiError, Created, ErrorKind};
-use crate::fleet::{DeviceKey, Operation, Plan};
+use crate::fleet::{DeviceKey, Operation, Plan, SnowOptions};
 use crate::journal::{self, Journal, Record};
 
 /// How many times a call whose failure may pass is tried.
@@ -89,93 +89,154 @@ impl Log {
     }
 }
 
-pub(super) fn start(worker: &mut Worker, plan_id: &str, plan: Plan, ops: Vec<(OpId, DeviceKey)>) {
+/// One call's worth of work: an appliance, or a Snow batch. What a resumed plan carries over
+/// from the journal rides along: the appliance's jobs before the first send, the batch's token.
+pub(super) enum Work {
+    Panorama {
+        op: OpId,
+        device: String,
+        known_jobs: Option<Vec<String>>,
+    },
+    Snow {
+        ops: Vec<(String, OpId)>,
+        token: Option<String>,
+    },
+}
+
+/// The work a fresh plan makes.
+pub(super) fn work(plan: &Plan, ops: &[(OpId, DeviceKey)]) -> Vec<Work> {
+    let op_of = |key: &DeviceKey| ops.iter().find(|(_, k)| k == key).map(|(op, _)| *op);
+    let panorama = plan.panorama.iter().filter_map(|k| {
+        op_of(k).map(|op| Work::Panorama {
+            op,
+            device: k.id.clone(),
+            known_jobs: None,
+        })
+    });
+    let snow = plan.snow_batches.iter().map(|batch| Work::Snow {
+        ops: batch
+            .iter()
+            .filter_map(|k| op_of(k).map(|op| (k.id.clone(), op)))
+            .collect(),
+        token: None,
+    });
+    panorama.chain(snow).collect()
+}
+
+pub(super) fn start(
+    worker: &mut Worker,
+    plan_id: &str,
+    operation: Operation,
+    snow: SnowOptions,
+    work: Vec<Work>,
+) {
     let log = Log {
         journal: worker.journal.clone(),
         plan: plan_id.to_string(),
-        action: plan.operation.label().to_string(),
+        action: operation.label().to_string(),
     };
-    let op_of = |key: &DeviceKey| ops.iter().find(|(_, k)| k == key).map(|(op, _)| *op);
-    for key in &plan.panorama {
-        let Some(op) = op_of(key) else { continue };
-        let (clients, limits, tx) = (
-            worker.clients.clone(),
-            worker.limits.clone(),
-            worker.internal.clone(),
-        );
-        let operation = plan.operation.clone();
-        let device = key.id.clone();
-        let log = log.clone();
-        worker.tasks.spawn(async move {
-            let _permit = limits.calls.acquire().await;
-            let report = |u: OpUpdate| drop(tx.send(Internal::Op(op, u)));
-            let client = match clients.panorama() {
-                Ok(c) => c,
-                Err(e) => return report(update("FAILED", None, Some(e), true)),
-            };
-            match panorama_job(client, &limits, &device, &operation, &log, &report).await {
-                Ok(job) => {
-                    let _ = tx.send(Internal::PanoramaJob { device, op });
-                    report(update("SENT", Some(job), None, false));
-                }
-                Err((state, e)) => report(update(state, None, Some(e), true)),
-            }
-        });
+    for item in work {
+        match item {
+            Work::Panorama {
+                op,
+                device,
+                known_jobs,
+            } => panorama(worker, &log, &operation, op, device, known_jobs),
+            Work::Snow { ops, token } => snow_batch(worker, &log, &operation, &snow, ops, token),
+        }
     }
+}
 
-    for batch in &plan.snow_batches {
-        let batch_ops: Vec<(String, OpId)> = batch
-            .iter()
-            .filter_map(|k| op_of(k).map(|op| (k.id.clone(), op)))
-            .collect();
-        let (clients, limits, tx) = (
-            worker.clients.clone(),
-            worker.limits.clone(),
-            worker.internal.clone(),
-        );
-        let (operation, options) = (plan.operation.clone(), plan.snow.clone());
-        let log = log.clone();
-        // Chosen before the first send, journaled, and reused on every retry: the service
-        // then creates the task at most once.
-        let token = uuid::Uuid::new_v4().to_string();
-        worker.tasks.spawn(async move {
-            let _permit = limits.calls.acquire().await;
-            let targets: Vec<String> = batch_ops.iter().map(|(d, _)| d.clone()).collect();
-            let report = |state: &str, id: Option<String>, error: Option<ApiError>, done: bool| {
-                for (_, op) in &batch_ops {
-                    let _ = tx.send(Internal::Op(
-                        *op,
-                        update(state, id.clone(), error.clone(), done),
-                    ));
-                }
-            };
-            let mut retry = Retry::default();
-            loop {
-                if let Err(e) = log.intent("snow", "CreateTask", &targets, Some(&token), &[]) {
-                    return report("FAILED", None, Some(e), true);
-                }
-                report("SENDING", None, None, false);
-                let result =
-                    aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token)
-                        .await;
-                log.outcome("snow", &targets, result.as_ref());
-                match result {
-                    Ok(task) => {
-                        let _ = tx.send(Internal::SnowTask {
-                            task: task.id.clone(),
-                            ops: batch_ops.clone(),
-                        });
-                        return report("SENT", Some(task.id), None, false);
-                    }
-                    // The same token makes a resend safe whatever happened to the first.
-                    Err(e) => match retry.after(&e) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return report("FAILED", None, Some(e), true),
-                    },
-                }
+fn panorama(
+    worker: &mut Worker,
+    log: &Log,
+    operation: &Operation,
+    op: OpId,
+    device: String,
+    known_jobs: Option<Vec<String>>,
+) {
+    let (clients, limits, tx) = (
+        worker.clients.clone(),
+        worker.limits.clone(),
+        worker.internal.clone(),
+    );
+    let operation = operation.clone();
+    let log = log.clone();
+    worker.tasks.spawn(async move {
+        let _permit = limits.calls.acquire().await;
+        let report = |u: OpUpdate| drop(tx.send(Internal::Op(op, u)));
+        let client = match clients.panorama() {
+            Ok(c) => c,
+            Err(e) => return report(update("FAILED", None, Some(e), true)),
+        };
+        match panorama_job(
+            client, &limits, &device, &operation, known_jobs, &log, &report,
+        )
+        .await
+        {
+            Ok(job) => {
+                let _ = tx.send(Internal::PanoramaJob { device, op });
+                report(update("SENT", Some(job), None, false));
             }
-        });
-    }
+            Err((state, e)) => report(update(state, None, Some(e), true)),
+        }
+    });
+}
+
+fn snow_batch(
+    worker: &mut Worker,
+    log: &Log,
+    operation: &Operation,
+    options: &SnowOptions,
+    batch_ops: Vec<(String, OpId)>,
+    token: Option<String>,
+) {
+    let (clients, limits, tx) = (
+        worker.clients.clone(),
+        worker.limits.clone(),
+        worker.internal.clone(),
+    );
+    let (operation, options) = (operation.clone(), options.clone());
+    let log = log.clone();
+    // Chosen before the first send, journaled, and reused on every retry (and by a resumed
+    // plan): the service then creates the task at most once.
+    let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    worker.tasks.spawn(async move {
+        let _permit = limits.calls.acquire().await;
+        let targets: Vec<String> = batch_ops.iter().map(|(d, _)| d.clone()).collect();
+        let report = |state: &str, id: Option<String>, error: Option<ApiError>, done: bool| {
+            for (_, op) in &batch_ops {
+                let _ = tx.send(Internal::Op(
+                    *op,
+                    update(state, id.clone(), error.clone(), done),
+                ));
+            }
+        };
+        let mut retry = Retry::default();
+        loop {
+            if let Err(e) = log.intent("snow", "CreateTask", &targets, Some(&token), &[]) {
+                return report("FAILED", None, Some(e), true);
+            }
+            report("SENDING", None, None, false);
+            let result =
+                aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token).await;
+            log.outcome("snow", &targets, result.as_ref());
+            match result {
+                Ok(task) => {
+                    let _ = tx.send(Internal::SnowTask {
+                        task: task.id.clone(),
+                        ops: batch_ops.clone(),
+                    });
+                    return report("SENT", Some(task.id), None, false);
+                }
+                // The same token makes a resend safe whatever happened to the first.
+                Err(e) => match retry.after(&e) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return report("FAILED", None, Some(e), true),
+                },
+            }
+        }
+    });
 }
 
 /// Creates one appliance's job exactly once. CreateJobForDevices has no idempotency token, so
@@ -187,18 +248,37 @@ async fn panorama_job(
     limits: &Limits,
     device: &str,
     operation: &Operation,
+    known_jobs: Option<Vec<String>>,
     log: &Log,
     report: &impl Fn(OpUpdate),
 ) -> Result<String, (&'static str, ApiError)> {
-    let before = read_jobs(client, limits, device)
-        .await
-        .map_err(|e| ("FAILED", e))?;
+    let devices = [device.to_string()];
+    let before = match known_jobs {
+        // Resumed: a send may have happened before the crash. A job beyond what the
+        // appliance had then is that send's.
+        Some(known) => {
+            let now = read_jobs(client, limits, device)
+                .await
+                .map_err(|e| ("UNCONFIRMED", e))?;
+            if let Some(job) = now.iter().find(|j| !known.contains(j)) {
+                let found = Created {
+                    id: job.clone(),
+                    request_id: None,
+                };
+                log.outcome("panorama", &devices, Ok(&found));
+                return Ok(job.clone());
+            }
+            known
+        }
+        None => read_jobs(client, limits, device)
+            .await
+            .map_err(|e| ("FAILED", e))?,
+    };
     let mut retry = Retry::default();
     let mut sends = 0;
     loop {
         limits.panorama_create.until_ready().await;
         limits.panorama_all.until_ready().await;
-        let devices = [device.to_string()];
         log.intent("panorama", "CreateJobForDevices", &devices, None, &before)
             .map_err(|e| ("FAILED", e))?;
         report(update("SENDING", None, None, false));

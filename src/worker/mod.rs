@@ -32,6 +32,15 @@ pub enum Command {
     CancelTask {
         task_id: String,
     },
+    /// Carry on with an unfinished plan from the journal; each pending device has a row.
+    Resume {
+        plan: String,
+        ops: Vec<(OpId, DeviceKey)>,
+    },
+    /// Close an unfinished plan in the journal without sending anything.
+    Discard {
+        plan: String,
+    },
     /// Write down what is still in flight, then answer.
     Shutdown(tokio::sync::oneshot::Sender<()>),
 }
@@ -64,10 +73,23 @@ pub enum Event {
         history: Result<Vec<String>, ApiError>,
     },
     Op(OpId, OpUpdate),
+    /// A plan a crash left open, for the same region and endpoint, offered for resume.
+    Unfinished(Resumable),
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed.
     Failure(String),
+}
+
+/// An unfinished plan as the operator is asked about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumable {
+    pub plan: String,
+    /// When it was confirmed, epoch seconds.
+    pub at: u64,
+    pub action: String,
+    /// The devices no job or task is recorded for.
+    pub pending: Vec<DeviceKey>,
 }
 
 /// Where the clients come from.
@@ -123,7 +145,11 @@ impl Limits {
             // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
             // are not paced here and need the headroom.
             panorama_all: RateLimiter::direct(per_second(4)),
-            panorama_create: RateLimiter::direct(per_second(1)),
+            // A little under 1 a second, so our pacing and the service's bucket do not
+            // disagree at the boundary.
+            panorama_create: RateLimiter::direct(
+                Quota::with_period(std::time::Duration::from_millis(1100)).unwrap_or(per_second(1)),
+            ),
             calls: Semaphore::new(concurrency.max(1)),
         }
     }
@@ -188,6 +214,14 @@ pub fn device_ref(key: &DeviceKey) -> String {
     }
 }
 
+pub fn parse_device_ref(text: &str) -> Option<DeviceKey> {
+    match text.split_once(':')? {
+        ("panorama", id) => Some(DeviceKey::new(Service::Panorama, id)),
+        ("snow", id) => Some(DeviceKey::new(Service::Snow, id)),
+        _ => None,
+    }
+}
+
 struct Worker {
     read_only: bool,
     connection: Connection,
@@ -196,6 +230,8 @@ struct Worker {
     journal_broken: Option<String>,
     /// Each plan's result rows not yet final, and which plan a row belongs to.
     plans: HashMap<String, HashSet<OpId>>,
+    /// Plans from the journal awaiting the operator's word.
+    unfinished: HashMap<String, journal::Unfinished>,
     op_plan: HashMap<OpId, (String, DeviceKey)>,
     clients: Clients,
     limits: Arc<Limits>,
@@ -256,6 +292,7 @@ async fn run(
         journal,
         journal_broken,
         plans: HashMap::new(),
+        unfinished: HashMap::new(),
         op_plan: HashMap::new(),
         clients,
         limits: Arc::new(Limits::new(settings.concurrency)),
@@ -269,6 +306,9 @@ async fn run(
         snow_tasks: HashMap::new(),
         polling: HashSet::new(),
     };
+    if let Some(path) = &settings.journal {
+        worker.offer_unfinished(path);
+    }
     worker.refresh();
     let mut refresh = tokio::time::interval(settings.refresh_every);
     refresh.tick().await;
@@ -325,7 +365,19 @@ impl Worker {
             Command::Dispatch { plan, ops } => {
                 let id = uuid::Uuid::new_v4().to_string();
                 self.begin(&id, &plan, &ops);
-                dispatch::start(self, &id, plan, ops);
+                let work = dispatch::work(&plan, &ops);
+                dispatch::start(self, &id, plan.operation, plan.snow, work);
+            }
+            Command::Resume { plan, ops } => self.resume(&plan, ops),
+            Command::Discard { plan } => {
+                if let Some(u) = self.unfinished.remove(&plan) {
+                    let in_flight = u.pending_devices();
+                    self.journal(&Record::End {
+                        plan,
+                        at: journal::now(),
+                        in_flight,
+                    });
+                }
             }
             Command::Shutdown(done) => {
                 self.end_all();
@@ -394,6 +446,106 @@ impl Worker {
         }
     }
 
+    /// Offers the plans a crash left open, where they were made against this same region and
+    /// endpoint (a demo's simulator is gone with its process, so its plans are not offered).
+    fn offer_unfinished(&mut self, path: &std::path::Path) {
+        let records = match journal::read(path) {
+            Ok(r) => r,
+            Err(e) => return self.emit(Event::Failure(format!("{e:#}"))),
+        };
+        for u in journal::unfinished_plans(&records) {
+            let Record::Plan {
+                plan,
+                at,
+                action,
+                region,
+                endpoint,
+                ..
+            } = &u.plan
+            else {
+                continue;
+            };
+            if *region != self.connection.region || *endpoint != self.connection.snow_endpoint {
+                continue;
+            }
+            let pending = u
+                .pending_devices()
+                .iter()
+                .filter_map(|d| parse_device_ref(d))
+                .collect();
+            self.emit(Event::Unfinished(Resumable {
+                plan: plan.clone(),
+                at: *at,
+                action: action.clone(),
+                pending,
+            }));
+            self.unfinished.insert(plan.clone(), u);
+        }
+    }
+
+    /// Sends what an unfinished plan never confirmed: appliances reconciled first against the
+    /// jobs they had before the crash, Snow batches again under their journaled tokens.
+    fn resume(&mut self, plan: &str, ops: Vec<(OpId, DeviceKey)>) {
+        let Some(u) = self.unfinished.remove(plan) else {
+            return;
+        };
+        let Record::Plan {
+            action,
+            image_version,
+            allow_major,
+            description,
+            tags,
+            ..
+        } = &u.plan
+        else {
+            return;
+        };
+        let operation = match (action.as_str(), image_version) {
+            ("OTA", Some(v)) => crate::fleet::Operation::Ota {
+                image_version: v.clone(),
+                allow_major: *allow_major,
+            },
+            ("reboot", _) => crate::fleet::Operation::Reboot,
+            ("unlock", _) => crate::fleet::Operation::Unlock,
+            _ => {
+                return self.emit(Event::Failure(format!(
+                    "The journal's plan {plan} names an unknown action {action}"
+                )));
+            }
+        };
+        let snow = crate::fleet::SnowOptions {
+            description: description.clone(),
+            tags: tags.clone(),
+        };
+        let op_of = |service: Service, id: &str| {
+            ops.iter()
+                .find(|(_, k)| k.service == service && k.id == id)
+                .map(|(op, _)| *op)
+        };
+        let work = u
+            .pending
+            .iter()
+            .filter_map(|p| match p {
+                journal::Pending::Panorama { device, known_jobs } => {
+                    Some(dispatch::Work::Panorama {
+                        op: op_of(Service::Panorama, device)?,
+                        device: device.clone(),
+                        known_jobs: known_jobs.clone(),
+                    })
+                }
+                journal::Pending::Snow { devices, token } => Some(dispatch::Work::Snow {
+                    ops: devices
+                        .iter()
+                        .filter_map(|d| op_of(Service::Snow, d).map(|op| (d.clone(), op)))
+                        .collect(),
+                    token: token.clone(),
+                }),
+            })
+            .collect();
+        self.track(plan, &ops);
+        dispatch::start(self, plan, operation, snow, work);
+    }
+
     /// Journals the confirmed plan and remembers its rows.
     fn begin(&mut self, id: &str, plan: &Plan, ops: &[(OpId, DeviceKey)]) {
         let (image_version, allow_major) = match &plan.operation {
@@ -415,6 +567,10 @@ impl Worker {
             endpoint: self.connection.snow_endpoint.clone(),
             devices: ops.iter().map(|(_, k)| device_ref(k)).collect(),
         });
+        self.track(id, ops);
+    }
+
+    fn track(&mut self, id: &str, ops: &[(OpId, DeviceKey)]) {
         self.plans
             .insert(id.to_string(), ops.iter().map(|(op, _)| *op).collect());
         for (op, key) in ops {

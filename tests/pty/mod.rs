@@ -31,6 +31,14 @@ impl Tui {
     }
 
     pub fn start(args: &[&str]) -> Self {
+        let journal = std::env::temp_dir()
+            .join(format!("fleetdeck-pty-{}", std::process::id()))
+            .join(format!("{}.jsonl", uuid::Uuid::new_v4()));
+        Self::start_with(args, &[], journal)
+    }
+
+    /// With environment variables of its own and a given journal (to restart on the same one).
+    pub fn start_with(args: &[&str], env: &[(&str, &str)], journal: std::path::PathBuf) -> Self {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 40,
@@ -42,10 +50,10 @@ impl Tui {
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_fleetdeck"));
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
-        let journal = std::env::temp_dir()
-            .join(format!("fleetdeck-pty-{}", std::process::id()))
-            .join(format!("{}.jsonl", uuid::Uuid::new_v4()));
         cmd.env("FLEETDECK_JOURNAL", &journal);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pty.slave.spawn_command(cmd).expect("fleetdeck starts");
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().expect("a reader");
@@ -123,6 +131,14 @@ impl Tui {
         self.wait_for("Devices 23 (14 Panorama, 9 Snow)");
         self.wait_row("chi-wh-cam-01", &["5.0.21"]);
         self.wait_row("smd-jnxpwtyzcl05e66", &["LOCKED"]);
+    }
+
+    /// Ends the program as a crash or `kill -9` would: no chance to write anything.
+    pub fn crash(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+            .expect("the process is killed");
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,93 @@
+//! Killed mid-rollout, restarted, resumed: still exactly one job per appliance, per the
+//! simulator's ledger. The simulator runs in the test, so it outlives the killed process.
+
+mod pty;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use fleetdeck::sim::{QuotaMode, SimConfig};
+use pty::{ENTER, Tui};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_killed_midway_resumes_without_sending_twice() {
+    let sim = fleetdeck::sim::start(SimConfig {
+        quotas: QuotaMode::Aws,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", sim.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", sim.secret_access_key.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let args = ["--endpoint-url", sim.endpoint.as_str()];
+    let journal =
+        std::env::temp_dir().join(format!("fleetdeck-resume-{}.jsonl", uuid::Uuid::new_v4()));
+
+    // Reboot every appliance: 14 creates at 1 a second.
+    let mut tui = Tui::start_with(&args, &env, journal.clone());
+    tui.ready();
+    tui.send("/");
+    tui.send("Panorama");
+    tui.send(ENTER);
+    tui.send("a");
+    tui.wait_for("14 marked");
+    tui.send("b");
+    tui.wait_for("Reboot");
+    tui.send(ENTER);
+    tui.wait_for("Type 14 to confirm");
+    tui.send("14");
+    tui.send(ENTER);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.ledger().len() < 4 {
+        assert!(Instant::now() < deadline, "the rollout did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tui.crash();
+    let sent_before = sim.ledger().len();
+    assert!(
+        sent_before < 14,
+        "the kill came too late to test anything: {sent_before} sent"
+    );
+
+    // Restart on the same journal: the plan is offered, and resumed.
+    let mut tui = Tui::start_with(&args, &env, journal.clone());
+    tui.wait_for("Unfinished plan");
+    tui.send("r");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let devices: HashSet<String> = sim.ledger().into_iter().map(|e| e.device_id).collect();
+        if devices.len() == 14 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resume reached {} of 14 appliances",
+            devices.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every resumed row has its job: nothing left queued or sending.
+    tui.wait_until("every resumed row to have its job", |s| {
+        s.contains("Results") && !s.contains("QUEUED") && !s.contains("SENDING")
+    });
+    let ledger = sim.ledger();
+    let devices: HashSet<&str> = ledger.iter().map(|e| e.device_id.as_str()).collect();
+    assert_eq!(ledger.len(), 14, "a device got two jobs: {ledger:#?}");
+    assert_eq!(devices.len(), 14);
+    tui.send("q");
+    tui.wait_for("still in flight");
+    tui.send("y");
+    tui.expect_exit("q after resume");
+    let records = fleetdeck::journal::read(&journal).unwrap();
+    assert!(
+        fleetdeck::journal::unfinished_plans(&records).is_empty(),
+        "the resumed plan is closed"
+    );
+    let _ = std::fs::remove_file(&journal);
+}
