@@ -18,6 +18,9 @@ use crate::ui;
 use crate::worker::{self, Command, Event, Settings, Source};
 use tokio::sync::mpsc;
 
+/// Set in the environment, makes the program panic right after its first frame.
+pub const PANIC_FOR_TESTS: &str = "FLEETDECK_TEST_PANIC";
+
 /// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
 pub const DEMO_SPEED: f64 = 30.0;
 
@@ -105,6 +108,10 @@ async fn event_loop(
         app::update(&mut app, Msg::Resize(size.width, size.height));
     }
     terminal.draw(|f| ui::draw(&app, f))?;
+    // For tests/tui_exit.rs: proves that a panic restores the terminal.
+    if std::env::var_os(PANIC_FOR_TESTS).is_some() {
+        panic!("{PANIC_FOR_TESTS} is set");
+    }
     loop {
         let msg = tokio::select! {
             event = terminal_events.next() => match event {
@@ -114,7 +121,11 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e).context("reading the terminal failed"),
                 None => return Ok(Exit::Signal),
             },
-            Some(event) = events.recv() => Msg::Worker(Box::new(event)),
+            event = events.recv() => match event {
+                Some(event) => Msg::Worker(Box::new(event)),
+                // The worker is gone (it panicked): nothing more can be sent or followed.
+                None => anyhow::bail!("the background worker stopped; what was sent is in the journal"),
+            },
             _ = tick.tick() => Msg::Tick(Instant::now()),
             _ = term.recv() => return Ok(Exit::Signal),
             _ = hangup.recv() => return Ok(Exit::Signal),

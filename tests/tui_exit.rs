@@ -84,3 +84,16 @@ fn read_only_shows_itself_and_disables_changes() {
     tui.send("\x1b");
     tui.quit();
 }
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let journal =
+        std::env::temp_dir().join(format!("fleetdeck-panic-{}.jsonl", uuid::Uuid::new_v4()));
+    let tui = Tui::start_with(
+        &["--demo"],
+        &[(fleetdeck::tui::PANIC_FOR_TESTS, "1")],
+        journal,
+    );
+    tui.wait_for("panicked");
+    tui.expect_exit_with("a panic", false);
+}

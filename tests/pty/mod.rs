@@ -147,12 +147,17 @@ impl Tui {
 
     /// Waits for the program to exit, then checks the terminal it leaves: the main screen,
     /// and line editing and echo back on (cooked mode).
-    pub fn expect_exit(mut self, how: &str) {
+    pub fn expect_exit(self, how: &str) {
+        self.expect_exit_with(how, true);
+    }
+
+    pub fn expect_exit_with(mut self, how: &str, success: bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
+                assert_eq!(
                     status.success(),
+                    success,
                     "fleetdeck exited with {status:?} on {how}"
                 );
                 break;
