@@ -193,19 +193,6 @@ pub fn spawn(
     (cmd_tx, event_rx)
 }
 
-fn read_only_refusal() -> OpUpdate {
-    OpUpdate {
-        state: "FAILED".into(),
-        resource_id: None,
-        error: Some(ApiError::new(
-            aws::ErrorKind::Validation,
-            "ReadOnly",
-            "read-only mode: nothing was sent",
-        )),
-        done: true,
-    }
-}
-
 /// How the journal names a device: "panorama:<id>" or "snow:<id>".
 pub fn device_ref(key: &DeviceKey) -> String {
     match key.service {
@@ -338,28 +325,18 @@ impl Worker {
         match command {
             Command::Refresh => self.refresh(),
             Command::Describe(key) => self.describe(key),
-            Command::Dispatch { ops, .. } if self.read_only => {
+            Command::Dispatch { ops, .. } | Command::Resume { ops, .. }
+                if self.refusal().is_some() =>
+            {
+                let error = self.refusal();
                 for (op, _) in ops {
-                    self.emit(Event::Op(op, read_only_refusal()));
-                }
-            }
-            Command::Dispatch { ops, .. } if self.journal_broken.is_some() => {
-                let why = self.journal_broken.clone().unwrap_or_default();
-                for (op, _) in ops {
-                    let error = ApiError::new(
-                        aws::ErrorKind::Validation,
-                        "JournalUnavailable",
-                        why.clone(),
-                    );
-                    self.emit(Event::Op(
-                        op,
-                        OpUpdate {
-                            state: "FAILED".into(),
-                            resource_id: None,
-                            error: Some(error),
-                            done: true,
-                        },
-                    ));
+                    let update = OpUpdate {
+                        state: "FAILED".into(),
+                        resource_id: None,
+                        error: error.clone(),
+                        done: true,
+                    };
+                    self.emit(Event::Op(op, update));
                 }
             }
             Command::Dispatch { plan, ops } => {
@@ -429,6 +406,24 @@ impl Worker {
             Internal::Executions { task, states } => self.snow_progress(task, states),
             Internal::Op(op, update) => self.op(op, update),
         }
+    }
+
+    /// Why nothing may be dispatched now, if so.
+    fn refusal(&self) -> Option<ApiError> {
+        if self.read_only {
+            return Some(ApiError::new(
+                aws::ErrorKind::Validation,
+                "ReadOnly",
+                "read-only mode: nothing was sent",
+            ));
+        }
+        self.journal_broken.as_ref().map(|why| {
+            ApiError::new(
+                aws::ErrorKind::Validation,
+                "JournalUnavailable",
+                why.clone(),
+            )
+        })
     }
 
     fn op(&mut self, op: OpId, update: OpUpdate) {
