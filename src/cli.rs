@@ -59,6 +59,9 @@ pub struct TuiArgs {
 pub enum Command {
     /// Serve a simulated AWS Panorama and AWS Snow Device Management endpoint.
     Sim(SimArgs),
+    /// Carry out one operation without the full-screen UI: the same plan, validation,
+    /// dispatch, journal and tracking, with a summary per device.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -66,6 +69,56 @@ pub enum Quotas {
     /// Panorama's AWS quotas: 5 requests/s, 1 create/s, 50 appliances per region.
     Aws,
     Off,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Action {
+    /// OTA update (Panorama)
+    Ota,
+    /// Reboot (Panorama job or Snow task)
+    Reboot,
+    /// Unlock (Snow)
+    Unlock,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum)]
+    pub action: Action,
+    /// Device ids or names, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["all", "filter"], required_unless_present_any = ["all", "filter"])]
+    pub devices: Vec<String>,
+    /// Every device of both services.
+    #[arg(long, conflicts_with = "filter")]
+    pub all: bool,
+    /// Devices whose name, id, tag or status contains this text (as `/` in the UI).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// OTA image version (default: the highest available among the chosen appliances).
+    #[arg(long)]
+    pub image_version: Option<String>,
+    /// Allow OTA updates to a new major version.
+    #[arg(long)]
+    pub allow_major: bool,
+    /// Snow task description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Snow task tag, key=value (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub session: TuiArgs,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
+        Some(Command::Run(args)) => {
+            let ok = runtime.block_on(fleetdeck::run::run(args))?;
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         None => runtime.block_on(fleetdeck::tui::run(cli.tui)),
     }
 }

@@ -24,47 +24,73 @@ pub const PANIC_FOR_TESTS: &str = "FLEETDECK_TEST_PANIC";
 /// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
 pub const DEMO_SPEED: f64 = 30.0;
 
-pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
-    let settings = Settings {
-        concurrency: usize::from(args.concurrency),
-        read_only: args.read_only,
-        journal: args.journal.clone().or_else(journal::default_path),
-        refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
-        ..Settings::default()
-    };
-    // The demo's simulator starts in-process on loopback before the first frame: it is
-    // local and quick, and its endpoint belongs in that frame's status bar.
-    let (source, connection, _sim) = if args.demo {
-        let handle = sim::start(SimConfig {
-            speed: args.demo_speed,
-            ..SimConfig::default()
+/// What both front ends, the terminal UI and `fleetdeck run`, start from.
+pub struct Session {
+    pub source: Source,
+    pub connection: Connection,
+    pub settings: Settings,
+    /// The demo's simulator, kept alive for the session.
+    pub sim: Option<sim::SimHandle>,
+}
+
+impl Session {
+    pub async fn prepare(args: &TuiArgs) -> anyhow::Result<Self> {
+        let settings = Settings {
+            concurrency: usize::from(args.concurrency),
+            read_only: args.read_only,
+            journal: args.journal.clone().or_else(journal::default_path),
+            refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
+            ..Settings::default()
+        };
+        // The demo's simulator starts in-process on loopback before the first frame: it is
+        // local and quick, and its endpoint belongs in that frame's status bar.
+        let (source, connection, sim) = if args.demo {
+            let handle = sim::start(SimConfig {
+                speed: args.demo_speed,
+                ..SimConfig::default()
+            })
+            .await
+            .context("the demo simulator did not start")?;
+            let region = handle.regions[0].clone();
+            let source = Source::Demo {
+                endpoint: handle.endpoint.clone(),
+                region: region.clone(),
+                access_key: handle.access_key_id.clone(),
+                secret: handle.secret_access_key.clone(),
+            };
+            let connection = Connection {
+                profile: "demo".into(),
+                region,
+                panorama_endpoint: handle.endpoint.clone(),
+                snow_endpoint: handle.endpoint.clone(),
+                demo: true,
+            };
+            (source, connection, Some(handle))
+        } else {
+            let target = Target {
+                profile: args.profile.clone(),
+                region: args.region.clone(),
+                endpoint_url: args.endpoint_url.clone(),
+            };
+            let connection = aws::config::first_guess(&target);
+            (Source::Aws(target), connection, None)
+        };
+        Ok(Self {
+            source,
+            connection,
+            settings,
+            sim,
         })
-        .await
-        .context("the demo simulator did not start")?;
-        let region = handle.regions[0].clone();
-        let source = Source::Demo {
-            endpoint: handle.endpoint.clone(),
-            region: region.clone(),
-            access_key: handle.access_key_id.clone(),
-            secret: handle.secret_access_key.clone(),
-        };
-        let connection = Connection {
-            profile: "demo".into(),
-            region,
-            panorama_endpoint: handle.endpoint.clone(),
-            snow_endpoint: handle.endpoint.clone(),
-            demo: true,
-        };
-        (source, connection, Some(handle))
-    } else {
-        let target = Target {
-            profile: args.profile.clone(),
-            region: args.region.clone(),
-            endpoint_url: args.endpoint_url.clone(),
-        };
-        let connection = aws::config::first_guess(&target);
-        (Source::Aws(target), connection, None)
-    };
+    }
+}
+
+pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
+    let Session {
+        source,
+        connection,
+        settings,
+        sim: _sim,
+    } = Session::prepare(&args).await?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(connection, color, Instant::now());
     app.read_only = args.read_only;
