@@ -112,10 +112,6 @@ impl Journal {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one record and waits for it to reach the disk.
     pub fn append(&self, record: &Record) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(record).context("cannot encode a journal record")?;
@@ -174,13 +170,6 @@ pub struct Unfinished {
 }
 
 impl Unfinished {
-    pub fn id(&self) -> &str {
-        match &self.plan {
-            Record::Plan { plan, .. } => plan,
-            _ => "",
-        }
-    }
-
     pub fn pending_devices(&self) -> Vec<String> {
         self.pending
             .iter()
