@@ -58,7 +58,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         Action::Ota => {
             let version = match &args.image_version {
                 Some(v) => v.clone(),
-                None => highest_available(&mut events, &list, &chosen).await?,
+                None => highest_available(&commands, &mut events, &list, &chosen).await?,
             };
             Operation::Ota {
                 image_version: validate::image_version(&version).map_err(anyhow::Error::msg)?,
@@ -179,6 +179,7 @@ fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
 
 /// The highest LatestSoftware among the chosen appliances, waiting for their descriptions.
 async fn highest_available(
+    commands: &tokio::sync::mpsc::UnboundedSender<Command>,
     events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
     list: &Devices,
     chosen: &[DeviceKey],
@@ -191,10 +192,16 @@ async fn highest_available(
                 .map(|v| (k.clone(), v))
         })
         .collect();
-    let wanted = chosen
+    let appliances: Vec<DeviceKey> = chosen
         .iter()
         .filter(|k| k.service == Service::Panorama)
-        .count();
+        .cloned()
+        .collect();
+    let wanted = appliances.len();
+    // Only DescribeDevice tells what an appliance can take; nothing is described unasked.
+    commands
+        .send(Command::Look(appliances))
+        .context("the worker stopped")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while known.len() < wanted {
         let event = tokio::time::timeout_at(deadline, events.recv())

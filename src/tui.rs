@@ -113,6 +113,9 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     result.map(drop)
 }
 
+/// Worker events taken in before a frame is drawn; bounds a frame's delay behind a burst.
+const NEWS_PER_FRAME: usize = 4096;
+
 enum Exit {
     /// The operator quit.
     Quit,
@@ -157,7 +160,15 @@ async fn event_loop(
             _ = hangup.recv() => return Ok(Exit::Signal),
         };
         app::update(&mut app, Msg::Tick(Instant::now()));
-        for command in app::update(&mut app, msg) {
+        let mut out = app::update(&mut app, msg);
+        // News comes in bursts (one poll answers for many rows): take in what is queued, then
+        // draw once, so a key never waits behind a frame per row.
+        for _ in 0..NEWS_PER_FRAME {
+            let Ok(event) = events.try_recv() else { break };
+            out.extend(app::update(&mut app, Msg::Worker(Box::new(event))));
+        }
+        out.extend(app::look(&mut app));
+        for command in out {
             let _ = commands.send(command);
         }
         if app.quit {

@@ -55,6 +55,35 @@ async fn one_listener_serves_both_services() {
 }
 
 #[tokio::test]
+async fn calls_are_counted_per_operation_throttled_ones_included() {
+    let h = common::start(SimConfig {
+        quotas: QuotaMode::Aws,
+        ..SimConfig::default()
+    })
+    .await;
+    let panorama = common::panorama(&h);
+    let mut throttled = 0;
+    for _ in 0..8 {
+        throttled += usize::from(panorama.list_devices().send().await.is_err());
+    }
+    assert!(throttled > 0, "8 back-to-back calls must exceed 5/s");
+    common::snow(&h).list_devices().send().await.unwrap();
+    // Unsigned requests reach no operation and are not counted.
+    http_get(&format!("{}/devices", h.endpoint)).await;
+
+    let (status, _, body) = http_get(&format!("{}/_fleetdeck/calls", h.endpoint)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({ "calls": {
+            "panorama:ListDevices": 8,
+            "snow-device-management:ListDevices": 1,
+        }})
+    );
+    assert_eq!(h.calls().get("panorama:ListDevices"), Some(&8));
+}
+
+#[tokio::test]
 async fn requests_without_a_valid_signature_are_refused() {
     let h = common::start(common::config()).await;
 

@@ -118,6 +118,8 @@ pub struct App {
     pub journal_path: Option<String>,
     /// Unfinished plans waiting to be shown, after the one on screen.
     pub resumable: Vec<Resumable>,
+    /// The devices last reported to the worker as in view.
+    pub looked: Vec<DeviceKey>,
     pub quit: bool,
 }
 
@@ -149,6 +151,7 @@ impl App {
             read_only: false,
             journal_path: None,
             resumable: Vec::new(),
+            looked: Vec::new(),
             quit: false,
         }
     }
@@ -167,6 +170,28 @@ impl App {
     fn page(&self) -> isize {
         (self.height as isize / 2 - 3).max(1)
     }
+}
+
+/// The devices that can be on screen: a terminal's height of rows either side of the
+/// cursor covers every page the devices pane can show, whatever the layout.
+pub fn in_view(app: &App) -> Vec<DeviceKey> {
+    let list = &app.devices;
+    let rows = usize::from(app.height);
+    let to = list.cursor.saturating_add(rows).min(list.shown());
+    (list.cursor.saturating_sub(rows)..to)
+        .filter_map(|i| list.row(i))
+        .map(Device::key)
+        .collect()
+}
+
+/// Tells the worker what is in view when that changed, so it describes only those devices.
+pub fn look(app: &mut App) -> Option<Command> {
+    let keys = in_view(app);
+    if keys == app.looked {
+        return None;
+    }
+    app.looked = keys.clone();
+    Some(Command::Look(keys))
 }
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {

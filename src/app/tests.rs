@@ -215,3 +215,32 @@ fn read_only_opens_no_form_and_sends_nothing() {
         [Command::Describe(_)]
     ));
 }
+
+#[test]
+fn only_the_rows_around_the_cursor_are_reported_in_view() {
+    let mut app = App::new(connection(), false, Instant::now());
+    update(&mut app, Msg::Resize(80, 10));
+    let devices = (0..100)
+        .map(|i| Device::new(Service::Snow, format!("smd-{i:03}")))
+        .collect();
+    update(
+        &mut app,
+        Msg::Worker(Box::new(Event::DevicesPage(Service::Snow, devices))),
+    );
+    let ids = |c: Option<Command>| match c {
+        Some(Command::Look(keys)) => keys.into_iter().map(|k| k.id).collect::<Vec<_>>(),
+        other => panic!("expected Look, got {other:?}"),
+    };
+    let first = ids(look(&mut app));
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0], "smd-000");
+    // Nothing changed: nothing is sent again.
+    assert!(look(&mut app).is_none());
+
+    for _ in 0..50 {
+        press(&mut app, KeyCode::Down);
+    }
+    let around = ids(look(&mut app));
+    assert_eq!(around.first().map(String::as_str), Some("smd-040"));
+    assert_eq!(around.last().map(String::as_str), Some("smd-059"));
+}

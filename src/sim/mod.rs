@@ -96,12 +96,19 @@ struct Shared {
     /// Fault rolls use their own stream so that turning faults on leaves ids unchanged.
     faults: Mutex<ChaCha8Rng>,
     quotas: Mutex<quota::Quotas>,
+    /// Signed, routed calls per "service:Operation", throttled ones included: what a bill
+    /// or a quota would count.
+    calls: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         // A handler that panicked left no half-applied change worth refusing service over.
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -123,6 +130,11 @@ impl SimHandle {
     /// Every accepted mutating call so far, oldest first.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
         self.shared.world().ledger.entries().to_vec()
+    }
+
+    /// Calls received per "service:Operation" (signing name), throttled ones included.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.shared.calls().clone()
     }
 
     /// Moves simulated time forward at once, so a test can step a job through its states.
@@ -180,6 +192,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     let shared = Arc::new(Shared {
         faults: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(2))),
         quotas: Mutex::new(quota::Quotas::default()),
+        calls: Mutex::new(BTreeMap::new()),
         world: Mutex::new(world),
         config: config.clone(),
     });

@@ -304,6 +304,10 @@ fn call(
         scope.region,
         route.operation
     );
+    *shared
+        .calls()
+        .entry(format!("{}:{}", service.signing_name(), route.operation))
+        .or_default() += 1;
 
     if service == Service::Panorama && config.quotas == QuotaMode::Aws {
         let admitted = shared
@@ -427,6 +431,11 @@ fn admin(shared: &Shared, parts: &http::request::Parts, request_id: &str) -> Res
                 request_id,
             )
         }
+        (&Method::GET, "/_fleetdeck/calls") => json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "calls": *shared.calls() }),
+            request_id,
+        ),
         (&Method::POST, "/_fleetdeck/clock/advance") => {
             let seconds = parts
                 .uri

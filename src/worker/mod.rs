@@ -24,6 +24,9 @@ pub enum Command {
     Refresh,
     /// Read one device's details and history.
     Describe(DeviceKey),
+    /// These devices are in view (or wanted by a headless run): keep their DescribeDevice
+    /// details current. Devices out of view are listed, never described one by one.
+    Look(Vec<DeviceKey>),
     /// Carry out a plan; each target has the result row `OpId`.
     Dispatch {
         plan: Plan,
@@ -164,7 +167,8 @@ enum Internal {
     Page(Service, Vec<Device>),
     ListingDone(Service, Vec<String>),
     ListingFailed(Service, ApiError),
-    Described(Device),
+    /// A DescribeDevice call ended; the device when it succeeded.
+    Described(DeviceKey, Option<Device>),
     PanoramaJob {
         device: String,
         op: OpId,
@@ -227,7 +231,12 @@ struct Worker {
     tasks: JoinSet<()>,
     listing: HashSet<Service>,
     list_again: bool,
+    /// Devices whose details are current; Snow's go stale with each full refresh.
     described: HashSet<DeviceKey>,
+    /// DescribeDevice calls under way, so none is sent twice.
+    describing: HashSet<DeviceKey>,
+    /// What the operator can see: only these are described.
+    in_view: HashSet<DeviceKey>,
     /// Panorama appliance id → the result row of the job sent to it.
     panorama_jobs: HashMap<String, OpId>,
     /// Snow task id → its targets' result rows.
@@ -289,6 +298,8 @@ async fn run(
         listing: HashSet::new(),
         list_again: false,
         described: HashSet::new(),
+        describing: HashSet::new(),
+        in_view: HashSet::new(),
         panorama_jobs: HashMap::new(),
         snow_tasks: HashMap::new(),
         polling: HashSet::new(),
@@ -325,6 +336,13 @@ impl Worker {
         match command {
             Command::Refresh => self.refresh(),
             Command::Describe(key) => self.describe(key),
+            Command::Look(keys) => {
+                self.in_view = keys.into_iter().collect();
+                let wanted: Vec<DeviceKey> = self.in_view.iter().cloned().collect();
+                for key in wanted {
+                    self.keep_described(key);
+                }
+            }
             Command::Dispatch { ops, .. } | Command::Resume { ops, .. }
                 if self.refusal().is_some() =>
             {
@@ -376,9 +394,7 @@ impl Worker {
                     self.panorama_progress(&devices);
                 }
                 for d in &devices {
-                    if !self.described.contains(&d.key()) || service == Service::Snow {
-                        self.describe_quietly(d.key());
-                    }
+                    self.keep_described(d.key());
                 }
                 self.emit(Event::DevicesPage(service, devices));
             }
@@ -393,9 +409,12 @@ impl Worker {
                 self.listing.remove(&service);
                 self.emit(Event::ListingFailed(service, error));
             }
-            Internal::Described(device) => {
-                self.described.insert(device.key());
-                self.emit(Event::DeviceUpdated(device));
+            Internal::Described(key, device) => {
+                self.describing.remove(&key);
+                if let Some(device) = device {
+                    self.described.insert(key);
+                    self.emit(Event::DeviceUpdated(device));
+                }
             }
             Internal::PanoramaJob { device, op } => {
                 self.panorama_jobs.insert(device, op);
@@ -660,7 +679,9 @@ impl Worker {
         }
         // A finished execution changed the device (an unlock): read it again.
         for device in finished {
-            self.describe_quietly(DeviceKey::new(Service::Snow, device));
+            let key = DeviceKey::new(Service::Snow, device);
+            self.described.remove(&key);
+            self.keep_described(key);
         }
         if all_done {
             self.snow_tasks.remove(&task);
@@ -672,6 +693,9 @@ impl Worker {
             self.list_again = true;
             return;
         }
+        // A Snow device's state (locked or not) is only in DescribeDevice: a full refresh
+        // reads it again for the devices in view as their pages arrive.
+        self.described.retain(|k| k.service == Service::Panorama);
         for service in [Service::Panorama, Service::Snow] {
             if service == Service::Panorama && self.clients.panorama.is_none() {
                 continue;
@@ -721,6 +745,17 @@ impl Worker {
         }
     }
 
+    /// Describes a device in view whose details are not current, unless that is under way.
+    fn keep_described(&mut self, key: DeviceKey) {
+        if !self.in_view.contains(&key)
+            || self.described.contains(&key)
+            || !self.describing.insert(key.clone())
+        {
+            return;
+        }
+        self.describe_quietly(key);
+    }
+
     fn describe_quietly(&mut self, key: DeviceKey) {
         let (clients, limits, tx) = (
             self.clients.clone(),
@@ -730,18 +765,16 @@ impl Worker {
         self.tasks.spawn(async move {
             let _permit = limits.calls.acquire().await;
             let device = match key.service {
-                Service::Panorama => {
-                    let Ok(client) = clients.panorama() else {
-                        return;
-                    };
-                    limits.panorama_read().await;
-                    aws::panorama::describe_device(client, &key.id).await
-                }
+                Service::Panorama => match clients.panorama() {
+                    Err(e) => Err(e),
+                    Ok(client) => {
+                        limits.panorama_read().await;
+                        aws::panorama::describe_device(client, &key.id).await
+                    }
+                },
                 Service::Snow => aws::snow::describe_device(&clients.snow, &key.id).await,
             };
-            if let Ok(device) = device {
-                let _ = tx.send(Internal::Described(device));
-            }
+            let _ = tx.send(Internal::Described(key, device.ok()));
         });
     }
 
