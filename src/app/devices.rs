@@ -60,6 +60,8 @@ pub struct Devices {
     pub loading: HashSet<Service>,
     /// Until the operator moves, the cursor stays on the first row while rows arrive.
     moved: bool,
+    /// Rows per service (Panorama, Snow), kept as rows change: every frame shows them.
+    counts: [usize; 2],
 }
 
 impl Devices {
@@ -89,7 +91,14 @@ impl Devices {
     }
 
     pub fn count(&self, service: Service) -> usize {
-        self.rows.iter().filter(|d| d.service == service).count()
+        self.counts[service as usize]
+    }
+
+    fn recount(&mut self) {
+        self.counts = [0; 2];
+        for d in &self.rows {
+            self.counts[d.service as usize] += 1;
+        }
     }
 
     /// Adds new devices and merges news into known ones.
@@ -103,6 +112,7 @@ impl Devices {
                 }
             }
         }
+        self.recount();
         self.rebuild();
     }
 
@@ -121,6 +131,7 @@ impl Devices {
                 .map(|(i, d)| (d.key(), i))
                 .collect();
             self.marks.retain(|k| self.index.contains_key(k));
+            self.recount();
             self.rebuild_at(at);
         }
     }

@@ -277,10 +277,12 @@ async fn panorama_job(
     let mut retry = Retry::default();
     let mut sends = 0;
     loop {
-        limits.panorama_create.until_ready().await;
-        limits.panorama_all.until_ready().await;
         log.intent("panorama", "CreateJobForDevices", &devices, None, &before)
             .map_err(|e| ("FAILED", e))?;
+        // The request quota first and the create quota last, right before the send: sends are
+        // then spaced by the create pacing alone, which can sit close to the service's 1/s.
+        limits.panorama_all.until_ready().await;
+        limits.panorama_create.until_ready().await;
         report(update("SENDING", None, None, false));
         sends += 1;
         let result = aws::panorama::create_job(client, device, operation).await;

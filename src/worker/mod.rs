@@ -148,10 +148,10 @@ impl Limits {
             // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
             // are not paced here and need the headroom.
             panorama_all: RateLimiter::direct(per_second(4)),
-            // A little under 1 a second, so our pacing and the service's bucket do not
-            // disagree at the boundary.
+            // A little under 1 a second: 30 ms of slack for the clocks and the network, so
+            // our pacing and the service's bucket do not disagree at the boundary.
             panorama_create: RateLimiter::direct(
-                Quota::with_period(std::time::Duration::from_millis(1100)).unwrap_or(per_second(1)),
+                Quota::with_period(std::time::Duration::from_millis(1030)).unwrap_or(per_second(1)),
             ),
             calls: Semaphore::new(concurrency.max(1)),
         }
