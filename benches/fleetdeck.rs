@@ -116,6 +116,7 @@ impl Report {
              for the baseline. Everything runs on loopback: the simulator binds 127.0.0.1.\n\n",
         );
         out.push_str(&format!("Machine: {}\n\n", machine()));
+        out.push_str(&format!("Run: {}\n\n", revision()));
         out.push_str("| Section | Measure | Figure | Against the bound / baseline | Goal |\n");
         out.push_str("|---|---|---|---|---|\n");
         for r in &self.rows {
@@ -160,6 +161,31 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     format!("{cpu}, {cores} cores, {memory}, Linux {kernel}, {rustc}, bench profile (release)")
+}
+
+/// The commit measured and the day, so a figure can be traced to the code it came from.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let day = time::OffsetDateTime::now_utc().date();
+    format!(
+        "commit {commit}{}, {day}",
+        if dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        }
+    )
 }
 
 fn kib_field(text: &str, field: &str) -> Option<u64> {
