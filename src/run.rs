@@ -2,7 +2,7 @@
 //! terminal UI — the devices list and its filter, the plan, validation, the worker (dispatch,
 //! journal, tracking) — and prints progress and a summary per device.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -50,15 +50,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let (commands, mut events) = worker::spawn(session.source, session.settings);
     let text = args.output == Output::Text;
 
-    let list = list_devices(&mut events, text).await?;
+    let mut list = list_devices(&mut events, text).await?;
+    // A Snow device's lock state is only in DescribeDevice, and nothing is described unasked:
+    // a filter may name the state, and an unlock skips devices already unlocked.
+    if args.filter.is_some() {
+        let snow = keys_of(&list, Service::Snow, |_| true);
+        describe(&commands, &mut events, &mut list, snow).await?;
+    }
     let chosen = choose(&list, &args)?;
+    if matches!(args.action, Action::Unlock) && args.filter.is_none() {
+        let snow = keys_of(&list, Service::Snow, |k| chosen.contains(k));
+        describe(&commands, &mut events, &mut list, snow).await?;
+    }
     let operation = match args.action {
         Action::Reboot => Operation::Reboot,
         Action::Unlock => Operation::Unlock,
         Action::Ota => {
             let version = match &args.image_version {
                 Some(v) => v.clone(),
-                None => highest_available(&commands, &mut events, &list, &chosen).await?,
+                None => {
+                    let appliances = keys_of(&list, Service::Panorama, |k| chosen.contains(k));
+                    describe(&commands, &mut events, &mut list, appliances).await?;
+                    highest_available(&list, &chosen)?
+                }
             };
             Operation::Ota {
                 image_version: validate::image_version(&version).map_err(anyhow::Error::msg)?,
@@ -177,51 +191,66 @@ fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
     Ok(keys)
 }
 
-/// The highest LatestSoftware among the chosen appliances, waiting for their descriptions.
-async fn highest_available(
+fn keys_of(
+    list: &Devices,
+    service: Service,
+    wanted: impl Fn(&DeviceKey) -> bool,
+) -> Vec<DeviceKey> {
+    (0..list.shown())
+        .filter_map(|i| list.row(i))
+        .map(Device::key)
+        .filter(|k| k.service == service && wanted(k))
+        .collect()
+}
+
+/// Reads DescribeDevice for these devices into the list. One that cannot be read keeps what
+/// its listing said, and the operator is told.
+async fn describe(
     commands: &tokio::sync::mpsc::UnboundedSender<Command>,
     events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
-    list: &Devices,
-    chosen: &[DeviceKey],
-) -> anyhow::Result<String> {
-    let mut known: HashMap<DeviceKey, String> = chosen
-        .iter()
-        .filter_map(|k| {
-            list.get(k)
-                .and_then(|d| d.available_software.clone())
-                .map(|v| (k.clone(), v))
-        })
-        .collect();
-    let appliances: Vec<DeviceKey> = chosen
-        .iter()
-        .filter(|k| k.service == Service::Panorama)
-        .cloned()
-        .collect();
-    let wanted = appliances.len();
-    // Only DescribeDevice tells what an appliance can take; nothing is described unasked.
+    list: &mut Devices,
+    keys: Vec<DeviceKey>,
+) -> anyhow::Result<()> {
+    let mut waiting: HashSet<DeviceKey> = keys.iter().cloned().collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
     commands
-        .send(Command::Look(appliances))
+        .send(Command::Look(keys))
         .context("the worker stopped")?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while known.len() < wanted {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut read = Vec::new();
+    while !waiting.is_empty() {
         let event = tokio::time::timeout_at(deadline, events.recv())
             .await
-            .context(
-                "appliances did not report their available software in time; pass --image-version",
-            )?
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} devices did not answer DescribeDevice within 2 minutes",
+                    waiting.len()
+                )
+            })?
             .context("the worker stopped")?;
-        if let Event::DeviceUpdated(d) = event
-            && chosen.contains(&d.key())
-            && let Some(v) = d.available_software.clone()
-        {
-            known.insert(d.key(), v);
+        match event {
+            Event::DeviceUpdated(d) if waiting.remove(&d.key()) => read.push(d),
+            Event::DescribeFailed(key, e) if waiting.remove(&key) => {
+                eprintln!("DescribeDevice {} failed: {e}", key.id);
+            }
+            _ => {}
         }
     }
-    highest(known.values().map(String::as_str))
-        .map(str::to_string)
-        .context(
-            "no appliance among those chosen reports an available version; pass --image-version",
-        )
+    list.upsert(read);
+    Ok(())
+}
+
+/// The highest LatestSoftware among the chosen appliances.
+fn highest_available(list: &Devices, chosen: &[DeviceKey]) -> anyhow::Result<String> {
+    let available = chosen
+        .iter()
+        .filter_map(|k| list.get(k))
+        .filter_map(|d| d.available_software.as_deref());
+    highest(available).map(str::to_string).context(
+        "no appliance among those chosen reports an available version; pass --image-version",
+    )
 }
 
 fn confirm(count: usize) -> anyhow::Result<()> {

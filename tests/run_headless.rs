@@ -59,6 +59,31 @@ fn a_mixed_reboot_reports_every_device_and_succeeds() {
 }
 
 #[test]
+fn an_unlock_reads_lock_states_first_and_skips_unlocked_devices() {
+    // Portland has two locked Snow devices and one unlocked, unreachable one: sent an unlock,
+    // that one would time out and fail the run.
+    let out = run(&[
+        "--action", "unlock", "--filter", "portland", "--yes", "--output", "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("smd-d1brbtjfkhaoo9a48 (already unlocked)"),
+        "{stderr}"
+    );
+    let summary = json(&out);
+    let mut ids: Vec<&str> = summary["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["smd-hrdslj0if9xa9j60j", "smd-nt46eykkq6z8tzvky"]);
+    assert_eq!(summary["succeeded"], 2);
+}
+
+#[test]
 fn a_failed_device_makes_the_exit_status_non_zero() {
     let out = run(&[
         "--action",

@@ -231,6 +231,8 @@ fn on_event(app: &mut App, event: Event) {
             ));
         }
         Event::DeviceUpdated(device) => app.devices.upsert(vec![device]),
+        // Passing: the row keeps its listing, and the details overlay shows the error if asked.
+        Event::DescribeFailed(..) => {}
         Event::Details {
             key,
             device,

@@ -70,6 +70,8 @@ pub enum Event {
     ListingFailed(Service, ApiError),
     /// A fuller read of one device (DescribeDevice).
     DeviceUpdated(Device),
+    /// DescribeDevice of a device in view failed; it keeps what its listing said.
+    DescribeFailed(DeviceKey, ApiError),
     Details {
         key: DeviceKey,
         device: Result<Device, ApiError>,
@@ -167,8 +169,8 @@ enum Internal {
     Page(Service, Vec<Device>),
     ListingDone(Service, Vec<String>),
     ListingFailed(Service, ApiError),
-    /// A DescribeDevice call ended; the device when it succeeded.
-    Described(DeviceKey, Option<Device>),
+    /// A DescribeDevice call ended.
+    Described(DeviceKey, Result<Device, ApiError>),
     PanoramaJob {
         device: String,
         op: OpId,
@@ -411,9 +413,12 @@ impl Worker {
             }
             Internal::Described(key, device) => {
                 self.describing.remove(&key);
-                if let Some(device) = device {
-                    self.described.insert(key);
-                    self.emit(Event::DeviceUpdated(device));
+                match device {
+                    Ok(device) => {
+                        self.described.insert(key);
+                        self.emit(Event::DeviceUpdated(device));
+                    }
+                    Err(e) => self.emit(Event::DescribeFailed(key, e)),
                 }
             }
             Internal::PanoramaJob { device, op } => {
@@ -774,7 +779,7 @@ impl Worker {
                 },
                 Service::Snow => aws::snow::describe_device(&clients.snow, &key.id).await,
             };
-            let _ = tx.send(Internal::Described(key, device.ok()));
+            let _ = tx.send(Internal::Described(key, device));
         });
     }
 
