@@ -339,9 +339,9 @@ impl Worker {
             Command::Refresh => self.refresh(),
             Command::Describe(key) => self.describe(key),
             Command::Look(keys) => {
-                self.in_view = keys.into_iter().collect();
-                let wanted: Vec<DeviceKey> = self.in_view.iter().cloned().collect();
-                for key in wanted {
+                self.in_view = keys.iter().cloned().collect();
+                // In the order given (the screen's, top down), so the rows fill in as read.
+                for key in keys {
                     self.keep_described(key);
                 }
             }

@@ -126,11 +126,29 @@ impl Tui {
             .to_string()
     }
 
-    /// Waits for the demo fleet to be listed and described.
+    /// Waits for the demo fleet to be listed and every device described: each appliance's
+    /// Avail cell (a version, or — for none) and each Snow device's Status cell filled.
     pub fn ready(&self) {
         self.wait_for("Devices 23 (14 Panorama, 9 Snow)");
-        self.wait_row("chi-wh-cam-01", &["5.0.21"]);
-        self.wait_row("smd-jnxpwtyzcl05e66", &["LOCKED"]);
+        self.wait_until("every device described", |s| {
+            let Some(header) = s.lines().find(|l| l.contains(" Avail ")) else {
+                return false;
+            };
+            let column = |name: &str| header.find(name).map(|at| header[..at].chars().count());
+            let (Some(status), Some(avail)) = (column("Status"), column("Avail")) else {
+                return false;
+            };
+            let cell = |row: &str, at: usize| row.chars().skip(at).take(5).collect::<String>();
+            let rows: Vec<&str> = s
+                .lines()
+                .filter(|l| l.contains(" PAN ") || l.contains(" SNOW "))
+                .collect();
+            rows.len() == 23
+                && rows.iter().all(|row| {
+                    let at = if row.contains(" PAN ") { avail } else { status };
+                    !cell(row, at).trim().is_empty()
+                })
+        });
     }
 
     /// Ends the program as a crash or `kill -9` would: no chance to write anything.
