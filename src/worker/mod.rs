@@ -758,10 +758,6 @@ impl Worker {
         {
             return;
         }
-        self.describe_quietly(key);
-    }
-
-    fn describe_quietly(&mut self, key: DeviceKey) {
         let (clients, limits, tx) = (
             self.clients.clone(),
             self.limits.clone(),
@@ -769,16 +765,7 @@ impl Worker {
         );
         self.tasks.spawn(async move {
             let _permit = limits.calls.acquire().await;
-            let device = match key.service {
-                Service::Panorama => match clients.panorama() {
-                    Err(e) => Err(e),
-                    Ok(client) => {
-                        limits.panorama_read().await;
-                        aws::panorama::describe_device(client, &key.id).await
-                    }
-                },
-                Service::Snow => aws::snow::describe_device(&clients.snow, &key.id).await,
-            };
+            let device = read_device(&clients, &limits, &key).await;
             let _ = tx.send(Internal::Described(key, device));
         });
     }
@@ -790,20 +777,16 @@ impl Worker {
             self.events.clone(),
         );
         self.tasks.spawn(async move {
-            let (device, history) = match key.service {
+            let device = read_device(&clients, &limits, &key).await;
+            let history = match key.service {
                 Service::Panorama => match clients.panorama() {
-                    Err(e) => (Err(e.clone()), Err(e)),
+                    Err(e) => Err(e),
                     Ok(client) => {
                         limits.panorama_read().await;
-                        let device = aws::panorama::describe_device(client, &key.id).await;
-                        limits.panorama_read().await;
-                        (device, aws::panorama::history(client, &key.id).await)
+                        aws::panorama::history(client, &key.id).await
                     }
                 },
-                Service::Snow => (
-                    aws::snow::describe_device(&clients.snow, &key.id).await,
-                    aws::snow::history(&clients.snow, &key.id).await,
-                ),
+                Service::Snow => aws::snow::history(&clients.snow, &key.id).await,
             };
             let _ = events.send(Event::Details {
                 key,
@@ -825,6 +808,22 @@ impl Worker {
             };
             let _ = events.send(event);
         });
+    }
+}
+
+/// DescribeDevice for either service, Panorama's inside its request quota.
+async fn read_device(
+    clients: &Clients,
+    limits: &Limits,
+    key: &DeviceKey,
+) -> Result<Device, ApiError> {
+    match key.service {
+        Service::Panorama => {
+            let client = clients.panorama()?;
+            limits.panorama_read().await;
+            aws::panorama::describe_device(client, &key.id).await
+        }
+        Service::Snow => aws::snow::describe_device(&clients.snow, &key.id).await,
     }
 }
 
