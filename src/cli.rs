@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::sim;
 
+/// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
+pub const DEMO_SPEED: f64 = 30.0;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetdeck",
@@ -27,7 +30,7 @@ pub struct TuiArgs {
     #[arg(long)]
     pub demo: bool,
     /// How many times faster than real time the demo's simulated time runs.
-    #[arg(long, default_value_t = crate::tui::DEMO_SPEED, requires = "demo")]
+    #[arg(long, default_value_t = DEMO_SPEED, requires = "demo")]
     pub demo_speed: f64,
     /// The AWS profile to use (default: AWS_PROFILE, then "default").
     #[arg(long, conflicts_with = "demo")]
@@ -88,18 +91,33 @@ pub enum Output {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("targets")
+        .args(["devices", "all", "filter"])
+        .required(true)
+        .conflicts_with_all(["resume", "discard"])
+))]
 pub struct RunArgs {
-    #[arg(long, value_enum)]
-    pub action: Action,
-    /// Device ids or names, comma-separated.
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["all", "filter"], required_unless_present_any = ["all", "filter"])]
+    #[arg(long, value_enum, required_unless_present_any = ["resume", "discard"])]
+    pub action: Option<Action>,
+    /// Device ids or names, comma-separated (a device named twice is one target).
+    #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
     /// Every device of both services.
-    #[arg(long, conflicts_with = "filter")]
+    #[arg(long)]
     pub all: bool,
-    /// Devices whose name, id, tag or status contains this text (as `/` in the UI).
+    /// Devices whose name, id, tag or status contains this text (as `/` in the UI). An empty
+    /// filter is refused: `--all` is the way to say every device.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Finish an unfinished plan from the journal (a quit, a signal or a crash left it):
+    /// PLAN, or with no value the only one for this region and endpoint.
+    #[arg(long, value_name = "PLAN", num_args = 0..=1, default_missing_value = "", conflicts_with = "discard")]
+    pub resume: Option<String>,
+    /// Close an unfinished plan without sending: what may have been sent is reconciled, the
+    /// rest recorded as abandoned.
+    #[arg(long, value_name = "PLAN")]
+    pub discard: Option<String>,
     /// OTA image version (default: the highest available among the chosen appliances).
     #[arg(long)]
     pub image_version: Option<String>,

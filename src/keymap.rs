@@ -14,6 +14,7 @@ pub enum Action {
     NextPane,
     PrevPane,
     Help,
+    ErrorLog,
     Close,
     Quit,
     ForceQuit,
@@ -150,6 +151,13 @@ pub const BINDINGS: &[Binding] = &[
         "this help",
     ),
     bind(
+        &[(KeyCode::Char('!'), NONE), (KeyCode::Char('!'), SHIFT)],
+        "!",
+        Action::ErrorLog,
+        Scope::Everywhere,
+        "the error log: every error this session, repeats counted",
+    ),
+    bind(
         &[(KeyCode::Esc, NONE)],
         "Esc",
         Action::Close,
@@ -168,7 +176,7 @@ pub const BINDINGS: &[Binding] = &[
         "Ctrl-C",
         Action::ForceQuit,
         Scope::Everywhere,
-        "quit now",
+        "quit (asks if work is left; twice forces)",
     ),
     bind(
         &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],

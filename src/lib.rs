@@ -7,6 +7,7 @@ pub mod cli;
 pub mod fleet;
 pub mod journal;
 pub mod keymap;
+pub mod ops;
 pub mod run;
 pub mod sim;
 pub mod tui;

@@ -22,13 +22,19 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
         Some(Command::Run(args)) => {
-            let ok = runtime.block_on(fleetdeck::run::run(args))?;
-            if !ok {
-                std::process::exit(1);
+            let end = runtime.block_on(fleetdeck::run::run(args))?;
+            if end.code() != 0 {
+                std::process::exit(end.code());
             }
             Ok(())
         }
-        None => runtime.block_on(fleetdeck::tui::run(cli.tui)),
+        None => {
+            let code = runtime.block_on(fleetdeck::tui::run(cli.tui))?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -9,11 +9,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+
 use crate::app::Devices;
 use crate::cli::{Action, Output, RunArgs};
 use crate::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions, highest, validate};
+use crate::ops::{OpId, OpState, OpUpdate, Tally};
 use crate::tui::Session;
-use crate::worker::{self, Command, Event, OpUpdate};
+use crate::worker::{self, Command, Event, Refusal, Resumable};
 
 /// A device's part in the run, as the summary reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -22,19 +26,59 @@ pub struct Outcome {
     pub device: String,
     pub name: String,
     pub operation: String,
-    pub state: String,
+    pub state: &'static str,
     pub resource_id: Option<String>,
     pub error: Option<String>,
+    #[serde(skip)]
+    key: DeviceKey,
+    #[serde(skip)]
+    engine_state: OpState,
 }
 
 impl Outcome {
     fn ok(&self) -> bool {
-        self.error.is_none() && matches!(self.state.as_str(), "COMPLETED" | "SUCCEEDED")
+        self.engine_state == OpState::Succeeded
+    }
+
+    fn set(&mut self, state: OpState) {
+        self.engine_state = state;
+        self.state = state.word(self.key.service);
     }
 }
 
-/// Runs the operation; Ok(false) when any device failed.
-pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+/// How a run ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every device succeeded (exit 0).
+    Succeeded,
+    /// Some device did not (exit 1).
+    SomeFailed,
+    /// A signal stopped dispatch with work left for `--resume` (exit 3).
+    Stopped,
+}
+
+impl RunEnd {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Succeeded => 0,
+            Self::SomeFailed => 1,
+            Self::Stopped => 3,
+        }
+    }
+}
+
+/// Runs the operation (or resumes or discards a plan) and reports how it ended.
+pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
+    if args.session.read_only {
+        bail!("--read-only: `run` changes devices, so there is nothing it may do");
+    }
+    if let Some(f) = &args.filter
+        && f.trim().is_empty()
+    {
+        bail!(
+            "--filter is empty, and an empty filter would match every device; pass --all to mean every device"
+        );
+    }
     let snow = SnowOptions {
         description: validate::description(args.description.as_deref().unwrap_or(""))
             .map_err(anyhow::Error::msg)?,
@@ -43,35 +87,169 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if let Some(v) = &args.image_version {
         validate::image_version(v).map_err(anyhow::Error::msg)?;
     }
-    if args.session.read_only {
-        bail!("--read-only: `run` changes devices, so there is nothing it may do");
-    }
+    // Signals are taken over before anything is sent: from here on a SIGINT, SIGTERM or SIGHUP
+    // stops dispatch cleanly instead of killing the process mid-call.
+    let mut signals = Signals::new()?;
     let session = Session::prepare(&args.session).await?;
+    let journal = session.settings.journal.clone();
     let (commands, mut events) = worker::spawn(session.source, session.settings);
     let text = args.output == Output::Text;
 
-    let mut list = list_devices(&mut events, text).await?;
+    let (mut list, unfinished) = list_devices(&mut events, text).await?;
+    if let Some(plan) = &args.discard {
+        return discard(&commands, &mut events, &unfinished, plan).await;
+    }
+    let (started, name_of) = if let Some(wanted) = &args.resume {
+        let plan = pick_unfinished(&unfinished, wanted)?;
+        eprintln!(
+            "resume {} plan {} (confirmed {}): {} devices not yet sent or confirmed",
+            plan.operation.label(),
+            plan.plan,
+            when(plan.at),
+            plan.pending.len()
+        );
+        print_targets(&list, &plan.pending);
+        if !args.yes {
+            confirm(plan.pending.len())?;
+        }
+        commands
+            .send(Command::Resume {
+                plan: plan.plan.clone(),
+            })
+            .context("the worker stopped")?;
+        (wait_started(&mut events).await?, list)
+    } else {
+        let plan = new_plan(&args, snow, &commands, &mut events, &mut list).await?;
+        if !args.yes {
+            confirm(plan.device_count())?;
+        }
+        commands
+            .send(Command::Dispatch(plan))
+            .context("the worker stopped")?;
+        (wait_started(&mut events).await?, list)
+    };
+    let (plan_id, operation, ops) = started;
+    let mut outcomes: Vec<Outcome> = ops
+        .iter()
+        .map(|(_, k)| Outcome {
+            service: match k.service {
+                Service::Panorama => "panorama",
+                Service::Snow => "snow-device-management",
+            },
+            device: k.id.clone(),
+            name: name_of
+                .get(k)
+                .map_or(k.id.clone(), |d| d.label().to_string()),
+            operation: operation.label().to_string(),
+            state: OpState::Queued.word(k.service),
+            resource_id: None,
+            error: None,
+            key: k.clone(),
+            engine_state: OpState::Queued,
+        })
+        .collect();
+    let ids: Vec<OpId> = ops.iter().map(|(id, _)| *id).collect();
+    let stopped = follow(
+        &commands,
+        &mut events,
+        &mut signals,
+        &ids,
+        &mut outcomes,
+        text,
+    )
+    .await?;
+    let tally = match stopped {
+        Some(tally) => tally,
+        None => shutdown(&commands).await,
+    };
+    report(&outcomes, args.output)?;
+    if tally.left() > 0 {
+        let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
+        eprintln!(
+            "stopped: {} sent, {} not yet sent, {} unconfirmed; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan_id}",
+            tally.running + tally.succeeded + tally.not_done,
+            tally.unsent,
+            tally.unconfirmed,
+        );
+        return Ok(RunEnd::Stopped);
+    }
+    Ok(if outcomes.iter().all(Outcome::ok) {
+        RunEnd::Succeeded
+    } else {
+        RunEnd::SomeFailed
+    })
+}
+
+/// Stops the worker's dispatch and waits for the tally of what it left.
+async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Tally {
+    let (done, wait) = tokio::sync::oneshot::channel();
+    if commands.send(Command::Shutdown(done)).is_err() {
+        return Tally::default();
+    }
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+/// SIGINT, SIGTERM and SIGHUP, taken over from their default of ending the process at once.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// Builds the plan from the flags: targets chosen, deduplicated and described as needed.
+async fn new_plan(
+    args: &RunArgs,
+    snow: SnowOptions,
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    list: &mut Devices,
+) -> anyhow::Result<Plan> {
+    let Some(action) = args.action else {
+        bail!("--action is required to start a plan");
+    };
     // A Snow device's lock state is only in DescribeDevice, and nothing is described unasked:
     // a filter may name the state, and an unlock skips devices already unlocked.
     if args.filter.is_some() {
-        let snow = keys_of(&list, Service::Snow, |_| true);
-        describe(&commands, &mut events, &mut list, snow).await?;
+        let snow = keys_of(list, Service::Snow, |_| true);
+        describe(commands, events, list, snow).await?;
     }
-    let chosen = choose(&list, &args)?;
-    if matches!(args.action, Action::Unlock) && args.filter.is_none() {
-        let snow = keys_of(&list, Service::Snow, |k| chosen.contains(k));
-        describe(&commands, &mut events, &mut list, snow).await?;
+    let chosen = choose(list, args)?;
+    if matches!(action, Action::Unlock) && args.filter.is_none() {
+        let snow = keys_of(list, Service::Snow, |k| chosen.contains(k));
+        describe(commands, events, list, snow).await?;
     }
-    let operation = match args.action {
+    let operation = match action {
         Action::Reboot => Operation::Reboot,
         Action::Unlock => Operation::Unlock,
         Action::Ota => {
             let version = match &args.image_version {
                 Some(v) => v.clone(),
                 None => {
-                    let appliances = keys_of(&list, Service::Panorama, |k| chosen.contains(k));
-                    describe(&commands, &mut events, &mut list, appliances).await?;
-                    highest_available(&list, &chosen)?
+                    let appliances = keys_of(list, Service::Panorama, |k| chosen.contains(k));
+                    describe(commands, events, list, appliances).await?;
+                    highest_available(list, &chosen)?
                 }
             };
             Operation::Ota {
@@ -100,45 +278,132 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         plan.device_count(),
         plan.calls()
     );
-    if !args.yes {
-        confirm(plan.device_count())?;
-    }
+    let targets: Vec<DeviceKey> = plan.targets().cloned().collect();
+    print_targets(list, &targets);
+    Ok(plan)
+}
 
-    let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
-    let mut outcomes: Vec<Outcome> = ops
+/// Names the devices about to be changed, so a confirmation is never blind.
+fn print_targets(list: &Devices, keys: &[DeviceKey]) {
+    let names: Vec<String> = keys
         .iter()
-        .map(|(_, k)| Outcome {
-            service: match k.service {
-                Service::Panorama => "panorama",
-                Service::Snow => "snow-device-management",
-            },
-            device: k.id.clone(),
-            name: list.get(k).map_or(k.id.clone(), |d| d.label().to_string()),
-            operation: plan.operation.label().to_string(),
-            state: "QUEUED".into(),
-            resource_id: None,
-            error: None,
-        })
+        .map(|k| list.get(k).map_or(k.id.clone(), |d| d.label().to_string()))
         .collect();
-    commands
-        .send(Command::Dispatch { plan, ops })
-        .context("the worker stopped")?;
-    follow(&mut events, &mut outcomes, text).await?;
+    eprintln!("  {}", names.join(", "));
+}
 
-    let (done, wait) = tokio::sync::oneshot::channel();
-    if commands.send(Command::Shutdown(done)).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+/// The engine's answer to a dispatch or a resume: its plan id, operation and operations.
+async fn wait_started(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+) -> anyhow::Result<(String, Operation, Vec<(OpId, DeviceKey)>)> {
+    loop {
+        match events.recv().await.context("the worker stopped")? {
+            Event::PlanStarted {
+                plan,
+                operation,
+                ops,
+                ..
+            } => return Ok((plan, operation, ops)),
+            Event::PlanRefused(Refusal { error, overlaps }) => match overlaps {
+                Some(plan) => bail!(
+                    "nothing was sent: {error}.\n  finish it:  fleetdeck run --resume {plan}\n  or drop it: fleetdeck run --discard {plan}"
+                ),
+                None => bail!("nothing was sent: {error}"),
+            },
+            Event::Failure(message) => eprintln!("{message}"),
+            _ => {}
+        }
     }
-    report(&outcomes, args.output)?;
-    Ok(outcomes.iter().all(Outcome::ok))
+}
+
+/// The unfinished plan `--resume` names, or the only one.
+fn pick_unfinished<'a>(
+    unfinished: &'a [Resumable],
+    wanted: &str,
+) -> anyhow::Result<&'a Resumable> {
+    let list = || {
+        unfinished
+            .iter()
+            .map(|u| {
+                format!(
+                    "  {}  {} confirmed {}, {} devices pending",
+                    u.plan,
+                    u.operation.label(),
+                    when(u.at),
+                    u.pending.len()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if !wanted.is_empty() {
+        return unfinished
+            .iter()
+            .find(|u| u.plan == wanted)
+            .with_context(|| {
+                if unfinished.is_empty() {
+                    format!("no unfinished plan {wanted} for this region and endpoint (there are none)")
+                } else {
+                    format!(
+                        "no unfinished plan {wanted} for this region and endpoint; these are:\n{}",
+                        list()
+                    )
+                }
+            });
+    }
+    match unfinished {
+        [] => bail!("no unfinished plan for this region and endpoint: nothing to resume"),
+        [one] => Ok(one),
+        _ => bail!(
+            "{} unfinished plans for this region and endpoint; name one with --resume PLAN:\n{}",
+            unfinished.len(),
+            list()
+        ),
+    }
+}
+
+async fn discard(
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    unfinished: &[Resumable],
+    plan: &str,
+) -> anyhow::Result<RunEnd> {
+    let plan = pick_unfinished(unfinished, plan)?;
+    commands
+        .send(Command::Discard {
+            plan: plan.plan.clone(),
+        })
+        .context("the worker stopped")?;
+    loop {
+        match events.recv().await.context("the worker stopped")? {
+            Event::Notice(message) if message.contains("discarded") => {
+                eprintln!("{message}");
+                return Ok(RunEnd::Succeeded);
+            }
+            Event::Failure(message) => bail!("{message}"),
+            _ => {}
+        }
+    }
+}
+
+/// "2026-11-25 10:04 UTC" for epoch seconds.
+fn when(at: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    i64::try_from(at)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string())
 }
 
 /// Reads both services' devices as the UI does; a service that cannot be listed is an error.
+/// Unfinished plans the journal offers arrive meanwhile, and are kept for `--resume`.
 async fn list_devices(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
     text: bool,
-) -> anyhow::Result<Devices> {
+) -> anyhow::Result<(Devices, Vec<Resumable>)> {
     let mut list = Devices::default();
+    let mut unfinished = Vec::new();
     let mut done = 0;
     let mut services = 2;
     while done < services {
@@ -155,11 +420,13 @@ async fn list_devices(
                 }
                 services = 1;
             }
-            Event::Failure(message) => bail!("{message}"),
+            // Not fatal by itself (a journal problem refuses the plan, with its reason).
+            Event::Failure(message) => eprintln!("{message}"),
+            Event::Unfinished(plan) => unfinished.push(plan),
             _ => {}
         }
     }
-    Ok(list)
+    Ok((list, unfinished))
 }
 
 fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
@@ -188,7 +455,8 @@ fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
     if keys.is_empty() {
         bail!("no device matches");
     }
-    Ok(keys)
+    let mut seen = HashSet::new();
+    Ok(keys.into_iter().filter(|k| seen.insert(k.clone())).collect())
 }
 
 fn keys_of(
@@ -206,8 +474,8 @@ fn keys_of(
 /// Reads DescribeDevice for these devices into the list. One that cannot be read keeps what
 /// its listing said, and the operator is told.
 async fn describe(
-    commands: &tokio::sync::mpsc::UnboundedSender<Command>,
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
     list: &mut Devices,
     keys: Vec<DeviceKey>,
 ) -> anyhow::Result<()> {
@@ -269,63 +537,90 @@ fn confirm(count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows every row to its end: a progress line on a terminal, a line per change otherwise.
+/// Follows every operation to its end: a progress line on a terminal, a line per change
+/// otherwise. A signal stops dispatch (calls under way finish, the rest stays in the journal
+/// for `--resume`) and returns the tally; a second signal exits at once.
 async fn follow(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    signals: &mut Signals,
+    ids: &[OpId],
     outcomes: &mut [Outcome],
     text: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Tally>> {
     let tty = std::io::stderr().is_terminal();
-    let mut done = vec![false; outcomes.len()];
-    while done.iter().any(|d| !d) {
-        let Event::Op(
-            op,
-            OpUpdate {
-                state,
-                resource_id,
-                error,
-                done: finished,
-            },
-        ) = events.recv().await.context("the worker stopped")?
+    let mut stopping: Option<tokio::sync::oneshot::Receiver<Tally>> = None;
+    loop {
+        if stopping.is_none() && outcomes.iter().all(|o| o.engine_state.is_final()) {
+            break;
+        }
+        let event = tokio::select! {
+            event = events.recv() => event.context("the worker stopped")?,
+            name = signals.next() => {
+                if stopping.is_some() {
+                    eprintln!("\n{name} again: exiting now; the journal has what was sent");
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\n{name}: stopping — calls under way finish, nothing more is sent, the rest is kept for --resume ({name} again exits at once)"
+                );
+                let (done, wait) = tokio::sync::oneshot::channel();
+                commands.send(Command::Shutdown(done)).context("the worker stopped")?;
+                stopping = Some(wait);
+                continue;
+            }
+            tally = async { stopping.as_mut().expect("guarded").await }, if stopping.is_some() => {
+                if text && tty {
+                    eprintln!();
+                }
+                return Ok(Some(tally.unwrap_or_default()));
+            }
+        };
+        let (op, OpUpdate { state, resource_id, error }) = match event {
+            Event::Op(op, update) => (op, update),
+            Event::Failure(message) => {
+                eprintln!("{message}");
+                continue;
+            }
+            _ => continue,
+        };
+        let Some(row) = ids
+            .iter()
+            .position(|id| *id == op)
+            .and_then(|i| outcomes.get_mut(i))
         else {
             continue;
         };
-        let Some(row) = outcomes.get_mut(op) else {
-            continue;
-        };
-        if done[op] {
-            continue;
-        }
-        let changed = row.state != state;
-        row.state = state;
+        let changed = row.engine_state != state;
+        row.set(state);
         if resource_id.is_some() {
             row.resource_id = resource_id;
         }
         if let Some(e) = error {
             row.error = Some(e.to_string());
         }
-        done[op] |= finished;
         if !text {
             continue;
         }
         if tty {
-            let n = done.iter().filter(|d| **d).count();
+            let n = outcomes.iter().filter(|o| o.engine_state.is_final()).count();
             let width = 30;
-            let filled = n * width / done.len();
+            let filled = n * width / outcomes.len().max(1);
             eprint!(
                 "\r[{}{}] {n}/{} done",
                 "#".repeat(filled),
                 "-".repeat(width - filled),
-                done.len()
+                outcomes.len()
             );
         } else if changed {
+            let row = &outcomes[ids.iter().position(|id| *id == op).unwrap_or(0)];
             eprintln!("{} {} {}", row.name, row.operation, row.state);
         }
     }
     if text && tty {
         eprintln!();
     }
-    Ok(())
+    Ok(None)
 }
 
 fn report(outcomes: &[Outcome], output: Output) -> anyhow::Result<()> {

@@ -15,14 +15,13 @@ use crate::cli::TuiArgs;
 use crate::journal;
 use crate::sim::{self, SimConfig};
 use crate::ui;
+use crate::ops::Tally;
 use crate::worker::{self, Command, Event, Settings, Source};
 use tokio::sync::mpsc;
 
 /// Set in the environment, makes the program panic right after its first frame.
 pub const PANIC_FOR_TESTS: &str = "FLEETDECK_TEST_PANIC";
 
-/// Simulated seconds per real second in demo mode: an OTA takes about 20 s.
-pub const DEMO_SPEED: f64 = 30.0;
 
 /// What both front ends, the terminal UI and `fleetdeck run`, start from.
 pub struct Session {
@@ -84,7 +83,8 @@ impl Session {
     }
 }
 
-pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
+/// Runs the terminal UI; the exit status is 3 when work was left for a resume.
+pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     let Session {
         source,
         connection,
@@ -96,21 +96,65 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     app.read_only = args.read_only;
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
 
-    // ratatui::init also installs a panic hook that restores the terminal first.
+    // ratatui::init installs a panic hook that restores the terminal first. A panic on
+    // another thread (a worker task) does not bring the process down: tokio catches it and the
+    // worker fails the rows it carried, so the terminal is restored only for the UI's own.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let restore_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("main") {
+            restore_hook(info);
+        }
+    }));
+    let journal = settings.journal.clone();
     let (commands, events) = worker::spawn(source, settings);
     let result = event_loop(&mut terminal, app, &commands, events).await;
     ratatui::restore();
-    // The terminal first, then the journal. An operator who quits closes the open plans,
-    // naming what was in flight; a signal (a dropped SSH session) leaves them open, so the
-    // next start offers to resume them.
-    if let Ok(Exit::Quit) = result {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if commands.send(Command::Shutdown(done)).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
-        }
+    // The terminal first, then the journal. Every way out — a quit, a signal, a dropped SSH
+    // session — stops dispatch the same way: calls under way finish, what was not sent is
+    // recorded as paused, and the next start offers to resume it.
+    let tally = stop(&commands).await;
+    let code = summary(&tally, journal.as_deref());
+    result.map(|_| code)
+}
+
+/// Stops the worker's dispatch; says so when calls are still under way.
+async fn stop(commands: &mpsc::UnboundedSender<Command>) -> Tally {
+    let (done, mut wait) = tokio::sync::oneshot::channel();
+    if commands.send(Command::Shutdown(done)).is_err() {
+        return Tally::default();
     }
-    result.map(drop)
+    let quick = tokio::time::timeout(Duration::from_millis(300), &mut wait).await;
+    if let Ok(answer) = quick {
+        return answer.unwrap_or_default();
+    }
+    eprintln!("fleetdeck: stopping — waiting for the calls under way to answer (Ctrl-C again exits at once)");
+    tokio::select! {
+        answer = tokio::time::timeout(Duration::from_secs(60), wait) => {
+            answer.ok().and_then(Result::ok).unwrap_or_default()
+        }
+        _ = tokio::signal::ctrl_c() => Tally::default(),
+    }
+}
+
+/// What was left, on the terminal after it is restored; the exit status to go with it.
+fn summary(t: &Tally, journal: Option<&std::path::Path>) -> i32 {
+    let total = t.running + t.left() + t.succeeded + t.not_done;
+    if total == 0 {
+        return 0;
+    }
+    eprintln!(
+        "fleetdeck: {} succeeded, {} failed or skipped, {} sent and still running, {} not yet sent, {} unconfirmed.",
+        t.succeeded, t.not_done, t.running, t.unsent, t.unconfirmed
+    );
+    if t.left() == 0 {
+        return 0;
+    }
+    let path = journal.map_or_else(String::new, |p| format!(" in the journal {}", p.display()));
+    eprintln!(
+        "The plan is kept{path}: start fleetdeck again to resume it, or run `fleetdeck run --resume`."
+    );
+    3
 }
 
 /// Worker events taken in before a frame is drawn; bounds a frame's delay behind a burst.

@@ -14,7 +14,8 @@ use tui_input::backend::crossterm::EventHandler;
 use crate::aws::Connection;
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::{self, Action, Scope};
-use crate::worker::{Command, Event, OpId, OpUpdate, Resumable};
+use crate::ops::{OpId, OpState, OpUpdate, Tally};
+use crate::worker::{Command, Event, Refusal, Resumable};
 
 pub use devices::{Devices, SortColumn};
 pub use forms::{Confirm, ConfirmOutcome, Field, Form, FormKind, FormOutcome};
@@ -39,29 +40,35 @@ pub enum Overlay {
     Form(Form),
     Confirm(Confirm),
     Details(Details),
-    /// Quitting while operations are in flight.
+    /// Quitting while operations are in flight or not yet sent.
     Quit,
+    /// Canceling a Snow task: its id and the devices of its executions still queued or running.
+    Cancel { task: String, devices: Vec<String> },
+    /// Every error seen, newest last.
+    ErrorLog { scroll: usize },
     /// A plan a crash left open: resume it, discard it, or decide later.
     Resume(Resumable),
 }
 
-/// One device's part in one operation.
+/// One device's part in one operation: a view of the engine's operation.
 #[derive(Debug, Clone)]
 pub struct OpRow {
     pub id: OpId,
+    pub plan: String,
     pub key: DeviceKey,
     pub label: String,
     pub operation: String,
     pub resource_id: Option<String>,
-    pub state: String,
+    pub state: OpState,
     pub started: Instant,
     pub finished: Option<Instant>,
     pub error: Option<String>,
 }
 
 impl OpRow {
+    /// Nothing more will happen to it in this process: final, or paused.
     pub fn done(&self) -> bool {
-        self.finished.is_some()
+        !self.state.in_flight()
     }
 
     pub fn elapsed(&self, now: Instant) -> Duration {
@@ -79,21 +86,23 @@ pub struct Results {
 
 impl Results {
     pub fn in_flight(&self) -> usize {
-        self.rows.iter().filter(|r| !r.done()).count()
+        self.rows.iter().filter(|r| r.state.in_flight()).count()
     }
 
-    /// (state, count) in order of first appearance, for the pane's title.
-    pub fn counts(&self) -> Vec<(String, usize)> {
-        let mut out: Vec<(String, usize)> = Vec::new();
-        for r in &self.rows {
-            match out.iter_mut().find(|(s, _)| *s == r.state) {
-                Some((_, n)) => *n += 1,
-                None => out.push((r.state.clone(), 1)),
-            }
-        }
-        out
+    pub fn tally(&self) -> Tally {
+        Tally::of(self.rows.iter().map(|r| &r.state))
     }
 }
+
+/// An error kept until dismissed; the same error again is counted, not repeated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorLine {
+    pub message: String,
+    pub count: usize,
+}
+
+/// How many errors the log keeps.
+const ERROR_LOG_SIZE: usize = 500;
 
 pub struct App {
     pub connection: Connection,
@@ -103,8 +112,10 @@ pub struct App {
     pub overlay: Option<Overlay>,
     /// The filter being typed, while `/` is active.
     pub filter_input: Option<Input>,
-    /// Errors that stay until dismissed with Esc.
-    pub errors: Vec<String>,
+    /// Errors that stay until dismissed with Esc, repeats folded.
+    pub errors: Vec<ErrorLine>,
+    /// Every error seen this session (the last 500), for the error log (`!`).
+    pub error_log: Vec<ErrorLine>,
     /// Passing news, shown for a few seconds.
     pub notice: Option<(String, Instant)>,
     pub now: Instant,
@@ -143,6 +154,7 @@ impl App {
             overlay: None,
             filter_input: None,
             errors: Vec::new(),
+            error_log: Vec::new(),
             notice: None,
             now,
             started: now,
@@ -165,6 +177,23 @@ impl App {
 
     fn tell(&mut self, message: impl Into<String>) {
         self.notice = Some((message.into(), self.now));
+    }
+
+    /// Shows an error until dismissed and logs it; the same error again adds to its count.
+    pub fn fail(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        for list in [&mut self.errors, &mut self.error_log] {
+            match list.iter_mut().find(|e| e.message == message) {
+                Some(e) => e.count += 1,
+                None => list.push(ErrorLine {
+                    message: message.clone(),
+                    count: 1,
+                }),
+            }
+        }
+        if self.error_log.len() > ERROR_LOG_SIZE {
+            self.error_log.remove(0);
+        }
     }
 
     fn page(&self) -> isize {
@@ -225,14 +254,14 @@ fn on_event(app: &mut App, event: Event) {
         }
         Event::ListingFailed(service, error) => {
             app.devices.loading.remove(&service);
-            app.errors.push(format!(
+            app.fail(format!(
                 "Listing {} devices failed: {error}",
                 service.label()
             ));
         }
         Event::DeviceUpdated(device) => app.devices.upsert(vec![device]),
-        // Passing: the row keeps its listing, and the details overlay shows the error if asked.
-        Event::DescribeFailed(..) => {}
+        // The row keeps its listing; the error is logged, and shown once per kind.
+        Event::DescribeFailed(_, e) => app.fail(format!("DescribeDevice failed: {e}")),
         Event::Details {
             key,
             device,
@@ -248,13 +277,41 @@ fn on_event(app: &mut App, event: Event) {
                 d.history = Some(history.map_err(|e| e.to_string()));
             }
         }
+        Event::PlanStarted {
+            plan,
+            operation,
+            ops,
+            resumed,
+        } => {
+            add_rows(app, &plan, &ops, operation.label());
+            app.focus = Pane::Results;
+            let verb = if resumed { "Resuming" } else { "Dispatching" };
+            app.tell(format!(
+                "{verb} {}: {} devices",
+                operation.label(),
+                ops.len()
+            ));
+        }
+        Event::PlanRefused(Refusal { error, overlaps }) => {
+            let what = match overlaps {
+                Some(plan) => format!(
+                    "Nothing was sent: {error}. Resume or discard plan {plan} (its dialog, or `fleetdeck run --resume {plan}` / `--discard {plan}`)"
+                ),
+                None => format!("Nothing was sent: {error}"),
+            };
+            app.fail(what);
+        }
         Event::Op(id, update) => apply_op(app, id, update),
         Event::Unfinished(plan) => {
-            app.resumable.push(plan);
+            if !app.resumable.iter().any(|r| r.plan == plan.plan)
+                && !matches!(&app.overlay, Some(Overlay::Resume(r)) if r.plan == plan.plan)
+            {
+                app.resumable.push(plan);
+            }
             next_resume(app);
         }
         Event::Notice(message) => app.tell(message),
-        Event::Failure(message) => app.errors.push(message),
+        Event::Failure(message) => app.fail(message),
     }
 }
 
@@ -263,19 +320,20 @@ fn apply_op(app: &mut App, id: OpId, update: OpUpdate) {
     let Some(row) = app.results.rows.iter_mut().find(|r| r.id == id) else {
         return;
     };
-    if row.done() {
+    if !row.state.may_become(update.state) {
         return;
     }
     row.state = update.state;
     if update.resource_id.is_some() {
         row.resource_id = update.resource_id;
     }
-    if let Some(e) = update.error {
-        row.error = Some(e.to_string());
+    match update.error {
+        Some(e) => row.error = Some(e.to_string()),
+        // Resolved: an earlier doubt no longer applies.
+        None if matches!(row.state, OpState::Sent) => row.error = None,
+        None => {}
     }
-    if update.done {
-        row.finished = Some(now);
-    }
+    row.finished = (!row.state.in_flight()).then_some(row.finished.unwrap_or(now));
 }
 
 fn scope(app: &App) -> Scope {
@@ -287,7 +345,13 @@ fn scope(app: &App) -> Scope {
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-        app.quit = true;
+        // With work left, the first Ctrl-C asks; a second one forces.
+        if matches!(app.overlay, Some(Overlay::Quit)) || !work_left(app) {
+            app.quit = true;
+        } else {
+            app.filter_input = None;
+            app.overlay = Some(Overlay::Quit);
+        }
         return Vec::new();
     }
     if let Some(input) = &mut app.filter_input {
@@ -329,15 +393,39 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
             }
             Vec::new()
         }
+        Overlay::ErrorLog { scroll } => {
+            let last = app.error_log.len().saturating_sub(1);
+            let scroll = match key.code {
+                KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                KeyCode::Down | KeyCode::Char('j') => (scroll + 1).min(last),
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('!') | KeyCode::Enter => {
+                    return Vec::new();
+                }
+                _ => scroll,
+            };
+            app.overlay = Some(Overlay::ErrorLog { scroll });
+            Vec::new()
+        }
+        Overlay::Cancel { task, devices } => match key.code {
+            KeyCode::Char('y') => {
+                app.tell(format!("Canceling the queued executions of {task}"));
+                vec![Command::CancelTask { task_id: task }]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::Cancel { task, devices });
+                Vec::new()
+            }
+        },
         Overlay::Resume(plan) => match key.code {
             KeyCode::Char('r') if !app.read_only => {
                 let commands = resume(app, plan);
                 next_resume(app);
                 commands
             }
-            KeyCode::Char('d') => {
+            KeyCode::Char('d') if !app.read_only => {
                 app.tell(format!(
-                    "Plan {} closed in the journal; nothing sent",
+                    "Discarding plan {}: reconciling what may have been sent; nothing is sent",
                     plan.plan
                 ));
                 next_resume(app);
@@ -394,60 +482,53 @@ fn next_resume(app: &mut App) {
     }
 }
 
-/// Adds a row per device the plan never confirmed and asks the worker to carry on.
+/// Asks the worker to carry on with a plan; its rows come with the worker's answer.
 fn resume(app: &mut App, plan: Resumable) -> Vec<Command> {
-    let ops = add_rows(app, plan.pending.iter(), &plan.action);
-    app.focus = Pane::Results;
     app.tell(format!(
         "Resuming {}: reconciling before sending anything",
-        plan.action
+        plan.operation.label()
     ));
-    vec![Command::Resume {
-        plan: plan.plan,
-        ops,
-    }]
+    vec![Command::Resume { plan: plan.plan }]
 }
 
-fn add_rows<'a>(
-    app: &mut App,
-    keys: impl Iterator<Item = &'a DeviceKey>,
-    operation: &str,
-) -> Vec<(OpId, DeviceKey)> {
-    let mut ops = Vec::new();
-    for key in keys {
-        let id = app.results.rows.len();
+/// Adds a row per operation the engine started.
+fn add_rows(app: &mut App, plan: &str, ops: &[(OpId, DeviceKey)], operation: &str) {
+    for (id, key) in ops {
         let label = app
             .devices
             .get(key)
             .map_or(key.id.clone(), |d| d.label().to_string());
         app.results.rows.push(OpRow {
-            id,
+            id: *id,
+            plan: plan.to_string(),
             key: key.clone(),
             label,
             operation: operation.to_string(),
             resource_id: None,
-            state: "QUEUED".into(),
+            state: OpState::Queued,
             started: app.now,
             finished: None,
             error: None,
         });
-        ops.push((id, key.clone()));
     }
-    ops
 }
 
-/// Adds a result row per target and hands the plan to the worker.
+/// Hands the confirmed plan to the worker; its rows come with the worker's answer.
 fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
     let plan = confirm.plan;
-    let ops = add_rows(app, plan.targets(), plan.operation.label());
     app.devices.marks.clear();
-    app.focus = Pane::Results;
     app.tell(format!(
         "Dispatching {}: {}",
         plan.operation.label(),
         plan.calls()
     ));
-    vec![Command::Dispatch { plan, ops }]
+    vec![Command::Dispatch(plan)]
+}
+
+/// Operations in flight or not yet sent: what a quit would stop.
+pub fn work_left(app: &App) -> bool {
+    let t = app.results.tally();
+    t.running + t.left() > 0
 }
 
 fn on_action(app: &mut App, action: Action) -> Vec<Command> {
@@ -465,6 +546,10 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
             };
         }
         Action::Help => app.overlay = Some(Overlay::Help),
+        Action::ErrorLog => {
+            let scroll = app.error_log.len().saturating_sub(1);
+            app.overlay = Some(Overlay::ErrorLog { scroll });
+        }
         Action::Close => {
             if !app.errors.is_empty() {
                 app.errors.clear();
@@ -473,7 +558,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
             }
         }
         Action::Quit => {
-            if app.results.in_flight() > 0 {
+            if work_left(app) {
                 app.overlay = Some(Overlay::Quit);
             } else {
                 app.quit = true;
@@ -542,12 +627,23 @@ fn cancel(app: &mut App) -> Vec<Command> {
         app.tell("Only a Snow task can be canceled; a Panorama job cannot");
         return Vec::new();
     }
-    let Some(task_id) = row.resource_id.clone() else {
+    let Some(task) = row.resource_id.clone() else {
         app.tell("This row has no task yet");
         return Vec::new();
     };
-    app.tell(format!("Canceling the queued executions of {task_id}"));
-    vec![Command::CancelTask { task_id }]
+    let devices: Vec<String> = app
+        .results
+        .rows
+        .iter()
+        .filter(|r| r.resource_id.as_deref() == Some(task.as_str()) && r.state.in_flight())
+        .map(|r| r.label.clone())
+        .collect();
+    if devices.is_empty() {
+        app.tell(format!("Task {task} has ended: nothing to cancel"));
+        return Vec::new();
+    }
+    app.overlay = Some(Overlay::Cancel { task, devices });
+    Vec::new()
 }
 
 #[cfg(test)]

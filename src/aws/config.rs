@@ -92,12 +92,12 @@ fn clients(config: &aws_types::SdkConfig, panorama: bool, read_only: bool) -> Cl
     }
 }
 
-/// Per attempt and per operation; the SDK sets none by default.
-pub fn timeouts() -> TimeoutConfig {
+/// Per attempt and per operation (three attempts' worth); the SDK sets none by default.
+pub fn timeouts(attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .operation_timeout(Duration::from_secs(30))
+        .connect_timeout(attempt.min(Duration::from_secs(5)))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * 3)
         .build()
 }
 
@@ -165,10 +165,10 @@ fn is_aws_endpoint(url: &str) -> bool {
 
 /// Loads configuration through aws-config's default chain. Credentials are resolved lazily by
 /// the SDK, so missing ones surface as an error on the first call, not here.
-pub async fn load(target: &Target, read_only: bool) -> (Clients, Connection) {
+pub async fn load(target: &Target, read_only: bool, attempt: Duration) -> (Clients, Connection) {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retries())
-        .timeout_config(timeouts());
+        .timeout_config(timeouts(attempt));
     if let Some(p) = &target.profile {
         loader = loader.profile_name(p);
     }
@@ -206,6 +206,7 @@ pub fn demo(
     access_key: &str,
     secret: &str,
     read_only: bool,
+    attempt: Duration,
 ) -> (Clients, Connection) {
     let credentials = Credentials::new(access_key, secret, None, None, "fleetdeck-demo");
     let config = aws_types::SdkConfig::builder()
@@ -216,7 +217,7 @@ pub fn demo(
             aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
         )
         .retry_config(retries())
-        .timeout_config(timeouts())
+        .timeout_config(timeouts(attempt))
         .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep"))
         .time_source(aws_smithy_async::time::SystemTimeSource::new())
         .build();

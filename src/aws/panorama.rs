@@ -153,6 +153,26 @@ async fn device_jobs(client: &Client, device: &str) -> Result<Vec<DeviceJob>, Ap
     }
 }
 
+/// A job's own status (DescribeDeviceJob), as the model spells it: the only read that can say
+/// a job has ended. ListDevices' LatestDeviceJob carries no job id.
+pub async fn job_status(client: &Client, job: &str) -> Result<String, ApiError> {
+    let out = client
+        .describe_device_job()
+        .job_id(job)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    out.status()
+        .map(|s| s.as_str().to_string())
+        .ok_or_else(|| {
+            ApiError::new(
+                super::ErrorKind::Other,
+                "EmptyResponse",
+                format!("DescribeDeviceJob {job} returned no status"),
+            )
+        })
+}
+
 /// Every job id the appliance has had: what reconciliation compares before and after a
 /// create whose answer was lost.
 pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {

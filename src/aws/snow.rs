@@ -137,14 +137,60 @@ pub async fn executions(client: &Client, task: &str) -> Result<Vec<(String, Stri
     }
 }
 
+/// One CancelTask. It is not idempotent (a second one after the first took effect is refused),
+/// so the SDK must not resend it on its own: an unanswered one is resolved by reading the task.
 pub async fn cancel_task(client: &Client, task: &str) -> Result<(), ApiError> {
     client
         .cancel_task()
         .task_id(task)
+        .customize()
+        .config_override(
+            aws_sdk_snowdevicemanagement::Config::builder()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
     Ok(())
+}
+
+/// Whether a cancel of the task took effect: some execution of it is CANCELED.
+pub async fn task_was_canceled(client: &Client, task: &str) -> Result<bool, ApiError> {
+    Ok(executions(client, task)
+        .await?
+        .iter()
+        .any(|(_, state)| state == "CANCELED"))
+}
+
+/// Devices with an execution that has not ended, of any task, whoever started it: device id →
+/// the task. Read from the tasks in progress and their queued or running executions.
+pub async fn busy_devices(
+    client: &Client,
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut busy = std::collections::HashMap::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_tasks()
+            .state(aws_sdk_snowdevicemanagement::types::TaskState::InProgress)
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        for task in page.tasks() {
+            let id = task.task_id();
+            for (device, state) in executions(client, id).await? {
+                if matches!(state.as_str(), "QUEUED" | "IN_PROGRESS") {
+                    busy.insert(device, id.to_string());
+                }
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(busy);
+        }
+    }
 }
 
 /// The device's tasks, newest first (of the 50 newest tasks), as lines for the details view.

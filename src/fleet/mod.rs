@@ -8,7 +8,10 @@ use std::fmt;
 
 pub use plan::{Plan, SnowOptions};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Service {
     Panorama,
     Snow,

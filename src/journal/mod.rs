@@ -8,7 +8,52 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::ApiError;
+use crate::fleet::Service;
+use crate::ops::OpState;
+
 pub use file::{Journal, PATH_VARIABLE, default_path, now, read};
+
+/// What a plan asks its devices to do, as the journal names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[serde(alias = "OTA")]
+    Ota,
+    Reboot,
+    Unlock,
+}
+
+/// The mutating calls the journal guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    CreateJobForDevices,
+    CreateTask,
+    CancelTask,
+}
+
+impl Call {
+    /// Calls that send an operation to devices (a cancel does not).
+    pub fn sends(self) -> bool {
+        matches!(self, Self::CreateJobForDevices | Self::CreateTask)
+    }
+}
+
+/// An AWS error as recorded: its code and message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&ApiError> for ErrorRecord {
+    fn from(e: &ApiError) -> Self {
+        Self {
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -17,7 +62,7 @@ pub enum Record {
     Plan {
         plan: String,
         at: u64,
-        action: String,
+        action: Action,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         image_version: Option<String>,
         #[serde(default)]
@@ -35,38 +80,77 @@ pub enum Record {
     Intent {
         plan: String,
         at: u64,
-        service: String,
-        operation: String,
+        service: Service,
+        operation: Call,
         devices: Vec<String>,
-        action: String,
         /// Snow's client token, chosen before the first send and reused on every retry.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         token: Option<String>,
         /// Panorama: the appliance's jobs before the first send, for reconciliation.
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         known_jobs: Vec<String>,
+        /// CancelTask: the task.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        task: Option<String>,
     },
     /// What came of it.
     Outcome {
         plan: String,
         at: u64,
-        service: String,
+        service: Service,
+        operation: Call,
         devices: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         resource_id: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         request_id: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        error: Option<String>,
+        error: Option<ErrorRecord>,
     },
-    /// Every device of the plan has reached a final state, or the operator left with these
-    /// still in flight.
+    /// An operation reached a final state.
+    Final {
+        plan: String,
+        at: u64,
+        device: String,
+        state: OpState,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        resource_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<ErrorRecord>,
+    },
+    /// Dispatch was stopped (a quit, a signal) with work left: the plan stays open and can be
+    /// resumed. `unsent` were never sent; `unconfirmed` may or may not have been.
+    Paused {
+        plan: String,
+        at: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        unsent: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        unconfirmed: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        running: Vec<String>,
+    },
+    /// The plan is closed: every operation reached a final state, or the operator discarded
+    /// it, abandoning the devices named.
     End {
         plan: String,
         at: u64,
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
-        in_flight: Vec<String>,
+        abandoned: Vec<String>,
     },
+}
+
+impl Record {
+    pub fn plan(&self) -> &str {
+        match self {
+            Self::Plan { plan, .. }
+            | Self::Intent { plan, .. }
+            | Self::Outcome { plan, .. }
+            | Self::Final { plan, .. }
+            | Self::Paused { plan, .. }
+            | Self::End { plan, .. } => plan,
+        }
+    }
 }
 
 /// What of an unfinished plan is still to be confirmed.
@@ -109,7 +193,7 @@ impl Unfinished {
 
 /// An intent, as reconciliation reads it.
 struct Sent<'a> {
-    service: &'a str,
+    service: Service,
     devices: &'a Vec<String>,
     token: &'a Option<String>,
     known_jobs: &'a Vec<String>,
@@ -130,31 +214,39 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
             continue;
         };
         let mine = |p: &str| p == id;
-        let confirmed: std::collections::HashSet<&String> = records
+        // Sent for sure (an outcome names the job or task), or settled another way (a final
+        // state was recorded: skipped, or refused by the service).
+        let mut confirmed: std::collections::HashSet<&String> = records
             .iter()
             .filter_map(|r| match r {
                 Record::Outcome {
                     plan,
+                    operation,
                     devices,
                     resource_id: Some(_),
                     ..
-                } if mine(plan) => Some(devices),
+                } if mine(plan) && operation.sends() => Some(devices),
                 _ => None,
             })
             .flatten()
             .collect();
+        confirmed.extend(records.iter().filter_map(|r| match r {
+            Record::Final { plan, device, .. } if mine(plan) => Some(device),
+            _ => None,
+        }));
         let intents: Vec<Sent> = records
             .iter()
             .filter_map(|r| match r {
                 Record::Intent {
                     plan,
                     service,
+                    operation,
                     devices,
                     token,
                     known_jobs,
                     ..
-                } if mine(plan) => Some(Sent {
-                    service,
+                } if mine(plan) && operation.sends() => Some(Sent {
+                    service: *service,
                     devices,
                     token,
                     known_jobs,
@@ -173,7 +265,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                 }
                 let known_jobs = intents
                     .iter()
-                    .find(|s| s.service == "panorama" && s.devices.contains(&id))
+                    .find(|s| s.service == Service::Panorama && s.devices.contains(&id))
                     .map(|s| s.known_jobs.clone());
                 pending.push(Pending::Panorama {
                     device: id,
@@ -186,7 +278,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                 }
                 match intents
                     .iter()
-                    .find(|s| s.service == "snow" && s.devices.contains(&id))
+                    .find(|s| s.service == Service::Snow && s.devices.contains(&id))
                 {
                     Some(Sent {
                         devices: batch,
@@ -240,95 +332,120 @@ pub fn unfinished(records: &[Record]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
-    use std::io::Write;
 
-    fn intent(plan: &str) -> Record {
-        Record::Intent {
-            plan: plan.into(),
-            at: 1,
-            service: "snow".into(),
-            operation: "CreateTask".into(),
-            devices: vec!["smd-1".into()],
-            action: "unlock".into(),
-            token: Some("t-1".into()),
-            known_jobs: vec![],
-        }
-    }
-
-    fn plan(id: &str) -> Record {
+    fn plan(id: &str, devices: &[&str]) -> Record {
         Record::Plan {
             plan: id.into(),
             at: 1,
-            action: "unlock".into(),
+            action: Action::Reboot,
             image_version: None,
             allow_major: false,
             description: None,
             tags: BTreeMap::new(),
             region: "us-east-1".into(),
             endpoint: "http://127.0.0.1:4580".into(),
-            devices: vec!["snow:smd-1".into()],
+            devices: devices.iter().map(|d| d.to_string()).collect(),
         }
     }
 
-    #[test]
-    fn records_round_trip_and_survive_a_torn_last_line() {
-        let dir = std::env::temp_dir().join(format!("fleetdeck-journal-{}", uuid::Uuid::new_v4()));
-        let path = dir.join("journal.jsonl");
-        let journal = Journal::open(&path).unwrap();
-        journal.append(&plan("p1")).unwrap();
-        journal.append(&intent("p1")).unwrap();
-        drop(journal);
-        // A crash mid-write leaves half a line.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"record\":\"outcome\",\"pla").unwrap();
-        let records = read(&path).unwrap();
-        assert_eq!(records, vec![plan("p1"), intent("p1")]);
-        assert_eq!(unfinished(&records), vec!["p1".to_string()]);
-        std::fs::remove_dir_all(dir).unwrap();
+    fn intent(service: Service, devices: &[&str], token: Option<&str>, known: &[&str]) -> Record {
+        Record::Intent {
+            plan: "p1".into(),
+            at: 1,
+            service,
+            operation: match service {
+                Service::Panorama => Call::CreateJobForDevices,
+                Service::Snow => Call::CreateTask,
+            },
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            token: token.map(str::to_string),
+            known_jobs: known.iter().map(|d| d.to_string()).collect(),
+            task: None,
+        }
     }
 
-    #[test]
-    fn pending_work_is_what_no_outcome_confirms() {
-        let mut p = plan("p1");
-        if let Record::Plan { devices, .. } = &mut p {
-            *devices = vec![
-                "panorama:a".into(),
-                "panorama:b".into(),
-                "panorama:c".into(),
-                "snow:s1".into(),
-                "snow:s2".into(),
-                "snow:s3".into(),
-            ];
-        }
-        let intent =
-            |service: &str, devices: &[&str], token: Option<&str>, known: &[&str]| Record::Intent {
-                plan: "p1".into(),
-                at: 1,
-                service: service.into(),
-                operation: "x".into(),
-                devices: devices.iter().map(|d| d.to_string()).collect(),
-                action: "reboot".into(),
-                token: token.map(str::to_string),
-                known_jobs: known.iter().map(|d| d.to_string()).collect(),
-            };
-        let outcome = |service: &str, devices: &[&str], id: Option<&str>| Record::Outcome {
+    fn outcome(service: Service, call: Call, devices: &[&str], id: Option<&str>) -> Record {
+        Record::Outcome {
             plan: "p1".into(),
             at: 2,
-            service: service.into(),
+            service,
+            operation: call,
             devices: devices.iter().map(|d| d.to_string()).collect(),
             resource_id: id.map(str::to_string),
             request_id: None,
             error: None,
+        }
+    }
+
+    #[test]
+    fn records_are_typed_on_disk_and_read_old_action_names() {
+        let line = serde_json::to_string(&plan("p1", &["snow:a"])).unwrap();
+        assert!(line.contains(r#""action":"reboot""#), "{line}");
+        let old = r#"{"record":"plan","plan":"p0","at":1,"action":"OTA","image_version":"5.0.21","region":"r","endpoint":"e","devices":[]}"#;
+        let Ok(Record::Plan { action, .. }) = serde_json::from_str::<Record>(old) else {
+            panic!("an older plan record reads");
         };
+        assert_eq!(action, Action::Ota);
+        let f = Record::Final {
+            plan: "p1".into(),
+            at: 3,
+            device: "snow:a".into(),
+            state: OpState::TimedOut,
+            resource_id: None,
+            error: None,
+        };
+        let line = serde_json::to_string(&f).unwrap();
+        assert!(line.contains(r#""state":"TIMED_OUT""#), "{line}");
+    }
+
+    #[test]
+    fn pending_work_is_what_no_outcome_confirms() {
         let records = vec![
-            p,
-            intent("panorama", &["a"], None, &["job-old"]),
-            outcome("panorama", &["a"], Some("job-1")),
+            plan(
+                "p1",
+                &[
+                    "panorama:a",
+                    "panorama:b",
+                    "panorama:c",
+                    "panorama:d",
+                    "snow:s1",
+                    "snow:s2",
+                    "snow:s3",
+                ],
+            ),
+            intent(Service::Panorama, &["a"], None, &["job-old"]),
+            outcome(Service::Panorama, Call::CreateJobForDevices, &["a"], Some("job-1")),
             // b was being sent when the process died: no outcome.
-            intent("panorama", &["b"], None, &["job-b0"]),
-            intent("snow", &["s1", "s2"], Some("tok-1"), &[]),
-            outcome("snow", &["s1", "s2"], None),
+            intent(Service::Panorama, &["b"], None, &["job-b0"]),
+            intent(Service::Snow, &["s1", "s2"], Some("tok-1"), &[]),
+            outcome(Service::Snow, Call::CreateTask, &["s1", "s2"], None),
+            // d was refused for good (skipped as busy): settled, not pending.
+            Record::Final {
+                plan: "p1".into(),
+                at: 2,
+                device: "d".into(),
+                state: OpState::Skipped,
+                resource_id: None,
+                error: None,
+            },
+            // A cancel names devices too, and sends nothing to them.
+            Record::Outcome {
+                plan: "p1".into(),
+                at: 3,
+                service: Service::Snow,
+                operation: Call::CancelTask,
+                devices: vec!["s3".into()],
+                resource_id: Some("task-9".into()),
+                request_id: None,
+                error: None,
+            },
+            Record::Paused {
+                plan: "p1".into(),
+                at: 4,
+                unsent: vec!["panorama:c".into()],
+                unconfirmed: vec![],
+                running: vec![],
+            },
         ];
         let left = unfinished_plans(&records);
         assert_eq!(left.len(), 1);
@@ -356,14 +473,21 @@ mod tests {
     }
 
     #[test]
-    fn an_ended_plan_is_finished() {
+    fn an_ended_plan_is_finished_and_a_paused_one_is_not() {
         let records = vec![
-            plan("p1"),
-            plan("p2"),
+            plan("p1", &[]),
+            plan("p2", &[]),
+            Record::Paused {
+                plan: "p2".into(),
+                at: 2,
+                unsent: vec![],
+                unconfirmed: vec![],
+                running: vec![],
+            },
             Record::End {
                 plan: "p1".into(),
                 at: 2,
-                in_flight: vec![],
+                abandoned: vec![],
             },
         ];
         assert_eq!(unfinished(&records), vec!["p2".to_string()]);

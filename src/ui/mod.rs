@@ -48,6 +48,8 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::Confirm(c)) => confirm::draw(app, c, &theme, frame, area),
         Some(Overlay::Details(d)) => details::draw(d, &theme, frame, area),
         Some(Overlay::Quit) => quit(app, &theme, frame, area),
+        Some(Overlay::Cancel { task, devices }) => cancel(task, devices, &theme, frame, area),
+        Some(Overlay::ErrorLog { scroll }) => error_log(app, *scroll, &theme, frame, area),
         Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
     }
 }
@@ -90,12 +92,20 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::raw(input.value()),
         ])
     } else if let Some(e) = app.errors.last() {
-        let more = if app.errors.len() > 1 {
-            format!(" (+{} more)", app.errors.len() - 1)
+        let times = if e.count > 1 {
+            format!(" (×{})", e.count)
         } else {
             String::new()
         };
-        Line::from(Span::styled(format!("✖ {e}{more}"), theme.error()))
+        let more = if app.errors.len() > 1 {
+            format!(" (+{} more: ! log)", app.errors.len() - 1)
+        } else {
+            String::new()
+        };
+        Line::from(Span::styled(
+            format!("✖ {}{times}{more}", e.message),
+            theme.error(),
+        ))
     } else if let Some(n) = app.notice() {
         Line::from(Span::raw(n.to_string()))
     } else {
@@ -162,25 +172,83 @@ pub fn dialog(frame: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn quit(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let rect = dialog(frame, area, 60, 7);
-    let n = app.results.in_flight();
-    let what = if n == 1 {
-        "1 operation is".to_string()
-    } else {
-        format!("{n} operations are")
-    };
-    let text = vec![
-        Line::from(Span::styled(
-            format!("{what} still in flight."),
-            theme.warn(),
-        )),
-        Line::from("Quitting stops following them; what was sent stays sent."),
-        Line::from(""),
-        Line::from("Quit now?  y quit · any other key stays"),
-    ];
+    let rect = dialog(frame, area, 72, 9);
+    let t = app.results.tally();
+    let mut text = vec![Line::from(Span::styled(
+        format!(
+            "{} sent and not yet done, {} not yet sent{}.",
+            t.running,
+            t.unsent,
+            if t.unconfirmed > 0 {
+                format!(", {} unconfirmed", t.unconfirmed)
+            } else {
+                String::new()
+            }
+        ),
+        theme.warn(),
+    ))];
+    text.push(Line::from(
+        "Quitting stops sending: calls under way finish, the rest is kept in the journal as paused, and the next start offers to resume it. What was sent carries on.",
+    ));
+    text.push(Line::from(""));
+    text.push(Line::from("Quit now?  y quit · Ctrl-C again forces · any other key stays"));
     let block = ratatui::widgets::Block::bordered().title(" Quit ");
     frame.render_widget(
         Paragraph::new(text).block(block).wrap(Wrap { trim: true }),
+        rect,
+    );
+}
+
+fn cancel(task: &str, devices: &[String], theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = dialog(frame, area, 72, 9);
+    let mut shown = devices.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
+    if devices.len() > 6 {
+        shown.push_str(&format!(" and {} more", devices.len() - 6));
+    }
+    let text = vec![
+        Line::from(Span::styled(format!("Cancel task {task}?"), theme.warn())),
+        Line::from(format!("Its executions not yet ended: {shown}.")),
+        Line::from("Queued executions are canceled; ones already running finish."),
+        Line::from(""),
+        Line::from("y send one CancelTask · n or Esc keep it"),
+    ];
+    let block = ratatui::widgets::Block::bordered().title(" CancelTask ");
+    frame.render_widget(
+        Paragraph::new(text).block(block).wrap(Wrap { trim: true }),
+        rect,
+    );
+}
+
+fn error_log(app: &App, scroll: usize, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = dialog(frame, area, area.width.saturating_sub(4), area.height.saturating_sub(2));
+    let rows = usize::from(rect.height.saturating_sub(2)).max(1);
+    let first = scroll.saturating_add(1).saturating_sub(rows);
+    let lines: Vec<Line> = if app.error_log.is_empty() {
+        vec![Line::from(Span::styled("No errors so far.", theme.dim()))]
+    } else {
+        app.error_log
+            .iter()
+            .skip(first)
+            .take(rows)
+            .map(|e| {
+                let times = if e.count > 1 {
+                    format!("×{} ", e.count)
+                } else {
+                    String::new()
+                };
+                Line::from(vec![
+                    Span::styled(times, theme.warn()),
+                    Span::styled(e.message.clone(), theme.error()),
+                ])
+            })
+            .collect()
+    };
+    let block = ratatui::widgets::Block::bordered().title(format!(
+        " Error log {} · ↑↓ scroll · Esc close ",
+        app.error_log.len()
+    ));
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
         rect,
     );
 }

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
 use super::theme::Theme;
-use crate::app::{App, Pane};
+use crate::app::{App, OpRow, Pane};
 use crate::fleet::Service;
 
 fn elapsed(d: std::time::Duration) -> String {
@@ -18,14 +18,27 @@ fn elapsed(d: std::time::Duration) -> String {
     }
 }
 
+/// (state, count) in order of first appearance, for the pane's title.
+fn counts(rows: &[OpRow]) -> Vec<(&'static str, usize)> {
+    let mut out: Vec<(&'static str, usize)> = Vec::new();
+    for r in rows {
+        let word = r.state.word(r.key.service);
+        match out.iter_mut().find(|(s, _)| *s == word) {
+            Some((_, n)) => *n += 1,
+            None => out.push((word, 1)),
+        }
+    }
+    out
+}
+
 pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let results = &app.results;
     let mut title = vec![Span::styled(
         format!(" Results {} ", results.rows.len()),
         theme.title(),
     )];
-    for (state, n) in results.counts() {
-        title.push(Span::styled(format!("{state} {n} "), theme.state(&state)));
+    for (state, n) in counts(&results.rows) {
+        title.push(Span::styled(format!("{state} {n} "), theme.state(state)));
     }
     let block = Block::bordered()
         .title(Line::from(title))
@@ -45,6 +58,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Service::Snow => "SNOW",
             };
             let id = r.resource_id.clone().unwrap_or_default();
+            let state = r.state.word(r.key.service);
             let error = Cell::from(Span::styled(
                 r.error.clone().unwrap_or_default(),
                 theme.error(),
@@ -53,7 +67,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Cell::from(service),
                 Cell::from(r.label.clone()),
                 Cell::from(r.operation.clone()),
-                Cell::from(Span::styled(r.state.clone(), theme.state(&r.state))),
+                Cell::from(Span::styled(state, theme.state(state))),
                 Cell::from(elapsed(r.elapsed(app.now))),
             ];
             if wide {

@@ -26,8 +26,13 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
     let mut lines = vec![
         Line::from(Span::styled(
             format!(
-                "An unfinished {} plan was found in the journal.",
-                plan.action
+                "An unfinished {} plan was found in the journal ({}).",
+                plan.operation.label(),
+                if plan.paused {
+                    "stopped by a quit or a signal"
+                } else {
+                    "cut short"
+                }
             ),
             theme.warn(),
         )),
@@ -47,7 +52,7 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
         )));
     } else {
         lines.push(Line::from(Span::styled(
-            "r resume · d discard (nothing sent) · Esc decide later",
+            "r resume · d discard (reconciles, sends nothing) · Esc decide later",
             theme.title(),
         )));
     }

@@ -79,7 +79,9 @@ impl Theme {
             "FAILED" | "TIMED_OUT" | "REJECTED" | "UNCONFIRMED" | "OFFLINE" | "ERROR" => {
                 self.error()
             }
-            "CANCELED" | "UPDATE_NEEDED" | "LOCKED" => self.fg(Color::Yellow),
+            "CANCELED" | "UPDATE_NEEDED" | "LOCKED" | "PAUSED" | "SKIPPED" => {
+                self.fg(Color::Yellow)
+            }
             "" => Style::new(),
             _ => self.fg(Color::Cyan),
         }

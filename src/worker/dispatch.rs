@@ -1,65 +1,53 @@
-//! Carrying out a plan: bounded concurrency, Panorama one appliance per call at no more than
-//! one create a second, Snow up to 10 targets per task under a client token of our own.
-//! A call that may have taken effect is never sent again blindly.
+//! Carrying out a plan: Panorama one appliance per call at no more than one create a second,
+//! Snow up to 10 targets per task under a client token of our own. A call that may have taken
+//! effect is never sent again blindly, and every wait gives way to the stop signal: a quit
+//! leaves what was not sent as paused, never half-sent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Internal, Limits, OpId, OpUpdate, Worker};
-use crate::aws::{self, ApiError, Created, ErrorKind};
-use crate::fleet::{DeviceKey, Operation, Plan, SnowOptions};
-use crate::journal::{self, Journal, Record};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-/// How many times a call whose failure may pass is tried.
-const ATTEMPTS: u32 = 5;
-/// How many throttles one call absorbs before it reports them.
-const MAX_THROTTLES: u32 = 60;
-
-fn update(
-    state: &str,
-    resource_id: Option<String>,
-    error: Option<ApiError>,
-    done: bool,
-) -> OpUpdate {
-    OpUpdate {
-        state: state.to_string(),
-        resource_id,
-        error,
-        done,
-    }
-}
+use super::Internal;
+use super::limits::{Limits, Retry, Stop, backoff};
+use crate::aws::{self, ApiError, Clients, Created, ErrorKind};
+use crate::fleet::plan::SNOW_TARGETS_PER_TASK;
+use crate::fleet::{Operation, Service, SnowOptions};
+use crate::journal::{self, Call, ErrorRecord, Journal, Record};
+use crate::ops::{OpId, OpState, OpUpdate};
 
 /// Writes the intents and outcomes of one plan's calls. An intent that cannot be written
 /// stops the call: nothing is sent that the journal does not know of.
 #[derive(Clone)]
-struct Log {
-    journal: Option<Arc<Journal>>,
-    plan: String,
-    action: String,
+pub(super) struct Log {
+    pub journal: Option<Arc<Journal>>,
+    pub plan: String,
 }
 
 impl Log {
-    fn intent(
+    pub fn intent(
         &self,
-        service: &str,
-        operation: &str,
+        service: Service,
+        operation: Call,
         devices: &[String],
         token: Option<&str>,
         known_jobs: &[String],
+        task: Option<&str>,
     ) -> Result<(), ApiError> {
         let Some(journal) = &self.journal else {
-            return Ok(());
+            return Err(no_journal());
         };
         journal
             .append(&Record::Intent {
                 plan: self.plan.clone(),
                 at: journal::now(),
-                service: service.into(),
-                operation: operation.into(),
+                service,
+                operation,
                 devices: devices.to_vec(),
-                action: self.action.clone(),
                 token: token.map(str::to_string),
                 known_jobs: known_jobs.to_vec(),
+                task: task.map(str::to_string),
             })
             .map_err(|e| {
                 ApiError::new(
@@ -70,23 +58,43 @@ impl Log {
             })
     }
 
-    fn outcome(&self, service: &str, devices: &[String], result: Result<&Created, &ApiError>) {
-        let Some(journal) = &self.journal else { return };
+    /// Records what came of a call. The call is already made, so a failed write cannot undo
+    /// it: it is reported, and the journal refuses every later intent.
+    pub fn outcome(
+        &self,
+        service: Service,
+        operation: Call,
+        devices: &[String],
+        result: Result<&Created, &ApiError>,
+    ) -> Result<(), String> {
+        let Some(journal) = &self.journal else {
+            return Err("no journal".into());
+        };
         let (resource_id, request_id, error) = match result {
             Ok(c) => (Some(c.id.clone()), c.request_id.clone(), None),
-            Err(e) => (None, None, Some(e.to_string())),
+            Err(e) => (None, None, Some(ErrorRecord::from(e))),
         };
-        // The call is already made: a failed write is reported, and the row still updates.
-        let _ = journal.append(&Record::Outcome {
-            plan: self.plan.clone(),
-            at: journal::now(),
-            service: service.into(),
-            devices: devices.to_vec(),
-            resource_id,
-            request_id,
-            error,
-        });
+        journal
+            .append(&Record::Outcome {
+                plan: self.plan.clone(),
+                at: journal::now(),
+                service,
+                operation,
+                devices: devices.to_vec(),
+                resource_id,
+                request_id,
+                error,
+            })
+            .map_err(|e| format!("{e:#}"))
     }
+}
+
+pub(super) fn no_journal() -> ApiError {
+    ApiError::new(
+        ErrorKind::Validation,
+        "NoJournal",
+        "no dispatch journal is open, so nothing is sent; pass --journal PATH",
+    )
 }
 
 /// One call's worth of work: an appliance, or a Snow batch. What a resumed plan carries over
@@ -103,234 +111,260 @@ pub(super) enum Work {
     },
 }
 
-/// The work a fresh plan makes.
-pub(super) fn work(plan: &Plan, ops: &[(OpId, DeviceKey)]) -> Vec<Work> {
-    let op_of = |key: &DeviceKey| ops.iter().find(|(_, k)| k == key).map(|(op, _)| *op);
-    let panorama = plan.panorama.iter().filter_map(|k| {
-        op_of(k).map(|op| Work::Panorama {
-            op,
-            device: k.id.clone(),
-            known_jobs: None,
-        })
-    });
-    let snow = plan.snow_batches.iter().map(|batch| Work::Snow {
-        ops: batch
-            .iter()
-            .filter_map(|k| op_of(k).map(|op| (k.id.clone(), op)))
-            .collect(),
-        token: None,
-    });
-    panorama.chain(snow).collect()
+/// What every call of one plan shares.
+#[derive(Clone)]
+pub(super) struct Ctx {
+    pub clients: Clients,
+    pub limits: Arc<Limits>,
+    pub stop: Stop,
+    pub log: Log,
+    pub tx: mpsc::UnboundedSender<Internal>,
+    /// How long after a send with no answer the service is first asked what became of it.
+    pub settle: Duration,
+    pub operation: Operation,
+    pub snow: SnowOptions,
 }
 
-pub(super) fn start(
-    worker: &mut Worker,
-    plan_id: &str,
-    operation: Operation,
-    snow: SnowOptions,
-    work: Vec<Work>,
-) {
-    let log = Log {
-        journal: worker.journal.clone(),
-        plan: plan_id.to_string(),
-        action: operation.label().to_string(),
-    };
-    for item in work {
-        match item {
-            Work::Panorama {
-                op,
-                device,
-                known_jobs,
-            } => panorama(worker, &log, &operation, op, device, known_jobs),
-            Work::Snow { ops, token } => snow_batch(worker, &log, &operation, &snow, ops, token),
+impl Ctx {
+    fn report(&self, op: OpId, update: OpUpdate) {
+        let _ = self.tx.send(Internal::Op(op, update));
+    }
+
+    fn warn(&self, message: String) {
+        let _ = self.tx.send(Internal::Warn(message));
+    }
+
+    fn outcome(
+        &self,
+        service: Service,
+        call: Call,
+        devices: &[String],
+        result: Result<&Created, &ApiError>,
+    ) {
+        if let Err(e) = self.log.outcome(service, call, devices, result) {
+            self.warn(format!(
+                "The journal could not record the answer to {call:?} for {}: {e}. Nothing more is sent.",
+                devices.join(", ")
+            ));
         }
     }
 }
 
-fn panorama(
-    worker: &mut Worker,
-    log: &Log,
-    operation: &Operation,
+fn busy(detail: String) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, "DeviceBusy", detail)
+}
+
+/// Carries out one appliance's part. `busy` is why the appliance is skipped, if it is.
+pub(super) async fn panorama(
+    ctx: Ctx,
     op: OpId,
     device: String,
     known_jobs: Option<Vec<String>>,
 ) {
-    let (clients, limits, tx) = (
-        worker.clients.clone(),
-        worker.limits.clone(),
-        worker.internal.clone(),
-    );
-    let operation = operation.clone();
-    let log = log.clone();
-    worker.tasks.spawn(async move {
-        let _permit = limits.calls.acquire().await;
-        let report = |u: OpUpdate| drop(tx.send(Internal::Op(op, u)));
-        let client = match clients.panorama() {
-            Ok(c) => c,
-            Err(e) => return report(update("FAILED", None, Some(e), true)),
-        };
-        match panorama_job(
-            client, &limits, &device, &operation, known_jobs, &log, &report,
-        )
-        .await
-        {
-            Ok(job) => {
-                let _ = tx.send(Internal::PanoramaJob { device, op });
-                report(update("SENT", Some(job), None, false));
-            }
-            Err((state, e)) => report(update(state, None, Some(e), true)),
+    let client = match ctx.clients.panorama() {
+        Ok(c) => c.clone(),
+        Err(e) => return ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
+    };
+    match panorama_job(&ctx, &client, op, &device, known_jobs).await {
+        End::Sent(job) => {
+            let _ = ctx.tx.send(Internal::PanoramaJob {
+                job: job.clone(),
+                device,
+                op,
+            });
+            ctx.report(op, OpUpdate::new(OpState::Sent).with_id(job));
         }
-    });
+        End::Paused => ctx.report(op, OpUpdate::new(OpState::Paused)),
+        // Stopped while resolving: the row stays unconfirmed, and so does the journal.
+        End::Unresolved => {}
+        End::Failed(e) => ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
+    }
 }
 
-fn snow_batch(
-    worker: &mut Worker,
-    log: &Log,
-    operation: &Operation,
-    options: &SnowOptions,
-    batch_ops: Vec<(String, OpId)>,
-    token: Option<String>,
-) {
-    let (clients, limits, tx) = (
-        worker.clients.clone(),
-        worker.limits.clone(),
-        worker.internal.clone(),
-    );
-    let (operation, options) = (operation.clone(), options.clone());
-    let log = log.clone();
-    // Chosen before the first send, journaled, and reused on every retry (and by a resumed
-    // plan): the service then creates the task at most once.
-    let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    worker.tasks.spawn(async move {
-        let _permit = limits.calls.acquire().await;
-        let targets: Vec<String> = batch_ops.iter().map(|(d, _)| d.clone()).collect();
-        let report = |state: &str, id: Option<String>, error: Option<ApiError>, done: bool| {
-            for (_, op) in &batch_ops {
-                let _ = tx.send(Internal::Op(
-                    *op,
-                    update(state, id.clone(), error.clone(), done),
-                ));
-            }
-        };
-        let mut retry = Retry::default();
-        loop {
-            if let Err(e) = log.intent("snow", "CreateTask", &targets, Some(&token), &[]) {
-                return report("FAILED", None, Some(e), true);
-            }
-            report("SENDING", None, None, false);
-            let result =
-                aws::snow::create_task(&clients.snow, &targets, &operation, &options, &token).await;
-            log.outcome("snow", &targets, result.as_ref());
-            match result {
-                Ok(task) => {
-                    let _ = tx.send(Internal::SnowTask {
-                        task: task.id.clone(),
-                        ops: batch_ops.clone(),
-                    });
-                    return report("SENT", Some(task.id), None, false);
-                }
-                // The same token makes a resend safe whatever happened to the first.
-                Err(e) => match retry.after(&e) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return report("FAILED", None, Some(e), true),
-                },
-            }
-        }
-    });
+enum End {
+    Sent(String),
+    /// Stopped before anything was sent.
+    Paused,
+    /// Stopped while a send that may have taken effect was being resolved.
+    Unresolved,
+    Failed(ApiError),
+}
+
+/// What reading the appliance's jobs after an unanswered send found.
+enum Resolved {
+    Job(String),
+    Nothing,
+    Several(ApiError),
+    Stopped,
 }
 
 /// Creates one appliance's job exactly once. CreateJobForDevices has no idempotency token, so
-/// after an answer is lost (a timeout, a dropped connection, a 5xx) the appliance's jobs are
-/// compared with those it had before the first send: a new one is ours, and only when there is
-/// none is the create sent again. Returns the job id, or the final state and why.
+/// after a send with no answer the appliance's jobs are compared with those it had before the
+/// first send — once the call's deadline has passed, so a late request cannot land after the
+/// read: a new job is ours, and only when there is none is the create sent again.
 async fn panorama_job(
+    ctx: &Ctx,
     client: &aws_sdk_panorama::Client,
-    limits: &Limits,
+    op: OpId,
     device: &str,
-    operation: &Operation,
     known_jobs: Option<Vec<String>>,
-    log: &Log,
-    report: &impl Fn(OpUpdate),
-) -> Result<String, (&'static str, ApiError)> {
+) -> End {
     let devices = [device.to_string()];
     let before = match known_jobs {
         // Resumed: a send may have happened before the crash. A job beyond what the
         // appliance had then is that send's.
         Some(known) => {
-            let now = read_jobs(client, limits, device)
-                .await
-                .map_err(|e| ("UNCONFIRMED", e))?;
-            if let Some(job) = now.iter().find(|j| !known.contains(j)) {
-                let found = Created {
-                    id: job.clone(),
-                    request_id: None,
-                };
-                log.outcome("panorama", &devices, Ok(&found));
-                return Ok(job.clone());
+            ctx.report(op, OpUpdate::new(OpState::Unconfirmed));
+            match resolve(ctx, client, op, device, &known).await {
+                Resolved::Job(job) => return End::Sent(job),
+                Resolved::Several(e) => return End::Failed(e),
+                Resolved::Stopped => return End::Unresolved,
+                Resolved::Nothing => known,
             }
-            known
         }
-        None => read_jobs(client, limits, device)
-            .await
-            .map_err(|e| ("FAILED", e))?,
+        None => {
+            ctx.report(op, OpUpdate::new(OpState::Waiting));
+            match ctx.stop.unless(read_jobs(client, &ctx.limits, device)).await {
+                None => return End::Paused,
+                Some(Err(e)) => return End::Failed(e),
+                Some(Ok(jobs)) => jobs,
+            }
+        }
     };
     let mut retry = Retry::default();
-    let mut sends = 0;
     loop {
-        log.intent("panorama", "CreateJobForDevices", &devices, None, &before)
-            .map_err(|e| ("FAILED", e))?;
+        ctx.report(op, OpUpdate::new(OpState::Waiting));
         // The request quota first and the create quota last, right before the send: sends are
         // then spaced by the create pacing alone, which can sit close to the service's 1/s.
-        limits.panorama_all.until_ready().await;
-        limits.panorama_create.until_ready().await;
-        report(update("SENDING", None, None, false));
-        sends += 1;
-        let result = aws::panorama::create_job(client, device, operation).await;
-        log.outcome("panorama", &devices, result.as_ref());
+        let paced = ctx
+            .stop
+            .unless(async {
+                ctx.limits.panorama_all.until_ready().await;
+                ctx.limits.panorama_create.until_ready().await;
+            })
+            .await;
+        if paced.is_none() {
+            return End::Paused;
+        }
+        if let Err(e) = ctx.log.intent(
+            Service::Panorama,
+            Call::CreateJobForDevices,
+            &devices,
+            None,
+            &before,
+            None,
+        ) {
+            return End::Failed(e);
+        }
+        ctx.report(op, OpUpdate::new(OpState::Sending));
+        let started = Instant::now();
+        let result = aws::panorama::create_job(client, device, &ctx.operation).await;
+        ctx.outcome(
+            Service::Panorama,
+            Call::CreateJobForDevices,
+            &devices,
+            result.as_ref(),
+        );
         let error = match result {
-            Ok(job) => return Ok(job.id),
+            Ok(job) => return End::Sent(job.id),
             Err(e) => e,
         };
-        // A conflict on a resend may be the earlier send's job.
-        let maybe_applied =
-            !error.certainly_not_applied() || (error.kind == ErrorKind::Conflict && sends > 1);
-        if maybe_applied {
-            let now = read_jobs(client, limits, device)
-                .await
-                .map_err(|_| ("UNCONFIRMED", error.clone()))?;
-            let new: Vec<String> = now.into_iter().filter(|j| !before.contains(j)).collect();
-            match new.as_slice() {
-                [job] => {
-                    // The lost answer's job, found: journal it as the call's outcome.
-                    let found = Created {
-                        id: job.clone(),
-                        request_id: None,
-                    };
-                    log.outcome("panorama", &devices, Ok(&found));
-                    return Ok(job.clone());
-                }
-                [] => {}
-                _ => {
-                    let detail = format!(
-                        "{} new jobs appeared on the appliance: {}",
-                        new.len(),
-                        new.join(", ")
-                    );
-                    let e = ApiError::new(ErrorKind::Conflict, "SeveralJobs", detail);
-                    return Err(("UNCONFIRMED", e));
+        if !error.certainly_not_applied() {
+            ctx.report(
+                op,
+                OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()),
+            );
+            if error.unanswered() {
+                let deadline = started + ctx.settle;
+                if ctx
+                    .stop
+                    .unless(tokio::time::sleep_until(deadline))
+                    .await
+                    .is_none()
+                {
+                    return End::Unresolved;
                 }
             }
+            match resolve(ctx, client, op, device, &before).await {
+                Resolved::Job(job) => return End::Sent(job),
+                Resolved::Several(e) => return End::Failed(e),
+                Resolved::Stopped => return End::Unresolved,
+                // Nothing was created: sending again is safe.
+                Resolved::Nothing => {}
+            }
         }
-        // Nothing was created: sending again is safe.
         match retry.after(&error) {
-            Some(wait) => tokio::time::sleep(wait).await,
-            None => return Err(("FAILED", error)),
+            Some(wait) => {
+                if !ctx.stop.sleep(wait).await {
+                    return End::Paused;
+                }
+            }
+            None => return End::Failed(error),
         }
     }
 }
 
-/// ListDevicesJobs for one appliance, within the request quota, tried a few times: a
-/// reconciliation that cannot read must not guess.
+/// Reads the appliance's jobs until it can tell whether a send took effect. A read that fails
+/// is tried again, without end, with the row shown unconfirmed: guessing could send twice.
+async fn resolve(
+    ctx: &Ctx,
+    client: &aws_sdk_panorama::Client,
+    op: OpId,
+    device: &str,
+    before: &[String],
+) -> Resolved {
+    let mut attempt = 0;
+    loop {
+        let Some(read) = ctx
+            .stop
+            .unless(read_jobs(client, &ctx.limits, device))
+            .await
+        else {
+            return Resolved::Stopped;
+        };
+        let now = match read {
+            Ok(now) => now,
+            Err(e) => {
+                ctx.report(op, OpUpdate::new(OpState::Unconfirmed).with_error(e));
+                attempt += 1;
+                let wait = backoff(attempt).min(Duration::from_secs(30));
+                if !ctx.stop.sleep(wait).await {
+                    return Resolved::Stopped;
+                }
+                continue;
+            }
+        };
+        let new: Vec<String> = now.into_iter().filter(|j| !before.contains(j)).collect();
+        return match new.as_slice() {
+            [] => Resolved::Nothing,
+            [job] => {
+                // The lost answer's job, found: journal it as the call's outcome.
+                let found = Created {
+                    id: job.clone(),
+                    request_id: None,
+                };
+                ctx.outcome(
+                    Service::Panorama,
+                    Call::CreateJobForDevices,
+                    &[device.to_string()],
+                    Ok(&found),
+                );
+                Resolved::Job(job.clone())
+            }
+            _ => Resolved::Several(ApiError::new(
+                ErrorKind::Conflict,
+                "SeveralJobs",
+                format!(
+                    "{} new jobs appeared on the appliance ({}), so which one is this plan's cannot be told; nothing more is sent",
+                    new.len(),
+                    new.join(", ")
+                ),
+            )),
+        };
+    }
+}
+
+/// ListDevicesJobs for one appliance, within the request quota, tried a few times.
 async fn read_jobs(
     client: &aws_sdk_panorama::Client,
     limits: &Limits,
@@ -349,33 +383,174 @@ async fn read_jobs(
     }
 }
 
-/// When to try a call again. Throttling is absorbed: a throttled call never took effect, so
-/// it waits and goes again, many times if need be. Other failures that may pass (a lost
-/// connection, a 5xx, a timeout) get a few tries with growing waits.
-#[derive(Default)]
-struct Retry {
-    failures: u32,
-    throttles: u32,
+/// Carries out a plan's Snow part. Devices of fresh batches whose execution of another task
+/// has not ended are skipped as busy; the rest are batched again, 10 to a task. Resumed
+/// batches go as they were, under their journaled tokens.
+pub(super) async fn snow(ctx: Ctx, batches: Vec<(Vec<(String, OpId)>, Option<String>)>) {
+    for (ops, _) in &batches {
+        for (_, op) in ops {
+            ctx.report(*op, OpUpdate::new(OpState::Waiting));
+        }
+    }
+    let fresh: Vec<(String, OpId)> = batches
+        .iter()
+        .filter(|(_, token)| token.is_none())
+        .flat_map(|(ops, _)| ops.clone())
+        .collect();
+    let busy_now = if fresh.is_empty() {
+        Default::default()
+    } else {
+        match ctx
+            .stop
+            .unless(aws::snow::busy_devices(&ctx.clients.snow))
+            .await
+        {
+            None => {
+                for (ops, _) in &batches {
+                    for (_, op) in ops {
+                        ctx.report(*op, OpUpdate::new(OpState::Paused));
+                    }
+                }
+                return;
+            }
+            Some(Ok(busy)) => busy,
+            Some(Err(e)) => {
+                ctx.warn(format!(
+                    "Could not read which Snow devices are busy ({e}); sending anyway: a busy device's execution is REJECTED by the service"
+                ));
+                Default::default()
+            }
+        }
+    };
+    let mut work: Vec<(Vec<(String, OpId)>, Option<String>)> = batches
+        .into_iter()
+        .filter(|(_, token)| token.is_some())
+        .collect();
+    let mut free = Vec::new();
+    for (device, op) in fresh {
+        match busy_now.get(&device) {
+            Some(task) => ctx.report(
+                op,
+                OpUpdate::new(OpState::Skipped).with_error(busy(format!(
+                    "the device's execution of task {task} has not ended"
+                ))),
+            ),
+            None => free.push((device, op)),
+        }
+    }
+    work.extend(
+        free.chunks(SNOW_TARGETS_PER_TASK)
+            .map(|c| (c.to_vec(), None::<String>)),
+    );
+    futures::future::join_all(
+        work.into_iter()
+            .map(|(ops, token)| snow_batch(&ctx, ops, token)),
+    )
+    .await;
 }
 
-impl Retry {
-    fn after(&mut self, e: &ApiError) -> Option<Duration> {
-        if e.kind == ErrorKind::Throttled {
-            self.throttles += 1;
-            return (self.throttles <= MAX_THROTTLES).then(|| backoff(self.throttles.min(3)));
+async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) {
+    let report = |update: OpUpdate| {
+        for (_, op) in &ops {
+            ctx.report(*op, update.clone());
         }
-        self.failures += 1;
-        (retryable(e) && self.failures < ATTEMPTS).then(|| backoff(self.failures))
+    };
+    // Chosen before the first send, journaled, and reused on every retry (and by a resumed
+    // plan): the service then creates the task at most once.
+    let mut maybe_sent = token.is_some();
+    let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let targets: Vec<String> = ops.iter().map(|(d, _)| d.clone()).collect();
+    let stopped = |maybe_sent: bool| {
+        if !maybe_sent {
+            report(OpUpdate::new(OpState::Paused));
+        }
+    };
+    let Some(_permit) = ctx.stop.unless(ctx.limits.call()).await else {
+        return stopped(maybe_sent);
+    };
+    let mut retry = Retry::default();
+    let mut attempt = 0;
+    loop {
+        if ctx.stop.is_set() {
+            return stopped(maybe_sent);
+        }
+        if let Err(e) = ctx.log.intent(
+            Service::Snow,
+            Call::CreateTask,
+            &targets,
+            Some(&token),
+            &[],
+            None,
+        ) {
+            return report(OpUpdate::new(OpState::Failed).with_error(e));
+        }
+        report(OpUpdate::new(OpState::Sending));
+        let result = aws::snow::create_task(
+            &ctx.clients.snow,
+            &targets,
+            &ctx.operation,
+            &ctx.snow,
+            &token,
+        )
+        .await;
+        ctx.outcome(Service::Snow, Call::CreateTask, &targets, result.as_ref());
+        let error = match result {
+            Ok(task) => {
+                let _ = ctx.tx.send(Internal::SnowTask {
+                    task: task.id.clone(),
+                    ops: ops.clone(),
+                });
+                return report(OpUpdate::new(OpState::Sent).with_id(task.id));
+            }
+            Err(e) => e,
+        };
+        if !error.certainly_not_applied() {
+            // The token makes a resend safe whatever happened to the first: keep resolving.
+            maybe_sent = true;
+            report(OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()));
+            attempt += 1;
+            if !ctx
+                .stop
+                .sleep(backoff(attempt).min(Duration::from_secs(30)))
+                .await
+            {
+                return;
+            }
+            continue;
+        }
+        match retry.after(&error) {
+            Some(wait) => {
+                if !ctx.stop.sleep(wait).await {
+                    return stopped(maybe_sent);
+                }
+            }
+            None => return report(OpUpdate::new(OpState::Failed).with_error(error)),
+        }
     }
 }
 
-fn retryable(e: &ApiError) -> bool {
-    matches!(
-        e.kind,
-        ErrorKind::Throttled | ErrorKind::NotSent | ErrorKind::Ambiguous | ErrorKind::Timeout
-    )
+/// The busy check for appliances: the newest job the listing shows has not ended.
+pub(super) fn panorama_busy(latest: Option<&str>) -> Option<ApiError> {
+    let latest = latest?;
+    let status = latest.rsplit(' ').next().unwrap_or(latest);
+    let state = OpState::from_service(status)?;
+    (!state.is_final()).then(|| {
+        busy(format!(
+            "the appliance's latest job ({latest}) has not ended"
+        ))
+    })
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250 * 2u64.pow(attempt.min(5)))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appliance_is_busy_while_its_latest_job_runs() {
+        assert!(panorama_busy(Some("REBOOT IN_PROGRESS")).is_some());
+        assert!(panorama_busy(Some("OTA PENDING")).is_some());
+        assert!(panorama_busy(Some("OTA COMPLETED")).is_none());
+        assert!(panorama_busy(Some("REBOOT FAILED")).is_none());
+        assert!(panorama_busy(None).is_none());
+    }
 }

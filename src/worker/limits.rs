@@ -1,0 +1,152 @@
+//! What paces the worker: Panorama's quotas kept on our side, a bound on calls under way,
+//! when to try a call again, and the stop signal every wait gives way to.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
+
+use crate::aws::{ApiError, ErrorKind};
+
+/// How many times a call whose failure may pass is tried.
+const ATTEMPTS: u32 = 5;
+/// How many throttles one call absorbs before it reports them.
+const MAX_THROTTLES: u32 = 60;
+
+/// Panorama's per-account quotas, kept on our side so polling and dispatch together stay
+/// inside them: 5 requests/s overall (we pace at 4), 1 CreateJobForDevices/s. Pacing is
+/// waited for outside the bound on calls under way, so a Snow batch never queues behind
+/// Panorama's one create a second.
+pub struct Limits {
+    pub panorama_all: DefaultDirectRateLimiter,
+    pub panorama_create: DefaultDirectRateLimiter,
+    pub calls: Semaphore,
+}
+
+impl Limits {
+    pub fn new(concurrency: usize) -> Self {
+        let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Self {
+            // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
+            // are not paced here and need the headroom.
+            panorama_all: RateLimiter::direct(per_second(4)),
+            // A little under 1 a second: 30 ms of slack for the clocks and the network, so
+            // our pacing and the service's bucket do not disagree at the boundary.
+            panorama_create: RateLimiter::direct(
+                Quota::with_period(Duration::from_millis(1030)).unwrap_or(per_second(1)),
+            ),
+            calls: Semaphore::new(concurrency.max(1)),
+        }
+    }
+
+    pub async fn panorama_read(&self) {
+        self.panorama_all.until_ready().await;
+    }
+
+    /// A place among the calls under way. Take it after any pacing, never before.
+    pub async fn call(&self) -> Option<SemaphorePermit<'_>> {
+        self.calls.acquire().await.ok()
+    }
+}
+
+/// The worker's stop signal (a quit, a signal): set once, never cleared.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Runs `work` unless the stop comes first: `None` when stopped.
+    pub async fn unless<F: Future>(&self, work: F) -> Option<F::Output> {
+        if self.is_set() {
+            return None;
+        }
+        let mut rx = self.0.clone();
+        tokio::select! {
+            out = work => Some(out),
+            _ = rx.wait_for(|s| *s) => None,
+        }
+    }
+
+    /// Sleeps, unless the stop comes first: false when stopped.
+    pub async fn sleep(&self, wait: Duration) -> bool {
+        self.unless(tokio::time::sleep(wait)).await.is_some()
+    }
+}
+
+/// When to try a call again. Throttling is absorbed: a throttled call never took effect, so
+/// it waits and goes again, many times if need be. Other failures that may pass (a lost
+/// connection, a 5xx, a timeout) get a few tries with growing waits.
+#[derive(Default)]
+pub struct Retry {
+    failures: u32,
+    throttles: u32,
+}
+
+impl Retry {
+    pub fn after(&mut self, e: &ApiError) -> Option<Duration> {
+        if e.kind == ErrorKind::Throttled {
+            self.throttles += 1;
+            return (self.throttles <= MAX_THROTTLES).then(|| backoff(self.throttles.min(3)));
+        }
+        self.failures += 1;
+        (retryable(e) && self.failures < ATTEMPTS).then(|| backoff(self.failures))
+    }
+}
+
+fn retryable(e: &ApiError) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::Throttled | ErrorKind::NotSent | ErrorKind::Ambiguous | ErrorKind::Timeout
+    )
+}
+
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt.min(5)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_ends_a_wait_at_once() {
+        let (tx, stop) = Stop::new();
+        let waiting = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.sleep(Duration::from_secs(3600)).await }
+        });
+        tx.send(true).unwrap();
+        let slept = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the wait ends")
+            .unwrap();
+        assert!(!slept);
+        assert!(stop.unless(async { 1 }).await.is_none());
+    }
+
+    #[test]
+    fn throttles_are_absorbed_and_other_failures_tried_a_few_times() {
+        let mut r = Retry::default();
+        let throttled = ApiError::new(ErrorKind::Throttled, "ThrottlingException", "slow");
+        for _ in 0..MAX_THROTTLES {
+            assert!(r.after(&throttled).is_some());
+        }
+        assert!(r.after(&throttled).is_none());
+        let mut r = Retry::default();
+        let lost = ApiError::new(ErrorKind::Ambiguous, "InternalServerException", "x");
+        let tries = std::iter::from_fn(|| r.after(&lost)).count();
+        assert_eq!(tries as u32, ATTEMPTS - 1);
+        let bad = ApiError::new(ErrorKind::Validation, "ValidationException", "x");
+        assert!(Retry::default().after(&bad).is_none());
+    }
+}

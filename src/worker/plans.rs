@@ -1,0 +1,642 @@
+//! Plans through their life: begun (journaled, checked against unfinished plans and busy
+//! devices), resumed, discarded, paused by a quit and ended; and the one CancelTask per task.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::dispatch::{self, Ctx, Log, Work};
+use super::{Event, Internal, Refusal, Resumable, Settings, Worker, device_ref, parse_device_ref};
+use crate::aws::{self, ApiError, ErrorKind};
+use crate::fleet::{DeviceKey, Operation, Plan, Service, SnowOptions};
+use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record};
+use crate::ops::{OpId, OpState, OpUpdate, Tally};
+
+/// Opens the journal the settings name. Without one nothing is dispatched, and the operator
+/// is told why.
+pub(super) fn open_journal(
+    settings: &Settings,
+    events: &mpsc::UnboundedSender<Event>,
+) -> (Option<Arc<Journal>>, Option<String>) {
+    let Some(path) = &settings.journal else {
+        let why = "no place for the dispatch journal was found (no state or data directory): pass --journal PATH; nothing will be dispatched without one".to_string();
+        let _ = events.send(Event::Failure(why.clone()));
+        return (None, Some(why));
+    };
+    match Journal::open(path) {
+        Ok(j) => (Some(Arc::new(j)), None),
+        Err(e) => {
+            let why = format!("{e:#}");
+            let _ = events.send(Event::Failure(format!(
+                "The journal cannot be used, so nothing will be dispatched: {why}"
+            )));
+            (None, Some(why))
+        }
+    }
+}
+
+fn action_of(operation: &Operation) -> Action {
+    match operation {
+        Operation::Ota { .. } => Action::Ota,
+        Operation::Reboot => Action::Reboot,
+        Operation::Unlock => Action::Unlock,
+    }
+}
+
+/// The operation a journaled plan asked for.
+fn operation_of(plan: &Record) -> Option<(Operation, SnowOptions)> {
+    let Record::Plan {
+        action,
+        image_version,
+        allow_major,
+        description,
+        tags,
+        ..
+    } = plan
+    else {
+        return None;
+    };
+    let operation = match (action, image_version) {
+        (Action::Ota, Some(v)) => Operation::Ota {
+            image_version: v.clone(),
+            allow_major: *allow_major,
+        },
+        (Action::Ota, None) => return None,
+        (Action::Reboot, _) => Operation::Reboot,
+        (Action::Unlock, _) => Operation::Unlock,
+    };
+    let snow = SnowOptions {
+        description: description.clone(),
+        tags: tags.clone(),
+    };
+    Some((operation, snow))
+}
+
+impl Worker {
+    fn journal(&self, record: &Record) -> Result<(), String> {
+        let Some(j) = &self.journal else {
+            return Err("no journal".into());
+        };
+        j.append(record).map_err(|e| {
+            let why = format!("{e:#}");
+            self.emit(Event::Failure(format!(
+                "The journal could not be written: {why}. Nothing more is sent."
+            )));
+            why
+        })
+    }
+
+    fn refuse(&self, error: ApiError, overlaps: Option<String>) {
+        self.emit(Event::PlanRefused(Refusal { error, overlaps }));
+    }
+
+    fn ctx(&self, plan: &str, operation: Operation, snow: SnowOptions) -> Ctx {
+        Ctx {
+            clients: self.clients.clone(),
+            limits: self.limits.clone(),
+            stop: self.stop.clone(),
+            log: Log {
+                journal: self.journal.clone(),
+                plan: plan.to_string(),
+            },
+            tx: self.internal.clone(),
+            // A create given up on at its deadline may still be on its way: the service is
+            // asked what became of it only after twice that long.
+            settle: self.settings.call_timeout * 2,
+            operation,
+            snow,
+        }
+    }
+
+    /// Offers the plans a crash or a quit left open, where they were made against this same
+    /// region and endpoint (a demo's simulator is gone with its process, so its plans are not).
+    pub(super) fn offer_unfinished(&mut self) {
+        let Some(path) = &self.settings.journal else {
+            return;
+        };
+        let records = match journal::read(path) {
+            Ok(r) => r,
+            Err(e) => return self.emit(Event::Failure(format!("{e:#}"))),
+        };
+        let paused: std::collections::HashSet<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Paused { plan, .. } => Some(plan.as_str()),
+                _ => None,
+            })
+            .collect();
+        for u in journal::unfinished_plans(&records) {
+            let Record::Plan {
+                plan,
+                at,
+                region,
+                endpoint,
+                ..
+            } = &u.plan
+            else {
+                continue;
+            };
+            if *region != self.connection.region || *endpoint != self.connection.snow_endpoint {
+                continue;
+            }
+            let Some((operation, _)) = operation_of(&u.plan) else {
+                continue;
+            };
+            let pending = u
+                .pending_devices()
+                .iter()
+                .filter_map(|d| parse_device_ref(d))
+                .collect();
+            self.emit(Event::Unfinished(Resumable {
+                plan: plan.clone(),
+                at: *at,
+                operation,
+                pending,
+                paused: paused.contains(plan.as_str()),
+            }));
+            self.unfinished.insert(plan.clone(), u);
+        }
+    }
+
+    fn resumable(&self, id: &str) -> Option<Resumable> {
+        let u = self.unfinished.get(id)?;
+        let Record::Plan { at, .. } = &u.plan else {
+            return None;
+        };
+        Some(Resumable {
+            plan: id.to_string(),
+            at: *at,
+            operation: operation_of(&u.plan)?.0,
+            pending: u
+                .pending_devices()
+                .iter()
+                .filter_map(|d| parse_device_ref(d))
+                .collect(),
+            paused: false,
+        })
+    }
+
+    /// Why a device may not be in a new plan: an unfinished plan from the journal names it, or
+    /// an operation of this process has it in flight.
+    fn overlap(&self, keys: &[DeviceKey]) -> Option<(ApiError, Option<String>)> {
+        for key in keys {
+            let name = device_ref(key);
+            if let Some((id, _)) = self
+                .unfinished
+                .iter()
+                .find(|(_, u)| u.pending_devices().contains(&name))
+            {
+                let detail = format!(
+                    "{} is in the unfinished plan {id}: resume it or discard it first",
+                    key.id
+                );
+                return Some((
+                    ApiError::new(ErrorKind::Conflict, "OverlapsUnfinishedPlan", detail),
+                    Some(id.clone()),
+                ));
+            }
+            if let Some(op) = self.book.live_op(key) {
+                let detail = format!(
+                    "{} already has an operation under way (plan {})",
+                    key.id, op.plan
+                );
+                return Some((
+                    ApiError::new(ErrorKind::Conflict, "DeviceInFlight", detail),
+                    None,
+                ));
+            }
+        }
+        None
+    }
+
+    /// Journals a confirmed plan, gives each distinct device an operation, and sends.
+    pub(super) fn dispatch(&mut self, plan: Plan) {
+        if let Some(e) = self.refusal() {
+            return self.refuse(e, None);
+        }
+        let keys: Vec<DeviceKey> = plan.targets().cloned().collect();
+        if let Some((e, overlaps)) = self.overlap(&keys) {
+            if let Some(r) = overlaps.as_deref().and_then(|id| self.resumable(id)) {
+                self.emit(Event::Unfinished(r));
+            }
+            return self.refuse(e, overlaps);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (image_version, allow_major) = match &plan.operation {
+            Operation::Ota {
+                image_version,
+                allow_major,
+            } => (Some(image_version.clone()), *allow_major),
+            _ => (None, false),
+        };
+        let mut distinct = keys.clone();
+        let mut seen = std::collections::HashSet::new();
+        distinct.retain(|k| seen.insert(k.clone()));
+        let record = Record::Plan {
+            plan: id.clone(),
+            at: journal::now(),
+            action: action_of(&plan.operation),
+            image_version,
+            allow_major,
+            description: plan.snow.description.clone(),
+            tags: plan.snow.tags.clone(),
+            region: self.connection.region.clone(),
+            endpoint: self.connection.snow_endpoint.clone(),
+            devices: distinct.iter().map(device_ref).collect(),
+        };
+        if let Err(why) = self.journal(&record) {
+            let e = ApiError::new(ErrorKind::Validation, "JournalWriteFailed", why);
+            return self.refuse(e, None);
+        }
+        let ops = self.book.add_plan(&id, &distinct);
+        self.emit(Event::PlanStarted {
+            plan: id.clone(),
+            operation: plan.operation.clone(),
+            ops: ops.clone(),
+            resumed: false,
+        });
+        let mut work = Vec::new();
+        for (op, key) in &ops {
+            match key.service {
+                Service::Panorama => work.push(Work::Panorama {
+                    op: *op,
+                    device: key.id.clone(),
+                    known_jobs: None,
+                }),
+                Service::Snow => match work.last_mut() {
+                    Some(Work::Snow { ops, .. })
+                        if ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK =>
+                    {
+                        ops.push((key.id.clone(), *op))
+                    }
+                    _ => work.push(Work::Snow {
+                        ops: vec![(key.id.clone(), *op)],
+                        token: None,
+                    }),
+                },
+            }
+        }
+        self.start(&id, plan.operation, plan.snow, work);
+    }
+
+    /// Sends what an unfinished plan never confirmed: appliances reconciled first against the
+    /// jobs they had before the crash, Snow batches again under their journaled tokens.
+    pub(super) fn resume(&mut self, id: &str) {
+        if let Some(e) = self.refusal() {
+            return self.refuse(e, None);
+        }
+        let Some(u) = self.unfinished.remove(id) else {
+            let e = ApiError::new(
+                ErrorKind::NotFound,
+                "NoSuchPlan",
+                format!("no unfinished plan {id} for this region and endpoint"),
+            );
+            return self.refuse(e, None);
+        };
+        let Some((operation, snow)) = operation_of(&u.plan) else {
+            let e = ApiError::new(
+                ErrorKind::Validation,
+                "UnreadablePlan",
+                format!("the journal's plan {id} names no operation fleetdeck can carry out"),
+            );
+            return self.refuse(e, None);
+        };
+        let keys: Vec<DeviceKey> = u
+            .pending_devices()
+            .iter()
+            .filter_map(|d| parse_device_ref(d))
+            .collect();
+        if let Some((e, _)) = self.overlap(&keys) {
+            self.unfinished.insert(id.to_string(), u);
+            return self.refuse(e, None);
+        }
+        let ops = self.book.add_plan(id, &keys);
+        self.emit(Event::PlanStarted {
+            plan: id.to_string(),
+            operation: operation.clone(),
+            ops: ops.clone(),
+            resumed: true,
+        });
+        let op_of = |service: Service, device: &str| {
+            ops.iter()
+                .find(|(_, k)| k.service == service && k.id == device)
+                .map(|(op, _)| *op)
+        };
+        let work = u
+            .pending
+            .iter()
+            .filter_map(|p| match p {
+                journal::Pending::Panorama { device, known_jobs } => Some(Work::Panorama {
+                    op: op_of(Service::Panorama, device)?,
+                    device: device.clone(),
+                    known_jobs: known_jobs.clone(),
+                }),
+                journal::Pending::Snow { devices, token } => Some(Work::Snow {
+                    ops: devices
+                        .iter()
+                        .filter_map(|d| op_of(Service::Snow, d).map(|op| (d.clone(), op)))
+                        .collect(),
+                    token: token.clone(),
+                }),
+            })
+            .collect();
+        self.start(id, operation, snow, work);
+    }
+
+    /// Spawns the sends. Appliances each get a task (paced by the create quota, outside the
+    /// bound on calls under way); a plan's Snow part is one task that checks which devices are
+    /// busy, then sends its batches concurrently.
+    fn start(&mut self, plan: &str, operation: Operation, snow: SnowOptions, work: Vec<Work>) {
+        let ctx = self.ctx(plan, operation, snow);
+        let mut snow_batches = Vec::new();
+        for item in work {
+            match item {
+                Work::Panorama {
+                    op,
+                    device,
+                    known_jobs,
+                } => {
+                    // A fresh send to an appliance whose latest job has not ended would meet
+                    // that job: skipped as busy. A resumed one may be ours, so it is resolved.
+                    if known_jobs.is_none()
+                        && let Some(e) = dispatch::panorama_busy(self.status.latest(&device))
+                    {
+                        self.op(op, OpUpdate::new(OpState::Skipped).with_error(e));
+                        continue;
+                    }
+                    let handle = self.dispatching.spawn(dispatch::panorama(
+                        ctx.clone(),
+                        op,
+                        device,
+                        known_jobs,
+                    ));
+                    self.dispatch_ops.insert(handle.id(), vec![op]);
+                }
+                Work::Snow { ops, token } => snow_batches.push((ops, token)),
+            }
+        }
+        if !snow_batches.is_empty() {
+            let ops = snow_batches
+                .iter()
+                .flat_map(|(ops, _)| ops.iter().map(|(_, op)| *op))
+                .collect();
+            let handle = self
+                .dispatching
+                .spawn(dispatch::snow(ctx.clone(), snow_batches));
+            self.dispatch_ops.insert(handle.id(), ops);
+        }
+    }
+
+    /// Journals an operation's final state.
+    pub(super) fn record_final(&self, op: OpId) {
+        let Some(o) = self.book.get(op) else { return };
+        let _ = self.journal(&Record::Final {
+            plan: o.plan.clone(),
+            at: journal::now(),
+            device: o.key.id.clone(),
+            state: o.state,
+            resource_id: o.resource_id.clone(),
+            error: o.error.as_ref().map(ErrorRecord::from),
+        });
+    }
+
+    /// Every operation of the plan is final: it is closed in the journal.
+    pub(super) fn end_plan(&mut self, plan: &str) {
+        let _ = self.journal(&Record::End {
+            plan: plan.to_string(),
+            at: journal::now(),
+            abandoned: Vec::new(),
+        });
+    }
+
+    /// Once dispatch has stopped (no send task left), records each open plan as paused, naming
+    /// what was never sent, and answers the shutdown with the tally.
+    pub(super) fn finish_shutdown(&mut self) {
+        if self.shutting_down.is_none() || !self.dispatching.is_empty() {
+            return;
+        }
+        for plan in self.book.open_plans() {
+            let (mut unsent, mut unconfirmed, mut running) = (Vec::new(), Vec::new(), Vec::new());
+            for op in self.book.ops_of(&plan) {
+                let name = device_ref(&op.key);
+                match op.state {
+                    OpState::Queued | OpState::Waiting | OpState::Paused => unsent.push(name),
+                    OpState::Unconfirmed | OpState::Sending => unconfirmed.push(name),
+                    OpState::Sent | OpState::Running(_) => running.push(name),
+                    _ => {}
+                }
+            }
+            let _ = self.journal(&Record::Paused {
+                plan,
+                at: journal::now(),
+                unsent,
+                unconfirmed,
+                running,
+            });
+        }
+        let tally: Tally = self.book.tally();
+        if let Some(done) = self.shutting_down.take() {
+            let _ = done.send(tally);
+        }
+    }
+
+    /// Closes an unfinished plan without sending: an appliance whose send may have happened
+    /// is read first, and a job found is recorded as the plan's; the rest are abandoned.
+    pub(super) fn discard(&mut self, id: &str) {
+        let Some(u) = self.unfinished.remove(id) else {
+            return self.emit(Event::Failure(format!(
+                "No unfinished plan {id} for this region and endpoint to discard"
+            )));
+        };
+        if self.journal.is_none() || self.read_only {
+            self.unfinished.insert(id.to_string(), u);
+            return self.emit(Event::Failure(format!(
+                "Plan {id} was not discarded: the journal cannot be written here"
+            )));
+        }
+        let client = self.clients.panorama().ok().cloned();
+        let limits = self.limits.clone();
+        let tx = self.internal.clone();
+        let plan = id.to_string();
+        self.tasks.spawn(async move {
+            let mut adopted = Vec::new();
+            let mut abandoned = Vec::new();
+            for p in &u.pending {
+                match p {
+                    journal::Pending::Panorama {
+                        device,
+                        known_jobs: Some(known),
+                    } if client.is_some() => {
+                        let Some(client) = &client else { continue };
+                        limits.panorama_read().await;
+                        match aws::panorama::job_ids(client, device).await {
+                            Ok(now) => match now.iter().find(|j| !known.contains(j)) {
+                                Some(job) => adopted.push((device.clone(), job.clone())),
+                                None => abandoned.push(format!("panorama:{device}")),
+                            },
+                            Err(_) => abandoned.push(format!("panorama:{device}")),
+                        }
+                    }
+                    journal::Pending::Panorama { device, .. } => {
+                        abandoned.push(format!("panorama:{device}"))
+                    }
+                    journal::Pending::Snow { devices, .. } => {
+                        abandoned.extend(devices.iter().map(|d| format!("snow:{d}")))
+                    }
+                }
+            }
+            let _ = tx.send(Internal::Discarded {
+                plan,
+                adopted,
+                abandoned,
+            });
+        });
+    }
+
+    pub(super) fn discarded(
+        &mut self,
+        plan: &str,
+        adopted: Vec<(String, String)>,
+        abandoned: Vec<String>,
+    ) {
+        for (device, job) in &adopted {
+            let _ = self.journal(&Record::Outcome {
+                plan: plan.to_string(),
+                at: journal::now(),
+                service: Service::Panorama,
+                operation: Call::CreateJobForDevices,
+                devices: vec![device.clone()],
+                resource_id: Some(job.clone()),
+                request_id: None,
+                error: None,
+            });
+        }
+        let n = abandoned.len();
+        if self
+            .journal(&Record::End {
+                plan: plan.to_string(),
+                at: journal::now(),
+                abandoned,
+            })
+            .is_ok()
+        {
+            let found = if adopted.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} sent before had a job: {}",
+                    adopted.len(),
+                    adopted
+                        .iter()
+                        .map(|(d, j)| format!("{d} {j}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            self.emit(Event::Notice(format!(
+                "Plan {plan} discarded: {n} devices abandoned, nothing sent{found}"
+            )));
+        }
+    }
+
+    /// One CancelTask per task, journaled like every mutating call, never resent by the SDK;
+    /// an unanswered one is resolved by reading the task's executions.
+    pub(super) fn cancel(&mut self, task: String) {
+        if self.read_only {
+            return self.emit(Event::Failure(format!(
+                "Read-only mode: CancelTask {task} was not sent"
+            )));
+        }
+        if !self.canceling.insert(task.clone()) {
+            return;
+        }
+        let Some(ops) = self.status.snow_tasks.get(&task).cloned() else {
+            self.canceling.remove(&task);
+            return self.emit(Event::Failure(format!(
+                "CancelTask {task} was not sent: the task has ended or is not followed here"
+            )));
+        };
+        let plan = ops
+            .first()
+            .and_then(|(_, op)| self.book.get(*op))
+            .map(|o| o.plan.clone())
+            .unwrap_or_default();
+        let log = Log {
+            journal: self.journal.clone(),
+            plan,
+        };
+        let devices: Vec<String> = ops.iter().map(|(d, _)| d.clone()).collect();
+        if let Err(e) = log.intent(
+            Service::Snow,
+            Call::CancelTask,
+            &devices,
+            None,
+            &[],
+            Some(&task),
+        ) {
+            self.canceling.remove(&task);
+            return self.emit(Event::Failure(format!("CancelTask {task} was not sent: {e}")));
+        }
+        let client = self.clients.snow.clone();
+        let tx = self.internal.clone();
+        self.tasks.spawn(async move {
+            let mut result = aws::snow::cancel_task(&client, &task).await;
+            if let Err(e) = &result
+                && !e.certainly_not_applied()
+                && let Ok(true) = aws::snow::task_was_canceled(&client, &task).await
+            {
+                result = Ok(());
+            }
+            let created = crate::aws::Created {
+                id: task.clone(),
+                request_id: None,
+            };
+            let recorded = log.outcome(
+                Service::Snow,
+                Call::CancelTask,
+                &devices,
+                result.as_ref().map(|()| &created),
+            );
+            let message = match result {
+                Ok(()) => format!("CancelTask {task}: its queued executions are canceled"),
+                Err(e) => format!("CancelTask {task} failed: {e}"),
+            };
+            if let Err(e) = recorded {
+                let _ = tx.send(Internal::Warn(format!(
+                    "The journal could not record CancelTask {task}: {e}"
+                )));
+            }
+            let _ = tx.send(Internal::Canceled { task, message });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journaled_plan_gives_back_its_operation() {
+        let plan = Record::Plan {
+            plan: "p".into(),
+            at: 1,
+            action: Action::Ota,
+            image_version: Some("5.0.21".into()),
+            allow_major: true,
+            description: None,
+            tags: Default::default(),
+            region: "r".into(),
+            endpoint: "e".into(),
+            devices: vec![],
+        };
+        let (op, _) = operation_of(&plan).unwrap();
+        assert_eq!(
+            op,
+            Operation::Ota {
+                image_version: "5.0.21".into(),
+                allow_major: true
+            }
+        );
+        assert_eq!(action_of(&op), Action::Ota);
+    }
+}

@@ -1,0 +1,129 @@
+//! What the UI (or `fleetdeck run`) and the worker say to each other.
+
+use std::time::Duration;
+
+use crate::aws::{ApiError, Connection, Target};
+use crate::fleet::{Device, DeviceKey, Operation, Plan, Service};
+use crate::ops::{OpId, OpUpdate, Tally};
+
+#[derive(Debug)]
+pub enum Command {
+    /// Reload both services' devices. A refresh asked for while one runs is folded into it.
+    Refresh,
+    /// Read one device's details and history.
+    Describe(DeviceKey),
+    /// These devices are in view (or wanted by a headless run): keep their DescribeDevice
+    /// details current. Devices out of view are listed, never described one by one.
+    Look(Vec<DeviceKey>),
+    /// Carry out a plan. The engine assigns the operations' ids and answers with
+    /// `Event::PlanStarted`, or `Event::PlanRefused`.
+    Dispatch(Plan),
+    /// Cancel a Snow task's queued executions (one CancelTask, journaled).
+    CancelTask { task_id: String },
+    /// Carry on with an unfinished plan from the journal.
+    Resume { plan: String },
+    /// Close an unfinished plan: reconcile what may have been sent, abandon the rest.
+    Discard { plan: String },
+    /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
+    /// with how the operations stand.
+    Shutdown(tokio::sync::oneshot::Sender<Tally>),
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Configuration is loaded: calls go here.
+    Connected(Connection),
+    /// A listing of one service begins; pages follow.
+    ListingStarted(Service),
+    DevicesPage(Service, Vec<Device>),
+    /// The listing is complete: these are all the service's devices.
+    ListingDone(Service, Vec<String>),
+    ListingFailed(Service, ApiError),
+    /// A fuller read of one device (DescribeDevice).
+    DeviceUpdated(Device),
+    /// DescribeDevice of a device in view failed; it keeps what its listing said.
+    DescribeFailed(DeviceKey, ApiError),
+    Details {
+        key: DeviceKey,
+        device: Result<Device, ApiError>,
+        history: Result<Vec<String>, ApiError>,
+    },
+    /// A plan was journaled and its operations begun (or resumed).
+    PlanStarted {
+        plan: String,
+        operation: Operation,
+        ops: Vec<(OpId, DeviceKey)>,
+        resumed: bool,
+    },
+    /// Nothing of the plan was sent, and why.
+    PlanRefused(Refusal),
+    Op(OpId, OpUpdate),
+    /// A plan a crash or a quit left open, for the same region and endpoint.
+    Unfinished(Resumable),
+    /// Passing news for the status line.
+    Notice(String),
+    /// An error the operator must see until dismissed. Repeats are folded by the UI.
+    Failure(String),
+}
+
+/// Why a plan was not started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub error: ApiError,
+    /// The unfinished plan it overlaps, to resume or discard first.
+    pub overlaps: Option<String>,
+}
+
+/// An unfinished plan as the operator is asked about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumable {
+    pub plan: String,
+    /// When it was confirmed, epoch seconds.
+    pub at: u64,
+    pub operation: Operation,
+    /// The devices no job or task is recorded for.
+    pub pending: Vec<DeviceKey>,
+    /// Stopped on purpose (a quit or a signal), rather than cut short by a crash.
+    pub paused: bool,
+}
+
+/// Where the clients come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The in-process simulator: endpoint, region, key pair.
+    Demo {
+        endpoint: String,
+        region: String,
+        access_key: String,
+        secret: String,
+    },
+    Aws(Target),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub concurrency: usize,
+    /// Background refresh of the devices list.
+    pub refresh_every: Duration,
+    /// How often what is in flight is polled.
+    pub poll_every: Duration,
+    /// Refuse every call that changes a device.
+    pub read_only: bool,
+    /// Where intents and outcomes are written. Without one, nothing is dispatched.
+    pub journal: Option<std::path::PathBuf>,
+    /// How long one attempt of a call may take before it is given up.
+    pub call_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            refresh_every: Duration::from_secs(30),
+            poll_every: Duration::from_secs(2),
+            read_only: false,
+            journal: None,
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+}

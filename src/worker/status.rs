@@ -1,0 +1,383 @@
+//! Reading the fleet: listings, DescribeDevice for what is in view, and following what was
+//! sent. A Panorama row moves only on its own job's DescribeDeviceJob; ListDevices'
+//! LatestDeviceJob (no job id, possibly another job's, possibly stale) only says when to ask.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::limits::Limits;
+use super::{Event, Internal, Worker};
+use crate::aws::{self, ApiError, Clients};
+use crate::fleet::{Device, DeviceKey, Service};
+use crate::ops::{OpId, OpState, OpUpdate};
+
+/// A followed job is asked about at least this often, whatever the listing says.
+const ASK_AT_LEAST_EVERY: Duration = Duration::from_secs(20);
+
+/// A Panorama job being followed.
+struct Watch {
+    device: String,
+    op: OpId,
+    /// The appliance's LatestDeviceJob when the job was last asked about.
+    hint: Option<String>,
+    asked: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(super) struct Status {
+    pub listing: HashSet<Service>,
+    pub list_again: bool,
+    /// Devices whose details are current; Snow's go stale with each full refresh.
+    pub described: HashSet<DeviceKey>,
+    /// DescribeDevice calls under way, so none is sent twice.
+    pub describing: HashSet<DeviceKey>,
+    /// What the operator can see: only these are described.
+    pub in_view: HashSet<DeviceKey>,
+    /// Each appliance's LatestDeviceJob as last listed ("REBOOT IN_PROGRESS").
+    latest: HashMap<String, String>,
+    /// Panorama jobs sent by this process and not yet final, by job id.
+    jobs: HashMap<String, Watch>,
+    /// DescribeDeviceJob calls under way.
+    asking: HashSet<String>,
+    /// Snow task id → its targets' operations.
+    pub snow_tasks: HashMap<String, Vec<(String, OpId)>>,
+    /// ListExecutions calls under way, by task.
+    pub polling: HashSet<String>,
+}
+
+impl Status {
+    pub fn latest(&self, device: &str) -> Option<&str> {
+        self.latest.get(device).map(String::as_str)
+    }
+}
+
+impl Worker {
+    pub(super) fn refresh(&mut self) {
+        if !self.status.listing.is_empty() {
+            self.status.list_again = true;
+            return;
+        }
+        // A Snow device's state (locked or not) is only in DescribeDevice: a full refresh
+        // reads it again for the devices in view as their pages arrive.
+        self.status
+            .described
+            .retain(|k| k.service == Service::Panorama);
+        for service in [Service::Panorama, Service::Snow] {
+            if service == Service::Panorama && self.clients.panorama.is_none() {
+                continue;
+            }
+            self.status.listing.insert(service);
+            self.emit(Event::ListingStarted(service));
+            self.spawn_listing(service);
+        }
+    }
+
+    fn spawn_listing(&mut self, service: Service) {
+        let (clients, limits, tx) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.internal.clone(),
+        );
+        self.tasks.spawn(list(service, clients, limits, tx));
+    }
+
+    pub(super) fn page(&mut self, service: Service, devices: Vec<Device>) {
+        if service == Service::Panorama {
+            for d in &devices {
+                match &d.latest {
+                    Some(l) => self.status.latest.insert(d.id.clone(), l.clone()),
+                    None => self.status.latest.remove(&d.id),
+                };
+            }
+            self.ask_jobs(false);
+        }
+        for d in &devices {
+            self.keep_described(d.key());
+        }
+        self.emit(Event::DevicesPage(service, devices));
+    }
+
+    pub(super) fn listing_done(&mut self, service: Service, ids: Vec<String>) {
+        self.status.listing.remove(&service);
+        self.emit(Event::ListingDone(service, ids));
+        if self.status.listing.is_empty() && std::mem::take(&mut self.status.list_again) {
+            self.refresh();
+        }
+    }
+
+    pub(super) fn look(&mut self, keys: Vec<DeviceKey>) {
+        self.status.in_view = keys.iter().cloned().collect();
+        // In the order given (the screen's, top down), so the rows fill in as read.
+        for key in keys {
+            self.keep_described(key);
+        }
+    }
+
+    pub(super) fn described(&mut self, key: DeviceKey, device: Result<Device, ApiError>) {
+        self.status.describing.remove(&key);
+        match device {
+            Ok(device) => {
+                self.status.described.insert(key);
+                self.emit(Event::DeviceUpdated(device));
+            }
+            Err(e) => self.emit(Event::DescribeFailed(key, e)),
+        }
+    }
+
+    /// A job was created for an operation: from now on its own id tells its state.
+    pub(super) fn follow_job(&mut self, job: String, device: String, op: OpId) {
+        self.status.jobs.insert(
+            job,
+            Watch {
+                device,
+                op,
+                hint: None,
+                asked: None,
+            },
+        );
+    }
+
+    /// Asks DescribeDeviceJob about followed jobs whose appliance's LatestDeviceJob changed
+    /// since they were last asked about, or that have not been asked about for a while.
+    fn ask_jobs(&mut self, by_time_only: bool) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .status
+            .jobs
+            .iter()
+            .filter(|(job, _)| !self.status.asking.contains(*job))
+            .filter(|(_, w)| {
+                let stale = w.asked.is_none_or(|at| now - at >= ASK_AT_LEAST_EVERY);
+                let hint = self.status.latest.get(&w.device);
+                stale || (!by_time_only && hint != w.hint.as_ref())
+            })
+            .map(|(job, _)| job.clone())
+            .collect();
+        let Ok(client) = self.clients.panorama().cloned() else {
+            return;
+        };
+        for job in due {
+            if let Some(w) = self.status.jobs.get_mut(&job) {
+                w.asked = Some(now);
+                w.hint = self.status.latest.get(&w.device).cloned();
+            }
+            self.status.asking.insert(job.clone());
+            let (client, limits, tx) = (client.clone(), self.limits.clone(), self.internal.clone());
+            self.tasks.spawn(async move {
+                limits.panorama_read().await;
+                let status = aws::panorama::job_status(&client, &job).await;
+                let _ = tx.send(Internal::JobStatus { job, status });
+            });
+        }
+    }
+
+    pub(super) fn job_status(&mut self, job: String, status: Result<String, ApiError>) {
+        self.status.asking.remove(&job);
+        let Some(watch) = self.status.jobs.get(&job) else {
+            return;
+        };
+        let op = watch.op;
+        match status {
+            Err(e) => self.emit(Event::Failure(format!("DescribeDeviceJob failed: {e}"))),
+            Ok(status) => {
+                let Some(state) = OpState::from_service(&status) else {
+                    return self.emit(Event::Failure(format!(
+                        "DescribeDeviceJob {job} answered an unknown status {status}"
+                    )));
+                };
+                if state.is_final() {
+                    self.status.jobs.remove(&job);
+                }
+                self.op(op, OpUpdate::new(state).with_id(job));
+            }
+        }
+    }
+
+    /// Polls what is in flight: Panorama through ListDevices pages (hints) and
+    /// DescribeDeviceJob (truth), Snow through ListExecutions per task. A poll still running
+    /// is not stacked on.
+    pub(super) fn poll(&mut self) {
+        if !self.status.jobs.is_empty() {
+            if !self.status.listing.contains(&Service::Panorama) {
+                self.status.listing.insert(Service::Panorama);
+                self.spawn_listing(Service::Panorama);
+            }
+            self.ask_jobs(true);
+        }
+        let due: Vec<String> = self
+            .status
+            .snow_tasks
+            .keys()
+            .filter(|t| !self.status.polling.contains(*t))
+            .cloned()
+            .collect();
+        for task in due {
+            self.status.polling.insert(task.clone());
+            let client = self.clients.snow.clone();
+            let tx = self.internal.clone();
+            self.tasks.spawn(async move {
+                let states = aws::snow::executions(&client, &task).await;
+                let _ = tx.send(Internal::Executions { task, states });
+            });
+        }
+    }
+
+    pub(super) fn snow_progress(
+        &mut self,
+        task: String,
+        states: Result<Vec<(String, String)>, ApiError>,
+    ) {
+        self.status.polling.remove(&task);
+        let states = match states {
+            Ok(s) => s,
+            Err(e) => {
+                return self.emit(Event::Failure(format!(
+                    "ListExecutions for task {task} failed: {e}"
+                )));
+            }
+        };
+        let Some(ops) = self.status.snow_tasks.get(&task).cloned() else {
+            return;
+        };
+        let mut all_done = true;
+        let mut finished = Vec::new();
+        for (device, op) in &ops {
+            let Some((_, state)) = states.iter().find(|(d, _)| d == device) else {
+                all_done = false;
+                continue;
+            };
+            let Some(next) = OpState::from_service(state) else {
+                all_done = false;
+                continue;
+            };
+            all_done &= next.is_final();
+            let mut update = OpUpdate::new(next).with_id(task.clone());
+            if state == "REJECTED" {
+                update = update.with_error(ApiError::new(
+                    aws::ErrorKind::Conflict,
+                    "REJECTED",
+                    "the device was busy with another task's execution, so it did nothing",
+                ));
+            }
+            if next.is_final() {
+                finished.push(device.clone());
+            }
+            self.op(*op, update);
+        }
+        // A finished execution changed the device (an unlock): read it again.
+        for device in finished {
+            let key = DeviceKey::new(Service::Snow, device);
+            self.status.described.remove(&key);
+            self.keep_described(key);
+        }
+        if all_done {
+            self.status.snow_tasks.remove(&task);
+        }
+    }
+
+    /// Describes a device in view whose details are not current, unless that is under way.
+    pub(super) fn keep_described(&mut self, key: DeviceKey) {
+        if !self.status.in_view.contains(&key)
+            || self.status.described.contains(&key)
+            || !self.status.describing.insert(key.clone())
+        {
+            return;
+        }
+        let (clients, limits, tx) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.internal.clone(),
+        );
+        self.tasks.spawn(async move {
+            let device = read_device(&clients, &limits, &key).await;
+            let _ = tx.send(Internal::Described(key, device));
+        });
+    }
+
+    pub(super) fn describe(&mut self, key: DeviceKey) {
+        let (clients, limits, events) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.events.clone(),
+        );
+        self.tasks.spawn(async move {
+            let device = read_device(&clients, &limits, &key).await;
+            let history = match key.service {
+                Service::Panorama => match clients.panorama() {
+                    Err(e) => Err(e),
+                    Ok(client) => {
+                        limits.panorama_read().await;
+                        aws::panorama::history(client, &key.id).await
+                    }
+                },
+                Service::Snow => aws::snow::history(&clients.snow, &key.id).await,
+            };
+            let _ = events.send(Event::Details {
+                key,
+                device,
+                history,
+            });
+        });
+    }
+}
+
+/// DescribeDevice for either service: Panorama's paced by its request quota first, then a
+/// place among the calls under way, so pacing never holds a place a Snow call could use.
+async fn read_device(
+    clients: &Clients,
+    limits: &Limits,
+    key: &DeviceKey,
+) -> Result<Device, ApiError> {
+    match key.service {
+        Service::Panorama => {
+            let client = clients.panorama()?;
+            limits.panorama_read().await;
+            let _permit = limits.call().await;
+            aws::panorama::describe_device(client, &key.id).await
+        }
+        Service::Snow => {
+            let _permit = limits.call().await;
+            aws::snow::describe_device(&clients.snow, &key.id).await
+        }
+    }
+}
+
+async fn list(
+    service: Service,
+    clients: Clients,
+    limits: Arc<Limits>,
+    tx: mpsc::UnboundedSender<Internal>,
+) {
+    let mut token = None;
+    let mut ids = Vec::new();
+    loop {
+        let page = match service {
+            Service::Panorama => match clients.panorama() {
+                Err(e) => Err(e),
+                Ok(client) => {
+                    limits.panorama_read().await;
+                    aws::panorama::list_devices(client, token.take()).await
+                }
+            },
+            Service::Snow => aws::snow::list_devices(&clients.snow, token.take()).await,
+        };
+        match page {
+            Err(e) => {
+                let _ = tx.send(Internal::ListingFailed(service, e));
+                return;
+            }
+            Ok((devices, next)) => {
+                ids.extend(devices.iter().map(|d| d.id.clone()));
+                let _ = tx.send(Internal::Page(service, devices));
+                token = next;
+            }
+        }
+        if token.is_none() {
+            let _ = tx.send(Internal::ListingDone(service, ids));
+            return;
+        }
+    }
+}
