@@ -16,9 +16,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use fleetdeck::app::{self, App, Msg};
 use fleetdeck::aws::Connection;
 use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::ops::{OpState, OpUpdate, Progress};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimConfig, SimHandle};
 use fleetdeck::ui;
-use fleetdeck::worker::{self, Command, Event, OpUpdate, Settings, Source};
+use fleetdeck::worker::{self, Command, Event, Settings, Source};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -265,10 +266,15 @@ async fn connect(h: &SimHandle, journal: PathBuf) -> anyhow::Result<Session> {
 
 /// Dispatches the plan; returns the time until every row has its job or task id.
 async fn dispatch(s: &mut Session, plan: Plan) -> anyhow::Result<(Duration, usize)> {
-    let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
-    let mut waiting: HashSet<usize> = ops.iter().map(|(op, _)| *op).collect();
     let started = Instant::now();
-    s.commands.send(Command::Dispatch { plan, ops })?;
+    s.commands.send(Command::Dispatch(plan))?;
+    let mut waiting: HashSet<usize> = loop {
+        match s.events.recv().await.context("the worker stopped")? {
+            Event::PlanStarted { ops, .. } => break ops.iter().map(|(op, _)| *op).collect(),
+            Event::PlanRefused(r) => bail!("the plan was refused: {}", r.error),
+            _ => {}
+        }
+    };
     let mut failed = 0;
     while !waiting.is_empty() {
         let event = tokio::time::timeout(Duration::from_secs(600), s.events.recv())
@@ -729,14 +735,30 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         app::update(&mut app, key(KeyCode::Char(c)));
     }
     let commands = app::update(&mut app, key(KeyCode::Enter));
-    let Some(Command::Dispatch { ops, .. }) = commands.into_iter().next() else {
+    let Some(Command::Dispatch(plan)) = commands.into_iter().next() else {
         bail!("the reboot of {OPS_IN_FLIGHT} devices was not dispatched");
     };
-    let ops: Vec<usize> = ops.into_iter().map(|(op, _)| op).collect();
+    // The engine's answer, as the worker would give it: one operation per target.
+    let started: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
+    let ops: Vec<usize> = started.iter().map(|(op, _)| *op).collect();
+    app::update(
+        &mut app,
+        Msg::Worker(Box::new(Event::PlanStarted {
+            plan: "bench".into(),
+            operation: plan.operation.clone(),
+            ops: started,
+            resumed: false,
+        })),
+    );
     anyhow::ensure!(ops.len() == OPS_IN_FLIGHT, "{} rows in flight", ops.len());
 
     let mut terminal = Terminal::new(TestBackend::new(200, 60))?;
-    let states = ["SENDING", "SENT", "QUEUED", "IN_PROGRESS"];
+    let states = [
+        OpState::Sending,
+        OpState::Sent,
+        OpState::Running(Progress::Queued),
+        OpState::Running(Progress::InProgress),
+    ];
     let (mut alone, mut behind) = (Vec::new(), Vec::new());
     let keys = [KeyCode::Down, KeyCode::Up, KeyCode::Tab, KeyCode::PageDown];
     for i in 0..600 {
@@ -744,10 +766,9 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
             .iter()
             .map(|&op| {
                 let update = OpUpdate {
-                    state: states[(i + op) % states.len()].into(),
+                    state: states[(i + op) % states.len()],
                     resource_id: Some(format!("task-{}", op / 10)),
                     error: None,
-                    done: false,
                 };
                 Msg::Worker(Box::new(Event::Op(op, update)))
             })

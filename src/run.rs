@@ -317,10 +317,7 @@ async fn wait_started(
 }
 
 /// The unfinished plan `--resume` names, or the only one.
-fn pick_unfinished<'a>(
-    unfinished: &'a [Resumable],
-    wanted: &str,
-) -> anyhow::Result<&'a Resumable> {
+fn pick_unfinished<'a>(unfinished: &'a [Resumable], wanted: &str) -> anyhow::Result<&'a Resumable> {
     let list = || {
         unfinished
             .iter()
@@ -342,7 +339,9 @@ fn pick_unfinished<'a>(
             .find(|u| u.plan == wanted)
             .with_context(|| {
                 if unfinished.is_empty() {
-                    format!("no unfinished plan {wanted} for this region and endpoint (there are none)")
+                    format!(
+                        "no unfinished plan {wanted} for this region and endpoint (there are none)"
+                    )
                 } else {
                     format!(
                         "no unfinished plan {wanted} for this region and endpoint; these are:\n{}",
@@ -456,7 +455,10 @@ fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
         bail!("no device matches");
     }
     let mut seen = HashSet::new();
-    Ok(keys.into_iter().filter(|k| seen.insert(k.clone())).collect())
+    Ok(keys
+        .into_iter()
+        .filter(|k| seen.insert(k.clone()))
+        .collect())
 }
 
 fn keys_of(
@@ -576,7 +578,14 @@ async fn follow(
                 return Ok(Some(tally.unwrap_or_default()));
             }
         };
-        let (op, OpUpdate { state, resource_id, error }) = match event {
+        let (
+            op,
+            OpUpdate {
+                state,
+                resource_id,
+                error,
+            },
+        ) = match event {
             Event::Op(op, update) => (op, update),
             Event::Failure(message) => {
                 eprintln!("{message}");
@@ -603,7 +612,10 @@ async fn follow(
             continue;
         }
         if tty {
-            let n = outcomes.iter().filter(|o| o.engine_state.is_final()).count();
+            let n = outcomes
+                .iter()
+                .filter(|o| o.engine_state.is_final())
+                .count();
             let width = 30;
             let filled = n * width / outcomes.len().max(1);
             eprint!(

@@ -13,15 +13,14 @@ use crate::app::{self, App, Msg};
 use crate::aws::{self, Connection, Target};
 use crate::cli::TuiArgs;
 use crate::journal;
+use crate::ops::Tally;
 use crate::sim::{self, SimConfig};
 use crate::ui;
-use crate::ops::Tally;
 use crate::worker::{self, Command, Event, Settings, Source};
 use tokio::sync::mpsc;
 
 /// Set in the environment, makes the program panic right after its first frame.
 pub const PANIC_FOR_TESTS: &str = "FLEETDECK_TEST_PANIC";
-
 
 /// What both front ends, the terminal UI and `fleetdeck run`, start from.
 pub struct Session {
@@ -128,7 +127,9 @@ async fn stop(commands: &mpsc::UnboundedSender<Command>) -> Tally {
     if let Ok(answer) = quick {
         return answer.unwrap_or_default();
     }
-    eprintln!("fleetdeck: stopping — waiting for the calls under way to answer (Ctrl-C again exits at once)");
+    eprintln!(
+        "fleetdeck: stopping — waiting for the calls under way to answer (Ctrl-C again exits at once)"
+    );
     tokio::select! {
         answer = tokio::time::timeout(Duration::from_secs(60), wait) => {
             answer.ok().and_then(Result::ok).unwrap_or_default()

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
 use fleetdeck::journal::{self, Record};
+use fleetdeck::ops::{OpState, OpUpdate};
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
-use fleetdeck::worker::{self, Command, Event, OpUpdate, Settings, Source};
+use fleetdeck::worker::{self, Command, Event, Settings, Source};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 struct Region {
@@ -94,26 +95,23 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
         assert_eq!(plan.panorama.len(), 12);
         assert_eq!(plan.snow_device_count(), 100);
         assert_eq!(plan.snow_batches.len(), 10);
-        let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
-        for (_, key) in &ops {
+        for key in plan.targets() {
             expected.insert((region.name.clone(), key.id.clone()), key.service);
         }
-        total += ops.len();
-        region
-            .commands
-            .send(Command::Dispatch { plan, ops })
-            .unwrap();
+        total += plan.device_count();
+        region.commands.send(Command::Dispatch(plan)).unwrap();
     }
     assert_eq!(total, 224);
 
     // Follow every row to its end, moving simulated time on as a rollout would see it.
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last_step = Instant::now();
-    while outcomes.values().filter(|u| u.done).count() < total {
+    let done = |u: &OpUpdate| u.state.is_final();
+    while outcomes.values().filter(|u| done(u)).count() < total {
         assert!(
             Instant::now() < deadline,
             "only {} of {total} outcomes reported",
-            outcomes.values().filter(|u| u.done).count()
+            outcomes.values().filter(|u| done(u)).count()
         );
         if last_step.elapsed() > Duration::from_millis(250) {
             sim.advance_clock(20.0);
@@ -123,7 +121,7 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
             while let Ok(event) = region.events.try_recv() {
                 if let Event::Op(op, update) = event {
                     let entry = outcomes.entry((r, op)).or_insert(update.clone());
-                    if !entry.done {
+                    if !done(entry) {
                         *entry = update;
                     }
                 }
@@ -136,7 +134,10 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
     assert!(lost.is_empty(), "dispatch gave up on devices: {lost:?}");
     for update in outcomes.values() {
         assert!(
-            ["COMPLETED", "FAILED", "SUCCEEDED", "TIMED_OUT"].contains(&update.state.as_str()),
+            matches!(
+                update.state,
+                OpState::Succeeded | OpState::Failed | OpState::TimedOut
+            ),
             "{update:?}"
         );
     }
@@ -182,7 +183,7 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
                 ..
             } => {
                 *open.entry(devices.clone()).or_default() += 1;
-                if service == "snow" {
+                if *service == Service::Snow {
                     tokens
                         .entry(devices.clone())
                         .or_default()

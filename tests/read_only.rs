@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use fleetdeck::aws;
-use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::fleet::{Device, Operation, Plan, Service, SnowOptions};
 use fleetdeck::worker::{self, Command, Event, Settings, Source};
 
 #[tokio::test]
@@ -17,6 +17,7 @@ async fn the_sdk_clients_refuse_mutating_calls_before_sending() {
         &h.access_key_id,
         &h.secret_access_key,
         true,
+        Duration::from_secs(10),
     );
     let panorama = clients.panorama().unwrap();
     // Reading works...
@@ -64,23 +65,22 @@ async fn a_read_only_worker_refuses_plans_and_cancels() {
     ];
     let refs: Vec<&Device> = devices.iter().collect();
     let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-    let ops: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
-    commands.send(Command::Dispatch { plan, ops }).unwrap();
+    commands.send(Command::Dispatch(plan)).unwrap();
     commands
         .send(Command::CancelTask {
             task_id: "task-x".into(),
         })
         .unwrap();
-    let mut refused = 0;
+    let mut refused = false;
     let mut cancel_refused = false;
     tokio::time::timeout(Duration::from_secs(30), async {
-        while refused < 2 || !cancel_refused {
+        while !refused || !cancel_refused {
             match events.recv().await.expect("the worker runs") {
-                Event::Op(_, update) => {
-                    assert!(update.done);
-                    assert_eq!(update.error.map(|e| e.code), Some("ReadOnly".to_string()));
-                    refused += 1;
+                Event::PlanRefused(r) => {
+                    assert_eq!(r.error.code, "ReadOnly");
+                    refused = true;
                 }
+                Event::PlanStarted { .. } | Event::Op(..) => panic!("a read-only plan started"),
                 Event::Failure(message) if message.contains("CancelTask") => cancel_refused = true,
                 _ => {}
             }

@@ -46,22 +46,23 @@ fn quitting_with_work_in_flight_asks_first() {
     tui.send("y");
     tui.wait_for("Results 1");
     tui.send("q");
-    tui.wait_for("still in flight");
+    tui.wait_for("1 sent and not yet done, 0 not yet sent");
     tui.send("y");
     let journal = tui.journal.clone();
     tui.expect_exit("q, then y");
-    // The journal says what was in flight when the operator left.
+    // The journal says what was running when the operator left, and closes the plan: it was
+    // all sent, so nothing is left to resume.
     let records = fleetdeck::journal::read(&journal).unwrap();
-    let in_flight: Vec<&String> = records
+    let running: Vec<&String> = records
         .iter()
         .filter_map(|r| match r {
-            fleetdeck::journal::Record::End { in_flight, .. } => Some(in_flight),
+            fleetdeck::journal::Record::Paused { running, .. } => Some(running),
             _ => None,
         })
         .flatten()
         .collect();
     assert_eq!(
-        in_flight,
+        running,
         vec!["panorama:device-ptgz4jfebz9sdo78xrlgqnbqrm"],
         "{records:?}"
     );

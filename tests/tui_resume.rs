@@ -74,14 +74,17 @@ async fn a_rollout_killed_midway_resumes_without_sending_twice() {
     }
     // Every resumed row has its job: nothing left queued or sending.
     tui.wait_until("every resumed row to have its job", |s| {
-        s.contains("Results") && !s.contains("QUEUED") && !s.contains("SENDING")
+        s.contains("Results")
+            && !s.contains("PLANNED")
+            && !s.contains("WAITING")
+            && !s.contains("SENDING")
     });
     let ledger = sim.ledger();
     let devices: HashSet<&str> = ledger.iter().map(|e| e.device_id.as_str()).collect();
     assert_eq!(ledger.len(), 14, "a device got two jobs: {ledger:#?}");
     assert_eq!(devices.len(), 14);
     tui.send("q");
-    tui.wait_for("still in flight");
+    tui.wait_for("sent and not yet done");
     tui.send("y");
     tui.expect_exit("q after resume");
     let records = fleetdeck::journal::read(&journal).unwrap();

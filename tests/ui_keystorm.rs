@@ -7,7 +7,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use fleetdeck::app::{self, App, Msg};
 use fleetdeck::aws::{ApiError, Connection, ErrorKind};
 use fleetdeck::fleet::{Device, Service};
-use fleetdeck::worker::{Event, OpUpdate};
+use fleetdeck::ops::{OpState, OpUpdate, Progress};
+use fleetdeck::worker::Event;
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -82,21 +83,20 @@ fn apply(app: &mut App, step: Step, t0: Instant) {
             Msg::Worker(Box::new(Event::ListingDone(Service::Snow, ids)))
         }
         Step::Op(id, s) => {
-            let (state, done) = [
-                ("SENT", false),
-                ("IN_PROGRESS", false),
-                ("COMPLETED", true),
-                ("FAILED", true),
+            let state = [
+                OpState::Sent,
+                OpState::Running(Progress::InProgress),
+                OpState::Succeeded,
+                OpState::Failed,
             ][s as usize];
-            let error = (state == "FAILED")
+            let error = (state == OpState::Failed)
                 .then(|| ApiError::new(ErrorKind::Conflict, "ConflictException", "busy"));
             Msg::Worker(Box::new(Event::Op(
                 id,
                 OpUpdate {
-                    state: state.into(),
+                    state,
                     resource_id: Some(format!("task-{id}")),
                     error,
-                    done,
                 },
             )))
         }

@@ -7,7 +7,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use fleetdeck::app::{self, App, Details, Msg, Overlay};
 use fleetdeck::aws::{ApiError, Connection, ErrorKind};
 use fleetdeck::fleet::{Device, Service};
-use fleetdeck::worker::{Event, OpUpdate};
+use fleetdeck::ops::{OpState, OpUpdate};
+use fleetdeck::worker::{Command, Event};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -101,10 +102,21 @@ impl Fixture {
     }
 
     fn key(&mut self, code: KeyCode) -> &mut Self {
-        app::update(
+        let commands = app::update(
             &mut self.app,
             Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)),
         );
+        // The engine's answer to a dispatch: one operation per target.
+        for command in commands {
+            if let Command::Dispatch(plan) = command {
+                self.worker(Event::PlanStarted {
+                    plan: "plan-1".into(),
+                    operation: plan.operation.clone(),
+                    ops: plan.targets().cloned().enumerate().collect(),
+                    resumed: false,
+                });
+            }
+        }
         self
     }
 
@@ -134,15 +146,17 @@ impl Fixture {
         state: &str,
         resource: Option<&str>,
         error: Option<ApiError>,
-        done: bool,
     ) -> &mut Self {
+        let state = match state {
+            "SENT" => OpState::Sent,
+            other => OpState::from_service(other).expect("a service state"),
+        };
         self.worker(Event::Op(
             id,
             OpUpdate {
-                state: state.into(),
+                state,
                 resource_id: resource.map(str::to_string),
                 error,
-                done,
             },
         ))
     }
@@ -198,25 +212,19 @@ fn results_pane() {
         .keys(" ");
     f.keys("b").key(KeyCode::Enter).keys("y");
     f.at(3)
-        .op(
-            0,
-            "SENT",
-            Some("job-3ye7lamgciu1p9iln26apd0z75"),
-            None,
-            false,
-        )
-        .op(0, "REBOOTING", None, None, false);
+        .op(0, "SENT", Some("job-3ye7lamgciu1p9iln26apd0z75"), None)
+        .op(0, "REBOOTING", None, None);
     let conflict = ApiError::new(
         ErrorKind::Conflict,
         "ConflictException",
         "Device device-sea-dock-cam-02 already has a job in progress",
     );
-    f.op(1, "FAILED", None, Some(conflict), true);
-    f.op(2, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None, false)
-        .op(3, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None, false)
+    f.op(1, "FAILED", None, Some(conflict));
+    f.op(2, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None)
+        .op(3, "SENT", Some("task-8y54ga1u7ytgpwxpd0ga"), None)
         .at(14)
-        .op(2, "SUCCEEDED", None, None, true)
-        .op(3, "IN_PROGRESS", None, None, false)
+        .op(2, "SUCCEEDED", None, None)
+        .op(3, "IN_PROGRESS", None, None)
         .at(20);
     f.snapshot("results");
 }
@@ -320,7 +328,8 @@ fn resume_offer() {
     f.worker(Event::Unfinished(fleetdeck::worker::Resumable {
         plan: "29ef771b-2353-4c26-a3fe-b84d5e4c6674".into(),
         at: 0,
-        action: "reboot".into(),
+        operation: fleetdeck::fleet::Operation::Reboot,
+        paused: false,
         pending: vec![
             fleetdeck::fleet::DeviceKey::new(Service::Panorama, "device-sea-dock-cam-02"),
             fleetdeck::fleet::DeviceKey::new(Service::Snow, "smd-ybj6e3wtfq4o4ejpe"),

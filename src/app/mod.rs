@@ -43,9 +43,14 @@ pub enum Overlay {
     /// Quitting while operations are in flight or not yet sent.
     Quit,
     /// Canceling a Snow task: its id and the devices of its executions still queued or running.
-    Cancel { task: String, devices: Vec<String> },
+    Cancel {
+        task: String,
+        devices: Vec<String>,
+    },
     /// Every error seen, newest last.
-    ErrorLog { scroll: usize },
+    ErrorLog {
+        scroll: usize,
+    },
     /// A plan a crash left open: resume it, discard it, or decide later.
     Resume(Resumable),
 }

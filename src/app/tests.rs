@@ -4,7 +4,26 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::fleet::Operation;
-use crate::worker::OpUpdate;
+use crate::ops::{OpState, OpUpdate};
+
+/// The worker's answer to a dispatch: the plan journaled, one operation per target.
+fn start(app: &mut App, commands: &[Command]) {
+    let [Command::Dispatch(plan)] = commands else {
+        panic!("one dispatch: {commands:?}")
+    };
+    let ops = plan.targets().cloned().enumerate().collect();
+    let event = Event::PlanStarted {
+        plan: "plan-1".into(),
+        operation: plan.operation.clone(),
+        ops,
+        resumed: false,
+    };
+    update(app, Msg::Worker(Box::new(event)));
+}
+
+fn op(app: &mut App, id: OpId, update_: OpUpdate) {
+    update(app, Msg::Worker(Box::new(Event::Op(id, update_))));
+}
 
 fn connection() -> Connection {
     Connection {
@@ -75,10 +94,10 @@ fn marking_three_and_pressing_o_runs_an_ota_after_confirmation() {
     assert_eq!(confirm.plan.panorama.len(), 2);
     assert_eq!(confirm.plan.skipped.len(), 1);
     let commands = press(&mut app, KeyCode::Char('y'));
-    let [Command::Dispatch { plan, ops }] = commands.as_slice() else {
+    let [Command::Dispatch(plan)] = commands.as_slice() else {
         panic!("one dispatch: {commands:?}")
     };
-    assert_eq!(ops.len(), 2);
+    assert_eq!(plan.device_count(), 2);
     assert_eq!(
         plan.operation,
         Operation::Ota {
@@ -86,8 +105,9 @@ fn marking_three_and_pressing_o_runs_an_ota_after_confirmation() {
             allow_major: true
         }
     );
+    start(&mut app, &commands);
     assert_eq!(app.results.rows.len(), 2);
-    assert!(app.results.rows.iter().all(|r| r.state == "QUEUED"));
+    assert!(app.results.rows.iter().all(|r| r.state == OpState::Queued));
     assert!(app.devices.marks.is_empty());
     assert_eq!(app.focus, Pane::Results);
 }
@@ -97,26 +117,59 @@ fn worker_updates_move_result_rows_to_their_end() {
     let mut app = app_with_fleet();
     press(&mut app, KeyCode::Char('b'));
     press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Enter);
+    let commands = press(&mut app, KeyCode::Enter);
+    start(&mut app, &commands);
     assert_eq!(app.results.in_flight(), 1);
-    let sent = OpUpdate {
-        state: "SENT".into(),
-        resource_id: Some("job-1".into()),
-        error: None,
-        done: false,
-    };
-    update(&mut app, Msg::Worker(Box::new(Event::Op(0, sent))));
+    op(&mut app, 0, OpUpdate::new(OpState::Sent).with_id("job-1"));
     assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
-    let done = OpUpdate {
-        state: "COMPLETED".into(),
-        resource_id: None,
-        error: None,
-        done: true,
-    };
-    update(&mut app, Msg::Worker(Box::new(Event::Op(0, done))));
+    op(&mut app, 0, OpUpdate::new(OpState::Succeeded));
     assert_eq!(app.results.in_flight(), 0);
-    assert_eq!(app.results.counts(), vec![("COMPLETED".to_string(), 1)]);
     assert_eq!(app.results.rows[0].resource_id.as_deref(), Some("job-1"));
+    // A late, stale update cannot move a finished row back.
+    op(
+        &mut app,
+        0,
+        OpUpdate::new(OpState::Running(crate::ops::Progress::Rebooting)),
+    );
+    assert_eq!(app.results.rows[0].state, OpState::Succeeded);
+}
+
+#[test]
+fn an_unconfirmed_row_is_still_work_left() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Enter);
+    let commands = press(&mut app, KeyCode::Enter);
+    start(&mut app, &commands);
+    op(&mut app, 0, OpUpdate::new(OpState::Unconfirmed));
+    assert_eq!(app.results.in_flight(), 1);
+    assert!(work_left(&app));
+    press(&mut app, KeyCode::Char('q'));
+    assert!(matches!(app.overlay, Some(Overlay::Quit)), "q asks first");
+}
+
+#[test]
+fn a_refused_plan_is_an_error_naming_the_plan_to_resume() {
+    let mut app = app_with_fleet();
+    let refusal = crate::worker::Refusal {
+        error: crate::aws::ApiError::new(
+            crate::aws::ErrorKind::Conflict,
+            "OverlapsUnfinishedPlan",
+            "p1 is in the unfinished plan old-1",
+        ),
+        overlaps: Some("old-1".into()),
+    };
+    update(
+        &mut app,
+        Msg::Worker(Box::new(Event::PlanRefused(refusal.clone()))),
+    );
+    update(&mut app, Msg::Worker(Box::new(Event::PlanRefused(refusal))));
+    assert_eq!(app.errors.len(), 1, "the same error is folded");
+    assert_eq!(app.errors[0].count, 2);
+    assert!(app.errors[0].message.contains("--resume old-1"));
+    assert!(app.results.rows.is_empty(), "no row for a refused plan");
+    press(&mut app, KeyCode::Char('!'));
+    assert!(matches!(app.overlay, Some(Overlay::ErrorLog { .. })));
 }
 
 #[test]
@@ -124,12 +177,25 @@ fn quitting_with_work_in_flight_asks_first_and_ctrl_c_does_not() {
     let mut app = app_with_fleet();
     press(&mut app, KeyCode::Char('b'));
     press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Enter);
+    let commands = press(&mut app, KeyCode::Enter);
+    start(&mut app, &commands);
     press(&mut app, KeyCode::Char('q'));
     assert!(!app.quit);
     assert!(matches!(app.overlay, Some(Overlay::Quit)));
     press(&mut app, KeyCode::Char('n'));
     assert!(!app.quit && app.overlay.is_none());
+    let ctrl_c = || Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    // The first Ctrl-C asks too; the second forces.
+    update(&mut app, ctrl_c());
+    assert!(!app.quit);
+    assert!(matches!(app.overlay, Some(Overlay::Quit)));
+    update(&mut app, ctrl_c());
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_with_nothing_left_quits_at_once() {
+    let mut app = app_with_fleet();
     update(
         &mut app,
         Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
@@ -182,19 +248,21 @@ fn cancel_applies_to_snow_rows_with_a_task() {
     app.devices.move_by(3); // s1
     press(&mut app, KeyCode::Char('u'));
     press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Enter);
+    let commands = press(&mut app, KeyCode::Enter);
+    start(&mut app, &commands);
     assert!(
         press(&mut app, KeyCode::Char('c')).is_empty(),
         "no task id yet"
     );
-    let sent = OpUpdate {
-        state: "SENT".into(),
-        resource_id: Some("task-1".into()),
-        error: None,
-        done: false,
+    op(&mut app, 0, OpUpdate::new(OpState::Sent).with_id("task-1"));
+    // A confirmation first, naming the task and its devices; nothing sent yet.
+    assert!(press(&mut app, KeyCode::Char('c')).is_empty());
+    let Some(Overlay::Cancel { task, devices }) = &app.overlay else {
+        panic!("the cancel confirmation opens")
     };
-    update(&mut app, Msg::Worker(Box::new(Event::Op(0, sent))));
-    let commands = press(&mut app, KeyCode::Char('c'));
+    assert_eq!(task, "task-1");
+    assert_eq!(devices.len(), 1);
+    let commands = press(&mut app, KeyCode::Char('y'));
     assert!(
         matches!(commands.as_slice(), [Command::CancelTask { task_id }] if task_id == "task-1")
     );

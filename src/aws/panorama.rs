@@ -162,15 +162,13 @@ pub async fn job_status(client: &Client, job: &str) -> Result<String, ApiError> 
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    out.status()
-        .map(|s| s.as_str().to_string())
-        .ok_or_else(|| {
-            ApiError::new(
-                super::ErrorKind::Other,
-                "EmptyResponse",
-                format!("DescribeDeviceJob {job} returned no status"),
-            )
-        })
+    out.status().map(|s| s.as_str().to_string()).ok_or_else(|| {
+        ApiError::new(
+            super::ErrorKind::Other,
+            "EmptyResponse",
+            format!("DescribeDeviceJob {job} returned no status"),
+        )
+    })
 }
 
 /// Every job id the appliance has had: what reconciliation compares before and after a

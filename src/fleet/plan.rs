@@ -177,13 +177,12 @@ mod tests {
     #[test]
     fn a_device_named_twice_is_one_target() {
         let (a, b) = (pan("p1", "5.0.10"), snow("s1", "LOCKED"));
-        let plan = Plan::new(
-            Operation::Reboot,
-            SnowOptions::default(),
-            &[&a, &b, &a, &b],
-        );
+        let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &[&a, &b, &a, &b]);
         assert_eq!(plan.device_count(), 2);
-        assert_eq!(plan.calls(), "1 CreateJobForDevices (1 device each), 1 CreateTask (at most 10 targets each)");
+        assert_eq!(
+            plan.calls(),
+            "1 CreateJobForDevices (1 device each), 1 CreateTask (at most 10 targets each)"
+        );
     }
 
     #[test]

@@ -414,7 +414,12 @@ mod tests {
                 ],
             ),
             intent(Service::Panorama, &["a"], None, &["job-old"]),
-            outcome(Service::Panorama, Call::CreateJobForDevices, &["a"], Some("job-1")),
+            outcome(
+                Service::Panorama,
+                Call::CreateJobForDevices,
+                &["a"],
+                Some("job-1"),
+            ),
             // b was being sent when the process died: no outcome.
             intent(Service::Panorama, &["b"], None, &["job-b0"]),
             intent(Service::Snow, &["s1", "s2"], Some("tok-1"), &[]),

@@ -387,7 +387,10 @@ mod tests {
         assert!(s.in_flight());
         assert!(s.may_become(OpState::Sent));
         assert!(s.may_become(OpState::Failed));
-        assert!(!s.may_become(OpState::Paused), "a maybe-sent call is not unsent");
+        assert!(
+            !s.may_become(OpState::Paused),
+            "a maybe-sent call is not unsent"
+        );
     }
 
     #[test]
@@ -402,10 +405,7 @@ mod tests {
 
     #[test]
     fn service_states_map_to_the_machine() {
-        assert_eq!(
-            OpState::from_service("COMPLETED"),
-            Some(OpState::Succeeded)
-        );
+        assert_eq!(OpState::from_service("COMPLETED"), Some(OpState::Succeeded));
         assert_eq!(OpState::from_service("REJECTED"), Some(OpState::Failed));
         assert_eq!(
             OpState::from_service("REBOOTING"),
@@ -450,7 +450,10 @@ mod tests {
             book.apply(a, &OpUpdate::new(OpState::Running(Progress::Pending))),
             Applied::Ignored
         );
-        assert_eq!(book.get(a).map(|o| o.resource_id.clone()), Some(Some("j1".into())));
+        assert_eq!(
+            book.get(a).map(|o| o.resource_id.clone()),
+            Some(Some("j1".into()))
+        );
         assert!(book.open_plans().is_empty());
     }
 

@@ -191,7 +191,9 @@ fn quit(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         "Quitting stops sending: calls under way finish, the rest is kept in the journal as paused, and the next start offers to resume it. What was sent carries on.",
     ));
     text.push(Line::from(""));
-    text.push(Line::from("Quit now?  y quit · Ctrl-C again forces · any other key stays"));
+    text.push(Line::from(
+        "Quit now?  y quit · Ctrl-C again forces · any other key stays",
+    ));
     let block = ratatui::widgets::Block::bordered().title(" Quit ");
     frame.render_widget(
         Paragraph::new(text).block(block).wrap(Wrap { trim: true }),
@@ -201,7 +203,12 @@ fn quit(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 
 fn cancel(task: &str, devices: &[String], theme: &Theme, frame: &mut Frame, area: Rect) {
     let rect = dialog(frame, area, 72, 9);
-    let mut shown = devices.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
+    let mut shown = devices
+        .iter()
+        .take(6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if devices.len() > 6 {
         shown.push_str(&format!(" and {} more", devices.len() - 6));
     }
@@ -220,7 +227,12 @@ fn cancel(task: &str, devices: &[String], theme: &Theme, frame: &mut Frame, area
 }
 
 fn error_log(app: &App, scroll: usize, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let rect = dialog(frame, area, area.width.saturating_sub(4), area.height.saturating_sub(2));
+    let rect = dialog(
+        frame,
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
     let rows = usize::from(rect.height.saturating_sub(2)).max(1);
     let first = scroll.saturating_add(1).saturating_sub(rows);
     let lines: Vec<Line> = if app.error_log.is_empty() {
@@ -248,7 +260,9 @@ fn error_log(app: &App, scroll: usize, theme: &Theme, frame: &mut Frame, area: R
         app.error_log.len()
     ));
     frame.render_widget(
-        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
         rect,
     );
 }

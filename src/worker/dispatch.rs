@@ -155,12 +155,7 @@ fn busy(detail: String) -> ApiError {
 }
 
 /// Carries out one appliance's part. `busy` is why the appliance is skipped, if it is.
-pub(super) async fn panorama(
-    ctx: Ctx,
-    op: OpId,
-    device: String,
-    known_jobs: Option<Vec<String>>,
-) {
+pub(super) async fn panorama(ctx: Ctx, op: OpId, device: String, known_jobs: Option<Vec<String>>) {
     let client = match ctx.clients.panorama() {
         Ok(c) => c.clone(),
         Err(e) => return ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
@@ -224,7 +219,11 @@ async fn panorama_job(
         }
         None => {
             ctx.report(op, OpUpdate::new(OpState::Waiting));
-            match ctx.stop.unless(read_jobs(client, &ctx.limits, device)).await {
+            match ctx
+                .stop
+                .unless(read_jobs(client, &ctx.limits, device))
+                .await
+            {
                 None => return End::Paused,
                 Some(Err(e)) => return End::Failed(e),
                 Some(Ok(jobs)) => jobs,

@@ -63,7 +63,10 @@ enum Internal {
         abandoned: Vec<String>,
     },
     /// A CancelTask ended, as the operator is told.
-    Canceled { task: String, message: String },
+    Canceled {
+        task: String,
+        message: String,
+    },
     /// Something the operator should know, that stops nothing by itself.
     Warn(String),
 }

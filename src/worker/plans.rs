@@ -426,13 +426,19 @@ impl Worker {
                     _ => {}
                 }
             }
+            let nothing_left = unsent.is_empty() && unconfirmed.is_empty();
             let _ = self.journal(&Record::Paused {
-                plan,
+                plan: plan.clone(),
                 at: journal::now(),
                 unsent,
                 unconfirmed,
                 running,
             });
+            // Everything was sent: what still runs is the service's, and there is nothing to
+            // resume, so the plan is closed (the paused record names what was running).
+            if nothing_left {
+                self.end_plan(&plan);
+            }
         }
         let tally: Tally = self.book.tally();
         if let Some(done) = self.shutting_down.take() {
@@ -575,7 +581,9 @@ impl Worker {
             Some(&task),
         ) {
             self.canceling.remove(&task);
-            return self.emit(Event::Failure(format!("CancelTask {task} was not sent: {e}")));
+            return self.emit(Event::Failure(format!(
+                "CancelTask {task} was not sent: {e}"
+            )));
         }
         let client = self.clients.snow.clone();
         let tx = self.internal.clone();
