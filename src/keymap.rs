@@ -155,7 +155,7 @@ pub const BINDINGS: &[Binding] = &[
         "!",
         Action::ErrorLog,
         Scope::Everywhere,
-        "the error log: every error this session, repeats counted",
+        "error log",
     ),
     bind(
         &[(KeyCode::Esc, NONE)],
@@ -176,7 +176,7 @@ pub const BINDINGS: &[Binding] = &[
         "Ctrl-C",
         Action::ForceQuit,
         Scope::Everywhere,
-        "quit (asks if work is left; twice forces)",
+        "quit (twice forces)",
     ),
     bind(
         &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],

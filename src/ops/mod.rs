@@ -303,10 +303,8 @@ impl Book {
         if update.resource_id.is_some() {
             op.resource_id.clone_from(&update.resource_id);
         }
-        if update.error.is_some() || update.state.is_final() {
-            if let Some(e) = &update.error {
-                op.error = Some(e.clone());
-            }
+        if let Some(e) = &update.error {
+            op.error = Some(e.clone());
         }
         let plan = op.plan.clone();
         if update.state.is_final() && self.plan_done(&plan) {

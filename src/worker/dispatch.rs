@@ -382,10 +382,13 @@ async fn read_jobs(
     }
 }
 
+/// A Snow batch: its targets' operations, and the client token it was sent under, if it was.
+pub(super) type Batch = (Vec<(String, OpId)>, Option<String>);
+
 /// Carries out a plan's Snow part. Devices of fresh batches whose execution of another task
 /// has not ended are skipped as busy; the rest are batched again, 10 to a task. Resumed
 /// batches go as they were, under their journaled tokens.
-pub(super) async fn snow(ctx: Ctx, batches: Vec<(Vec<(String, OpId)>, Option<String>)>) {
+pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
     for (ops, _) in &batches {
         for (_, op) in ops {
             ctx.report(*op, OpUpdate::new(OpState::Waiting));
@@ -421,7 +424,7 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<(Vec<(String, OpId)>, Option<Str
             }
         }
     };
-    let mut work: Vec<(Vec<(String, OpId)>, Option<String>)> = batches
+    let mut work: Vec<Batch> = batches
         .into_iter()
         .filter(|(_, token)| token.is_some())
         .collect();

@@ -1,0 +1,203 @@
+//! `fleetdeck run` through the whole lifecycle against a simulator that outlives it: a
+//! repeated target, an empty filter, a SIGINT mid-rollout and `--resume`, a rerun that would
+//! overlap the stopped plan. The simulator's ledger is the judge of exactly once.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fleetdeck::sim::{QuotaMode, SimConfig, SimHandle};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn journal() -> PathBuf {
+    std::env::temp_dir().join(format!("fleetdeck-life-{}.jsonl", uuid::Uuid::new_v4()))
+}
+
+fn command(sim: &SimHandle, journal: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
+    c.arg("run")
+        .args(["--endpoint-url", &sim.endpoint])
+        .args(args)
+        .env("FLEETDECK_JOURNAL", journal)
+        .env("AWS_ACCESS_KEY_ID", &sim.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &sim.secret_access_key)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn output(sim: &SimHandle, journal: &Path, args: &[&str]) -> Output {
+    command(sim, journal, args)
+        .output()
+        .expect("fleetdeck runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Jobs and tasks created per device, from the ledger.
+fn sends(sim: &SimHandle) -> HashMap<String, usize> {
+    let mut per_device = HashMap::new();
+    for e in sim.ledger() {
+        if matches!(e.operation, "CreateJobForDevices" | "CreateTask") {
+            *per_device.entry(e.device_id.clone()).or_default() += 1;
+        }
+    }
+    per_device
+}
+
+async fn sim(quotas: QuotaMode) -> SimHandle {
+    fleetdeck::sim::start(SimConfig {
+        quotas,
+        // Fast enough that reboots end within the test, slow enough to be caught mid-way.
+        speed: 60.0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_named_twice_gets_one_job_and_the_run_ends() {
+    let sim = sim(QuotaMode::Off).await;
+    let j = journal();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "reboot",
+            "--devices",
+            "sea-dock-cam-01,sea-dock-cam-01,device-ptgz4jfebz9sdo78xrlgqnbqrm",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // sea-dock-cam-01 is device-ptgz…: a name and an id of one device are one target.
+    assert_eq!(summary["devices"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(sends(&sim).values().sum::<usize>(), 1, "{:?}", sim.ledger());
+    let _ = std::fs::remove_file(&j);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_blank_filter_is_refused_and_nothing_is_sent() {
+    let sim = sim(QuotaMode::Off).await;
+    let j = journal();
+    for filter in ["", "   "] {
+        let out = output(
+            &sim,
+            &j,
+            &["--action", "reboot", "--filter", filter, "--yes"],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--all"),
+            "the refusal names the fix: {stderr}"
+        );
+    }
+    assert!(sim.ledger().is_empty());
+}
+
+/// Waits until the ledger holds at least `n` sends.
+async fn until_sent(sim: &SimHandle, n: usize, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.ledger().len() < n {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("fleetdeck ended early ({status}): {err}");
+        }
+        assert!(Instant::now() < deadline, "the rollout did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_mid_rollout_pauses_and_resume_finishes_exactly_once() {
+    // AWS quotas: 1 create a second, so 14 appliances take 14 s and SIGINT lands mid-way.
+    let sim = sim(QuotaMode::Aws).await;
+    let j = journal();
+    let mut child = command(
+        &sim,
+        &j,
+        &["--action", "reboot", "--all", "--yes", "--output", "json"],
+    )
+    .spawn()
+    .expect("fleetdeck starts");
+    until_sent(&sim, 3, &mut child).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "work left: exit 3\n{stderr}");
+    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    assert!(stderr.contains("fleetdeck run --resume"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paused = summary["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["state"] == "PAUSED")
+        .count();
+    let sent_before = sim.ledger().len();
+    assert!(paused > 0, "the SIGINT came too late: {summary}");
+    assert!(sent_before < 23, "{sent_before}");
+    // Nothing is sent after the stop: the ledger does not move.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim.ledger().len(), sent_before);
+
+    // A rerun that would overlap the stopped plan is refused, naming it; nothing is sent.
+    let out = output(&sim, &j, &["--action", "reboot", "--all", "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("OverlapsUnfinishedPlan"), "{stderr}");
+    assert!(stderr.contains("fleetdeck run --resume"), "{stderr}");
+    assert_eq!(sim.ledger().len(), sent_before);
+
+    // Resumed headless: every device exactly once, all done (an offline appliance's job
+    // fails and an unreachable Snow device's execution times out: final, if not succeeded).
+    let out = output(&sim, &j, &["--resume", "--yes", "--output", "json"]);
+    let stderr = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for d in summary["devices"].as_array().unwrap() {
+        assert!(
+            ["COMPLETED", "SUCCEEDED", "FAILED", "TIMED_OUT"]
+                .contains(&d["state"].as_str().unwrap()),
+            "{d}"
+        );
+    }
+    let per_device = sends(&sim);
+    assert_eq!(
+        per_device.len(),
+        23,
+        "every device was sent to: {per_device:?}"
+    );
+    assert!(
+        per_device.values().all(|n| *n == 1),
+        "a device got two operations: {per_device:?}"
+    );
+    // Nothing is left to resume.
+    let out = output(&sim, &j, &["--resume", "--yes"]);
+    assert!(text(&out.stderr).contains("nothing to resume"));
+    let _ = std::fs::remove_file(&j);
+}
