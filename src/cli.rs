@@ -94,7 +94,6 @@ pub enum Output {
 #[command(group(
     clap::ArgGroup::new("targets")
         .args(["devices", "all", "filter"])
-        .required(true)
         .conflicts_with_all(["resume", "discard"])
 ))]
 pub struct RunArgs {

@@ -72,6 +72,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     if args.session.read_only {
         bail!("--read-only: `run` changes devices, so there is nothing it may do");
     }
+    let targets = !args.devices.is_empty() || args.all || args.filter.is_some();
+    if !targets && args.resume.is_none() && args.discard.is_none() {
+        bail!(
+            "name the devices: --devices ID,... , --all or --filter EXPR (or --resume / --discard an unfinished plan)"
+        );
+    }
     if let Some(f) = &args.filter
         && f.trim().is_empty()
     {

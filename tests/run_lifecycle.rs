@@ -198,6 +198,7 @@ async fn sigint_mid_rollout_pauses_and_resume_finishes_exactly_once() {
     );
     // Nothing is left to resume.
     let out = output(&sim, &j, &["--resume", "--yes"]);
-    assert!(text(&out.stderr).contains("nothing to resume"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("nothing to resume"), "{stderr}");
     let _ = std::fs::remove_file(&j);
 }

@@ -9,8 +9,25 @@ use std::time::{Duration, Instant};
 use fleetdeck::sim::{QuotaMode, SimConfig};
 use pty::{ENTER, Tui};
 
+/// How the first run is stopped mid-rollout.
+enum Stop {
+    /// SIGKILL: no chance to write anything.
+    Kill,
+    /// Ctrl-C (it asks), then Ctrl-C again (it forces): dispatch stops, the rest is paused.
+    CtrlCTwice,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_killed_midway_resumes_without_sending_twice() {
+    stopped_midway_then_resumed(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_midway_pauses_and_the_restart_resumes_without_sending_twice() {
+    stopped_midway_then_resumed(Stop::CtrlCTwice).await;
+}
+
+async fn stopped_midway_then_resumed(stop: Stop) {
     let sim = fleetdeck::sim::start(SimConfig {
         quotas: QuotaMode::Aws,
         ..SimConfig::default()
@@ -48,16 +65,33 @@ async fn a_rollout_killed_midway_resumes_without_sending_twice() {
         assert!(Instant::now() < deadline, "the rollout did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tui.crash();
+    match stop {
+        Stop::Kill => tui.crash(),
+        Stop::CtrlCTwice => {
+            tui.send("\x03");
+            tui.wait_for("not yet sent");
+            tui.send("\x03");
+            // Work was left: the exit status says so, and the terminal names what is kept.
+            let screen = tui.expect_exit_with("Ctrl-C twice", false);
+            assert!(screen.contains("not yet sent"), "{screen}");
+            assert!(screen.contains("start fleetdeck again"), "{screen}");
+        }
+    }
     let sent_before = sim.ledger().len();
     assert!(
         sent_before < 14,
-        "the kill came too late to test anything: {sent_before} sent"
+        "the stop came too late to test anything: {sent_before} sent"
     );
+    // Nothing more goes out once it has stopped.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim.ledger().len(), sent_before, "sent after the stop");
 
     // Restart on the same journal: the plan is offered, and resumed.
     let mut tui = Tui::start_with(&args, &env, journal.clone());
-    tui.wait_for("Unfinished plan");
+    let offer = tui.wait_for("Unfinished plan");
+    if matches!(stop, Stop::CtrlCTwice) {
+        assert!(offer.contains("stopped by a quit or a signal"), "{offer}");
+    }
     tui.send("r");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

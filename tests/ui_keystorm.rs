@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use fleetdeck::app::{self, App, Msg};
 use fleetdeck::aws::{ApiError, Connection, ErrorKind};
-use fleetdeck::fleet::{Device, Service};
+use fleetdeck::fleet::{Device, Operation, Service};
 use fleetdeck::ops::{OpState, OpUpdate, Progress};
-use fleetdeck::worker::Event;
+use fleetdeck::worker::{Command, Event, Resumable};
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -38,13 +38,17 @@ enum Step {
     Devices(usize),
     Listed(usize),
     Op(usize, u8),
+    /// The worker started a plan: rows with Snow task ids.
+    Started(usize),
+    /// The journal offers an unfinished plan.
+    Unfinished,
     Tick(u64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     let chars = prop::sample::select(vec![
         'j', 'k', 'g', 'G', 's', 'S', ' ', 'a', 'A', 'o', 'b', 'u', 'c', 'y', 'n', '/', '?', 'R',
-        '1', '0', ';', 'x', '=', 'q',
+        '1', '0', ';', 'x', '=', 'q', 'r', 'd', '!',
     ]);
     let codes = prop::sample::select(vec![
         KeyCode::Up,
@@ -69,12 +73,34 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..40).prop_map(Step::Devices),
         1 => (0usize..40).prop_map(Step::Listed),
         2 => (0usize..30, 0u8..4).prop_map(|(id, s)| Step::Op(id, s)),
+        1 => (1usize..12).prop_map(Step::Started),
+        1 => Just(Step::Unfinished),
         1 => (0u64..10_000).prop_map(Step::Tick),
     ]
 }
 
-fn apply(app: &mut App, step: Step, t0: Instant) {
+fn apply(app: &mut App, step: Step, t0: Instant) -> Vec<Command> {
     let msg = match step {
+        Step::Started(n) => {
+            let ops = fleet(n)
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i, d.key()))
+                .collect();
+            Msg::Worker(Box::new(Event::PlanStarted {
+                plan: "p".into(),
+                operation: Operation::Reboot,
+                ops,
+                resumed: false,
+            }))
+        }
+        Step::Unfinished => Msg::Worker(Box::new(Event::Unfinished(Resumable {
+            plan: "old".into(),
+            at: 0,
+            operation: Operation::Reboot,
+            pending: fleet(3).iter().map(Device::key).collect(),
+            paused: true,
+        }))),
         Step::Key(k) => Msg::Key(k),
         Step::Resize(w, h) => Msg::Resize(w, h),
         Step::Devices(n) => Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet(n)))),
@@ -102,7 +128,7 @@ fn apply(app: &mut App, step: Step, t0: Instant) {
         }
         Step::Tick(ms) => Msg::Tick(t0 + Duration::from_millis(ms)),
     };
-    app::update(app, msg);
+    app::update(app, msg)
 }
 
 proptest! {
@@ -116,14 +142,7 @@ proptest! {
         read_only in any::<bool>(),
     ) {
         let t0 = Instant::now();
-        let connection = Connection {
-            profile: "demo".into(),
-            region: "us-east-1".into(),
-            panorama_endpoint: "http://127.0.0.1:1".into(),
-            snow_endpoint: "http://127.0.0.1:1".into(),
-            demo: true,
-        };
-        let mut app = App::new(connection, true, t0);
+        let mut app = App::new(connection(), true, t0);
         app.read_only = read_only;
         app::update(&mut app, Msg::Worker(Box::new(Event::DevicesPage(Service::Snow, fleet(12)))));
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -131,5 +150,37 @@ proptest! {
             apply(&mut app, step, t0);
             terminal.draw(|f| fleetdeck::ui::draw(&app, f)).unwrap();
         }
+    }
+
+    #[test]
+    fn read_only_never_asks_for_a_change(steps in prop::collection::vec(step(), 0..200)) {
+        let t0 = Instant::now();
+        let mut app = App::new(connection(), true, t0);
+        app.read_only = true;
+        app::update(&mut app, Msg::Worker(Box::new(Event::DevicesPage(Service::Snow, fleet(12)))));
+        for step in steps {
+            for command in apply(&mut app, step, t0) {
+                prop_assert!(
+                    !matches!(
+                        command,
+                        Command::Dispatch(_)
+                            | Command::Resume { .. }
+                            | Command::Discard { .. }
+                            | Command::CancelTask { .. }
+                    ),
+                    "read-only asked for {command:?}"
+                );
+            }
+        }
+    }
+}
+
+fn connection() -> Connection {
+    Connection {
+        profile: "demo".into(),
+        region: "us-east-1".into(),
+        panorama_endpoint: "http://127.0.0.1:1".into(),
+        snow_endpoint: "http://127.0.0.1:1".into(),
+        demo: true,
     }
 }

@@ -169,7 +169,13 @@ impl Tui {
         self.expect_exit_with(how, true);
     }
 
-    pub fn expect_exit_with(mut self, how: &str, success: bool) {
+    fn alternate(&self) -> bool {
+        self.screen.lock().unwrap().screen().alternate_screen()
+    }
+
+    /// Waits for the exit, checks its status and the terminal left behind, and returns the
+    /// screen as the program left it (what it printed after restoring the terminal).
+    pub fn expect_exit_with(mut self, how: &str, success: bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -187,18 +193,32 @@ impl Tui {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Let the reader take in what the program wrote last.
-        std::thread::sleep(Duration::from_millis(300));
+        // The reader takes in what the program wrote last: wait for the main screen, then for
+        // the text on it to stop changing.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.alternate() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            !self.screen.lock().unwrap().screen().alternate_screen(),
+            !self.alternate(),
             "{how} left the terminal on the alternate screen"
         );
+        let mut last = self.contents();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.contents();
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
         let termios = self.master.get_termios().expect("the terminal's modes");
         let cooked = nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO;
         assert!(
             termios.local_flags.contains(cooked),
             "{how} left the terminal in raw mode"
         );
+        last
     }
 
     pub fn quit(mut self) {
