@@ -159,6 +159,10 @@ pub struct SimArgs {
     /// Fraction (0 to 1) of API calls that take effect, then lose their connection.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Let an appliance with an unfinished job take another instead of answering 409
+    /// ConflictException.
+    #[arg(long)]
+    pub allow_concurrent_jobs: bool,
     /// Enforce Panorama's AWS quotas, or lift them.
     #[arg(long, value_enum, default_value = "aws")]
     pub quotas: Quotas,

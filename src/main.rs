@@ -56,6 +56,7 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
         jitter: Duration::from_millis(args.jitter_ms),
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
+        busy_conflicts: !args.allow_concurrent_jobs,
         quotas: match args.quotas {
             Quotas::Aws => QuotaMode::Aws,
             Quotas::Off => QuotaMode::Off,

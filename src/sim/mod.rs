@@ -57,6 +57,9 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// Fraction of API calls whose connection is dropped after the call took effect.
     pub drop_rate: f64,
+    /// An appliance with an unfinished job refuses another with 409 ConflictException.
+    /// Off, it takes the second job as a service without that rule would.
+    pub busy_conflicts: bool,
     pub quotas: QuotaMode,
     pub verbose: bool,
 }
@@ -75,6 +78,7 @@ impl Default for SimConfig {
             jitter: Duration::ZERO,
             error_rate: 0.0,
             drop_rate: 0.0,
+            busy_conflicts: true,
             quotas: QuotaMode::Aws,
             verbose: false,
         }

@@ -70,7 +70,8 @@ pub struct Device {
     pub tags: BTreeMap<String, String>,
     pub ip: String,
     latest_job: Option<usize>,
-    active_job: Option<usize>,
+    /// Unfinished jobs, oldest first: at most one unless busy conflicts are off.
+    active_jobs: Vec<usize>,
 }
 
 impl Device {
@@ -105,7 +106,7 @@ impl Device {
             tags,
             ip,
             latest_job: None,
-            active_job: None,
+            active_jobs: Vec::new(),
         }
     }
 }
@@ -160,22 +161,27 @@ impl Panorama {
     /// Applies every job that has ended by `now` to its device.
     pub fn advance(&mut self, now: f64) {
         let jobs = &self.jobs;
-        let devices = &mut self.devices;
+        let mut ended = Vec::new();
         self.active.retain(|&j| {
-            let job = &jobs[j];
-            if !job.timeline.ended_at(now) {
-                return true;
+            let done = jobs[j].timeline.ended_at(now);
+            if done {
+                ended.push(j);
             }
-            let device = &mut devices[job.device];
+            !done
+        });
+        // In the order they ended: of two jobs on one appliance, the later end has the last word.
+        ended.sort_by(|&a, &b| jobs[a].timeline.end().total_cmp(&jobs[b].timeline.end()));
+        for j in ended {
+            let job = &self.jobs[j];
+            let device = &mut self.devices[job.device];
             if job.timeline.final_state() == "COMPLETED"
                 && let Some(v) = &job.image_version
             {
                 device.current_software = v.clone();
             }
             device.last_updated = job.timeline.end();
-            device.active_job = None;
-            false
-        });
+            device.active_jobs.retain(|&a| a != j);
+        }
     }
 
     fn aggregated_status(&self, d: &Device, now: f64) -> &'static str {
@@ -185,8 +191,10 @@ impl Panorama {
         if !d.online {
             return "OFFLINE";
         }
-        if let Some(j) = d.active_job
-            && self.jobs[j].timeline.state_at(now) == "REBOOTING"
+        // With concurrent jobs, any of them rebooting the appliance makes it REBOOTING.
+        if d.active_jobs
+            .iter()
+            .any(|&j| self.jobs[j].timeline.state_at(now) == "REBOOTING")
         {
             return "REBOOTING";
         }
@@ -386,7 +394,9 @@ impl Panorama {
 
         let device_index = self.device(&ids[0])?;
         let device = &self.devices[device_index];
-        if let Some(active) = device.active_job {
+        if ctx.busy_conflicts
+            && let Some(&active) = device.active_jobs.last()
+        {
             let job = &self.jobs[active];
             return Err(ApiError::conflict(format!(
                 "Device {} already has a job in progress: {} ({}, {})",
@@ -419,7 +429,7 @@ impl Panorama {
         self.active.push(job);
         let device = &mut self.devices[device_index];
         device.latest_job = Some(job);
-        device.active_job = Some(job);
+        device.active_jobs.push(job);
         ctx.ledger.record(LedgerEntry {
             seq: 0,
             region: ctx.region.to_string(),

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 use super::check::{ApiRequest, serialization};
 use super::state::Ctx;
 use super::wire::{ApiError, ApiResult, Service, json_response};
-use super::{QuotaMode, Shared, World, auth};
+use super::{QuotaMode, Shared, SimConfig, World, auth};
 
 const MAX_BODY: usize = 1 << 20;
 
@@ -336,6 +336,7 @@ fn call(
         let mut world = shared.world();
         run(
             &mut world,
+            &shared.config,
             &scope.region,
             service,
             route.operation,
@@ -378,6 +379,7 @@ fn decide_fault(shared: &Shared, mutating: bool) -> Fault {
 
 fn run(
     world: &mut World,
+    config: &SimConfig,
     region: &str,
     service: Service,
     operation: &str,
@@ -400,6 +402,7 @@ fn run(
         region,
         rng,
         ledger,
+        busy_conflicts: config.busy_conflicts,
     };
     match (service, operation) {
         (Service::Panorama, "ListDevices") => fleet.panorama.list_devices(req, now),
