@@ -163,6 +163,9 @@ pub struct SimArgs {
     /// ConflictException.
     #[arg(long)]
     pub allow_concurrent_jobs: bool,
+    /// Panorama ListDevices answers from a snapshot up to N simulated seconds old.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub stale_secs: u64,
     /// Enforce Panorama's AWS quotas, or lift them.
     #[arg(long, value_enum, default_value = "aws")]
     pub quotas: Quotas,

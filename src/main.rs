@@ -57,6 +57,7 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         busy_conflicts: !args.allow_concurrent_jobs,
+        stale_reads: Duration::from_secs(args.stale_secs),
         quotas: match args.quotas {
             Quotas::Aws => QuotaMode::Aws,
             Quotas::Off => QuotaMode::Off,

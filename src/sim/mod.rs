@@ -60,6 +60,9 @@ pub struct SimConfig {
     /// An appliance with an unfinished job refuses another with 409 ConflictException.
     /// Off, it takes the second job as a service without that rule would.
     pub busy_conflicts: bool,
+    /// Panorama ListDevices answers from a snapshot of each region's appliances that is up
+    /// to this old in simulated time; zero answers from the current state.
+    pub stale_reads: Duration,
     pub quotas: QuotaMode,
     pub verbose: bool,
 }
@@ -79,6 +82,7 @@ impl Default for SimConfig {
             error_rate: 0.0,
             drop_rate: 0.0,
             busy_conflicts: true,
+            stale_reads: Duration::ZERO,
             quotas: QuotaMode::Aws,
             verbose: false,
         }

@@ -405,7 +405,11 @@ fn run(
         busy_conflicts: config.busy_conflicts,
     };
     match (service, operation) {
-        (Service::Panorama, "ListDevices") => fleet.panorama.list_devices(req, now),
+        (Service::Panorama, "ListDevices") => {
+            fleet
+                .panorama
+                .list_devices(req, now, config.stale_reads.as_secs_f64())
+        }
         (Service::Panorama, "DescribeDevice") => fleet.panorama.describe_device(req, now),
         (Service::Panorama, "CreateJobForDevices") => fleet.panorama.create_job(req, &mut ctx),
         (Service::Panorama, "ListDevicesJobs") => fleet.panorama.list_jobs(req),
