@@ -159,6 +159,11 @@ pub struct SimArgs {
     /// Fraction (0 to 1) of API calls that take effect, then lose their connection.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Hit exactly one call: the NTH call of OPERATION (CreateJobForDevices, or
+    /// panorama:ListDevices for one service's), with KIND fail_before, fail_after, drop_after
+    /// or delay:MS. Repeatable.
+    #[arg(long = "fault", value_name = "OPERATION:NTH:KIND[:MS]")]
+    pub faults: Vec<sim::FaultRule>,
     /// Let an appliance with an unfinished job take another instead of answering 409
     /// ConflictException.
     #[arg(long)]
