@@ -176,6 +176,18 @@ pub struct SimArgs {
     /// Fraction (0 to 1) of API calls that take effect, then lose their connection.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Hit exactly one call: the NTH call of OPERATION (CreateJobForDevices, or
+    /// panorama:ListDevices for one service's), with KIND fail_before, fail_after, drop_after
+    /// or delay:MS. Repeatable.
+    #[arg(long = "fault", value_name = "OPERATION:NTH:KIND[:MS]")]
+    pub faults: Vec<sim::FaultRule>,
+    /// Let an appliance with an unfinished job take another instead of answering 409
+    /// ConflictException.
+    #[arg(long)]
+    pub allow_concurrent_jobs: bool,
+    /// Panorama ListDevices answers from a snapshot up to N simulated seconds old.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub stale_secs: u64,
     /// Enforce Panorama's AWS quotas, or lift them.
     #[arg(long, value_enum, default_value = "aws")]
     pub quotas: Quotas,

@@ -62,6 +62,9 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
         jitter: Duration::from_millis(args.jitter_ms),
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
+        faults: args.faults,
+        busy_conflicts: !args.allow_concurrent_jobs,
+        stale_reads: Duration::from_secs(args.stale_secs),
         quotas: match args.quotas {
             Quotas::Aws => QuotaMode::Aws,
             Quotas::Off => QuotaMode::Off,

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod check;
+mod faults;
 pub mod fleet;
 mod panorama;
 mod quota;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use faults::{FaultRule, FaultStatus, TargetedFault};
 pub use fleet::{DEMO_FLEET, FleetSource};
 pub use state::LedgerEntry;
 pub use wire::Service;
@@ -57,6 +59,14 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// Fraction of API calls whose connection is dropped after the call took effect.
     pub drop_rate: f64,
+    /// Targeted faults, each hitting one call; more can be added while running.
+    pub faults: Vec<FaultRule>,
+    /// An appliance with an unfinished job refuses another with 409 ConflictException.
+    /// Off, it takes the second job as a service without that rule would.
+    pub busy_conflicts: bool,
+    /// Panorama ListDevices answers from a snapshot of each region's appliances that is up
+    /// to this old in simulated time; zero answers from the current state.
+    pub stale_reads: Duration,
     pub quotas: QuotaMode,
     pub verbose: bool,
 }
@@ -75,6 +85,9 @@ impl Default for SimConfig {
             jitter: Duration::ZERO,
             error_rate: 0.0,
             drop_rate: 0.0,
+            faults: Vec::new(),
+            busy_conflicts: true,
+            stale_reads: Duration::ZERO,
             quotas: QuotaMode::Aws,
             verbose: false,
         }
@@ -95,6 +108,7 @@ struct Shared {
     world: Mutex<World>,
     /// Fault rolls use their own stream so that turning faults on leaves ids unchanged.
     faults: Mutex<ChaCha8Rng>,
+    targeted: Mutex<faults::Rules>,
     quotas: Mutex<quota::Quotas>,
     /// Signed, routed calls per "service:Operation", throttled ones included: what a bill
     /// or a quota would count.
@@ -109,6 +123,10 @@ impl Shared {
 
     fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn targeted(&self) -> std::sync::MutexGuard<'_, faults::Rules> {
+        self.targeted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -135,6 +153,19 @@ impl SimHandle {
     /// Calls received per "service:Operation" (signing name), throttled ones included.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.calls().clone()
+    }
+
+    /// Adds a targeted fault; its nth call is counted from now. A rule naming an operation
+    /// the simulator does not serve, or an nth of 0, is refused.
+    pub fn add_fault(&self, rule: FaultRule) -> anyhow::Result<()> {
+        rule.check().map_err(anyhow::Error::msg)?;
+        self.shared.targeted().add(rule);
+        Ok(())
+    }
+
+    /// Every targeted fault in the order added, with whether it has fired.
+    pub fn faults(&self) -> Vec<FaultStatus> {
+        self.shared.targeted().statuses()
     }
 
     /// Moves simulated time forward at once, so a test can step a job through its states.
@@ -170,6 +201,11 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
             "{name} must be between 0 and 1, not {p}"
         );
     }
+    let mut targeted = faults::Rules::default();
+    for rule in &config.faults {
+        rule.check().map_err(anyhow::Error::msg)?;
+        targeted.add(rule.clone());
+    }
     let clock = state::Clock::new(config.speed);
     let built = fleet::build(
         &config.fleet,
@@ -191,6 +227,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     };
     let shared = Arc::new(Shared {
         faults: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(2))),
+        targeted: Mutex::new(targeted),
         quotas: Mutex::new(quota::Quotas::default()),
         calls: Mutex::new(BTreeMap::new()),
         world: Mutex::new(world),

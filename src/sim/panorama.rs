@@ -70,7 +70,8 @@ pub struct Device {
     pub tags: BTreeMap<String, String>,
     pub ip: String,
     latest_job: Option<usize>,
-    active_job: Option<usize>,
+    /// Unfinished jobs, oldest first: at most one unless busy conflicts are off.
+    active_jobs: Vec<usize>,
 }
 
 impl Device {
@@ -105,9 +106,26 @@ impl Device {
             tags,
             ip,
             latest_job: None,
-            active_job: None,
+            active_jobs: Vec::new(),
         }
     }
+}
+
+/// What ListDevices shows of an appliance's changing state at one moment.
+#[derive(Debug, Clone)]
+struct Seen {
+    status: &'static str,
+    software: String,
+    last_updated: f64,
+    /// The newest job and its state at that moment.
+    latest_job: Option<(usize, &'static str)>,
+}
+
+/// Every appliance as ListDevices saw it at `taken` (simulated time), for stale reads.
+#[derive(Debug)]
+struct Snapshot {
+    taken: f64,
+    seen: Vec<Seen>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +149,8 @@ pub struct Panorama {
     job_by_id: HashMap<String, usize>,
     /// Jobs whose end has not been applied to their device yet.
     active: Vec<usize>,
+    /// The view stale ListDevices answers come from, when they are on.
+    snapshot: Option<Snapshot>,
 }
 
 impl Panorama {
@@ -150,6 +170,7 @@ impl Panorama {
             jobs: Vec::new(),
             job_by_id: HashMap::new(),
             active: Vec::new(),
+            snapshot: None,
         }
     }
 
@@ -160,22 +181,27 @@ impl Panorama {
     /// Applies every job that has ended by `now` to its device.
     pub fn advance(&mut self, now: f64) {
         let jobs = &self.jobs;
-        let devices = &mut self.devices;
+        let mut ended = Vec::new();
         self.active.retain(|&j| {
-            let job = &jobs[j];
-            if !job.timeline.ended_at(now) {
-                return true;
+            let done = jobs[j].timeline.ended_at(now);
+            if done {
+                ended.push(j);
             }
-            let device = &mut devices[job.device];
+            !done
+        });
+        // In the order they ended: of two jobs on one appliance, the later end has the last word.
+        ended.sort_by(|&a, &b| jobs[a].timeline.end().total_cmp(&jobs[b].timeline.end()));
+        for j in ended {
+            let job = &self.jobs[j];
+            let device = &mut self.devices[job.device];
             if job.timeline.final_state() == "COMPLETED"
                 && let Some(v) = &job.image_version
             {
                 device.current_software = v.clone();
             }
             device.last_updated = job.timeline.end();
-            device.active_job = None;
-            false
-        });
+            device.active_jobs.retain(|&a| a != j);
+        }
     }
 
     fn aggregated_status(&self, d: &Device, now: f64) -> &'static str {
@@ -185,8 +211,10 @@ impl Panorama {
         if !d.online {
             return "OFFLINE";
         }
-        if let Some(j) = d.active_job
-            && self.jobs[j].timeline.state_at(now) == "REBOOTING"
+        // With concurrent jobs, any of them rebooting the appliance makes it REBOOTING.
+        if d.active_jobs
+            .iter()
+            .any(|&j| self.jobs[j].timeline.state_at(now) == "REBOOTING")
         {
             return "REBOOTING";
         }
@@ -196,30 +224,38 @@ impl Panorama {
         "ONLINE"
     }
 
-    fn latest_job_json(&self, d: &Device, now: f64) -> Value {
-        d.latest_job.map_or(Value::Null, |j| {
+    fn seen(&self, d: &Device, now: f64) -> Seen {
+        Seen {
+            status: self.aggregated_status(d, now),
+            software: d.current_software.clone(),
+            last_updated: d.last_updated,
+            latest_job: d
+                .latest_job
+                .map(|j| (j, self.jobs[j].timeline.state_at(now))),
+        }
+    }
+
+    fn latest_job_json(&self, seen: &Seen) -> Value {
+        seen.latest_job.map_or(Value::Null, |(j, state)| {
             let job = &self.jobs[j];
             object([
                 ("ImageVersion", opt_str(&job.image_version)),
                 ("JobType", job.job_type.into()),
-                ("Status", job.timeline.state_at(now).into()),
+                ("Status", state.into()),
             ])
         })
     }
 
-    fn device_summary(&self, d: &Device, now: f64) -> Value {
+    fn device_summary(&self, d: &Device, seen: &Seen) -> Value {
         object([
             ("Brand", d.brand.clone().into()),
             ("CreatedTime", epoch(d.created)),
-            ("CurrentSoftware", d.current_software.clone().into()),
+            ("CurrentSoftware", seen.software.clone().into()),
             ("Description", opt_str(&d.description)),
-            (
-                "DeviceAggregatedStatus",
-                self.aggregated_status(d, now).into(),
-            ),
+            ("DeviceAggregatedStatus", seen.status.into()),
             ("DeviceId", d.id.clone().into()),
-            ("LastUpdatedTime", epoch(d.last_updated)),
-            ("LatestDeviceJob", self.latest_job_json(d, now)),
+            ("LastUpdatedTime", epoch(seen.last_updated)),
+            ("LatestDeviceJob", self.latest_job_json(seen)),
             ("Name", d.name.clone().into()),
             ("ProvisioningStatus", d.provisioning.clone().into()),
             ("Tags", json!(d.tags)),
@@ -235,7 +271,9 @@ impl Panorama {
         })
     }
 
-    pub fn list_devices(&self, req: &ApiRequest, now: f64) -> ApiResult {
+    /// `stale` > 0 answers from a snapshot taken at most that many simulated seconds ago:
+    /// the first call takes one, and it is renewed by the first call after it has aged.
+    pub fn list_devices(&mut self, req: &ApiRequest, now: f64, stale: f64) -> ApiResult {
         let status = req.query("DeviceAggregatedStatusFilter");
         let name = req.query("NameFilter");
         let sort_by = req.query("SortBy").unwrap_or("CREATED_TIME");
@@ -254,15 +292,30 @@ impl Panorama {
         check_token(&mut c, token);
         c.finish(Service::Panorama)?;
 
-        let mut rows: Vec<(&Device, &'static str)> = self
-            .devices
-            .iter()
-            .map(|d| (d, self.aggregated_status(d, now)))
-            .filter(|(d, s)| {
-                status.is_none_or(|f| f == *s) && name.is_none_or(|n| d.name.starts_with(n))
+        if stale > 0.0
+            && self
+                .snapshot
+                .as_ref()
+                .is_none_or(|s| now - s.taken >= stale)
+        {
+            let seen = self.devices.iter().map(|d| self.seen(d, now)).collect();
+            self.snapshot = Some(Snapshot { taken: now, seen });
+        }
+        let snapshot = self.snapshot.as_ref().filter(|_| stale > 0.0);
+        let status_of = |i: usize| match snapshot {
+            Some(s) => s.seen[i].status,
+            None => self.aggregated_status(&self.devices[i], now),
+        };
+
+        let mut rows: Vec<(usize, &'static str)> = (0..self.devices.len())
+            .map(|i| (i, status_of(i)))
+            .filter(|&(i, s)| {
+                status.is_none_or(|f| f == s)
+                    && name.is_none_or(|n| self.devices[i].name.starts_with(n))
             })
             .collect();
-        rows.sort_by(|(a, sa), (b, sb)| {
+        rows.sort_by(|&(a, sa), &(b, sb)| {
+            let (a, b) = (&self.devices[a], &self.devices[b]);
             let primary = match sort_by {
                 "DEVICE_ID" => a.id.cmp(&b.id),
                 "NAME" => a.name.cmp(&b.name),
@@ -282,7 +335,13 @@ impl Panorama {
         let (rows, next) = page.cut(rows);
         let devices: Vec<Value> = rows
             .iter()
-            .map(|(d, _)| self.device_summary(d, now))
+            .map(|&(i, _)| {
+                let d = &self.devices[i];
+                match snapshot {
+                    Some(s) => self.device_summary(d, &s.seen[i]),
+                    None => self.device_summary(d, &self.seen(d, now)),
+                }
+            })
             .collect();
         Ok(object([
             ("Devices", devices.into()),
@@ -302,7 +361,7 @@ impl Panorama {
         } else {
             "NOT_CONNECTED"
         };
-        let mut out = self.device_summary(d, now);
+        let mut out = self.device_summary(d, &self.seen(d, now));
         let extra = object([
             ("AlternateSoftwares", json!([])),
             ("Arn", d.arn.clone().into()),
@@ -386,7 +445,9 @@ impl Panorama {
 
         let device_index = self.device(&ids[0])?;
         let device = &self.devices[device_index];
-        if let Some(active) = device.active_job {
+        if ctx.busy_conflicts
+            && let Some(&active) = device.active_jobs.last()
+        {
             let job = &self.jobs[active];
             return Err(ApiError::conflict(format!(
                 "Device {} already has a job in progress: {} ({}, {})",
@@ -419,7 +480,7 @@ impl Panorama {
         self.active.push(job);
         let device = &mut self.devices[device_index];
         device.latest_job = Some(job);
-        device.active_job = Some(job);
+        device.active_jobs.push(job);
         ctx.ledger.record(LedgerEntry {
             seq: 0,
             region: ctx.region.to_string(),

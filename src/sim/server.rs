@@ -1,6 +1,6 @@
 //! The listener: hyper serves HTTP/1.1; each request is authenticated, routed by the SigV4
-//! scope's service and its method and path, metered, exposed to the configured faults and
-//! handed to the service's handler under the world lock.
+//! scope's service and its method and path, metered, exposed to the configured faults (random
+//! rates and targeted rules) and handed to the service's handler under the world lock.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -18,9 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::check::{ApiRequest, serialization};
+use super::faults::{self, FaultStatus, TargetedFault};
 use super::state::Ctx;
 use super::wire::{ApiError, ApiResult, Service, json_response};
-use super::{QuotaMode, Shared, World, auth};
+use super::{QuotaMode, Shared, SimConfig, World, auth};
 
 const MAX_BODY: usize = 1 << 20;
 
@@ -132,6 +133,21 @@ const ROUTES: &[Route] = &[
     ),
 ];
 
+/// Whether an operation of that name is served (by `service`, or by either when `None`).
+pub(super) fn serves(service: Option<Service>, operation: &str) -> bool {
+    ROUTES
+        .iter()
+        .any(|r| r.operation == operation && service.is_none_or(|s| s == r.service))
+}
+
+/// Every operation served, as a fault rule may name it.
+pub(super) fn operation_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = ROUTES.iter().map(|r| r.operation).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Finds the route and decodes its path parameters.
 fn find_route(
     service: Service,
@@ -217,15 +233,6 @@ async fn handle(
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    if parts.uri.path().starts_with("/_fleetdeck/") {
-        return Ok(admin(&shared, &parts, &request_id));
-    }
-
-    let config = &shared.config;
-    let delay = config.latency + config.jitter.mul_f64(roll(&shared));
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -233,18 +240,17 @@ async fn handle(
             return Ok(e.into_response(None, &request_id));
         }
     };
-
-    let (label, outcome) = call(&shared, &parts, &body, &request_id);
-    if config.verbose {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let status = match &outcome {
-            Outcome::Answer(r) => r.status().as_u16().to_string(),
-            Outcome::Drop => "dropped".to_string(),
-        };
-        // A closed stdout must not take the server down with it.
-        let _ = writeln!(std::io::stdout(), "{label} {status} {ms:.1}ms");
+    if parts.uri.path().starts_with("/_fleetdeck/") {
+        return Ok(admin(&shared, &parts, &body, &request_id));
     }
-    match outcome {
+
+    let config = &shared.config;
+    let delay = config.latency + config.jitter.mul_f64(roll(&shared));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+
+    match call(shared, &parts, body, &request_id, started).await {
         Outcome::Answer(response) => Ok(response),
         Outcome::Drop => {
             kill.notify_one();
@@ -258,13 +264,86 @@ enum Outcome {
     Drop,
 }
 
-/// Authenticates, routes and runs one API call; returns a label for the log and the outcome.
-fn call(
+/// A call that passed authentication, routing and the quotas, with the faults it drew.
+struct Admitted {
+    label: String,
+    region: String,
+    service: Service,
+    operation: &'static str,
+    params: Vec<String>,
+    fault: Fault,
+    /// How long a targeted fault holds the call before it takes effect.
+    hold: Duration,
+}
+
+/// What admission made of a call.
+enum Admission {
+    Admitted(Admitted),
+    /// Refused before any fault was drawn: a label for the log and the answer.
+    Refused(String, Outcome),
+}
+
+/// Runs one API call and logs it.
+async fn call(
+    shared: Arc<Shared>,
+    parts: &http::request::Parts,
+    body: Bytes,
+    request_id: &str,
+    started: Instant,
+) -> Outcome {
+    let admitted = match admit(&shared, parts, &body, request_id) {
+        Admission::Admitted(admitted) => admitted,
+        Admission::Refused(label, outcome) => {
+            log(&shared, &label, &outcome, started);
+            return outcome;
+        }
+    };
+    let query = parts.uri.query().map(str::to_string);
+    if admitted.hold.is_zero() {
+        return execute(
+            &shared,
+            admitted,
+            query.as_deref(),
+            &body,
+            request_id,
+            started,
+        );
+    }
+    // A client that gives up on a held call closes its connection and hyper drops this
+    // future; the call must land anyway, as at a real service, so it waits on its own task.
+    // The world lock is not held while it waits.
+    let service = admitted.service;
+    let id = request_id.to_string();
+    let held = tokio::spawn(async move {
+        tokio::time::sleep(admitted.hold).await;
+        execute(&shared, admitted, query.as_deref(), &body, &id, started)
+    });
+    held.await.unwrap_or_else(|_| {
+        Outcome::Answer(ApiError::internal().into_response(Some(service), request_id))
+    })
+}
+
+/// With `--verbose`, one line per call: service, region, operation, status, latency.
+fn log(shared: &Shared, label: &str, outcome: &Outcome, started: Instant) {
+    if !shared.config.verbose {
+        return;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = match outcome {
+        Outcome::Answer(r) => r.status().as_u16().to_string(),
+        Outcome::Drop => "dropped".to_string(),
+    };
+    // A closed stdout must not take the server down with it.
+    let _ = writeln!(std::io::stdout(), "{label} {status} {ms:.1}ms");
+}
+
+/// Authenticates, routes, meters and draws the faults.
+fn admit(
     shared: &Shared,
     parts: &http::request::Parts,
     body: &Bytes,
     request_id: &str,
-) -> (String, Outcome) {
+) -> Admission {
     let config = &shared.config;
     let mut label = format!("{} {}", parts.method, parts.uri.path());
     let fail = |e: ApiError, service: Option<Service>| {
@@ -279,7 +358,7 @@ fn call(
         SystemTime::now(),
     ) {
         Ok(scope) => scope,
-        Err(e) => return (label, fail(e, None)),
+        Err(e) => return Admission::Refused(label, fail(e, None)),
     };
     let service = scope.service;
     label = format!("{} {} {}", service.signing_name(), scope.region, label);
@@ -293,10 +372,10 @@ fn call(
                 scope.region
             ),
         );
-        return (label, fail(e, Some(service)));
+        return Admission::Refused(label, fail(e, Some(service)));
     }
     let Some((route, params)) = find_route(service, &parts.method, parts.uri.path()) else {
-        return (label, fail(ApiError::unknown_operation(), Some(service)));
+        return Admission::Refused(label, fail(ApiError::unknown_operation(), Some(service)));
     };
     label = format!(
         "{} {} {}",
@@ -320,35 +399,70 @@ fn call(
                 Instant::now(),
             );
         if !admitted {
-            return (label, fail(ApiError::throttled(), Some(service)));
+            return Admission::Refused(label, fail(ApiError::throttled(), Some(service)));
         }
     }
 
-    let fault = decide_fault(shared, route.mutating);
-    if fault == Fault::FailBefore {
-        return (label, fail(ApiError::internal(), Some(service)));
+    // Targeted rules count only from here on: a throttled call must not shift their count.
+    let (fault, hold) = decide_fault(shared, service, route);
+    Admission::Admitted(Admitted {
+        label,
+        region: scope.region,
+        service,
+        operation: route.operation,
+        params,
+        fault,
+        hold,
+    })
+}
+
+/// Carries out an admitted call under the world lock, with its fault, and logs it.
+fn execute(
+    shared: &Shared,
+    call: Admitted,
+    query: Option<&str>,
+    body: &[u8],
+    request_id: &str,
+    started: Instant,
+) -> Outcome {
+    let outcome = carry_out(shared, &call, query, body, request_id);
+    log(shared, &call.label, &outcome, started);
+    outcome
+}
+
+fn carry_out(
+    shared: &Shared,
+    call: &Admitted,
+    query: Option<&str>,
+    body: &[u8],
+    request_id: &str,
+) -> Outcome {
+    let service = call.service;
+    let fail = |e: ApiError| Outcome::Answer(e.into_response(Some(service), request_id));
+    if call.fault == Fault::FailBefore {
+        return fail(ApiError::internal());
     }
-    let request = match ApiRequest::parse(params, parts.uri.query(), body) {
+    let request = match ApiRequest::parse(call.params.clone(), query, body) {
         Ok(r) => r,
-        Err(e) => return (label, fail(e, Some(service))),
+        Err(e) => return fail(e),
     };
     let result = {
         let mut world = shared.world();
         run(
             &mut world,
-            &scope.region,
+            &shared.config,
+            &call.region,
             service,
-            route.operation,
+            call.operation,
             &request,
         )
     };
-    let outcome = match (result, fault) {
+    match (result, call.fault) {
         (_, Fault::Drop) => Outcome::Drop,
-        (Ok(_), Fault::FailAfter) => fail(ApiError::internal(), Some(service)),
+        (Ok(_), Fault::FailAfter) => fail(ApiError::internal()),
         (Ok(value), _) => Outcome::Answer(json_response(StatusCode::OK, &value, request_id)),
-        (Err(e), _) => fail(e, Some(service)),
-    };
-    (label, outcome)
+        (Err(e), _) => fail(e),
+    }
 }
 
 fn roll(shared: &Shared) -> f64 {
@@ -359,7 +473,21 @@ fn roll(shared: &Shared) -> f64 {
         .random::<f64>()
 }
 
-fn decide_fault(shared: &Shared, mutating: bool) -> Fault {
+/// The random faults' roll, then the targeted rules, which take precedence; the roll is made
+/// either way so that adding a rule leaves the random faults of other calls unchanged.
+fn decide_fault(shared: &Shared, service: Service, route: &Route) -> (Fault, Duration) {
+    let random = random_fault(shared, route.mutating);
+    let drawn = shared.targeted().on_call(service, route.operation);
+    let fault = match drawn.outcome {
+        Some(TargetedFault::FailBefore) => Fault::FailBefore,
+        Some(TargetedFault::FailAfter) => Fault::FailAfter,
+        Some(TargetedFault::DropAfter) => Fault::Drop,
+        Some(TargetedFault::Delay(_)) | None => random,
+    };
+    (fault, drawn.delay)
+}
+
+fn random_fault(shared: &Shared, mutating: bool) -> Fault {
     let config = &shared.config;
     let mut rng = shared.faults.lock().unwrap_or_else(PoisonError::into_inner);
     if config.error_rate > 0.0 && rng.random::<f64>() < config.error_rate {
@@ -378,6 +506,7 @@ fn decide_fault(shared: &Shared, mutating: bool) -> Fault {
 
 fn run(
     world: &mut World,
+    config: &SimConfig,
     region: &str,
     service: Service,
     operation: &str,
@@ -400,9 +529,14 @@ fn run(
         region,
         rng,
         ledger,
+        busy_conflicts: config.busy_conflicts,
     };
     match (service, operation) {
-        (Service::Panorama, "ListDevices") => fleet.panorama.list_devices(req, now),
+        (Service::Panorama, "ListDevices") => {
+            fleet
+                .panorama
+                .list_devices(req, now, config.stale_reads.as_secs_f64())
+        }
         (Service::Panorama, "DescribeDevice") => fleet.panorama.describe_device(req, now),
         (Service::Panorama, "CreateJobForDevices") => fleet.panorama.create_job(req, &mut ctx),
         (Service::Panorama, "ListDevicesJobs") => fleet.panorama.list_jobs(req),
@@ -420,7 +554,12 @@ fn run(
 }
 
 /// Test and operator endpoints, plainly outside the AWS APIs and unsigned.
-fn admin(shared: &Shared, parts: &http::request::Parts, request_id: &str) -> Response<Full<Bytes>> {
+fn admin(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: &[u8],
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let (method, path) = (&parts.method, parts.uri.path());
     match (method, path) {
         (&Method::GET, "/_fleetdeck/ledger") => {
@@ -436,6 +575,34 @@ fn admin(shared: &Shared, parts: &http::request::Parts, request_id: &str) -> Res
             &serde_json::json!({ "calls": *shared.calls() }),
             request_id,
         ),
+        (&Method::GET, "/_fleetdeck/faults") => {
+            let faults: Vec<serde_json::Value> = shared
+                .targeted()
+                .statuses()
+                .iter()
+                .map(faults::to_json)
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "faults": faults }),
+                request_id,
+            )
+        }
+        (&Method::POST, "/_fleetdeck/faults") => match faults::from_json(body) {
+            Ok(rule) => {
+                let shown = faults::to_json(&FaultStatus {
+                    rule: rule.clone(),
+                    hit: false,
+                });
+                shared.targeted().add(rule);
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "fault": shown }),
+                    request_id,
+                )
+            }
+            Err(message) => ApiError::validation(message).into_response(None, request_id),
+        },
         (&Method::POST, "/_fleetdeck/clock/advance") => {
             let seconds = parts
                 .uri

@@ -168,6 +168,8 @@ pub struct Ctx<'a> {
     pub region: &'a str,
     pub rng: &'a mut ChaCha8Rng,
     pub ledger: &'a mut Ledger,
+    /// Whether a Panorama appliance with an unfinished job refuses another (409).
+    pub busy_conflicts: bool,
 }
 
 /// Offset pagination with opaque tokens. A token carries a fingerprint of the query it
