@@ -12,7 +12,7 @@ use aws_sdk_snowdevicemanagement::types::{Command as SnowCommand, Reboot};
 use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
 use fleetdeck::journal::{self, Call, Record};
 use fleetdeck::ops::{OpId, OpState, OpUpdate};
-use fleetdeck::sim::{FaultRule, QuotaMode, SimConfig, SimHandle, TargetedFault};
+use fleetdeck::sim::{FaultRule, SimConfig, SimHandle, TargetedFault};
 use fleetdeck::worker::{self, Command, Event, Settings, Source};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
