@@ -106,6 +106,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
         }
     }));
     let journal = settings.journal.clone();
+    let demo = matches!(source, Source::Demo { .. });
     let (commands, events) = worker::spawn(source, settings);
     let result = event_loop(&mut terminal, app, &commands, events).await;
     ratatui::restore();
@@ -113,7 +114,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     // session — stops dispatch the same way: calls under way finish, what was not sent is
     // recorded as paused, and the next start offers to resume it.
     let tally = stop(&commands).await;
-    let code = summary(&tally, journal.as_deref());
+    let code = summary(&tally, journal.as_deref(), demo);
     result.map(|_| code)
 }
 
@@ -139,7 +140,7 @@ async fn stop(commands: &mpsc::UnboundedSender<Command>) -> Tally {
 }
 
 /// What was left, on the terminal after it is restored; the exit status to go with it.
-fn summary(t: &Tally, journal: Option<&std::path::Path>) -> i32 {
+fn summary(t: &Tally, journal: Option<&std::path::Path>, demo: bool) -> i32 {
     let total = t.running + t.left() + t.succeeded + t.not_done;
     if total == 0 {
         return 0;
@@ -152,6 +153,12 @@ fn summary(t: &Tally, journal: Option<&std::path::Path>) -> i32 {
         return 0;
     }
     let path = journal.map_or_else(String::new, |p| format!(" in the journal {}", p.display()));
+    if demo {
+        eprintln!(
+            "The plan is recorded as paused{path}; the demo's simulator ended with this process, so it cannot be resumed."
+        );
+        return 3;
+    }
     eprintln!(
         "The plan is kept{path}: start fleetdeck again to resume it, or run `fleetdeck run --resume`."
     );

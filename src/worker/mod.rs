@@ -107,8 +107,9 @@ struct Worker {
     /// Why nothing can be dispatched (no journal, a broken or foreign one), if so.
     journal_problem: Option<String>,
     book: Book,
-    /// Plans from the journal awaiting the operator's word.
+    /// Plans from the journal awaiting the operator's word, and as they were offered.
     unfinished: HashMap<String, journal::Unfinished>,
+    offered: HashMap<String, Resumable>,
     clients: Clients,
     limits: Arc<limits::Limits>,
     stop_tx: watch::Sender<bool>,
@@ -171,6 +172,7 @@ async fn run(
         journal_problem,
         book: Book::default(),
         unfinished: HashMap::new(),
+        offered: HashMap::new(),
         clients,
         limits: Arc::new(limits::Limits::new(settings.concurrency)),
         stop_tx,

@@ -147,33 +147,21 @@ impl Worker {
                 .iter()
                 .filter_map(|d| parse_device_ref(d))
                 .collect();
-            self.emit(Event::Unfinished(Resumable {
+            let offer = Resumable {
                 plan: plan.clone(),
                 at: *at,
                 operation,
                 pending,
                 paused: paused.contains(plan.as_str()),
-            }));
+            };
+            self.offered.insert(plan.clone(), offer.clone());
+            self.emit(Event::Unfinished(offer));
             self.unfinished.insert(plan.clone(), u);
         }
     }
 
     fn resumable(&self, id: &str) -> Option<Resumable> {
-        let u = self.unfinished.get(id)?;
-        let Record::Plan { at, .. } = &u.plan else {
-            return None;
-        };
-        Some(Resumable {
-            plan: id.to_string(),
-            at: *at,
-            operation: operation_of(&u.plan)?.0,
-            pending: u
-                .pending_devices()
-                .iter()
-                .filter_map(|d| parse_device_ref(d))
-                .collect(),
-            paused: false,
-        })
+        self.offered.get(id).cloned()
     }
 
     /// Why a device may not be in a new plan: an unfinished plan from the journal names it, or
