@@ -65,6 +65,27 @@ pub enum Command {
     /// Carry out one operation without the full-screen UI: the same plan, validation,
     /// dispatch, journal and tracking, with a summary per device.
     Run(RunArgs),
+    /// Read the dispatch journal: its plans, one plan's records, or its raw lines.
+    Journal(JournalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The journal to read (default: as for the terminal UI).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub journal: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: JournalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Every plan: when, what, where, how many devices and sent, open, paused or ended.
+    List,
+    /// One plan's records, readable.
+    Show { plan: String },
+    /// The raw JSON Lines of one plan, or of all.
+    Export { plan: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 
-use fleetdeck::cli::{Cli, Command, Quotas, SimArgs};
+use fleetdeck::cli::{Cli, Command, JournalArgs, JournalCommand, Quotas, SimArgs};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimConfig};
 
 fn main() -> anyhow::Result<()> {
@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
+        Some(Command::Journal(args)) => read_journal(args),
         Some(Command::Run(args)) => {
             let end = runtime.block_on(fleetdeck::run::run(args))?;
             if end.code() != 0 {
@@ -35,6 +36,30 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn read_journal(args: JournalArgs) -> anyhow::Result<()> {
+    use fleetdeck::journal::cmd;
+    let path = args
+        .journal
+        .or_else(fleetdeck::journal::default_path)
+        .context("no place for the journal was found: pass --journal PATH")?;
+    let mut out = std::io::stdout().lock();
+    let result = match args.what {
+        JournalCommand::List => cmd::list(&path, &mut out),
+        JournalCommand::Show { plan } => cmd::show(&path, &plan, &mut out),
+        JournalCommand::Export { plan } => cmd::export(&path, plan.as_deref(), &mut out),
+    };
+    // A reader that stopped reading (`| head`) is not an error.
+    match result {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -2,6 +2,7 @@
 //! intent record, after it an outcome record, so that what was sent can always be told from
 //! what was only planned. No credentials or secrets are ever written.
 
+pub mod cmd;
 mod file;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,10 @@ use crate::aws::ApiError;
 use crate::fleet::Service;
 use crate::ops::OpState;
 
-pub use file::{Journal, PATH_VARIABLE, default_path, now, read};
+pub use file::{
+    Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
+    read_checked,
+};
 
 /// What a plan asks its devices to do, as the journal names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -114,8 +114,13 @@ impl Worker {
         let Some(path) = &self.settings.journal else {
             return;
         };
-        let records = match journal::read(path) {
-            Ok(r) => r,
+        let records = match journal::read_checked(path) {
+            Ok(c) => {
+                for warning in c.warnings {
+                    self.emit(Event::Failure(format!("The journal: {warning}")));
+                }
+                c.records
+            }
             Err(e) => return self.emit(Event::Failure(format!("{e:#}"))),
         };
         let paused: std::collections::HashSet<&str> = records
