@@ -78,12 +78,22 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
     .await
     .unwrap();
 
-    let journal =
-        std::env::temp_dir().join(format!("fleetdeck-faults-{}.jsonl", uuid::Uuid::new_v4()));
+    // A worker holds its journal under a lock: one journal per region's worker.
+    let journals: Vec<std::path::PathBuf> = sim
+        .regions
+        .iter()
+        .map(|r| {
+            std::env::temp_dir().join(format!(
+                "fleetdeck-faults-{r}-{}.jsonl",
+                uuid::Uuid::new_v4()
+            ))
+        })
+        .collect();
     let mut regions: Vec<Region> = sim
         .regions
         .iter()
-        .map(|r| start_worker(&sim, r, &journal))
+        .zip(&journals)
+        .map(|(r, j)| start_worker(&sim, r, j))
         .collect();
     let mut expected: HashMap<(String, String), Service> = HashMap::new();
     let mut outcomes: HashMap<(usize, usize), OpUpdate> = HashMap::new();
@@ -100,6 +110,13 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
         }
         total += plan.device_count();
         region.commands.send(Command::Dispatch(plan)).unwrap();
+        loop {
+            match region.events.recv().await.expect("the worker runs") {
+                Event::PlanStarted { .. } => break,
+                Event::PlanRefused(r) => panic!("{} refused the plan: {:?}", region.name, r.error),
+                _ => {}
+            }
+        }
     }
     assert_eq!(total, 224);
 
@@ -165,7 +182,10 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
 
     // The journal holds an intent before every call and an outcome after it; each Snow batch
     // kept one client token through its retries; both plans ended.
-    let records = journal::read(&journal).unwrap();
+    let records: Vec<Record> = journals
+        .iter()
+        .flat_map(|j| journal::read(j).unwrap())
+        .collect();
     assert!(
         journal::unfinished(&records).is_empty(),
         "a plan was left open"
@@ -219,5 +239,7 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
             "no outcome names {device}'s job or task"
         );
     }
-    let _ = std::fs::remove_file(&journal);
+    for j in &journals {
+        let _ = std::fs::remove_file(j);
+    }
 }

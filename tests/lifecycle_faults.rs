@@ -464,3 +464,42 @@ async fn a_second_instance_on_the_same_journal_sends_nothing() {
     drop(first);
     let _ = std::fs::remove_file(&j);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_task_that_panics_fails_its_rows_with_the_message() {
+    let sim = common::start(common::config()).await;
+    let j = journal();
+    let mut w = start(
+        &sim,
+        &j,
+        Settings {
+            panic_in_dispatch_for_tests: true,
+            ..Settings::default()
+        },
+    );
+    w.listed().await;
+    let ops = w
+        .dispatch(&[Device::new(Service::Panorama, APPLIANCE)])
+        .await;
+    let op = ops[0].0;
+    w.until("the row to end", |w| {
+        w.state(op).is_some_and(OpState::is_final)
+    })
+    .await;
+    assert_eq!(w.state(op), Some(OpState::Failed));
+    let error = w.ops[&op].error.clone().expect("the reason");
+    assert!(
+        error
+            .message
+            .contains("a test asked this dispatch task to panic"),
+        "{error}"
+    );
+    assert!(sim.ledger().is_empty());
+    // The journal keeps the plan open for a resume to reconcile: no final record for the row.
+    let records = journal::read(&j).unwrap();
+    assert!(
+        !records.iter().any(|r| matches!(r, Record::Final { .. })),
+        "{records:?}"
+    );
+    let _ = std::fs::remove_file(&j);
+}

@@ -123,6 +123,7 @@ pub(super) struct Ctx {
     pub settle: Duration,
     pub operation: Operation,
     pub snow: SnowOptions,
+    pub panic_for_tests: bool,
 }
 
 impl Ctx {
@@ -154,8 +155,12 @@ fn busy(detail: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, "DeviceBusy", detail)
 }
 
-/// Carries out one appliance's part. `busy` is why the appliance is skipped, if it is.
+/// Carries out one appliance's part.
 pub(super) async fn panorama(ctx: Ctx, op: OpId, device: String, known_jobs: Option<Vec<String>>) {
+    assert!(
+        !ctx.panic_for_tests,
+        "a test asked this dispatch task to panic"
+    );
     let client = match ctx.clients.panorama() {
         Ok(c) => c.clone(),
         Err(e) => return ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),

@@ -295,11 +295,13 @@ impl Worker {
             crate::ops::Applied::Ignored => return,
             crate::ops::Applied::Changed => {}
             crate::ops::Applied::PlanDone(plan) => {
+                self.emit(Event::Op(op, update));
+                // A row failed without a record (a panic) keeps its plan open in the journal.
                 if record_final {
                     self.record_final(op);
+                    self.end_plan(&plan);
                 }
-                self.emit(Event::Op(op, update));
-                return self.end_plan(&plan);
+                return;
             }
         }
         if record_final && update.state.is_final() {

@@ -105,6 +105,7 @@ impl Worker {
             settle: self.settings.call_timeout * 2,
             operation,
             snow,
+            panic_for_tests: self.settings.panic_in_dispatch_for_tests,
         }
     }
 

@@ -113,6 +113,10 @@ pub struct Settings {
     pub journal: Option<std::path::PathBuf>,
     /// How long one attempt of a call may take before it is given up.
     pub call_timeout: Duration,
+    /// Makes every appliance's dispatch task panic, for the test that proves a panicking task
+    /// fails its rows instead of leaving them in flight. Never set otherwise.
+    #[doc(hidden)]
+    pub panic_in_dispatch_for_tests: bool,
 }
 
 impl Default for Settings {
@@ -124,6 +128,7 @@ impl Default for Settings {
             read_only: false,
             journal: None,
             call_timeout: Duration::from_secs(10),
+            panic_in_dispatch_for_tests: false,
         }
     }
 }
