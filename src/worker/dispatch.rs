@@ -511,8 +511,9 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
             }
             Err(e) => e,
         };
-        if !error.certainly_not_applied() {
-            // The token makes a resend safe whatever happened to the first: keep resolving.
+        // No answer, or a server error: the task may exist. The token makes a resend safe
+        // whatever happened to the first, so keep resolving. Any other refusal is final.
+        if matches!(error.kind, ErrorKind::Ambiguous | ErrorKind::Timeout) {
             maybe_sent = true;
             report(OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()));
             attempt += 1;
