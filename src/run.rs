@@ -55,6 +55,8 @@ pub enum RunEnd {
     SomeFailed,
     /// A signal stopped dispatch with work left for `--resume` (exit 3).
     Stopped,
+    /// A signal came before anything was sent (exit 130).
+    Interrupted,
 }
 
 impl RunEnd {
@@ -63,6 +65,7 @@ impl RunEnd {
             Self::Succeeded => 0,
             Self::SomeFailed => 1,
             Self::Stopped => 3,
+            Self::Interrupted => 130,
         }
     }
 }
@@ -101,40 +104,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     let (commands, mut events) = worker::spawn(session.source, session.settings);
     let text = args.output == Output::Text;
 
-    let (mut list, unfinished) = list_devices(&mut events, text).await?;
-    if let Some(plan) = &args.discard {
-        return discard(&commands, &mut events, &unfinished, plan).await;
-    }
-    let (started, name_of) = if let Some(wanted) = &args.resume {
-        let plan = pick_unfinished(&unfinished, wanted)?;
-        eprintln!(
-            "resume {} plan {} (confirmed {}): {} devices not yet sent or confirmed",
-            plan.operation.label(),
-            plan.plan,
-            when(plan.at),
-            plan.pending.len()
-        );
-        print_targets(&list, &plan.pending);
-        if !args.yes {
-            confirm(plan.pending.len())?;
+    // Until the plan is handed to the worker nothing has been sent, so a signal simply ends
+    // the run; from then on it stops dispatch and pauses the plan (see `follow`).
+    let prepared = tokio::select! {
+        biased;
+        name = signals.next() => {
+            eprintln!("{name}: stopped before anything was sent");
+            return Ok(RunEnd::Interrupted);
         }
-        commands
-            .send(Command::Resume {
-                plan: plan.plan.clone(),
-            })
-            .context("the worker stopped")?;
-        (wait_started(&mut events).await?, list)
-    } else {
-        let plan = new_plan(&args, snow, &commands, &mut events, &mut list).await?;
-        if !args.yes {
-            confirm(plan.device_count())?;
-        }
-        commands
-            .send(Command::Dispatch(plan))
-            .context("the worker stopped")?;
-        (wait_started(&mut events).await?, list)
+        prepared = prepare(&args, snow, &commands, &mut events, text) => prepared?,
     };
-    let (plan_id, operation, ops) = started;
+    let (command, name_of) = match prepared {
+        Prepared::Done(end) => return Ok(end),
+        Prepared::Send(command, list) => (command, list),
+    };
+    commands.send(command).context("the worker stopped")?;
+    let (plan_id, operation, ops) = wait_started(&mut events).await?;
     let mut outcomes: Vec<Outcome> = ops
         .iter()
         .map(|(_, k)| Outcome {
@@ -165,12 +150,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     )
     .await?;
     let tally = match stopped {
-        Some(tally) => tally,
-        None => shutdown(&commands).await,
+        Followed::Stopped(tally) => tally,
+        Followed::Done => shutdown(&commands).await,
+    };
+    let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
+    let Some(tally) = tally else {
+        report(&outcomes, args.output)?;
+        eprintln!(
+            "stopped without confirming every call's end; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan_id}"
+        );
+        return Ok(RunEnd::Stopped);
     };
     report(&outcomes, args.output)?;
     if tally.left() > 0 {
-        let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
         eprintln!(
             "stopped: {} sent, {} not yet sent, {} unconfirmed; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan_id}",
             tally.running + tally.succeeded + tally.not_done,
@@ -186,17 +178,61 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     })
 }
 
-/// Stops the worker's dispatch and waits for the tally of what it left.
-async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Tally {
-    let (done, wait) = tokio::sync::oneshot::channel();
-    if commands.send(Command::Shutdown(done)).is_err() {
-        return Tally::default();
+/// What the run will hand the worker, with the devices listed; or how it ended already.
+enum Prepared {
+    Send(Command, Box<Devices>),
+    Done(RunEnd),
+}
+
+/// Lists, chooses, describes and confirms: everything before the first call that changes
+/// anything.
+async fn prepare(
+    args: &RunArgs,
+    snow: SnowOptions,
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    text: bool,
+) -> anyhow::Result<Prepared> {
+    let (mut list, unfinished) = list_devices(events, text).await?;
+    if let Some(plan) = &args.discard {
+        return Ok(Prepared::Done(
+            discard(commands, events, &unfinished, plan).await?,
+        ));
     }
+    if let Some(wanted) = &args.resume {
+        let plan = pick_unfinished(&unfinished, wanted)?;
+        eprintln!(
+            "resume {} plan {} (confirmed {}): {} devices not yet sent or confirmed",
+            plan.operation.label(),
+            plan.plan,
+            when(plan.at),
+            plan.pending.len()
+        );
+        print_targets(&list, &plan.pending);
+        if !args.yes {
+            confirm(plan.pending.len()).await?;
+        }
+        let command = Command::Resume {
+            plan: plan.plan.clone(),
+        };
+        return Ok(Prepared::Send(command, Box::new(list)));
+    }
+    let plan = new_plan(args, snow, commands, events, &mut list).await?;
+    if !args.yes {
+        confirm(plan.device_count()).await?;
+    }
+    Ok(Prepared::Send(Command::Dispatch(plan), Box::new(list)))
+}
+
+/// Stops the worker's dispatch and waits for the tally of what it left; `None` when it did
+/// not answer (it is gone, or took over a minute).
+async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Option<Tally> {
+    let (done, wait) = tokio::sync::oneshot::channel();
+    commands.send(Command::Shutdown(done)).ok()?;
     tokio::time::timeout(Duration::from_secs(60), wait)
         .await
         .ok()
         .and_then(Result::ok)
-        .unwrap_or_default()
 }
 
 /// SIGINT, SIGTERM and SIGHUP, taken over from their default of ending the process at once.
@@ -529,7 +565,15 @@ fn highest_available(list: &Devices, chosen: &[DeviceKey]) -> anyhow::Result<Str
     )
 }
 
-fn confirm(count: usize) -> anyhow::Result<()> {
+/// Asks for the number of devices on the terminal. The read blocks, so it runs on a thread of
+/// its own: a signal meanwhile still ends the run.
+async fn confirm(count: usize) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || ask(count))
+        .await
+        .context("the confirmation prompt failed")?
+}
+
+fn ask(count: usize) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         bail!(
             "refusing to change {count} devices without confirmation: stdin is not a terminal (pass --yes)"
@@ -545,6 +589,34 @@ fn confirm(count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Applies an operation's news to its summary row: (the row, whether its state changed).
+fn apply(
+    ids: &[OpId],
+    outcomes: &mut [Outcome],
+    op: OpId,
+    update: OpUpdate,
+) -> Option<(usize, bool)> {
+    let at = ids.iter().position(|id| *id == op)?;
+    let row = outcomes.get_mut(at)?;
+    let changed = row.engine_state != update.state;
+    row.set(update.state);
+    if update.resource_id.is_some() {
+        row.resource_id = update.resource_id;
+    }
+    if let Some(e) = update.error {
+        row.error = Some(e.to_string());
+    }
+    Some((at, changed))
+}
+
+/// How following ended.
+enum Followed {
+    /// Every operation reached its end.
+    Done,
+    /// A signal stopped dispatch: the tally of what was left, if the worker answered.
+    Stopped(Option<Tally>),
+}
+
 /// Follows every operation to its end: a progress line on a terminal, a line per change
 /// otherwise. A signal stops dispatch (calls under way finish, the rest stays in the journal
 /// for `--resume`) and returns the tally; a second signal exits at once.
@@ -555,7 +627,7 @@ async fn follow(
     ids: &[OpId],
     outcomes: &mut [Outcome],
     text: bool,
-) -> anyhow::Result<Option<Tally>> {
+) -> anyhow::Result<Followed> {
     let tty = std::io::stderr().is_terminal();
     let mut stopping: Option<tokio::sync::oneshot::Receiver<Tally>> = None;
     loop {
@@ -578,20 +650,19 @@ async fn follow(
                 continue;
             }
             tally = async { stopping.as_mut().expect("guarded").await }, if stopping.is_some() => {
+                // The worker sent every row's last news before its answer: take it in.
+                while let Ok(event) = events.try_recv() {
+                    if let Event::Op(op, update) = event {
+                        apply(ids, outcomes, op, update);
+                    }
+                }
                 if text && tty {
                     eprintln!();
                 }
-                return Ok(Some(tally.unwrap_or_default()));
+                return Ok(Followed::Stopped(tally.ok()));
             }
         };
-        let (
-            op,
-            OpUpdate {
-                state,
-                resource_id,
-                error,
-            },
-        ) = match event {
+        let (op, update) = match event {
             Event::Op(op, update) => (op, update),
             Event::Failure(message) => {
                 eprintln!("{message}");
@@ -599,21 +670,9 @@ async fn follow(
             }
             _ => continue,
         };
-        let Some(row) = ids
-            .iter()
-            .position(|id| *id == op)
-            .and_then(|i| outcomes.get_mut(i))
-        else {
+        let Some((at, changed)) = apply(ids, outcomes, op, update) else {
             continue;
         };
-        let changed = row.engine_state != state;
-        row.set(state);
-        if resource_id.is_some() {
-            row.resource_id = resource_id;
-        }
-        if let Some(e) = error {
-            row.error = Some(e.to_string());
-        }
         if !text {
             continue;
         }
@@ -631,14 +690,14 @@ async fn follow(
                 outcomes.len()
             );
         } else if changed {
-            let row = &outcomes[ids.iter().position(|id| *id == op).unwrap_or(0)];
+            let row = &outcomes[at];
             eprintln!("{} {} {}", row.name, row.operation, row.state);
         }
     }
     if text && tty {
         eprintln!();
     }
-    Ok(None)
+    Ok(Followed::Done)
 }
 
 fn report(outcomes: &[Outcome], output: Output) -> anyhow::Result<()> {

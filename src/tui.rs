@@ -114,33 +114,37 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     // session — stops dispatch the same way: calls under way finish, what was not sent is
     // recorded as paused, and the next start offers to resume it.
     let tally = stop(&commands).await;
-    let code = summary(&tally, journal.as_deref(), demo);
+    let code = summary(tally.as_ref(), journal.as_deref(), demo);
     result.map(|_| code)
 }
 
-/// Stops the worker's dispatch; says so when calls are still under way.
-async fn stop(commands: &mpsc::UnboundedSender<Command>) -> Tally {
+/// Stops the worker's dispatch; says so when calls are still under way. `None` when the stop
+/// could not be seen through (the worker is gone, it took over a minute, or a second Ctrl-C).
+async fn stop(commands: &mpsc::UnboundedSender<Command>) -> Option<Tally> {
     let (done, mut wait) = tokio::sync::oneshot::channel();
-    if commands.send(Command::Shutdown(done)).is_err() {
-        return Tally::default();
-    }
+    commands.send(Command::Shutdown(done)).ok()?;
     let quick = tokio::time::timeout(Duration::from_millis(300), &mut wait).await;
     if let Ok(answer) = quick {
-        return answer.unwrap_or_default();
+        return answer.ok();
     }
     eprintln!(
         "fleetdeck: stopping — waiting for the calls under way to answer (Ctrl-C again exits at once)"
     );
     tokio::select! {
-        answer = tokio::time::timeout(Duration::from_secs(60), wait) => {
-            answer.ok().and_then(Result::ok).unwrap_or_default()
-        }
-        _ = tokio::signal::ctrl_c() => Tally::default(),
+        answer = tokio::time::timeout(Duration::from_secs(60), wait) => answer.ok().and_then(Result::ok),
+        _ = tokio::signal::ctrl_c() => None,
     }
 }
 
 /// What was left, on the terminal after it is restored; the exit status to go with it.
-fn summary(t: &Tally, journal: Option<&std::path::Path>, demo: bool) -> i32 {
+fn summary(t: Option<&Tally>, journal: Option<&std::path::Path>, demo: bool) -> i32 {
+    let path = journal.map_or_else(String::new, |p| format!(" in the journal {}", p.display()));
+    let Some(t) = t else {
+        eprintln!(
+            "fleetdeck: stopped before every call under way had answered. What was sent is recorded{path}; start fleetdeck again to resume what was not."
+        );
+        return 3;
+    };
     let total = t.running + t.left() + t.succeeded + t.not_done;
     if total == 0 {
         return 0;
@@ -152,7 +156,6 @@ fn summary(t: &Tally, journal: Option<&std::path::Path>, demo: bool) -> i32 {
     if t.left() == 0 {
         return 0;
     }
-    let path = journal.map_or_else(String::new, |p| format!(" in the journal {}", p.display()));
     if demo {
         eprintln!(
             "The plan is recorded as paused{path}; the demo's simulator ended with this process, so it cannot be resumed."

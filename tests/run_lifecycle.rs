@@ -59,6 +59,8 @@ fn sends(sim: &SimHandle) -> HashMap<String, usize> {
 async fn sim(quotas: QuotaMode) -> SimHandle {
     fleetdeck::sim::start(SimConfig {
         quotas,
+        // A second send would be a second job, not a 409: only the ledger decides.
+        busy_conflicts: false,
         // Fast enough that reboots end within the test, slow enough to be caught mid-way.
         speed: 60.0,
         ..SimConfig::default()

@@ -30,6 +30,9 @@ async fn ctrl_c_midway_pauses_and_the_restart_resumes_without_sending_twice() {
 async fn stopped_midway_then_resumed(stop: Stop) {
     let sim = fleetdeck::sim::start(SimConfig {
         quotas: QuotaMode::Aws,
+        // Without the one-job-per-appliance rule a second send would be a second job: only
+        // the ledger decides.
+        busy_conflicts: false,
         ..SimConfig::default()
     })
     .await
@@ -123,7 +126,7 @@ async fn stopped_midway_then_resumed(stop: Stop) {
     tui.expect_exit("q after resume");
     let records = fleetdeck::journal::read(&journal).unwrap();
     assert!(
-        fleetdeck::journal::unfinished_plans(&records).is_empty(),
+        fleetdeck::journal::unfinished(&records).is_empty(),
         "the resumed plan is closed"
     );
     let _ = std::fs::remove_file(&journal);

@@ -69,16 +69,6 @@ impl ApiError {
         )
     }
 
-    /// No answer came back: the request may still be on its way and land later, so the
-    /// service must not be asked what happened before the call's deadline has passed.
-    pub fn unanswered(&self) -> bool {
-        self.kind == ErrorKind::Timeout
-            || matches!(
-                self.code.as_str(),
-                "ConnectionError" | "DispatchFailure" | "ResponseError"
-            )
-    }
-
     pub fn from_sdk<E>(err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -165,6 +165,9 @@ pub enum Pending {
     Panorama {
         device: String,
         known_jobs: Option<Vec<String>>,
+        /// When the last send was begun (epoch seconds): a request still on its way could land
+        /// until its deadline has passed, so the jobs are read only after that.
+        last_sent: Option<u64>,
     },
     /// Snow devices with no task recorded, and the client token their batch was sent under,
     /// if it was: resending with it cannot create a second task.
@@ -197,6 +200,7 @@ impl Unfinished {
 
 /// An intent, as reconciliation reads it.
 struct Sent<'a> {
+    at: u64,
     service: Service,
     devices: &'a Vec<String>,
     token: &'a Option<String>,
@@ -243,6 +247,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
             .filter_map(|r| match r {
                 Record::Intent {
                     plan,
+                    at,
                     service,
                     operation,
                     devices,
@@ -250,6 +255,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                     known_jobs,
                     ..
                 } if mine(plan) && operation.sends() => Some(Sent {
+                    at: *at,
                     service: *service,
                     devices,
                     token,
@@ -267,13 +273,14 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                 if confirmed.contains(&id) {
                     continue;
                 }
-                let known_jobs = intents
+                let sent: Vec<&Sent> = intents
                     .iter()
-                    .find(|s| s.service == Service::Panorama && s.devices.contains(&id))
-                    .map(|s| s.known_jobs.clone());
+                    .filter(|s| s.service == Service::Panorama && s.devices.contains(&id))
+                    .collect();
                 pending.push(Pending::Panorama {
                     device: id,
-                    known_jobs,
+                    known_jobs: sent.first().map(|s| s.known_jobs.clone()),
+                    last_sent: sent.last().map(|s| s.at),
                 });
             } else if let Some(id) = d.strip_prefix("snow:") {
                 let id = id.to_string();
@@ -463,11 +470,13 @@ mod tests {
             vec![
                 Pending::Panorama {
                     device: "b".into(),
-                    known_jobs: Some(vec!["job-b0".into()])
+                    known_jobs: Some(vec!["job-b0".into()]),
+                    last_sent: Some(1),
                 },
                 Pending::Panorama {
                     device: "c".into(),
-                    known_jobs: None
+                    known_jobs: None,
+                    last_sent: None,
                 },
                 Pending::Snow {
                     devices: vec!["s1".into(), "s2".into()],

@@ -147,7 +147,11 @@ impl OpState {
         if self.is_final() {
             return false;
         }
-        if self.was_sent() && matches!(next, Self::Queued | Self::Waiting | Self::Paused) {
+        // Unconfirmed may turn out unsent (the service shows no job): it may wait again.
+        if self.was_sent()
+            && self != Self::Unconfirmed
+            && matches!(next, Self::Queued | Self::Waiting | Self::Paused)
+        {
             return false;
         }
         if self.was_sent() && next == Self::Skipped {
@@ -200,7 +204,7 @@ pub struct Op {
 /// How a plan's operations stand, for the quit dialog and the exit summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Sent (or being sent) and not yet final.
+    /// Sent and not yet final.
     pub running: usize,
     /// Not yet sent (queued, waiting, paused): resumable.
     pub unsent: usize,
@@ -215,9 +219,9 @@ impl Tally {
     pub fn add(&mut self, state: OpState) {
         match state {
             OpState::Queued | OpState::Waiting | OpState::Paused => self.unsent += 1,
-            OpState::Unconfirmed => self.unconfirmed += 1,
-            // A call under way is finished, not abandoned, before dispatch stops.
-            OpState::Sending | OpState::Sent | OpState::Running(_) => self.running += 1,
+            // A call under way may or may not land: unconfirmed until it answers.
+            OpState::Sending | OpState::Unconfirmed => self.unconfirmed += 1,
+            OpState::Sent | OpState::Running(_) => self.running += 1,
             OpState::Succeeded => self.succeeded += 1,
             OpState::Failed | OpState::TimedOut | OpState::Canceled | OpState::Skipped => {
                 self.not_done += 1
@@ -385,10 +389,9 @@ mod tests {
         assert!(s.in_flight());
         assert!(s.may_become(OpState::Sent));
         assert!(s.may_become(OpState::Failed));
-        assert!(
-            !s.may_become(OpState::Paused),
-            "a maybe-sent call is not unsent"
-        );
+        // Resolved as never sent, it waits to be sent again.
+        assert!(s.may_become(OpState::Waiting));
+        assert!(!s.may_become(OpState::Skipped));
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub(super) enum Work {
         op: OpId,
         device: String,
         known_jobs: Option<Vec<String>>,
+        last_sent: Option<u64>,
     },
     Snow {
         ops: Vec<(String, OpId)>,
@@ -156,7 +157,13 @@ fn busy(detail: String) -> ApiError {
 }
 
 /// Carries out one appliance's part.
-pub(super) async fn panorama(ctx: Ctx, op: OpId, device: String, known_jobs: Option<Vec<String>>) {
+pub(super) async fn panorama(
+    ctx: Ctx,
+    op: OpId,
+    device: String,
+    known_jobs: Option<Vec<String>>,
+    last_sent: Option<u64>,
+) {
     assert!(
         !ctx.panic_for_tests,
         "a test asked this dispatch task to panic"
@@ -165,7 +172,7 @@ pub(super) async fn panorama(ctx: Ctx, op: OpId, device: String, known_jobs: Opt
         Ok(c) => c.clone(),
         Err(e) => return ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
     };
-    match panorama_job(&ctx, &client, op, &device, known_jobs).await {
+    match panorama_job(&ctx, &client, op, &device, known_jobs, last_sent).await {
         End::Sent(job) => {
             let _ = ctx.tx.send(Internal::PanoramaJob {
                 job: job.clone(),
@@ -208,33 +215,29 @@ async fn panorama_job(
     op: OpId,
     device: &str,
     known_jobs: Option<Vec<String>>,
+    last_sent: Option<u64>,
 ) -> End {
     let devices = [device.to_string()];
-    let before = match known_jobs {
+    match known_jobs {
         // Resumed: a send may have happened before the crash. A job beyond what the
-        // appliance had then is that send's.
+        // appliance had then is that send's, once that send's deadline has passed.
         Some(known) => {
             ctx.report(op, OpUpdate::new(OpState::Unconfirmed));
+            let since = last_sent.map_or(Duration::ZERO, |at| {
+                Duration::from_secs(crate::journal::now().saturating_sub(at))
+            });
+            if !ctx.stop.sleep(ctx.settle.saturating_sub(since)).await {
+                return End::Unresolved;
+            }
             match resolve(ctx, client, op, device, &known).await {
                 Resolved::Job(job) => return End::Sent(job),
                 Resolved::Several(e) => return End::Failed(e),
                 Resolved::Stopped => return End::Unresolved,
-                Resolved::Nothing => known,
+                Resolved::Nothing => {}
             }
         }
-        None => {
-            ctx.report(op, OpUpdate::new(OpState::Waiting));
-            match ctx
-                .stop
-                .unless(read_jobs(client, &ctx.limits, device))
-                .await
-            {
-                None => return End::Paused,
-                Some(Err(e)) => return End::Failed(e),
-                Some(Ok(jobs)) => jobs,
-            }
-        }
-    };
+        None => ctx.report(op, OpUpdate::new(OpState::Waiting)),
+    }
     let mut retry = Retry::default();
     loop {
         ctx.report(op, OpUpdate::new(OpState::Waiting));
@@ -250,6 +253,18 @@ async fn panorama_job(
         if paced.is_none() {
             return End::Paused;
         }
+        // The appliance's jobs just before this send: a job beyond them after an unanswered
+        // send is this send's (read after the pacing wait, which can be long, so another
+        // operator's job made meanwhile is not taken for ours).
+        let before = match ctx
+            .stop
+            .unless(read_jobs(client, &ctx.limits, device))
+            .await
+        {
+            None => return End::Paused,
+            Some(Err(e)) => return End::Failed(e),
+            Some(Ok(jobs)) => jobs,
+        };
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
             Call::CreateJobForDevices,
@@ -278,7 +293,9 @@ async fn panorama_job(
                 op,
                 OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()),
             );
-            if error.unanswered() {
+            // Unanswered, or answered by a server error while the work may still be committing:
+            // either way the create could still land, so ask only after its deadline.
+            {
                 let deadline = started + ctx.settle;
                 if ctx
                     .stop
@@ -394,9 +411,15 @@ pub(super) type Batch = (Vec<(String, OpId)>, Option<String>);
 /// has not ended are skipped as busy; the rest are batched again, 10 to a task. Resumed
 /// batches go as they were, under their journaled tokens.
 pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
-    for (ops, _) in &batches {
+    // A batch that carries a journaled token may have made its task already.
+    for (ops, token) in &batches {
+        let state = if token.is_some() {
+            OpState::Unconfirmed
+        } else {
+            OpState::Waiting
+        };
         for (_, op) in ops {
-            ctx.report(*op, OpUpdate::new(OpState::Waiting));
+            ctx.report(*op, OpUpdate::new(state));
         }
     }
     let fresh: Vec<(String, OpId)> = batches
@@ -413,7 +436,7 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
             .await
         {
             None => {
-                for (ops, _) in &batches {
+                for (ops, _) in batches.iter().filter(|(_, token)| token.is_none()) {
                     for (_, op) in ops {
                         ctx.report(*op, OpUpdate::new(OpState::Paused));
                     }

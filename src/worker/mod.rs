@@ -197,11 +197,14 @@ async fn run(
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            // News from sub-tasks first: a task's last updates are applied before its end is
+            // seen, so a shutdown never tallies states older than what was reported.
+            biased;
+            Some(news) = internal_rx.recv() => worker.internal(news),
             command = commands.recv() => match command {
                 Some(c) => worker.command(c),
                 None => break,
             },
-            Some(news) = internal_rx.recv() => worker.internal(news),
             _ = refresh.tick() => worker.refresh(),
             _ = poll.tick() => worker.poll(),
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {

@@ -256,6 +256,7 @@ impl Worker {
                     op: *op,
                     device: key.id.clone(),
                     known_jobs: None,
+                    last_sent: None,
                 }),
                 Service::Snow => match work.last_mut() {
                     Some(Work::Snow { ops, .. })
@@ -320,10 +321,15 @@ impl Worker {
             .pending
             .iter()
             .filter_map(|p| match p {
-                journal::Pending::Panorama { device, known_jobs } => Some(Work::Panorama {
+                journal::Pending::Panorama {
+                    device,
+                    known_jobs,
+                    last_sent,
+                } => Some(Work::Panorama {
                     op: op_of(Service::Panorama, device)?,
                     device: device.clone(),
                     known_jobs: known_jobs.clone(),
+                    last_sent: *last_sent,
                 }),
                 journal::Pending::Snow { devices, token } => Some(Work::Snow {
                     ops: devices
@@ -349,6 +355,7 @@ impl Worker {
                     op,
                     device,
                     known_jobs,
+                    last_sent,
                 } => {
                     // A fresh send to an appliance whose latest job has not ended would meet
                     // that job: skipped as busy. A resumed one may be ours, so it is resolved.
@@ -363,6 +370,7 @@ impl Worker {
                         op,
                         device,
                         known_jobs,
+                        last_sent,
                     ));
                     self.dispatch_ops.insert(handle.id(), vec![op]);
                 }
@@ -458,7 +466,7 @@ impl Worker {
         let limits = self.limits.clone();
         let tx = self.internal.clone();
         let plan = id.to_string();
-        self.tasks.spawn(async move {
+        self.dispatching.spawn(async move {
             let mut adopted = Vec::new();
             let mut abandoned = Vec::new();
             for p in &u.pending {
@@ -466,6 +474,7 @@ impl Worker {
                     journal::Pending::Panorama {
                         device,
                         known_jobs: Some(known),
+                        ..
                     } if client.is_some() => {
                         let Some(client) = &client else { continue };
                         limits.panorama_read().await;
@@ -581,7 +590,8 @@ impl Worker {
         }
         let client = self.clients.snow.clone();
         let tx = self.internal.clone();
-        self.tasks.spawn(async move {
+        // Among the dispatch tasks: a shutdown waits for its answer to be journaled.
+        self.dispatching.spawn(async move {
             let mut result = aws::snow::cancel_task(&client, &task).await;
             if let Err(e) = &result
                 && !e.certainly_not_applied()
