@@ -427,14 +427,8 @@ async fn discard(
     }
 }
 
-/// "2026-11-25 10:04 UTC" for epoch seconds.
 fn when(at: u64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    i64::try_from(at)
-        .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| at.to_string())
+    format!("{} UTC", crate::journal::when(at))
 }
 
 /// Reads both services' devices as the UI does; a service that cannot be listed is an error.

@@ -115,7 +115,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     // recorded as paused, and the next start offers to resume it.
     let tally = stop(&commands).await;
     let code = summary(tally.as_ref(), journal.as_deref(), demo);
-    result.map(|_| code)
+    result.map(|()| code)
 }
 
 /// Stops the worker's dispatch; says so when calls are still under way. `None` when the stop
@@ -171,19 +171,14 @@ fn summary(t: Option<&Tally>, journal: Option<&std::path::Path>, demo: bool) -> 
 /// Worker events taken in before a frame is drawn; bounds a frame's delay behind a burst.
 const NEWS_PER_FRAME: usize = 4096;
 
-enum Exit {
-    /// The operator quit.
-    Quit,
-    /// A signal, or the terminal went away.
-    Signal,
-}
-
+/// Runs until the operator quits, a signal comes (SIGTERM, SIGHUP) or the terminal goes away;
+/// every way out then stops dispatch the same way.
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
     commands: &mpsc::UnboundedSender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<()> {
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -203,7 +198,7 @@ async fn event_loop(
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e).context("reading the terminal failed"),
-                None => return Ok(Exit::Signal),
+                None => return Ok(()),
             },
             event = events.recv() => match event {
                 Some(event) => Msg::Worker(Box::new(event)),
@@ -211,8 +206,8 @@ async fn event_loop(
                 None => anyhow::bail!("the background worker stopped; what was sent is in the journal"),
             },
             _ = tick.tick() => Msg::Tick(Instant::now()),
-            _ = term.recv() => return Ok(Exit::Signal),
-            _ = hangup.recv() => return Ok(Exit::Signal),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => return Ok(()),
         };
         app::update(&mut app, Msg::Tick(Instant::now()));
         let mut out = app::update(&mut app, msg);
@@ -227,7 +222,7 @@ async fn event_loop(
             let _ = commands.send(command);
         }
         if app.quit {
-            return Ok(Exit::Quit);
+            return Ok(());
         }
         terminal.draw(|f| ui::draw(&app, f))?;
     }

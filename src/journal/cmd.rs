@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{Record, read_checked};
+use super::{Record, read_checked, when};
 
 /// A plan's standing, as `list` shows it.
 fn standing(records: &[&Record]) -> &'static str {
@@ -15,15 +15,6 @@ fn standing(records: &[&Record]) -> &'static str {
     } else {
         "open"
     }
-}
-
-fn when(at: u64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    i64::try_from(at)
-        .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| at.to_string())
 }
 
 /// The plans in order, each with its records.

@@ -28,6 +28,16 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// "2026-11-25 10:04:05" (UTC) for epoch seconds, as records are shown.
+pub fn when(at: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    i64::try_from(at)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
 /// `$FLEETDECK_JOURNAL`, else `journal.jsonl` in the XDG state directory
 /// (`$XDG_STATE_HOME/fleetdeck`, by default `~/.local/state/fleetdeck`), else — where the
 /// platform has no state directory, as on macOS — in the data directory.
@@ -137,10 +147,6 @@ impl Journal {
             #[cfg(test)]
             fail_next: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Why appends fail, once one has.

@@ -15,7 +15,7 @@ use crate::ops::OpState;
 
 pub use file::{
     Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
-    read_checked,
+    read_checked, when,
 };
 
 /// What a plan asks its devices to do, as the journal names it.

@@ -348,14 +348,6 @@ impl Book {
     pub fn tally(&self) -> Tally {
         Tally::of(self.ops.values().map(|op| &op.state))
     }
-
-    pub fn forget_plan(&mut self, plan: &str) {
-        if let Some(ids) = self.plans.remove(plan) {
-            for id in ids {
-                self.ops.remove(&id);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,6 @@ pub fn parse_device_ref(text: &str) -> Option<DeviceKey> {
 }
 
 struct Worker {
-    read_only: bool,
     connection: Connection,
     journal: Option<Arc<Journal>>,
     /// Why nothing can be dispatched (no journal, a broken or foreign one), if so.
@@ -166,7 +165,6 @@ async fn run(
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = limits::Stop::new();
     let mut worker = Worker {
-        read_only: settings.read_only,
         connection,
         journal,
         journal_problem,
@@ -343,7 +341,7 @@ impl Worker {
 
     /// Why nothing may be dispatched now, if so.
     fn refusal(&self) -> Option<ApiError> {
-        if self.read_only {
+        if self.settings.read_only {
             return Some(ApiError::new(
                 aws::ErrorKind::Validation,
                 "ReadOnly",

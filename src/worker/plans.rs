@@ -456,7 +456,7 @@ impl Worker {
                 "No unfinished plan {id} for this region and endpoint to discard"
             )));
         };
-        if self.journal.is_none() || self.read_only {
+        if self.journal.is_none() || self.settings.read_only {
             self.unfinished.insert(id.to_string(), u);
             return self.emit(Event::Failure(format!(
                 "Plan {id} was not discarded: the journal cannot be written here"
@@ -551,7 +551,7 @@ impl Worker {
     /// One CancelTask per task, journaled like every mutating call, never resent by the SDK;
     /// an unanswered one is resolved by reading the task's executions.
     pub(super) fn cancel(&mut self, task: String) {
-        if self.read_only {
+        if self.settings.read_only {
             return self.emit(Event::Failure(format!(
                 "Read-only mode: CancelTask {task} was not sent"
             )));
