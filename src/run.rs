@@ -320,7 +320,7 @@ async fn new_plan(
         plan.device_count(),
         plan.calls()
     );
-    let targets: Vec<DeviceKey> = plan.targets().cloned().collect();
+    let targets: Vec<DeviceKey> = plan.targets.clone();
     print_targets(list, &targets);
     Ok(plan)
 }

@@ -238,8 +238,13 @@ pub enum ConfirmOutcome {
 
 impl Confirm {
     pub fn new(plan: Plan, label: impl Fn(&crate::fleet::DeviceKey) -> String) -> Self {
-        let panorama = plan.panorama.iter().map(&label).collect();
-        let snow = plan.snow_batches.iter().flatten().map(&label).collect();
+        let panorama = plan.panorama().map(&label).collect();
+        let snow = plan
+            .targets
+            .iter()
+            .filter(|k| k.service == crate::fleet::Service::Snow)
+            .map(&label)
+            .collect();
         Self {
             plan,
             panorama,
@@ -301,7 +306,7 @@ mod tests {
 
     #[test]
     fn ota_prefills_the_highest_available_version_and_warns_of_major_bumps() {
-        let form = Form::new(
+        let mut form = Form::new(
             FormKind::Ota,
             vec![
                 appliance("a", "5.0.10", "5.0.21"),
@@ -309,6 +314,15 @@ mod tests {
             ],
         );
         assert_eq!(form.image_version.value(), "5.0.21");
+        // Without AllowMajorVersionUpdate preflight leaves b out, saying why; with it, b is
+        // named as a major update.
+        let preview = form.preview();
+        assert!(preview.major_bumps.is_empty());
+        assert_eq!(
+            preview.left_out().map(|s| s.label.as_str()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
+        form.allow_major = true;
         assert_eq!(form.preview().major_bumps, vec!["b".to_string()]);
     }
 

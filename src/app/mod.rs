@@ -15,7 +15,8 @@ use crate::aws::Connection;
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::{self, Action, Scope};
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
-use crate::worker::{Command, Event, Refusal, Resumable};
+use crate::ops::rollout::Health;
+use crate::worker::{Command, Event, Refusal, Resumable, RolloutView};
 
 pub use devices::{Devices, SortColumn};
 pub use forms::{Confirm, ConfirmOutcome, Field, Form, FormKind, FormOutcome};
@@ -68,6 +69,8 @@ pub struct OpRow {
     pub started: Instant,
     pub finished: Option<Instant>,
     pub error: Option<String>,
+    /// After a success, in a gated rollout: whether the device came back healthy.
+    pub health: Option<Health>,
 }
 
 impl OpRow {
@@ -87,6 +90,17 @@ impl OpRow {
 pub struct Results {
     pub rows: Vec<OpRow>,
     pub cursor: usize,
+    /// Each plan's rollout as the worker last reported it, oldest first.
+    pub rollouts: Vec<RolloutView>,
+}
+
+impl Results {
+    /// The rollout of the plan under the cursor, or else the newest.
+    pub fn rollout_in_focus(&self) -> Option<&RolloutView> {
+        let plan = self.rows.get(self.cursor).map(|r| r.plan.as_str());
+        plan.and_then(|p| self.rollouts.iter().find(|r| r.plan == p))
+            .or_else(|| self.rollouts.last())
+    }
 }
 
 impl Results {
@@ -307,6 +321,17 @@ fn on_event(app: &mut App, event: Event) {
             app.fail(what);
         }
         Event::Op(id, update) => apply_op(app, id, update),
+        Event::Rollout(view) => {
+            match app.results.rollouts.iter_mut().find(|r| r.plan == view.plan) {
+                Some(r) => *r = view,
+                None => app.results.rollouts.push(view),
+            }
+        }
+        Event::Health(id, health) => {
+            if let Some(row) = app.results.rows.iter_mut().find(|r| r.id == id) {
+                row.health = Some(health);
+            }
+        }
         Event::Unfinished(plan) => {
             if !app.resumable.iter().any(|r| r.plan == plan.plan)
                 && !matches!(&app.overlay, Some(Overlay::Resume(r)) if r.plan == plan.plan)
@@ -514,6 +539,7 @@ fn add_rows(app: &mut App, plan: &str, ops: &[(OpId, DeviceKey)], operation: &st
             started: app.now,
             finished: None,
             error: None,
+            health: None,
         });
     }
 }

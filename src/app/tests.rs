@@ -11,7 +11,7 @@ fn start(app: &mut App, commands: &[Command]) {
     let [Command::Dispatch(plan)] = commands else {
         panic!("one dispatch: {commands:?}")
     };
-    let ops = plan.targets().cloned().enumerate().collect();
+    let ops = plan.targets.iter().cloned().enumerate().collect();
     let event = Event::PlanStarted {
         plan: "plan-1".into(),
         operation: plan.operation.clone(),
@@ -91,7 +91,7 @@ fn marking_three_and_pressing_o_runs_an_ota_after_confirmation() {
         panic!("the confirmation opens")
     };
     // p3 is already on 5.0.21: named and skipped.
-    assert_eq!(confirm.plan.panorama.len(), 2);
+    assert_eq!(confirm.plan.panorama().count(), 2);
     assert_eq!(confirm.plan.skipped.len(), 1);
     let commands = press(&mut app, KeyCode::Char('y'));
     let [Command::Dispatch(plan)] = commands.as_slice() else {

@@ -64,6 +64,12 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
     device.connection = d.device_connection_status().map(|s| s.as_str().to_string());
     device.current_software = d.current_software().map(str::to_string);
     device.available_software = d.latest_software().map(str::to_string);
+    device.offered = d
+        .latest_software()
+        .into_iter()
+        .chain(d.alternate_softwares().iter().filter_map(|a| a.version()))
+        .map(str::to_string)
+        .collect();
     device.latest = latest(d.latest_device_job());
     device.tags = tags(d.tags());
     Ok(device)

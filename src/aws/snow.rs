@@ -59,6 +59,9 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
     let mut device = Device::new(Service::Snow, id);
     device.status = d.device_state().map_or("", |s| s.as_str()).to_string();
     device.connection = seen(epoch(d.last_reached_out_at()));
+    device.last_reached_out = d
+        .last_reached_out_at()
+        .and_then(|t| u64::try_from(t.secs()).ok());
     device.current_software = d
         .software()
         .and_then(|s| s.installed_version())
@@ -135,6 +138,25 @@ pub async fn executions(client: &Client, task: &str) -> Result<Vec<(String, Stri
             return Ok(out);
         }
     }
+}
+
+/// When a device's execution of a task last changed (its end, once it has ended), by the
+/// service's clock in epoch seconds (DescribeExecution's lastUpdatedAt).
+pub async fn execution_changed(
+    client: &Client,
+    task: &str,
+    device: &str,
+) -> Result<Option<u64>, ApiError> {
+    let out = client
+        .describe_execution()
+        .task_id(task)
+        .managed_device_id(device)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    Ok(out
+        .last_updated_at()
+        .and_then(|t| u64::try_from(t.secs()).ok()))
 }
 
 /// One CancelTask. It is not idempotent (a second one after the first took effect is refused),

@@ -6,7 +6,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use plan::{Plan, SnowOptions};
+pub use plan::{Plan, Preflight, SnowOptions};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -64,6 +64,11 @@ pub struct Device {
     /// The newest job's or execution's type and state, e.g. "OTA COMPLETED".
     pub latest: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Panorama: the image versions the appliance can take (LatestSoftware and
+    /// AlternateSoftwares), from DescribeDevice.
+    pub offered: Vec<String>,
+    /// Snow: when the device last reached out (epoch seconds, the service's clock).
+    pub last_reached_out: Option<u64>,
 }
 
 impl Device {
@@ -78,6 +83,8 @@ impl Device {
             available_software: None,
             latest: None,
             tags: BTreeMap::new(),
+            offered: Vec::new(),
+            last_reached_out: None,
         }
     }
 
@@ -120,6 +127,18 @@ impl Device {
         if !newer.tags.is_empty() {
             self.tags = newer.tags;
         }
+        if !newer.offered.is_empty() {
+            self.offered = newer.offered;
+        }
+        if newer.last_reached_out.is_some() {
+            self.last_reached_out = newer.last_reached_out;
+        }
+    }
+
+    /// The appliance is known to be offline (its listing or its connection status says so).
+    pub fn offline(&self) -> bool {
+        self.service == Service::Panorama
+            && (self.status == "OFFLINE" || self.connection.as_deref() == Some("OFFLINE"))
     }
 }
 

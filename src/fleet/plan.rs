@@ -2,8 +2,10 @@
 //! one device per CreateJobForDevices, Snow up to 10 targets per CreateTask.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::{Device, DeviceKey, Operation, Service, major_of};
+use crate::ops::rollout::{Rollout, duration_text, wave_sizes};
 
 pub const SNOW_TARGETS_PER_TASK: usize = 10;
 
@@ -13,46 +15,99 @@ pub struct SnowOptions {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A device the operation does not apply to, and why.
+/// A device left out of the plan, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
     pub key: DeviceKey,
     pub label: String,
     pub reason: String,
+    /// Left out by preflight (certain to fail), rather than because the operation does not
+    /// apply: `include_skipped` sends these anyway.
+    pub preflight: bool,
+}
+
+/// What preflight checks before a plan is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preflight {
+    /// Send the devices preflight would skip.
+    pub include_skipped: bool,
+    /// A Snow device silent for longer than this is skipped.
+    pub stale: Duration,
+    /// Now, epoch seconds.
+    pub now: u64,
+}
+
+impl Preflight {
+    pub const DEFAULT_STALE: Duration = Duration::from_secs(3600);
+
+    pub fn new(include_skipped: bool, stale: Duration) -> Self {
+        Self {
+            include_skipped,
+            stale,
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+impl Default for Preflight {
+    fn default() -> Self {
+        Self::new(false, Self::DEFAULT_STALE)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub operation: Operation,
     pub snow: SnowOptions,
-    /// One CreateJobForDevices each.
-    pub panorama: Vec<DeviceKey>,
-    /// One CreateTask each.
-    pub snow_batches: Vec<Vec<DeviceKey>>,
+    /// The devices sent to, in the order they go: canaries first, then as shown.
+    pub targets: Vec<DeviceKey>,
     pub skipped: Vec<Skipped>,
     /// Labels of appliances the OTA would move to a new major version.
     pub major_bumps: Vec<String>,
+    pub rollout: Rollout,
+    /// Preflight's skips, sent anyway (they are in `targets` and still named in `skipped`).
+    pub include_skipped: bool,
 }
 
 impl Plan {
+    /// A plan of `devices` in the order given; devices matching `canary` go first.
     pub fn new(operation: Operation, snow: SnowOptions, devices: &[&Device]) -> Self {
-        let mut panorama = Vec::new();
-        let mut snow_targets = Vec::new();
+        Self::with(operation, snow, devices, Preflight::default())
+    }
+
+    pub fn with(
+        operation: Operation,
+        snow: SnowOptions,
+        devices: &[&Device],
+        preflight: Preflight,
+    ) -> Self {
+        let mut targets = Vec::new();
         let mut skipped = Vec::new();
         let mut major_bumps = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let offered = offered_versions(&operation, devices);
         for d in devices {
             // A device named twice (by id and by name, say) is one target.
             if !seen.insert(d.key()) {
                 continue;
             }
+            let skip = |reason: String, preflight: bool| Skipped {
+                key: d.key(),
+                label: d.label().to_string(),
+                reason,
+                preflight,
+            };
             if let Some(reason) = skip_reason(&operation, d) {
-                skipped.push(Skipped {
-                    key: d.key(),
-                    label: d.label().to_string(),
-                    reason,
-                });
+                skipped.push(skip(reason, false));
                 continue;
+            }
+            if let Some(reason) = certain_to_fail(&operation, d, &offered, &preflight) {
+                skipped.push(skip(reason, true));
+                if !preflight.include_skipped {
+                    continue;
+                }
             }
             if let (Operation::Ota { image_version, .. }, Some(current)) =
                 (&operation, &d.current_software)
@@ -60,48 +115,88 @@ impl Plan {
             {
                 major_bumps.push(d.label().to_string());
             }
-            match d.service {
-                Service::Panorama => panorama.push(d.key()),
-                Service::Snow => snow_targets.push(d.key()),
-            }
+            targets.push(d.key());
         }
-        let snow_batches = snow_targets
-            .chunks(SNOW_TARGETS_PER_TASK)
-            .map(<[DeviceKey]>::to_vec)
-            .collect();
         Self {
             operation,
             snow,
-            panorama,
-            snow_batches,
+            targets,
             skipped,
             major_bumps,
+            rollout: Rollout::default(),
+            include_skipped: preflight.include_skipped,
         }
     }
 
-    pub fn snow_device_count(&self) -> usize {
-        self.snow_batches.iter().map(Vec::len).sum()
+    /// Puts the devices `first` chooses at the front, keeping the order within each part.
+    pub fn canaries_first(&mut self, first: impl Fn(&DeviceKey) -> bool) {
+        let (mut front, back): (Vec<DeviceKey>, Vec<DeviceKey>) =
+            self.targets.drain(..).partition(|k| first(k));
+        front.extend(back);
+        self.targets = front;
     }
 
     pub fn device_count(&self) -> usize {
-        self.panorama.len() + self.snow_device_count()
+        self.targets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.device_count() == 0
+        self.targets.is_empty()
+    }
+
+    /// The devices of each wave, in order.
+    pub fn waves(&self) -> Vec<Vec<DeviceKey>> {
+        let mut left = self.targets.iter();
+        wave_sizes(&self.rollout.waves, self.targets.len())
+            .into_iter()
+            .map(|n| left.by_ref().take(n).cloned().collect())
+            .collect()
+    }
+
+    /// Preflight's skips that are left out (not sent anyway).
+    pub fn left_out(&self) -> impl Iterator<Item = &Skipped> {
+        self.skipped
+            .iter()
+            .filter(|s| s.preflight && !self.include_skipped)
+    }
+
+    pub fn panorama(&self) -> impl Iterator<Item = &DeviceKey> {
+        self.targets
+            .iter()
+            .filter(|k| k.service == Service::Panorama)
+    }
+
+    pub fn snow_device_count(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|k| k.service == Service::Snow)
+            .count()
+    }
+
+    /// CreateTask calls: Snow devices are batched 10 to a task within each wave.
+    pub fn snow_tasks(&self) -> usize {
+        self.waves()
+            .iter()
+            .map(|w| {
+                w.iter()
+                    .filter(|k| k.service == Service::Snow)
+                    .count()
+                    .div_ceil(SNOW_TARGETS_PER_TASK)
+            })
+            .sum()
     }
 
     /// The calls this plan makes, as the confirmation dialog states them.
     pub fn calls(&self) -> String {
         let mut parts = Vec::new();
-        if !self.panorama.is_empty() {
-            let n = self.panorama.len();
-            parts.push(format!("{n} CreateJobForDevices (1 device each)"));
+        let appliances = self.panorama().count();
+        if appliances > 0 {
+            parts.push(format!("{appliances} CreateJobForDevices (1 device each)"));
         }
-        if !self.snow_batches.is_empty() {
-            let n = self.snow_batches.len();
+        let tasks = self.snow_tasks();
+        if tasks > 0 {
             parts.push(format!(
-                "{n} CreateTask (at most {SNOW_TARGETS_PER_TASK} targets each)"
+                "{tasks} CreateTask (at most {SNOW_TARGETS_PER_TASK} targets each)"
             ));
         }
         if parts.is_empty() {
@@ -110,13 +205,70 @@ impl Plan {
             parts.join(", ")
         }
     }
+}
 
-    /// All devices the plan sends to, Panorama first, in the order they are sent.
-    pub fn targets(&self) -> impl Iterator<Item = &DeviceKey> {
-        self.panorama
-            .iter()
-            .chain(self.snow_batches.iter().flatten())
+/// Every version an appliance of the plan offers (LatestSoftware or AlternateSoftwares), when
+/// any appliance of it was described; `None` when nothing is known.
+fn offered_versions(op: &Operation, devices: &[&Device]) -> Option<Vec<String>> {
+    if !matches!(op, Operation::Ota { .. }) {
+        return None;
     }
+    let offered: Vec<String> = devices
+        .iter()
+        .filter(|d| d.service == Service::Panorama)
+        .flat_map(|d| d.offered.iter().cloned())
+        .collect();
+    (!offered.is_empty()).then_some(offered)
+}
+
+/// Why a device would certainly fail, if it would.
+fn certain_to_fail(
+    op: &Operation,
+    d: &Device,
+    offered: &Option<Vec<String>>,
+    preflight: &Preflight,
+) -> Option<String> {
+    if d.offline() {
+        return Some("the appliance is offline".into());
+    }
+    if let Operation::Ota {
+        image_version,
+        allow_major,
+    } = op
+    {
+        if let Some(current) = &d.current_software
+            && major_of(image_version) > major_of(current)
+            && !allow_major
+        {
+            return Some(format!(
+                "{current} → {image_version} is a major version update and AllowMajorVersionUpdate is off"
+            ));
+        }
+        if let Some(offered) = offered
+            && !offered.contains(image_version)
+        {
+            let mut known = offered.clone();
+            known.sort_by_key(|v| super::version_key(v));
+            known.dedup();
+            return Some(format!(
+                "no appliance in the plan offers {image_version} (offered: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    if d.service == Service::Snow
+        && let Some(at) = d.last_reached_out
+    {
+        let silent = preflight.now.saturating_sub(at);
+        if silent > preflight.stale.as_secs() {
+            return Some(format!(
+                "not heard from for {} (more than {})",
+                duration_text(Duration::from_secs(silent)),
+                duration_text(preflight.stale)
+            ));
+        }
+    }
+    None
 }
 
 fn skip_reason(op: &Operation, d: &Device) -> Option<String> {
@@ -142,6 +294,7 @@ fn skip_reason(op: &Operation, d: &Device) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::rollout::parse_waves;
 
     fn pan(id: &str, sw: &str) -> Device {
         let mut d = Device::new(Service::Panorama, id);
@@ -163,15 +316,38 @@ mod tests {
             .collect();
         let refs: Vec<&Device> = devices.iter().collect();
         let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-        assert_eq!(plan.panorama.len(), 3);
-        let sizes: Vec<usize> = plan.snow_batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![10, 10, 3]);
+        assert_eq!(plan.panorama().count(), 3);
+        assert_eq!(plan.snow_tasks(), 3);
         assert_eq!(plan.device_count(), 26);
         assert_eq!(
             plan.calls(),
             "3 CreateJobForDevices (1 device each), 3 CreateTask (at most 10 targets each)"
         );
-        assert_eq!(plan.targets().count(), 26);
+    }
+
+    #[test]
+    fn snow_is_batched_within_each_wave() {
+        let devices: Vec<Device> = (0..23).map(|i| snow(&format!("s{i}"), "LOCKED")).collect();
+        let refs: Vec<&Device> = devices.iter().collect();
+        let mut plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
+        plan.rollout.waves = parse_waves("1,10%,rest").unwrap();
+        let sizes: Vec<usize> = plan.waves().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 3, 19]);
+        // 1 + 1 + 2 tasks: a task never spans two waves.
+        assert_eq!(plan.snow_tasks(), 4);
+    }
+
+    #[test]
+    fn canaries_go_first_and_the_rest_keep_their_order() {
+        let devices: Vec<Device> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|i| pan(i, "5.0.10"))
+            .collect();
+        let refs: Vec<&Device> = devices.iter().collect();
+        let mut plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
+        plan.canaries_first(|k| k.id == "c" || k.id == "d");
+        let order: Vec<&str> = plan.targets.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(order, vec!["c", "d", "a", "b"]);
     }
 
     #[test]
@@ -196,10 +372,10 @@ mod tests {
         let refs: Vec<&Device> = devices.iter().collect();
         let ota = Operation::Ota {
             image_version: "5.0.21".into(),
-            allow_major: false,
+            allow_major: true,
         };
         let plan = Plan::new(ota, SnowOptions::default(), &refs);
-        assert_eq!(plan.panorama, vec![DeviceKey::new(Service::Panorama, "p1")]);
+        assert_eq!(plan.targets, vec![DeviceKey::new(Service::Panorama, "p1")]);
         assert_eq!(plan.major_bumps, vec!["p1".to_string()]);
         let reasons: Vec<(&str, &str)> = plan
             .skipped
@@ -216,11 +392,74 @@ mod tests {
         );
 
         let plan = Plan::new(Operation::Unlock, SnowOptions::default(), &refs);
-        assert_eq!(
-            plan.snow_batches,
-            vec![vec![DeviceKey::new(Service::Snow, "s1")]]
-        );
+        assert_eq!(plan.targets, vec![DeviceKey::new(Service::Snow, "s1")]);
         assert_eq!(plan.skipped.len(), 3);
         assert!(plan.skipped.iter().any(|s| s.reason == "already unlocked"));
+    }
+
+    #[test]
+    fn preflight_skips_what_is_certain_to_fail_unless_told_to_send_it() {
+        let mut offline = pan("off", "5.0.10");
+        offline.status = "OFFLINE".into();
+        let mut ok = pan("ok", "5.0.10");
+        ok.offered = vec!["5.0.21".into()];
+        let major = pan("major", "4.3.93");
+        let mut silent = snow("silent", "LOCKED");
+        silent.last_reached_out = Some(1_000);
+        let mut fresh = snow("fresh", "LOCKED");
+        fresh.last_reached_out = Some(10_000 - 60);
+        let ota = |v: &str| Operation::Ota {
+            image_version: v.into(),
+            allow_major: false,
+        };
+        let check = Preflight {
+            include_skipped: false,
+            stale: Duration::from_secs(3600),
+            now: 10_000,
+        };
+        let refs = [&offline, &ok, &major];
+        let plan = Plan::with(ota("5.0.21"), SnowOptions::default(), &refs, check);
+        assert_eq!(plan.targets, vec![ok.key()]);
+        let why: Vec<&str> = plan.left_out().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            why,
+            vec![
+                "the appliance is offline",
+                "4.3.93 → 5.0.21 is a major version update and AllowMajorVersionUpdate is off"
+            ]
+        );
+        // A version no appliance offers: every appliance is skipped, naming what is offered.
+        let plan = Plan::with(ota("5.0.99"), SnowOptions::default(), &[&ok], check);
+        assert!(plan.targets.is_empty());
+        assert_eq!(
+            plan.skipped[0].reason,
+            "no appliance in the plan offers 5.0.99 (offered: 5.0.21)"
+        );
+        // Snow: silent for 2h30m against a 1h limit.
+        let plan = Plan::with(
+            Operation::Reboot,
+            SnowOptions::default(),
+            &[&silent, &fresh],
+            check,
+        );
+        assert_eq!(plan.targets, vec![fresh.key()]);
+        assert_eq!(
+            plan.skipped[0].reason,
+            "not heard from for 2h30m (more than 1h)"
+        );
+        // Sent anyway, and still named.
+        let send_all = Preflight {
+            include_skipped: true,
+            ..check
+        };
+        let plan = Plan::with(
+            Operation::Reboot,
+            SnowOptions::default(),
+            &[&silent, &fresh],
+            send_all,
+        );
+        assert_eq!(plan.targets.len(), 2);
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.left_out().count(), 0);
     }
 }

@@ -91,6 +91,28 @@ pub fn show(path: &Path, plan: &str, out: &mut impl Write) -> anyhow::Result<()>
     );
     for r in mine {
         let line = match r {
+            Record::Wave { at, wave, .. } => format!("{}  wave     {} begins", when(*at), wave + 1),
+            Record::Gate { at, decision, .. } => format!(
+                "{}  gate     wave {} {}: {}",
+                when(*at),
+                decision.wave + 1,
+                decision.verdict.word(),
+                decision.detail
+            ),
+            Record::Health {
+                at,
+                device,
+                healthy,
+                reason,
+                ..
+            } => format!(
+                "{}  health   {device} {}{}",
+                when(*at),
+                if *healthy { "healthy" } else { "NOT HEALTHY" },
+                reason
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(": {r}"))
+            ),
             Record::Plan {
                 at,
                 action,
@@ -216,6 +238,8 @@ mod tests {
                 region: "us-east-1".into(),
                 endpoint: "e".into(),
                 devices: vec!["snow:a".into(), "snow:b".into()],
+                rollout: None,
+                left_out: Vec::new(),
             })
             .unwrap();
             if ended {

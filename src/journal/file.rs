@@ -400,6 +400,8 @@ mod tests {
             region: "us-east-1".into(),
             endpoint: "e".into(),
             devices: vec![],
+            rollout: None,
+            left_out: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::ApiError;
 use crate::fleet::Service;
 use crate::ops::OpState;
+use crate::ops::rollout::{Decision, Figures, Gate, Verdict};
 
 pub use file::{
     Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
@@ -79,6 +80,30 @@ pub enum Record {
         endpoint: String,
         /// "panorama:<id>" or "snow:<id>".
         devices: Vec<String>,
+        /// A staged rollout: its waves' devices and its gate.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        rollout: Option<RolloutRecord>,
+        /// Devices preflight left out, with why: never sent, so a retry of the rest takes them.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        left_out: Vec<LeftOut>,
+    },
+    /// A rollout's wave began (from 0).
+    Wave { plan: String, at: u64, wave: usize },
+    /// A rollout's gate decided, or an operator spoke.
+    Gate {
+        plan: String,
+        at: u64,
+        #[serde(flatten)]
+        decision: Decision,
+    },
+    /// A device's health after its operation succeeded.
+    Health {
+        plan: String,
+        at: u64,
+        device: String,
+        healthy: bool,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
     },
     /// A mutating call is about to be sent.
     Intent {
@@ -151,10 +176,67 @@ impl Record {
             | Self::Intent { plan, .. }
             | Self::Outcome { plan, .. }
             | Self::Final { plan, .. }
+            | Self::Wave { plan, .. }
+            | Self::Gate { plan, .. }
+            | Self::Health { plan, .. }
             | Self::Paused { plan, .. }
             | Self::End { plan, .. } => plan,
         }
     }
+}
+
+/// A plan's waves and gate, as journaled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    /// Each wave's devices, "panorama:<id>" or "snow:<id>".
+    pub waves: Vec<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gate: Option<Gate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub device: String,
+    pub reason: String,
+}
+
+/// Where a rollout stood when its process ended: the wave begun last, what had finished,
+/// the decisions made.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RolloutState {
+    pub wave: usize,
+    pub figures: Figures,
+    pub decisions: Vec<Decision>,
+    /// When the gate last passed the current wave (epoch seconds): a bake goes on from there.
+    pub passed_at: Option<u64>,
+}
+
+/// Reads a plan's rollout progress from its records.
+pub fn rollout_state(records: &[Record], id: &str) -> RolloutState {
+    let mut state = RolloutState::default();
+    for r in records.iter().filter(|r| r.plan() == id) {
+        match r {
+            Record::Wave { wave, .. } => {
+                state.wave = *wave;
+                state.passed_at = None;
+            }
+            Record::Gate { at, decision, .. } => {
+                if decision.verdict == Verdict::Passed && decision.wave == state.wave {
+                    state.passed_at = Some(*at);
+                }
+                state.decisions.push(decision.clone());
+            }
+            Record::Final { state: s, .. } if *s != OpState::Skipped => {
+                state.figures.finished += 1;
+                if *s != OpState::Succeeded {
+                    state.figures.failed += 1;
+                }
+            }
+            Record::Health { healthy: false, .. } => state.figures.failed += 1,
+            _ => {}
+        }
+    }
+    state
 }
 
 /// What of an unfinished plan is still to be confirmed.
@@ -182,6 +264,8 @@ pub enum Pending {
 pub struct Unfinished {
     pub plan: Record,
     pub pending: Vec<Pending>,
+    /// Where its rollout stood.
+    pub rollout: RolloutState,
 }
 
 impl Unfinished {
@@ -321,6 +405,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
             out.push(Unfinished {
                 plan: plan.clone(),
                 pending,
+                rollout: rollout_state(records, &id),
             });
         }
     }
@@ -356,6 +441,8 @@ mod tests {
             region: "us-east-1".into(),
             endpoint: "http://127.0.0.1:4580".into(),
             devices: devices.iter().map(|d| d.to_string()).collect(),
+            rollout: None,
+            left_out: Vec::new(),
         }
     }
 

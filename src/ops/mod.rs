@@ -11,6 +11,8 @@
 //! The worker drives it, the journal records it, and the terminal UI and `fleetdeck run` are
 //! two views of it. No SDK types and no I/O here.
 
+pub mod rollout;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};

@@ -118,6 +118,9 @@ pub(super) struct Ctx {
     pub clients: Clients,
     pub limits: Arc<Limits>,
     pub stop: Stop,
+    /// Set by the quit or by the plan's rollout (a pause, an abort): no new send begins, but a
+    /// send that may have taken effect is still resolved (only the quit stops that).
+    pub hold: Stop,
     pub log: Log,
     pub tx: mpsc::UnboundedSender<Internal>,
     /// How long after a send with no answer the service is first asked what became of it.
@@ -244,7 +247,7 @@ async fn panorama_job(
         // The request quota first and the create quota last, right before the send: sends are
         // then spaced by the create pacing alone, which can sit close to the service's 1/s.
         let paced = ctx
-            .stop
+            .hold
             .unless(async {
                 ctx.limits.panorama_all.until_ready().await;
                 ctx.limits.panorama_create.until_ready().await;
@@ -257,7 +260,7 @@ async fn panorama_job(
         // send is this send's (read after the pacing wait, which can be long, so another
         // operator's job made meanwhile is not taken for ours).
         let before = match ctx
-            .stop
+            .hold
             .unless(read_jobs(client, &ctx.limits, device))
             .await
         {
@@ -316,7 +319,7 @@ async fn panorama_job(
         }
         match retry.after(&error) {
             Some(wait) => {
-                if !ctx.stop.sleep(wait).await {
+                if !ctx.hold.sleep(wait).await {
                     return End::Paused;
                 }
             }
@@ -431,7 +434,7 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
         Default::default()
     } else {
         match ctx
-            .stop
+            .hold
             .unless(aws::snow::busy_devices(&ctx.clients.snow))
             .await
         {
@@ -495,13 +498,15 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
             report(OpUpdate::new(OpState::Paused));
         }
     };
-    let Some(_permit) = ctx.stop.unless(ctx.limits.call()).await else {
+    // A batch that may have made its task is resolved through a hold; only a quit stops it.
+    let until = |maybe_sent: bool| if maybe_sent { &ctx.stop } else { &ctx.hold };
+    let Some(_permit) = until(maybe_sent).unless(ctx.limits.call()).await else {
         return stopped(maybe_sent);
     };
     let mut retry = Retry::default();
     let mut attempt = 0;
     loop {
-        if ctx.stop.is_set() {
+        if until(maybe_sent).is_set() {
             return stopped(maybe_sent);
         }
         if let Err(e) = ctx.log.intent(
@@ -551,7 +556,7 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
         }
         match retry.after(&error) {
             Some(wait) => {
-                if !ctx.stop.sleep(wait).await {
+                if !until(maybe_sent).sleep(wait).await {
                     return stopped(maybe_sent);
                 }
             }

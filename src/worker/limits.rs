@@ -51,18 +51,36 @@ impl Limits {
     }
 }
 
-/// The worker's stop signal (a quit, a signal): set once, never cleared.
+/// A stop signal (the worker's quit, or a rollout's hold): set once, never cleared. A stop
+/// made with `or` is set when either of its parts is.
 #[derive(Clone)]
-pub struct Stop(watch::Receiver<bool>);
+pub struct Stop(Vec<watch::Receiver<bool>>);
 
 impl Stop {
     pub fn new() -> (watch::Sender<bool>, Self) {
         let (tx, rx) = watch::channel(false);
-        (tx, Self(rx))
+        (tx, Self(vec![rx]))
+    }
+
+    /// Set when this one or `other` is.
+    pub fn or(&self, other: &Stop) -> Stop {
+        Self(self.0.iter().chain(&other.0).cloned().collect())
     }
 
     pub fn is_set(&self) -> bool {
-        *self.0.borrow()
+        self.0.iter().any(|rx| *rx.borrow())
+    }
+
+    async fn set(&self) {
+        let waits = self.0.iter().cloned().map(|mut rx| {
+            Box::pin(async move {
+                // A sender gone without setting it never will: wait forever.
+                if rx.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        });
+        futures::future::select_all(waits).await;
     }
 
     /// Runs `work` unless the stop comes first: `None` when stopped.
@@ -70,10 +88,9 @@ impl Stop {
         if self.is_set() {
             return None;
         }
-        let mut rx = self.0.clone();
         tokio::select! {
             out = work => Some(out),
-            _ = rx.wait_for(|s| *s) => None,
+            () = self.set() => None,
         }
     }
 
@@ -132,6 +149,21 @@ mod tests {
             .unwrap();
         assert!(!slept);
         assert!(stop.unless(async { 1 }).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_hold_stops_what_either_part_stops() {
+        let (quit, global) = Stop::new();
+        let (hold_tx, hold) = Stop::new();
+        let both = global.or(&hold);
+        hold_tx.send(true).unwrap();
+        assert!(both.is_set());
+        assert!(!global.is_set());
+        assert!(!both.sleep(Duration::from_secs(3600)).await);
+        let (_keep, fresh) = Stop::new();
+        let other = global.or(&fresh);
+        quit.send(true).unwrap();
+        assert!(other.unless(async { 1 }).await.is_none());
     }
 
     #[test]

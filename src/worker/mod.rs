@@ -12,6 +12,7 @@ mod dispatch;
 mod limits;
 mod plans;
 mod protocol;
+mod rollout;
 mod status;
 
 use std::collections::HashMap;
@@ -27,7 +28,8 @@ use crate::ops::Book;
 
 pub use crate::ops::{OpId, OpUpdate, Tally};
 pub use limits::Limits;
-pub use protocol::{Command, Event, Refusal, Resumable, Settings, Source};
+pub use protocol::{Command, Event, Refusal, Resumable, RolloutView, Settings, Source};
+pub use rollout::short;
 
 /// What the worker's own sub-tasks report back to it.
 enum Internal {
@@ -69,6 +71,12 @@ enum Internal {
     },
     /// Something the operator should know, that stops nothing by itself.
     Warn(String),
+    /// A health check after a success ended, with the device as last read.
+    Health {
+        op: OpId,
+        health: crate::ops::rollout::Health,
+        device: Option<Device>,
+    },
 }
 
 pub fn spawn(
@@ -126,6 +134,8 @@ struct Worker {
     status: status::Status,
     /// CancelTask calls under way, by task: one at a time per task.
     canceling: std::collections::HashSet<String>,
+    /// Every plan's rollout (a plan sent all at once is a rollout of one wave).
+    rollouts: HashMap<String, rollout::Run>,
 }
 
 async fn run(
@@ -184,6 +194,7 @@ async fn run(
         dispatch_ops: HashMap::new(),
         status: status::Status::default(),
         canceling: Default::default(),
+        rollouts: HashMap::new(),
     };
     if worker.journal.is_some() {
         worker.offer_unfinished();
@@ -204,7 +215,10 @@ async fn run(
                 None => break,
             },
             _ = refresh.tick() => worker.refresh(),
-            _ = poll.tick() => worker.poll(),
+            _ = poll.tick() => {
+                worker.poll();
+                worker.rollout_tick();
+            }
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
                 if let Err(e) = joined && e.is_panic() {
                     worker.emit(Event::Failure(format!(
@@ -245,6 +259,9 @@ impl Worker {
             Command::Resume { plan } => self.resume(&plan),
             Command::Discard { plan } => self.discard(&plan),
             Command::CancelTask { task_id } => self.cancel(task_id),
+            Command::Promote { plan } => self.promote(&plan),
+            Command::Pause { plan } => self.pause(&plan),
+            Command::Abort { plan } => self.abort_by_operator(&plan),
             Command::Shutdown(done) => {
                 let _ = self.stop_tx.send(true);
                 self.shutting_down = Some(done);
@@ -282,6 +299,7 @@ impl Worker {
                 self.poll();
             }
             Internal::Warn(message) => self.emit(Event::Failure(message)),
+            Internal::Health { op, health, device } => self.health_read(op, health, device),
         }
     }
 
@@ -292,9 +310,15 @@ impl Worker {
     }
 
     fn op_with(&mut self, op: OpId, update: OpUpdate, record_final: bool) {
+        let state = update.state;
         match self.book.apply(op, &update) {
             crate::ops::Applied::Ignored => return,
-            crate::ops::Applied::Changed => {}
+            crate::ops::Applied::Changed => {
+                if record_final && state.is_final() {
+                    self.record_final(op);
+                }
+                self.emit(Event::Op(op, update));
+            }
             crate::ops::Applied::PlanDone(plan) => {
                 self.emit(Event::Op(op, update));
                 // A row failed without a record (a panic) keeps its plan open in the journal.
@@ -302,13 +326,9 @@ impl Worker {
                     self.record_final(op);
                     self.end_plan(&plan);
                 }
-                return;
             }
         }
-        if record_final && update.state.is_final() {
-            self.record_final(op);
-        }
-        self.emit(Event::Op(op, update));
+        self.rollout_op(op, state);
     }
 
     /// A dispatch task ended. One that panicked fails the rows it carried with the panic's
@@ -319,6 +339,10 @@ impl Worker {
             Err(e) => (e.id(), e.is_panic().then(|| panic_message(e.into_panic()))),
         };
         let ops = self.dispatch_ops.remove(&id).unwrap_or_default();
+        let plans: std::collections::HashSet<String> = ops
+            .iter()
+            .filter_map(|op| self.book.get(*op).map(|o| o.plan.clone()))
+            .collect();
         if let Some(message) = panic {
             let error = ApiError::new(
                 aws::ErrorKind::Other,
@@ -335,6 +359,12 @@ impl Worker {
                     self.op_with(op, update, false);
                 }
             }
+        }
+        // What a pause held back and a promotion since asked for, or an abort left unsent.
+        for plan in plans {
+            self.skip_aborted(&plan);
+            self.send_unsent(&plan);
+            self.advance(&plan);
         }
         self.finish_shutdown();
     }

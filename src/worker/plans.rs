@@ -6,7 +6,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::dispatch::{self, Ctx, Log, Work};
-use super::{Event, Internal, Refusal, Resumable, Settings, Worker, device_ref, parse_device_ref};
+use super::rollout::Run;
+use super::{
+    Event, Internal, Refusal, Resumable, RolloutView, Settings, Worker, device_ref,
+    parse_device_ref,
+};
+use crate::ops::rollout::{Phase, Verdict};
 use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Plan, Service, SnowOptions};
 use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record};
@@ -91,10 +96,15 @@ impl Worker {
     }
 
     fn ctx(&self, plan: &str, operation: Operation, snow: SnowOptions) -> Ctx {
+        let hold = match self.rollouts.get(plan) {
+            Some(run) => self.stop.or(&run.hold),
+            None => self.stop.clone(),
+        };
         Ctx {
             clients: self.clients.clone(),
             limits: self.limits.clone(),
             stop: self.stop.clone(),
+            hold,
             log: Log {
                 journal: self.journal.clone(),
                 plan: plan.to_string(),
@@ -208,7 +218,7 @@ impl Worker {
         if let Some(e) = self.refusal() {
             return self.refuse(e, None);
         }
-        let keys: Vec<DeviceKey> = plan.targets().cloned().collect();
+        let keys: Vec<DeviceKey> = plan.targets.clone();
         if let Some((e, overlaps)) = self.overlap(&keys) {
             if let Some(r) = overlaps.as_deref().and_then(|id| self.resumable(id)) {
                 self.emit(Event::Unfinished(r));
@@ -223,9 +233,8 @@ impl Worker {
             } => (Some(image_version.clone()), *allow_major),
             _ => (None, false),
         };
-        let mut distinct = keys.clone();
-        let mut seen = std::collections::HashSet::new();
-        distinct.retain(|k| seen.insert(k.clone()));
+        let waves = plan.waves();
+        let gate = plan.rollout.gate_for(waves.len());
         let record = Record::Plan {
             plan: id.clone(),
             at: journal::now(),
@@ -236,42 +245,55 @@ impl Worker {
             tags: plan.snow.tags.clone(),
             region: self.connection.region.clone(),
             endpoint: self.connection.snow_endpoint.clone(),
-            devices: distinct.iter().map(device_ref).collect(),
+            devices: waves.iter().flatten().map(device_ref).collect(),
+            rollout: Some(journal::RolloutRecord {
+                waves: waves
+                    .iter()
+                    .map(|w| w.iter().map(device_ref).collect())
+                    .collect(),
+                gate,
+            }),
+            left_out: plan
+                .left_out()
+                .map(|s| journal::LeftOut {
+                    device: device_ref(&s.key),
+                    reason: s.reason.clone(),
+                })
+                .collect(),
         };
         if let Err(why) = self.journal(&record) {
             let e = ApiError::new(ErrorKind::Validation, "JournalWriteFailed", why);
             return self.refuse(e, None);
         }
-        let ops = self.book.add_plan(&id, &distinct);
+        let keys: Vec<DeviceKey> = waves.iter().flatten().cloned().collect();
+        let ops = self.book.add_plan(&id, &keys);
         self.emit(Event::PlanStarted {
             plan: id.clone(),
             operation: plan.operation.clone(),
             ops: ops.clone(),
             resumed: false,
         });
-        let mut work = Vec::new();
-        for (op, key) in &ops {
-            match key.service {
-                Service::Panorama => work.push(Work::Panorama {
-                    op: *op,
-                    device: key.id.clone(),
-                    known_jobs: None,
-                    last_sent: None,
-                }),
-                Service::Snow => match work.last_mut() {
-                    Some(Work::Snow { ops, .. })
-                        if ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK =>
-                    {
-                        ops.push((key.id.clone(), *op))
-                    }
-                    _ => work.push(Work::Snow {
-                        ops: vec![(key.id.clone(), *op)],
-                        token: None,
-                    }),
-                },
-            }
+        let view = RolloutView {
+            plan: id.clone(),
+            gate,
+            waves: group(&ops, waves.len(), |k| {
+                waves.iter().position(|w| w.contains(k))
+            }),
+            wave: 0,
+            phase: Phase::Sending,
+            figures: Default::default(),
+            decisions: Vec::new(),
+            outcome: None,
+            left_out: plan.left_out().count(),
+        };
+        let state = journal::RolloutState::default();
+        let run = Run::new(view, plan.operation, plan.snow, &state);
+        self.rollouts.insert(id.clone(), run);
+        self.start_wave(&id, 0);
+        self.advance(&id);
+        if let Some(run) = self.rollouts.get(&id) {
+            self.emit(Event::Rollout(run.view.clone()));
         }
-        self.start(&id, plan.operation, plan.snow, work);
     }
 
     /// Sends what an unfinished plan never confirmed: appliances reconciled first against the
@@ -312,41 +334,98 @@ impl Worker {
             ops: ops.clone(),
             resumed: true,
         });
+        let (waves, gate, left_out) = match &u.plan {
+            Record::Plan {
+                rollout: Some(r),
+                left_out,
+                ..
+            } => (r.waves.clone(), r.gate, left_out.len()),
+            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.len()),
+            _ => (Vec::new(), None, 0),
+        };
+        let state = &u.rollout;
+        let mut view = RolloutView {
+            plan: id.to_string(),
+            gate,
+            waves: group(&ops, waves.len().max(1), |k| {
+                let name = device_ref(k);
+                Some(waves.iter().position(|w| w.contains(&name)).unwrap_or(0))
+            }),
+            wave: state.wave,
+            phase: Phase::Sending,
+            figures: state.figures,
+            decisions: state.decisions.clone(),
+            outcome: None,
+            left_out,
+        };
+        // A rollout that was paused or aborted stays so: the operator resumes its dispatch,
+        // not past its gate.
+        match state.decisions.last() {
+            Some(d) if d.verdict == Verdict::Aborted => {
+                view.phase = Phase::Aborted {
+                    why: d.detail.clone(),
+                }
+            }
+            Some(d) if d.verdict == Verdict::Paused => {
+                view.phase = Phase::Paused {
+                    why: d.detail.clone(),
+                }
+            }
+            _ => {}
+        }
+        let held = !matches!(view.phase, Phase::Sending);
+        let mut run = Run::new(view, operation.clone(), snow.clone(), state);
+        if held {
+            run.hold_now();
+        }
+        self.rollouts.insert(id.to_string(), run);
         let op_of = |service: Service, device: &str| {
             ops.iter()
                 .find(|(_, k)| k.service == service && k.id == device)
                 .map(|(op, _)| *op)
         };
+        // Sends begun before the stop are resolved now, whatever the phase; what was never
+        // sent goes when its wave does.
         let work = u
             .pending
             .iter()
             .filter_map(|p| match p {
                 journal::Pending::Panorama {
                     device,
-                    known_jobs,
+                    known_jobs: Some(known),
                     last_sent,
                 } => Some(Work::Panorama {
                     op: op_of(Service::Panorama, device)?,
                     device: device.clone(),
-                    known_jobs: known_jobs.clone(),
+                    known_jobs: Some(known.clone()),
                     last_sent: *last_sent,
                 }),
-                journal::Pending::Snow { devices, token } => Some(Work::Snow {
+                journal::Pending::Snow {
+                    devices,
+                    token: Some(token),
+                } => Some(Work::Snow {
                     ops: devices
                         .iter()
                         .filter_map(|d| op_of(Service::Snow, d).map(|op| (d.clone(), op)))
                         .collect(),
-                    token: token.clone(),
+                    token: Some(token.clone()),
                 }),
+                _ => None,
             })
             .collect();
         self.start(id, operation, snow, work);
+        self.send_unsent(id);
+        self.skip_aborted(id);
+        self.advance(id);
+        if let Some(run) = self.rollouts.get(id) {
+            self.emit(Event::Rollout(run.view.clone()));
+        }
     }
 
     /// Spawns the sends. Appliances each get a task (paced by the create quota, outside the
     /// bound on calls under way); a plan's Snow part is one task that checks which devices are
     /// busy, then sends its batches concurrently.
-    fn start(&mut self, plan: &str, operation: Operation, snow: SnowOptions, work: Vec<Work>) {
+    pub(super) fn start(&mut self, plan: &str, operation: Operation, snow: SnowOptions, work: Vec<Work>) {
         let ctx = self.ctx(plan, operation, snow);
         let mut snow_batches = Vec::new();
         for item in work {
@@ -623,6 +702,20 @@ impl Worker {
     }
 }
 
+/// The operations of each wave: `wave_of` places a device (unplaced ones go to the first).
+fn group(
+    ops: &[(OpId, DeviceKey)],
+    waves: usize,
+    wave_of: impl Fn(&DeviceKey) -> Option<usize>,
+) -> Vec<Vec<OpId>> {
+    let mut out = vec![Vec::new(); waves.max(1)];
+    for (op, key) in ops {
+        let k = wave_of(key).unwrap_or(0).min(out.len() - 1);
+        out[k].push(*op);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,6 +733,8 @@ mod tests {
             region: "r".into(),
             endpoint: "e".into(),
             devices: vec![],
+            rollout: None,
+            left_out: vec![],
         };
         let (op, _) = operation_of(&plan).unwrap();
         assert_eq!(

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::aws::{ApiError, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Operation, Plan, Service};
+use crate::ops::rollout::{Decision, Figures, Gate, Health, Outcome, Phase};
 use crate::ops::{OpId, OpUpdate, Tally};
 
 #[derive(Debug)]
@@ -24,6 +25,13 @@ pub enum Command {
     Resume { plan: String },
     /// Close an unfinished plan: reconcile what may have been sent, abandon the rest.
     Discard { plan: String },
+    /// A rollout goes on: past an approval, a bake, a pause or a breach the operator accepts.
+    Promote { plan: String },
+    /// A rollout sends nothing more until promoted or aborted.
+    Pause { plan: String },
+    /// A rollout stops for good: nothing more is sent, what was not is skipped, queued Snow
+    /// executions are canceled.
+    Abort { plan: String },
     /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
     /// with how the operations stand.
     Shutdown(tokio::sync::oneshot::Sender<Tally>),
@@ -58,12 +66,36 @@ pub enum Event {
     /// Nothing of the plan was sent, and why.
     PlanRefused(Refusal),
     Op(OpId, OpUpdate),
+    /// How a staged rollout stands, whenever that changes.
+    Rollout(RolloutView),
+    /// A device's health after its operation succeeded, as a rollout's gate reads it.
+    Health(OpId, Health),
     /// A plan a crash or a quit left open, for the same region and endpoint.
     Unfinished(Resumable),
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed. Repeats are folded by the UI.
     Failure(String),
+}
+
+/// A staged rollout as the operator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutView {
+    pub plan: String,
+    /// The gate between waves, if any.
+    pub gate: Option<Gate>,
+    /// Each wave's operations, in order.
+    pub waves: Vec<Vec<OpId>>,
+    /// The wave being sent, or the last one sent.
+    pub wave: usize,
+    pub phase: Phase,
+    /// What the gate reads, including what a resumed plan had finished before.
+    pub figures: Figures,
+    pub decisions: Vec<Decision>,
+    /// Set once the rollout has ended.
+    pub outcome: Option<Outcome>,
+    /// Devices preflight left out: they make a finished rollout PARTIAL.
+    pub left_out: usize,
 }
 
 /// Why a plan was not started.
@@ -113,6 +145,8 @@ pub struct Settings {
     pub journal: Option<std::path::PathBuf>,
     /// How long one attempt of a call may take before it is given up.
     pub call_timeout: Duration,
+    /// How long a device may take to be healthy after its operation succeeded.
+    pub health_timeout: Duration,
     /// Makes every appliance's dispatch task panic, for the test that proves a panicking task
     /// fails its rows instead of leaving them in flight. Never set otherwise.
     #[doc(hidden)]
@@ -128,6 +162,7 @@ impl Default for Settings {
             read_only: false,
             journal: None,
             call_timeout: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(600),
             panic_in_dispatch_for_tests: false,
         }
     }

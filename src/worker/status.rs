@@ -326,7 +326,7 @@ impl Worker {
 
 /// DescribeDevice for either service: Panorama's paced by its request quota first, then a
 /// place among the calls under way, so pacing never holds a place a Snow call could use.
-async fn read_device(
+pub(super) async fn read_device(
     clients: &Clients,
     limits: &Limits,
     key: &DeviceKey,

@@ -1,0 +1,612 @@
+//! Staged rollouts, driven: a plan's waves sent one after another, each held behind its gate
+//! (every operation final, failures within the threshold, the devices healthy, the bake
+//! served, the operator's approval), with pause, promote and abort that answer in any phase.
+//! Every wave begun, gate decision and operator's word is journaled, so a resume carries on
+//! at the wave it was in.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::dispatch::Work;
+use super::limits::Stop;
+use super::{Event, Internal, RolloutView, Worker};
+use crate::aws::{self, ApiError, ErrorKind};
+use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
+use crate::journal::{self, Record};
+use crate::ops::rollout::{
+    Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, duration_text, health,
+};
+use crate::ops::{OpId, OpState, OpUpdate};
+
+/// One plan's rollout, as the worker drives it.
+pub(super) struct Run {
+    pub view: RolloutView,
+    pub operation: Operation,
+    pub snow: SnowOptions,
+    /// Set by a pause or an abort: no new send of the plan begins. A promotion replaces it.
+    hold_tx: watch::Sender<bool>,
+    pub hold: Stop,
+    /// Failures the operator accepted by promoting past a breach.
+    accepted: usize,
+    /// What a resumed plan had finished before this process.
+    prior: Figures,
+    health: HashMap<OpId, Health>,
+    /// When the current wave passed its gate (epoch seconds).
+    passed_at: Option<u64>,
+    /// The operator promoted the current wave: no bake or approval is waited for.
+    promoted: bool,
+}
+
+impl Run {
+    pub fn new(
+        view: RolloutView,
+        operation: Operation,
+        snow: SnowOptions,
+        state: &journal::RolloutState,
+    ) -> Self {
+        let (hold_tx, hold) = Stop::new();
+        let accepted = state
+            .decisions
+            .iter()
+            .rev()
+            .find(|d| d.verdict == Verdict::Promoted)
+            .map_or(0, |d| d.figures.failed);
+        Self {
+            view,
+            operation,
+            snow,
+            hold_tx,
+            hold,
+            accepted,
+            prior: state.figures,
+            health: HashMap::new(),
+            passed_at: state.passed_at,
+            promoted: false,
+        }
+    }
+
+    /// Holds the plan's sends from the start (a resumed rollout that was paused or aborted).
+    pub fn hold_now(&mut self) {
+        let _ = self.hold_tx.send(true);
+    }
+
+    fn gate(&self) -> Option<Gate> {
+        self.view.gate
+    }
+
+    fn last_wave(&self) -> bool {
+        self.view.wave + 1 >= self.view.waves.len()
+    }
+}
+
+/// Fresh sends for operations never sent: an appliance each, Snow 10 to a task.
+pub(super) fn fresh_work(ops: &[(OpId, DeviceKey)]) -> Vec<Work> {
+    let mut work = Vec::new();
+    for (op, key) in ops {
+        match key.service {
+            Service::Panorama => work.push(Work::Panorama {
+                op: *op,
+                device: key.id.clone(),
+                known_jobs: None,
+                last_sent: None,
+            }),
+            Service::Snow => match work.last_mut() {
+                Some(Work::Snow { ops, token: None })
+                    if ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK =>
+                {
+                    ops.push((key.id.clone(), *op))
+                }
+                _ => work.push(Work::Snow {
+                    ops: vec![(key.id.clone(), *op)],
+                    token: None,
+                }),
+            },
+        }
+    }
+    work
+}
+
+impl Worker {
+    fn record(&self, record: &Record) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.append(record)
+        {
+            self.emit(Event::Failure(format!(
+                "The journal could not record the rollout's progress: {e:#}"
+            )));
+        }
+    }
+
+    fn decide(&mut self, plan: &str, verdict: Verdict, detail: String) {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return;
+        };
+        let decision = Decision {
+            wave: run.view.wave,
+            verdict,
+            figures: run.view.figures,
+            detail,
+        };
+        run.view.decisions.push(decision.clone());
+        self.record(&Record::Gate {
+            plan: plan.to_string(),
+            at: journal::now(),
+            decision,
+        });
+    }
+
+    /// Operations of the plan that no dispatch task carries now.
+    fn idle_unsent(&self, plan: &str, upto_wave: Option<usize>) -> Vec<(OpId, DeviceKey)> {
+        let Some(run) = self.rollouts.get(plan) else {
+            return Vec::new();
+        };
+        let live: HashSet<OpId> = self.dispatch_ops.values().flatten().copied().collect();
+        let waves = match upto_wave {
+            Some(k) => &run.view.waves[..=k.min(run.view.waves.len().saturating_sub(1))],
+            None => &run.view.waves[..],
+        };
+        waves
+            .iter()
+            .flatten()
+            .filter(|op| !live.contains(op))
+            .filter_map(|op| self.book.get(*op))
+            .filter(|o| matches!(o.state, OpState::Queued | OpState::Paused))
+            .map(|o| (o.id, o.key.clone()))
+            .collect()
+    }
+
+    /// Begins wave `k`: journaled, then its operations sent.
+    pub(super) fn start_wave(&mut self, plan: &str, k: usize) {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return;
+        };
+        run.view.wave = k;
+        run.view.phase = Phase::Sending;
+        run.passed_at = None;
+        run.promoted = false;
+        self.record(&Record::Wave {
+            plan: plan.to_string(),
+            at: journal::now(),
+            wave: k,
+        });
+        self.send_unsent(plan);
+    }
+
+    /// Sends what the current wave (and those before it) has not sent and no task carries.
+    pub(super) fn send_unsent(&mut self, plan: &str) {
+        if self.stop.is_set() {
+            return;
+        }
+        let Some(run) = self.rollouts.get(plan) else {
+            return;
+        };
+        if run.view.phase != Phase::Sending {
+            return;
+        }
+        let (operation, snow) = (run.operation.clone(), run.snow.clone());
+        let ops = self.idle_unsent(plan, Some(run.view.wave));
+        if !ops.is_empty() {
+            self.start(plan, operation, snow, fresh_work(&ops));
+        }
+    }
+
+    /// The figures the gate reads: every sent operation that has finished (a succeeded one
+    /// once its health is known), and those that failed or are not healthy.
+    fn figures(&self, plan: &str) -> Figures {
+        let Some(run) = self.rollouts.get(plan) else {
+            return Figures::default();
+        };
+        let gated = run.gate().is_some();
+        let mut f = run.prior;
+        for op in self.book.ops_of(plan) {
+            match op.state {
+                OpState::Succeeded => match run.health.get(&op.id) {
+                    Some(Health::Unhealthy(_)) => {
+                        f.finished += 1;
+                        f.failed += 1;
+                    }
+                    Some(Health::Checking) | None if gated => {}
+                    _ => f.finished += 1,
+                },
+                OpState::Failed | OpState::TimedOut | OpState::Canceled => {
+                    f.finished += 1;
+                    f.failed += 1;
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Every operation of the current wave is final, and each that succeeded has its health.
+    fn wave_settled(&self, plan: &str) -> (bool, bool) {
+        let Some(run) = self.rollouts.get(plan) else {
+            return (false, false);
+        };
+        let gated = run.gate().is_some();
+        let ops = run.view.waves.get(run.view.wave).into_iter().flatten();
+        let (mut all_final, mut all_checked) = (true, true);
+        for id in ops {
+            let Some(op) = self.book.get(*id) else {
+                continue;
+            };
+            all_final &= op.state.is_final();
+            if gated && op.state == OpState::Succeeded {
+                all_checked &= !matches!(run.health.get(id), Some(Health::Checking) | None);
+            }
+        }
+        (all_final, all_final && all_checked)
+    }
+
+    /// Moves a rollout on as far as it can go now.
+    pub(super) fn advance(&mut self, plan: &str) {
+        let Some(before) = self.rollouts.get(plan).map(|r| r.view.clone()) else {
+            return;
+        };
+        for _ in 0..64 {
+            if !self.step(plan) {
+                break;
+            }
+        }
+        if let Some(run) = self.rollouts.get(plan)
+            && run.view != before
+        {
+            self.emit(Event::Rollout(run.view.clone()));
+        }
+    }
+
+    /// One move of the rollout; true when another may follow at once.
+    fn step(&mut self, plan: &str) -> bool {
+        let figures = self.figures(plan);
+        let (settled, checked) = self.wave_settled(plan);
+        let all_final = self.book.plan_done(plan);
+        let outcome = self.outcome(plan);
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return false;
+        };
+        run.view.figures = figures;
+        let (gate, accepted, last) = (run.gate(), run.accepted, run.last_wave());
+        match run.view.phase.clone() {
+            Phase::Sending | Phase::Checking => {}
+            Phase::Baking { until } => {
+                return journal::now() >= until && self.after_bake(plan);
+            }
+            Phase::Aborted { .. } => {
+                if all_final && run.view.outcome.is_none() {
+                    run.view.outcome = Some(Outcome::Aborted);
+                }
+                return false;
+            }
+            Phase::AwaitingApproval | Phase::Paused { .. } | Phase::Done => return false,
+        }
+        if let Some(g) = gate
+            && g.breached(figures, accepted)
+        {
+            let detail = format!(
+                "{} failed of {} finished, more than the {} allowed",
+                figures.failed, figures.finished, g.max_failed
+            );
+            self.decide(plan, Verdict::Breached, detail.clone());
+            let why = format!("the gate was breached: {detail}");
+            match g.on_breach {
+                OnBreach::Abort => self.abort(plan, why),
+                OnBreach::Pause => self.hold(plan, why),
+            }
+            return false;
+        }
+        if !checked {
+            run.view.phase = if settled {
+                Phase::Checking
+            } else {
+                Phase::Sending
+            };
+            return false;
+        }
+        if last {
+            run.view.phase = Phase::Done;
+            run.view.outcome = Some(outcome);
+            return false;
+        }
+        if run.passed_at.is_none() {
+            run.passed_at = Some(journal::now());
+            let detail = match gate {
+                Some(g) => format!(
+                    "{} failed of {} finished (max {}), every device healthy",
+                    figures.failed, figures.finished, g.max_failed
+                ),
+                None => "every operation finished".into(),
+            };
+            self.decide(plan, Verdict::Passed, detail);
+        }
+        self.after_pass(plan)
+    }
+
+    fn after_pass(&mut self, plan: &str) -> bool {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return false;
+        };
+        let bake = run.gate().map_or(0, |g| g.bake_secs);
+        if bake > 0 && !run.promoted {
+            let until = run.passed_at.unwrap_or_else(journal::now) + bake;
+            run.view.phase = Phase::Baking { until };
+            return true;
+        }
+        self.after_bake(plan)
+    }
+
+    fn after_bake(&mut self, plan: &str) -> bool {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return false;
+        };
+        let approve = run.gate().is_some_and(|g| g.approve);
+        if approve && !run.promoted {
+            run.view.phase = Phase::AwaitingApproval;
+            return false;
+        }
+        let next = run.view.wave + 1;
+        self.start_wave(plan, next);
+        true
+    }
+
+    fn outcome(&self, plan: &str) -> Outcome {
+        let Some(run) = self.rollouts.get(plan) else {
+            return Outcome::Partial;
+        };
+        let skipped = self
+            .book
+            .ops_of(plan)
+            .any(|o| o.state == OpState::Skipped);
+        if run.view.figures.failed == 0 && !skipped && run.view.left_out == 0 {
+            Outcome::Succeeded
+        } else {
+            Outcome::Partial
+        }
+    }
+
+    /// Stops the plan's new sends and waits for the operator.
+    fn hold(&mut self, plan: &str, why: String) {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return;
+        };
+        let _ = run.hold_tx.send(true);
+        run.view.phase = Phase::Paused { why: why.clone() };
+        self.decide(plan, Verdict::Paused, why);
+    }
+
+    /// Stops the plan for good: nothing more is sent, what was not is skipped, queued Snow
+    /// executions are canceled.
+    fn abort(&mut self, plan: &str, why: String) {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return;
+        };
+        let _ = run.hold_tx.send(true);
+        run.view.phase = Phase::Aborted { why: why.clone() };
+        self.decide(plan, Verdict::Aborted, why);
+        self.skip_aborted(plan);
+        let tasks: Vec<String> = self
+            .status
+            .snow_tasks
+            .iter()
+            .filter(|(_, ops)| {
+                ops.iter().any(|(_, op)| {
+                    self.book.get(*op).is_some_and(|o| {
+                        o.plan == plan
+                            && matches!(o.state, OpState::Sent | OpState::Running(_))
+                    })
+                })
+            })
+            .map(|(task, _)| task.clone())
+            .collect();
+        for task in tasks {
+            self.cancel(task);
+        }
+    }
+
+    /// An aborted plan's operations that were never sent and that no task carries end as
+    /// skipped. Those a task carries end so when the task gives way.
+    pub(super) fn skip_aborted(&mut self, plan: &str) {
+        let Some(Phase::Aborted { why }) = self.rollouts.get(plan).map(|r| r.view.phase.clone())
+        else {
+            return;
+        };
+        let error = ApiError::new(ErrorKind::Conflict, "RolloutAborted", why);
+        for (op, _) in self.idle_unsent(plan, None) {
+            self.op(op, OpUpdate::new(OpState::Skipped).with_error(error.clone()));
+        }
+    }
+
+    pub(super) fn promote(&mut self, plan: &str) {
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return self.emit(Event::Failure(format!(
+                "No rollout {plan} runs here to promote"
+            )));
+        };
+        match run.view.phase.clone() {
+            Phase::AwaitingApproval | Phase::Baking { .. } => {
+                run.promoted = true;
+                self.decide(plan, Verdict::Promoted, "promoted by the operator".into());
+                self.after_bake(plan);
+            }
+            Phase::Paused { .. } => {
+                run.accepted = run.view.figures.failed;
+                run.promoted = true;
+                let (tx, hold) = Stop::new();
+                run.hold_tx = tx;
+                run.hold = hold;
+                run.view.phase = Phase::Sending;
+                let detail = format!(
+                    "promoted by the operator, accepting {} failed",
+                    run.view.figures.failed
+                );
+                self.decide(plan, Verdict::Promoted, detail);
+                self.send_unsent(plan);
+            }
+            Phase::Sending | Phase::Checking => {
+                return self.emit(Event::Notice(format!(
+                    "Rollout {} is sending its wave: nothing waits for a promotion",
+                    short(plan)
+                )));
+            }
+            Phase::Aborted { .. } | Phase::Done => {
+                return self.emit(Event::Notice(format!(
+                    "Rollout {} has ended: nothing to promote",
+                    short(plan)
+                )));
+            }
+        }
+        self.advance(plan);
+    }
+
+    pub(super) fn pause(&mut self, plan: &str) {
+        let Some(run) = self.rollouts.get(plan) else {
+            return;
+        };
+        if matches!(
+            run.view.phase,
+            Phase::Paused { .. } | Phase::Aborted { .. } | Phase::Done
+        ) {
+            return;
+        }
+        self.hold(plan, "paused by the operator".into());
+        self.advance(plan);
+        self.emit_view(plan);
+    }
+
+    pub(super) fn abort_by_operator(&mut self, plan: &str) {
+        let Some(run) = self.rollouts.get(plan) else {
+            return;
+        };
+        if matches!(run.view.phase, Phase::Aborted { .. } | Phase::Done) {
+            return;
+        }
+        self.abort(plan, "aborted by the operator".into());
+        self.advance(plan);
+        self.emit_view(plan);
+    }
+
+    fn emit_view(&self, plan: &str) {
+        if let Some(run) = self.rollouts.get(plan) {
+            self.emit(Event::Rollout(run.view.clone()));
+        }
+    }
+
+    /// An operation of a rollout changed: a success starts its health check (gated plans).
+    pub(super) fn rollout_op(&mut self, op: OpId, state: OpState) {
+        let Some(o) = self.book.get(op) else { return };
+        let plan = o.plan.clone();
+        let key = o.key.clone();
+        let task = o.resource_id.clone();
+        let Some(run) = self.rollouts.get_mut(&plan) else {
+            return;
+        };
+        let aborted = matches!(run.view.phase, Phase::Aborted { .. });
+        if state == OpState::Succeeded && run.gate().is_some() {
+            run.health.insert(op, Health::Checking);
+            let operation = run.operation.clone();
+            self.check_health(op, key, operation, task);
+        }
+        if aborted && state == OpState::Paused {
+            self.skip_aborted(&plan);
+        }
+        self.advance(&plan);
+    }
+
+    /// Reads the device until it is healthy, or the health timeout passes.
+    fn check_health(&mut self, op: OpId, key: DeviceKey, operation: Operation, task: Option<String>) {
+        let (clients, limits, tx) = (
+            self.clients.clone(),
+            self.limits.clone(),
+            self.internal.clone(),
+        );
+        let (every, timeout) = (self.settings.poll_every, self.settings.health_timeout);
+        self.tasks.spawn(async move {
+            let deadline = Instant::now() + timeout;
+            let mut ended = None;
+            loop {
+                if key.service == Service::Snow
+                    && operation == Operation::Reboot
+                    && ended.is_none()
+                    && let Some(task) = &task
+                {
+                    ended = aws::snow::execution_changed(&clients.snow, task, &key.id)
+                        .await
+                        .ok()
+                        .flatten();
+                }
+                let read = super::status::read_device(&clients, &limits, &key).await;
+                let why = match &read {
+                    Ok(d) => match health(&operation, d, ended) {
+                        Ok(()) => {
+                            let _ = tx.send(Internal::Health {
+                                op,
+                                health: Health::Healthy,
+                                device: read.ok(),
+                            });
+                            return;
+                        }
+                        Err(why) => why,
+                    },
+                    Err(e) => format!("could not be read: {e}"),
+                };
+                if Instant::now() >= deadline {
+                    let _ = tx.send(Internal::Health {
+                        op,
+                        health: Health::Unhealthy(format!(
+                            "{why} after {}",
+                            duration_text(timeout)
+                        )),
+                        device: read.ok(),
+                    });
+                    return;
+                }
+                tokio::time::sleep(every.max(Duration::from_millis(200))).await;
+            }
+        });
+    }
+
+    pub(super) fn health_read(&mut self, op: OpId, health: Health, device: Option<Device>) {
+        if let Some(d) = device {
+            self.emit(Event::DeviceUpdated(d));
+        }
+        let Some(o) = self.book.get(op) else { return };
+        let (plan, device) = (o.plan.clone(), o.key.id.clone());
+        let Some(run) = self.rollouts.get_mut(&plan) else {
+            return;
+        };
+        run.health.insert(op, health.clone());
+        let (healthy, reason) = match &health {
+            Health::Healthy => (true, None),
+            Health::Unhealthy(why) => (false, Some(why.clone())),
+            Health::Checking => return,
+        };
+        self.record(&Record::Health {
+            plan: plan.clone(),
+            at: journal::now(),
+            device,
+            healthy,
+            reason,
+        });
+        self.emit(Event::Health(op, health));
+        self.advance(&plan);
+    }
+
+    /// The clock moved: bakes may have ended.
+    pub(super) fn rollout_tick(&mut self) {
+        let baking: Vec<String> = self
+            .rollouts
+            .iter()
+            .filter(|(_, r)| matches!(r.view.phase, Phase::Baking { .. }))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for plan in baking {
+            self.advance(&plan);
+        }
+    }
+}
+
+/// The first block of a plan's id, as the operator reads it.
+pub fn short(plan: &str) -> &str {
+    plan.split('-').next().unwrap_or(plan)
+}
