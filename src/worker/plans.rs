@@ -275,6 +275,9 @@ impl Worker {
         });
         let view = RolloutView {
             plan: id.clone(),
+            operation: plan.operation.clone(),
+            snow: plan.snow.clone(),
+            sizes: plan.rollout.waves.clone(),
             gate,
             waves: group(&ops, waves.len(), |k| {
                 waves.iter().position(|w| w.contains(k))
@@ -284,7 +287,7 @@ impl Worker {
             figures: Default::default(),
             decisions: Vec::new(),
             outcome: None,
-            left_out: plan.left_out().count(),
+            left_out: plan.left_out().map(|s| s.key.clone()).collect(),
         };
         let state = journal::RolloutState::default();
         let run = Run::new(view, plan.operation, plan.snow, &state);
@@ -339,13 +342,23 @@ impl Worker {
                 rollout: Some(r),
                 left_out,
                 ..
-            } => (r.waves.clone(), r.gate, left_out.len()),
-            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.len()),
-            _ => (Vec::new(), None, 0),
+            } => (r.waves.clone(), r.gate, left_out.clone()),
+            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone()),
+            _ => (Vec::new(), None, Vec::new()),
         };
+        let left_out = left_out
+            .iter()
+            .filter_map(|l| parse_device_ref(&l.device))
+            .collect();
         let state = &u.rollout;
         let mut view = RolloutView {
             plan: id.to_string(),
+            operation: operation.clone(),
+            snow: snow.clone(),
+            sizes: waves
+                .iter()
+                .map(|w| crate::ops::rollout::Size::Count(w.len().max(1)))
+                .collect(),
             gate,
             waves: group(&ops, waves.len().max(1), |k| {
                 let name = device_ref(k);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::aws::{ApiError, Connection, Target};
-use crate::fleet::{Device, DeviceKey, Operation, Plan, Service};
-use crate::ops::rollout::{Decision, Figures, Gate, Health, Outcome, Phase};
+use crate::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use crate::ops::rollout::{Decision, Figures, Gate, Health, Outcome, Phase, Size};
 use crate::ops::{OpId, OpUpdate, Tally};
 
 #[derive(Debug)]
@@ -82,6 +82,11 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutView {
     pub plan: String,
+    /// What the plan does, so that "retry the rest" can make the same plan again.
+    pub operation: Operation,
+    pub snow: SnowOptions,
+    /// The wave sizes as given.
+    pub sizes: Vec<Size>,
     /// The gate between waves, if any.
     pub gate: Option<Gate>,
     /// Each wave's operations, in order.
@@ -94,8 +99,9 @@ pub struct RolloutView {
     pub decisions: Vec<Decision>,
     /// Set once the rollout has ended.
     pub outcome: Option<Outcome>,
-    /// Devices preflight left out: they make a finished rollout PARTIAL.
-    pub left_out: usize,
+    /// Devices preflight left out: they make a finished rollout PARTIAL, and a retry of the
+    /// rest takes them.
+    pub left_out: Vec<DeviceKey>,
 }
 
 /// Why a plan was not started.

@@ -358,7 +358,7 @@ impl Worker {
             .book
             .ops_of(plan)
             .any(|o| o.state == OpState::Skipped);
-        if run.view.figures.failed == 0 && !skipped && run.view.left_out == 0 {
+        if run.view.figures.failed == 0 && !skipped && run.view.left_out.is_empty() {
             Outcome::Succeeded
         } else {
             Outcome::Partial
