@@ -111,14 +111,27 @@ pub enum Output {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Breach {
+    /// Stop sending, skip the rest, cancel queued Snow executions (exit 3).
+    Abort,
+    /// Stop sending and wait for `--promote` or `--abort` from another shell.
+    Pause,
+}
+
 #[derive(Debug, Args)]
 #[command(group(
     clap::ArgGroup::new("targets")
         .args(["devices", "all", "filter"])
-        .conflicts_with_all(["resume", "discard"])
+        .conflicts_with_all(["resume", "discard", "retry"])
+))]
+#[command(group(
+    clap::ArgGroup::new("control")
+        .args(["promote", "pause", "abort"])
+        .conflicts_with_all(["resume", "discard", "retry", "devices", "all", "filter"])
 ))]
 pub struct RunArgs {
-    #[arg(long, value_enum, required_unless_present_any = ["resume", "discard"])]
+    #[arg(long, value_enum, required_unless_present_any = ["resume", "discard", "retry", "promote", "pause", "abort"])]
     pub action: Option<Action>,
     /// Device ids or names, comma-separated (a device named twice is one target).
     #[arg(long, value_delimiter = ',')]
@@ -150,6 +163,51 @@ pub struct RunArgs {
     /// Snow task tag, key=value (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
+    /// Send in waves: sizes as counts or percentages of the plan, the last wave taking the
+    /// rest ("1,10%,50%,rest"). Default: all at once.
+    #[arg(long, value_name = "SIZES")]
+    pub waves: Option<String>,
+    /// The gate between waves: how many finished operations may fail (a count, or a
+    /// percentage of those finished). Default 0 with several waves.
+    #[arg(long, value_name = "N|P%")]
+    pub max_failed: Option<String>,
+    /// Apply --max-failed once this many operations have finished (default 1).
+    #[arg(long, value_name = "N")]
+    pub min_done: Option<usize>,
+    /// Wait this long after a wave passes before the next (30s, 10m, 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub bake: Option<String>,
+    /// Each wave waits for `fleetdeck run --promote PLAN` from another shell.
+    #[arg(long)]
+    pub approve: bool,
+    /// With --approve: abort the rollout when no promotion comes within this long.
+    #[arg(long, value_name = "DURATION", requires = "approve")]
+    pub approve_timeout: Option<String>,
+    /// What a breached gate does.
+    #[arg(long, value_enum)]
+    pub on_breach: Option<Breach>,
+    /// Devices matching this filter go first (the canaries), the rest in order.
+    #[arg(long, value_name = "FILTER")]
+    pub canary: Option<String>,
+    /// Send the devices preflight would skip as certain to fail.
+    #[arg(long)]
+    pub include_skipped: bool,
+    /// Preflight skips a Snow device not heard from for longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub stale: String,
+    /// A new plan of what an ended plan never sent or that failed, with the same operation.
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["resume", "discard"])]
+    pub retry: Option<String>,
+    /// Let a rollout that waits for approval (or is paused) go on; the process running it
+    /// takes the word within seconds.
+    #[arg(long, value_name = "PLAN")]
+    pub promote: Option<String>,
+    /// Pause a running rollout: nothing more is sent until promoted.
+    #[arg(long, value_name = "PLAN")]
+    pub pause: Option<String>,
+    /// Abort a running rollout: nothing more is sent.
+    #[arg(long, value_name = "PLAN")]
+    pub abort: Option<String>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,

@@ -13,11 +13,19 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::app::Devices;
-use crate::cli::{Action, Output, RunArgs};
-use crate::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions, highest, validate};
+use crate::cli::{Action, Breach, Output, RunArgs};
+use crate::fleet::plan::likely_failure;
+use crate::fleet::{
+    Device, DeviceKey, Operation, Plan, Preflight, Service, SnowOptions, highest, validate,
+};
+use crate::journal::{self, Control};
+use crate::ops::rollout::{
+    Gate, Health, OnBreach, Outcome as RolloutOutcome, Phase, Rollout, Size, duration_text,
+    parse_duration, parse_waves,
+};
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
 use crate::tui::Session;
-use crate::worker::{self, Command, Event, Refusal, Resumable};
+use crate::worker::{self, Command, Event, Refusal, Resumable, RolloutView};
 
 /// A device's part in the run, as the summary reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -29,15 +37,23 @@ pub struct Outcome {
     pub state: &'static str,
     pub resource_id: Option<String>,
     pub error: Option<String>,
+    /// After a success in a gated rollout: "healthy", or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// The wave it was in, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
     #[serde(skip)]
     key: DeviceKey,
+    #[serde(skip)]
+    healthy: bool,
     #[serde(skip)]
     engine_state: OpState,
 }
 
 impl Outcome {
     fn ok(&self) -> bool {
-        self.engine_state == OpState::Succeeded
+        self.engine_state == OpState::Succeeded && self.healthy
     }
 
     fn set(&mut self, state: OpState) {
@@ -51,9 +67,11 @@ impl Outcome {
 pub enum RunEnd {
     /// Every device succeeded (exit 0).
     Succeeded,
-    /// Some device did not (exit 1).
+    /// Some device did not (exit 1): a PARTIAL rollout.
     SomeFailed,
-    /// A signal stopped dispatch with work left for `--resume` (exit 3).
+    /// A gate (or an operator) aborted the rollout (exit 3).
+    Aborted,
+    /// A signal stopped dispatch with work left for `--resume` (exit 130).
     Stopped,
     /// A signal came before anything was sent (exit 130).
     Interrupted,
@@ -64,19 +82,116 @@ impl RunEnd {
         match self {
             Self::Succeeded => 0,
             Self::SomeFailed => 1,
-            Self::Stopped => 3,
-            Self::Interrupted => 130,
+            Self::Aborted => 3,
+            Self::Stopped | Self::Interrupted => 130,
         }
     }
 }
 
+/// The staging the flags ask for: waves, and a gate when any gate flag is given.
+fn rollout_of(args: &RunArgs) -> anyhow::Result<Option<Rollout>> {
+    let gate_given = args.max_failed.is_some()
+        || args.min_done.is_some()
+        || args.bake.is_some()
+        || args.approve
+        || args.on_breach.is_some();
+    if args.waves.is_none() && !gate_given {
+        return Ok(None);
+    }
+    let waves = match &args.waves {
+        Some(w) => parse_waves(w).map_err(|e| anyhow::anyhow!("--waves: {e}"))?,
+        None => vec![Size::Rest],
+    };
+    let gate = if gate_given {
+        let d = Gate::default();
+        Some(Gate {
+            max_failed: match &args.max_failed {
+                Some(t) => t
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--max-failed: {e}"))?,
+                None => d.max_failed,
+            },
+            min_done: args.min_done.unwrap_or(d.min_done),
+            bake_secs: match &args.bake {
+                Some(b) => parse_duration(b)
+                    .map_err(|e| anyhow::anyhow!("--bake: {e}"))?
+                    .as_secs(),
+                None => 0,
+            },
+            approve: args.approve,
+            on_breach: match args.on_breach {
+                Some(Breach::Pause) => OnBreach::Pause,
+                _ => OnBreach::Abort,
+            },
+        })
+    } else {
+        None
+    };
+    Ok(Some(Rollout { waves, gate }))
+}
+
+/// `--promote`, `--pause` or `--abort PLAN`: the word for the process that runs the plan.
+fn control_of(args: &RunArgs) -> Option<(&str, Control)> {
+    [
+        (&args.promote, Control::Promote),
+        (&args.pause, Control::Pause),
+        (&args.abort, Control::Abort),
+    ]
+    .into_iter()
+    .find_map(|(plan, c)| plan.as_deref().map(|p| (p, c)))
+}
+
+/// Leaves the word beside the journal and waits for the process holding it to take it.
+async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Result<RunEnd> {
+    let path = args
+        .session
+        .journal
+        .clone()
+        .or_else(journal::default_path)
+        .context("no journal path: pass --journal PATH (the one the rollout runs with)")?;
+    let records = journal::read(&path)
+        .with_context(|| format!("cannot read the journal {}", path.display()))?;
+    if !journal::unfinished(&records).iter().any(|p| p == plan) {
+        bail!(
+            "the journal {} has no unfinished plan {plan} (see `fleetdeck journal list`)",
+            path.display()
+        );
+    }
+    let pid = match journal::Journal::open(&path) {
+        Err(journal::OpenError::Locked { pid, .. }) => pid,
+        Ok(_) => bail!(
+            "no fleetdeck process is running plan {plan} (nothing holds the journal {}); carry it on with:\n  fleetdeck run --resume {plan}",
+            path.display()
+        ),
+        Err(e) => bail!("{e}"),
+    };
+    let file = journal::request(&path, plan, word)?;
+    let holder = pid.map_or_else(|| "the process".to_string(), |p| format!("process {p}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        if !file.exists() {
+            eprintln!("{}: taken by {holder} running plan {plan}", word.word());
+            return Ok(RunEnd::Succeeded);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::fs::remove_file(&file);
+    bail!(
+        "{holder} holds the journal but did not take the {} within 15 s: is it the one running plan {plan}?",
+        word.word()
+    )
+}
+
 /// Runs the operation (or resumes or discards a plan) and reports how it ended.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
+    if let Some((plan, word)) = control_of(&args) {
+        return control(&args, plan, word).await;
+    }
     if args.session.read_only {
         bail!("--read-only: `run` changes devices, so there is nothing it may do");
     }
     let targets = !args.devices.is_empty() || args.all || args.filter.is_some();
-    if !targets && args.resume.is_none() && args.discard.is_none() {
+    if !targets && args.resume.is_none() && args.discard.is_none() && args.retry.is_none() {
         bail!(
             "name the devices: --devices ID,... , --all or --filter EXPR (or --resume / --discard an unfinished plan)"
         );
@@ -96,6 +211,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     if let Some(v) = &args.image_version {
         validate::image_version(v).map_err(anyhow::Error::msg)?;
     }
+    let rollout = rollout_of(&args)?;
+    let stale = parse_duration(&args.stale).map_err(|e| anyhow::anyhow!("--stale: {e}"))?;
+    let approve_timeout = match &args.approve_timeout {
+        Some(t) => Some(parse_duration(t).map_err(|e| anyhow::anyhow!("--approve-timeout: {e}"))?),
+        None => None,
+    };
+    let staging = Staging {
+        rollout,
+        stale,
+        journal: args.session.journal.clone().or_else(journal::default_path),
+    };
     // Signals are taken over before anything is sent: from here on a SIGINT, SIGTERM or SIGHUP
     // stops dispatch cleanly instead of killing the process mid-call.
     let mut signals = Signals::new()?;
@@ -112,11 +238,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
             eprintln!("{name}: stopped before anything was sent");
             return Ok(RunEnd::Interrupted);
         }
-        prepared = prepare(&args, snow, &commands, &mut events, text) => prepared?,
+        prepared = prepare(&args, snow, &staging, &commands, &mut events, text) => prepared?,
     };
-    let (command, name_of) = match prepared {
+    let (command, name_of, left_out) = match prepared {
         Prepared::Done(end) => return Ok(end),
-        Prepared::Send(command, list) => (command, list),
+        Prepared::Send(command, list, left_out) => (command, list, left_out),
     };
     commands.send(command).context("the worker stopped")?;
     let (plan_id, operation, ops) = wait_started(&mut events).await?;
@@ -135,33 +261,70 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
             state: OpState::Queued.word(k.service),
             resource_id: None,
             error: None,
+            health: None,
+            wave: None,
             key: k.clone(),
+            healthy: true,
             engine_state: OpState::Queued,
         })
         .collect();
     let ids: Vec<OpId> = ops.iter().map(|(id, _)| *id).collect();
+    let mut rollout = None;
     let stopped = follow(
-        &commands,
-        &mut events,
-        &mut signals,
-        &ids,
+        Following {
+            commands: &commands,
+            events: &mut events,
+            signals: &mut signals,
+            ids: &ids,
+            text,
+            approve_timeout,
+            journal: staging.journal.as_deref(),
+        },
         &mut outcomes,
-        text,
+        &mut rollout,
     )
     .await?;
+    for (d, reason) in &left_out {
+        outcomes.push(Outcome {
+            service: match d.service {
+                Service::Panorama => "panorama",
+                Service::Snow => "snow-device-management",
+            },
+            device: d.id.clone(),
+            name: d.label().to_string(),
+            operation: operation.label().to_string(),
+            state: OpState::Skipped.name(),
+            resource_id: None,
+            error: Some(format!("left out by preflight: {reason}")),
+            health: None,
+            wave: None,
+            key: d.key(),
+            healthy: true,
+            engine_state: OpState::Skipped,
+        });
+    }
+    for o in outcomes.iter_mut() {
+        if o.error.is_none() && matches!(o.engine_state, OpState::Failed | OpState::TimedOut) {
+            let timed_out = o.engine_state == OpState::TimedOut;
+            o.error = name_of
+                .get(&o.key)
+                .and_then(|d| likely_failure(&operation, d, timed_out))
+                .map(|why| format!("likely: {why}"));
+        }
+    }
     let tally = match stopped {
         Followed::Stopped(tally) => tally,
         Followed::Done => shutdown(&commands).await,
     };
     let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
     let Some(tally) = tally else {
-        report(&outcomes, args.output)?;
+        report(&plan_id, &outcomes, rollout.as_ref(), args.output)?;
         eprintln!(
             "stopped without confirming every call's end; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan_id}"
         );
         return Ok(RunEnd::Stopped);
     };
-    report(&outcomes, args.output)?;
+    report(&plan_id, &outcomes, rollout.as_ref(), args.output)?;
     if tally.left() > 0 {
         eprintln!(
             "stopped: {} sent, {} not yet sent, {} unconfirmed; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan_id}",
@@ -171,6 +334,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         );
         return Ok(RunEnd::Stopped);
     }
+    if rollout.as_ref().and_then(|r| r.outcome) == Some(RolloutOutcome::Aborted) {
+        return Ok(RunEnd::Aborted);
+    }
     Ok(if outcomes.iter().all(Outcome::ok) {
         RunEnd::Succeeded
     } else {
@@ -178,9 +344,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     })
 }
 
+/// How the flags stage a new plan.
+struct Staging {
+    rollout: Option<Rollout>,
+    stale: Duration,
+    journal: Option<std::path::PathBuf>,
+}
+
 /// What the run will hand the worker, with the devices listed; or how it ended already.
 enum Prepared {
-    Send(Command, Box<Devices>),
+    /// The command, the devices listed, and the devices preflight left out with why.
+    Send(Command, Box<Devices>, Vec<(Device, String)>),
     Done(RunEnd),
 }
 
@@ -189,6 +363,7 @@ enum Prepared {
 async fn prepare(
     args: &RunArgs,
     snow: SnowOptions,
+    staging: &Staging,
     commands: &mpsc::UnboundedSender<Command>,
     events: &mut mpsc::UnboundedReceiver<Event>,
     text: bool,
@@ -215,13 +390,65 @@ async fn prepare(
         let command = Command::Resume {
             plan: plan.plan.clone(),
         };
-        return Ok(Prepared::Send(command, Box::new(list)));
+        return Ok(Prepared::Send(command, Box::new(list), Vec::new()));
     }
-    let plan = new_plan(args, snow, commands, events, &mut list).await?;
+    let plan = new_plan(args, snow, staging, commands, events, &mut list).await?;
     if !args.yes {
         confirm(plan.device_count()).await?;
     }
-    Ok(Prepared::Send(Command::Dispatch(plan), Box::new(list)))
+    let left_out = plan
+        .left_out()
+        .filter_map(|s| list.get(&s.key).map(|d| (d.clone(), s.reason.clone())))
+        .collect();
+    Ok(Prepared::Send(
+        Command::Dispatch(plan),
+        Box::new(list),
+        left_out,
+    ))
+}
+
+/// What `--retry PLAN` sends: the devices an ended plan never sent or that did not succeed,
+/// with its operation, and its staging unless the flags give one.
+fn retry_of(
+    staging: &Staging,
+    wanted: &str,
+) -> anyhow::Result<(Operation, SnowOptions, Vec<DeviceKey>, Option<Rollout>)> {
+    let path = staging
+        .journal
+        .as_deref()
+        .context("no journal to read the plan from: pass --journal PATH")?;
+    let records = journal::read(path)
+        .with_context(|| format!("cannot read the journal {}", path.display()))?;
+    let Some(plan) = records
+        .iter()
+        .find(|r| matches!(r, journal::Record::Plan { plan, .. } if plan == wanted))
+    else {
+        bail!("the journal {} has no plan {wanted}", path.display());
+    };
+    if journal::unfinished(&records).iter().any(|p| p == wanted) {
+        bail!(
+            "plan {wanted} has not ended: finish it with `fleetdeck run --resume {wanted}` or close it with `--discard {wanted}` first"
+        );
+    }
+    let (operation, snow) = journal::operation_of(plan)
+        .context("the journaled plan names no operation fleetdeck can carry out")?;
+    let rest: Vec<DeviceKey> = journal::rest_of(&records, wanted)
+        .iter()
+        .filter_map(|d| worker::parse_device_ref(d))
+        .collect();
+    if rest.is_empty() {
+        bail!("plan {wanted} left nothing to retry: every device succeeded");
+    }
+    let rollout = match plan {
+        journal::Record::Plan {
+            rollout: Some(r), ..
+        } if !r.sizes.is_empty() => Some(Rollout {
+            waves: r.sizes.clone(),
+            gate: r.gate,
+        }),
+        _ => None,
+    };
+    Ok((operation, snow, rest, rollout))
 }
 
 /// Stops the worker's dispatch and waits for the tally of what it left; `None` when it did
@@ -260,54 +487,109 @@ impl Signals {
     }
 }
 
-/// Builds the plan from the flags: targets chosen, deduplicated and described as needed.
+/// Builds the plan from the flags: targets chosen, deduplicated and described as needed,
+/// preflight's certain failures left out, canaries first, cut into waves.
 async fn new_plan(
     args: &RunArgs,
     snow: SnowOptions,
+    staging: &Staging,
     commands: &mpsc::UnboundedSender<Command>,
     events: &mut mpsc::UnboundedReceiver<Event>,
     list: &mut Devices,
 ) -> anyhow::Result<Plan> {
-    let Some(action) = args.action else {
-        bail!("--action is required to start a plan");
+    let (operation, snow, chosen, rollout) = match &args.retry {
+        Some(wanted) => {
+            let (operation, snow, rest, rollout) = retry_of(staging, wanted)?;
+            let chosen: Vec<DeviceKey> =
+                rest.into_iter().filter(|k| list.get(k).is_some()).collect();
+            if chosen.is_empty() {
+                bail!("none of the devices plan {wanted} left is listed any more");
+            }
+            eprintln!(
+                "retry {} of plan {wanted}: {} devices never sent or not succeeded",
+                operation.label(),
+                chosen.len()
+            );
+            let rollout = staging.rollout.clone().or(rollout);
+            (operation, snow, chosen, rollout)
+        }
+        None => {
+            let Some(action) = args.action else {
+                bail!("--action is required to start a plan");
+            };
+            // A Snow device's lock state is only in DescribeDevice, and nothing is described
+            // unasked: a filter may name the state.
+            if args.filter.is_some() {
+                let snow = keys_of(list, Service::Snow, |_| true);
+                describe(commands, events, list, snow).await?;
+            }
+            let chosen = choose(list, args)?;
+            let operation = match action {
+                Action::Reboot => Operation::Reboot,
+                Action::Unlock => Operation::Unlock,
+                Action::Ota => Operation::Ota {
+                    image_version: args.image_version.clone().unwrap_or_default(),
+                    allow_major: args.allow_major,
+                },
+            };
+            (operation, snow, chosen, staging.rollout.clone())
+        }
     };
-    // A Snow device's lock state is only in DescribeDevice, and nothing is described unasked:
-    // a filter may name the state, and an unlock skips devices already unlocked.
-    if args.filter.is_some() {
-        let snow = keys_of(list, Service::Snow, |_| true);
-        describe(commands, events, list, snow).await?;
+    // Preflight reads what only DescribeDevice has: a Snow device's lock state and when it
+    // last reached out; an appliance's offered versions (for an OTA).
+    let snow_keys = keys_of(list, Service::Snow, |k| chosen.contains(k));
+    if args.filter.is_none() {
+        describe(commands, events, list, snow_keys).await?;
     }
-    let chosen = choose(list, args)?;
-    if matches!(action, Action::Unlock) && args.filter.is_none() {
-        let snow = keys_of(list, Service::Snow, |k| chosen.contains(k));
-        describe(commands, events, list, snow).await?;
-    }
-    let operation = match action {
-        Action::Reboot => Operation::Reboot,
-        Action::Unlock => Operation::Unlock,
-        Action::Ota => {
-            let version = match &args.image_version {
-                Some(v) => v.clone(),
-                None => {
-                    let appliances = keys_of(list, Service::Panorama, |k| chosen.contains(k));
-                    describe(commands, events, list, appliances).await?;
-                    highest_available(list, &chosen)?
-                }
+    let operation = match operation {
+        Operation::Ota {
+            image_version,
+            allow_major,
+        } => {
+            let appliances = keys_of(list, Service::Panorama, |k| chosen.contains(k));
+            describe(commands, events, list, appliances).await?;
+            let version = if image_version.is_empty() {
+                highest_available(list, &chosen)?
+            } else {
+                image_version
             };
             Operation::Ota {
                 image_version: validate::image_version(&version).map_err(anyhow::Error::msg)?,
-                allow_major: args.allow_major,
+                allow_major,
             }
         }
+        other => other,
     };
     let refs: Vec<&Device> = chosen.iter().filter_map(|k| list.get(k)).collect();
-    let plan = Plan::new(operation, snow, &refs);
+    let preflight = Preflight::new(args.include_skipped, staging.stale);
+    let mut plan = Plan::with(operation, snow, &refs, preflight);
+    if let Some(canary) = &args.canary {
+        let mut filtered = Devices::default();
+        filtered.upsert(refs.iter().map(|d| (*d).clone()).collect());
+        filtered.set_filter(canary.clone());
+        let first: HashSet<DeviceKey> = (0..filtered.shown())
+            .filter_map(|i| filtered.row(i))
+            .map(Device::key)
+            .collect();
+        if first.is_empty() {
+            bail!("--canary {canary:?} matches none of the chosen devices");
+        }
+        plan.canaries_first(|k| first.contains(k));
+    }
+    if let Some(r) = rollout {
+        plan.rollout = r;
+    }
     for s in &plan.skipped {
-        eprintln!("skipped {} ({})", s.label, s.reason);
+        let what = match (s.preflight, plan.include_skipped) {
+            (true, false) => "left out (certain to fail)",
+            (true, true) => "sent anyway (preflight expects it to fail)",
+            (false, _) => "skipped",
+        };
+        eprintln!("{what}: {} — {}", s.label, s.reason);
     }
     if plan.is_empty() {
         bail!(
-            "the {} applies to none of the chosen devices",
+            "the {} applies to none of the chosen devices (pass --include-skipped to send those preflight left out)",
             plan.operation.label()
         );
     }
@@ -320,8 +602,18 @@ async fn new_plan(
         plan.device_count(),
         plan.calls()
     );
-    let targets: Vec<DeviceKey> = plan.targets.clone();
-    print_targets(list, &targets);
+    let waves = plan.waves();
+    if waves.len() > 1 {
+        for (i, wave) in waves.iter().enumerate() {
+            eprint!("wave {}/{} ({}):", i + 1, waves.len(), wave.len());
+            print_targets(list, wave);
+        }
+        if let Some(gate) = plan.rollout.gate_for(waves.len()) {
+            eprintln!("gate between waves: {}", gate.describe());
+        }
+    } else {
+        print_targets(list, &plan.targets);
+    }
     Ok(plan)
 }
 
@@ -611,23 +903,92 @@ enum Followed {
     Stopped(Option<Tally>),
 }
 
-/// Follows every operation to its end: a progress line on a terminal, a line per change
-/// otherwise. A signal stops dispatch (calls under way finish, the rest stays in the journal
-/// for `--resume`) and returns the tally; a second signal exits at once.
-async fn follow(
-    commands: &mpsc::UnboundedSender<Command>,
-    events: &mut mpsc::UnboundedReceiver<Event>,
-    signals: &mut Signals,
-    ids: &[OpId],
-    outcomes: &mut [Outcome],
+/// What following a plan needs besides the rows.
+struct Following<'a> {
+    commands: &'a mpsc::UnboundedSender<Command>,
+    events: &'a mut mpsc::UnboundedReceiver<Event>,
+    signals: &'a mut Signals,
+    ids: &'a [OpId],
     text: bool,
+    approve_timeout: Option<Duration>,
+    journal: Option<&'a std::path::Path>,
+}
+
+/// Says what a rollout decided and what it waits for, once each.
+fn tell_rollout(
+    view: &RolloutView,
+    before: Option<&RolloutView>,
+    journal: Option<&std::path::Path>,
+) {
+    let n = view.waves.len();
+    let seen = before.map_or(0, |b| b.decisions.len());
+    for d in view.decisions.iter().skip(seen) {
+        eprintln!("{}", d.line(n));
+    }
+    let same_phase = before.is_some_and(|b| b.phase == view.phase && b.wave == view.wave);
+    if same_phase {
+        return;
+    }
+    let with_journal = journal
+        .filter(|p| Some(*p) != journal::default_path().as_deref())
+        .map_or_else(String::new, |p| format!(" --journal {}", p.display()));
+    let plan = &view.plan;
+    match &view.phase {
+        Phase::Sending if n > 1 => eprintln!(
+            "wave {}/{n}: sending {} devices",
+            view.wave + 1,
+            view.waves.get(view.wave).map_or(0, Vec::len)
+        ),
+        Phase::Checking => eprintln!("wave {}/{n}: checking the devices' health", view.wave + 1),
+        Phase::Baking { until } => eprintln!(
+            "wave {}/{n}: baking for {} before the next wave",
+            view.wave + 1,
+            duration_text(Duration::from_secs(until.saturating_sub(journal::now())))
+        ),
+        Phase::AwaitingApproval => eprintln!(
+            "wave {}/{n} passed: waiting for approval. From another shell:\n  fleetdeck run --promote {plan}{with_journal}",
+            view.wave + 1
+        ),
+        Phase::Paused { why } => eprintln!(
+            "rollout paused: {why}. From another shell:\n  fleetdeck run --promote {plan}{with_journal}   (go on)\n  fleetdeck run --abort {plan}{with_journal}     (stop)"
+        ),
+        Phase::Aborted { why } => eprintln!("rollout ABORTED: {why}"),
+        _ => {}
+    }
+}
+
+/// Follows every operation to its end: a progress line on a terminal, a line per change
+/// otherwise, and each gate's decision. A signal stops dispatch (calls under way finish, the
+/// rest stays in the journal for `--resume`) and returns the tally; a second signal exits at
+/// once.
+async fn follow(
+    f: Following<'_>,
+    outcomes: &mut [Outcome],
+    rollout: &mut Option<RolloutView>,
 ) -> anyhow::Result<Followed> {
+    let Following {
+        commands,
+        events,
+        signals,
+        ids,
+        text,
+        approve_timeout,
+        journal,
+    } = f;
     let tty = std::io::stderr().is_terminal();
     let mut stopping: Option<tokio::sync::oneshot::Receiver<Tally>> = None;
+    let mut approval_by: Option<tokio::time::Instant> = None;
     loop {
-        if stopping.is_none() && outcomes.iter().all(|o| o.engine_state.is_final()) {
+        let ended = rollout.as_ref().is_none_or(|r| r.outcome.is_some());
+        if stopping.is_none() && ended && outcomes.iter().all(|o| o.engine_state.is_final()) {
             break;
         }
+        let approval = async {
+            match approval_by {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let event = tokio::select! {
             event = events.recv() => event.context("the worker stopped")?,
             name = signals.next() => {
@@ -641,6 +1002,19 @@ async fn follow(
                 let (done, wait) = tokio::sync::oneshot::channel();
                 commands.send(Command::Shutdown(done)).context("the worker stopped")?;
                 stopping = Some(wait);
+                continue;
+            }
+            () = approval => {
+                approval_by = None;
+                if let Some(r) = rollout.as_ref() {
+                    eprintln!(
+                        "no approval within {}: aborting the rollout",
+                        duration_text(approve_timeout.unwrap_or_default())
+                    );
+                    commands
+                        .send(Command::Abort { plan: r.plan.clone() })
+                        .context("the worker stopped")?;
+                }
                 continue;
             }
             tally = async { stopping.as_mut().expect("guarded").await }, if stopping.is_some() => {
@@ -658,7 +1032,51 @@ async fn follow(
         };
         let (op, update) = match event {
             Event::Op(op, update) => (op, update),
+            Event::Rollout(view) => {
+                if text {
+                    if tty {
+                        eprint!("\r");
+                    }
+                    tell_rollout(&view, rollout.as_ref(), journal);
+                }
+                approval_by = match (&view.phase, approve_timeout) {
+                    (Phase::AwaitingApproval, Some(t)) => {
+                        approval_by.or(Some(tokio::time::Instant::now() + t))
+                    }
+                    _ => None,
+                };
+                for (k, wave) in view.waves.iter().enumerate() {
+                    for op in wave {
+                        if let Some(at) = ids.iter().position(|id| id == op) {
+                            outcomes[at].wave = Some(k + 1);
+                        }
+                    }
+                }
+                *rollout = Some(view);
+                continue;
+            }
+            Event::Health(op, health) => {
+                if let Some(at) = ids.iter().position(|id| *id == op) {
+                    let row = &mut outcomes[at];
+                    match health {
+                        Health::Healthy => row.health = Some("healthy".into()),
+                        Health::Unhealthy(why) => {
+                            row.healthy = false;
+                            if text && !tty {
+                                eprintln!("{} not healthy: {why}", row.name);
+                            }
+                            row.health = Some(why);
+                        }
+                        Health::Checking => {}
+                    }
+                }
+                continue;
+            }
             Event::Failure(message) => {
+                eprintln!("{message}");
+                continue;
+            }
+            Event::Notice(message) if message.contains("another shell") => {
                 eprintln!("{message}");
                 continue;
             }
@@ -694,20 +1112,62 @@ async fn follow(
     Ok(Followed::Done)
 }
 
-fn report(outcomes: &[Outcome], output: Output) -> anyhow::Result<()> {
+/// How the rollout ended, in the words of the summary.
+fn outcome_word(rollout: Option<&RolloutView>, outcomes: &[Outcome]) -> &'static str {
+    match rollout.and_then(|r| r.outcome) {
+        Some(RolloutOutcome::Aborted) => "ABORTED",
+        Some(RolloutOutcome::Succeeded) if outcomes.iter().all(Outcome::ok) => "SUCCEEDED",
+        Some(_) => "PARTIAL",
+        None if outcomes.iter().all(|o| o.engine_state.is_final()) => {
+            if outcomes.iter().all(Outcome::ok) {
+                "SUCCEEDED"
+            } else {
+                "PARTIAL"
+            }
+        }
+        None => "STOPPED",
+    }
+}
+
+fn report(
+    plan: &str,
+    outcomes: &[Outcome],
+    rollout: Option<&RolloutView>,
+    output: Output,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    let word = if rollout.is_some_and(|r| r.outcome.is_none()) {
+        "STOPPED"
+    } else {
+        outcome_word(rollout, outcomes)
+    };
     match output {
         Output::Json => {
             let failed = outcomes.iter().filter(|o| !o.ok()).count();
             let summary = serde_json::json!({
+                "plan": plan,
+                "outcome": word,
                 "devices": outcomes,
                 "succeeded": outcomes.len() - failed,
                 "failed": failed,
+                "rollout": rollout.map(|r| serde_json::json!({
+                    "waves": (0..r.waves.len()).map(|k| {
+                        outcomes.iter().filter(|o| o.wave == Some(k + 1)).map(|o| o.device.clone()).collect::<Vec<_>>()
+                    }).collect::<Vec<_>>(),
+                    "gate": r.gate,
+                    "decisions": r.decisions,
+                    "phase": r.phase,
+                })),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         }
         Output::Text => {
             for o in outcomes {
+                let detail = o
+                    .error
+                    .as_deref()
+                    .or(o.health.as_deref().filter(|h| *h != "healthy"))
+                    .unwrap_or("");
                 writeln!(
                     out,
                     "{:<8} {:<24} {:<7} {:<12} {:<30} {}",
@@ -720,9 +1180,10 @@ fn report(outcomes: &[Outcome], output: Output) -> anyhow::Result<()> {
                     o.operation,
                     o.state,
                     o.resource_id.as_deref().unwrap_or("-"),
-                    o.error.as_deref().unwrap_or("")
+                    detail
                 )?;
             }
+            writeln!(out, "outcome: {word} (plan {plan})")?;
         }
     }
     Ok(())

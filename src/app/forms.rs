@@ -319,7 +319,10 @@ mod tests {
         let preview = form.preview();
         assert!(preview.major_bumps.is_empty());
         assert_eq!(
-            preview.left_out().map(|s| s.label.as_str()).collect::<Vec<_>>(),
+            preview
+                .left_out()
+                .map(|s| s.label.as_str())
+                .collect::<Vec<_>>(),
             vec!["b"]
         );
         form.allow_major = true;

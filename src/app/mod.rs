@@ -14,8 +14,8 @@ use tui_input::backend::crossterm::EventHandler;
 use crate::aws::Connection;
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::{self, Action, Scope};
-use crate::ops::{OpId, OpState, OpUpdate, Tally};
 use crate::ops::rollout::Health;
+use crate::ops::{OpId, OpState, OpUpdate, Tally};
 use crate::worker::{Command, Event, Refusal, Resumable, RolloutView};
 
 pub use devices::{Devices, SortColumn};
@@ -322,7 +322,12 @@ fn on_event(app: &mut App, event: Event) {
         }
         Event::Op(id, update) => apply_op(app, id, update),
         Event::Rollout(view) => {
-            match app.results.rollouts.iter_mut().find(|r| r.plan == view.plan) {
+            match app
+                .results
+                .rollouts
+                .iter_mut()
+                .find(|r| r.plan == view.plan)
+            {
                 Some(r) => *r = view,
                 None => app.results.rollouts.push(view),
             }

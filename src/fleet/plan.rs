@@ -271,6 +271,17 @@ fn certain_to_fail(
     None
 }
 
+/// The most likely reason an operation failed or timed out on a device, from what is known of
+/// it, when the service said none.
+pub fn likely_failure(op: &Operation, d: &Device, timed_out: bool) -> Option<String> {
+    let offered = (!d.offered.is_empty()).then(|| d.offered.clone());
+    if let Some(why) = certain_to_fail(op, d, &offered, &Preflight::default()) {
+        return Some(why);
+    }
+    (timed_out && d.service == Service::Snow)
+        .then(|| "the device did not reach out to take the task before it timed out".to_string())
+}
+
 fn skip_reason(op: &Operation, d: &Device) -> Option<String> {
     if !op.applies_to(d.service) {
         let only = match op {

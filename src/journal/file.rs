@@ -50,6 +50,80 @@ pub fn default_path() -> Option<PathBuf> {
     Some(dir.join("journal.jsonl"))
 }
 
+/// What another shell asks of a rollout that a running fleetdeck drives: the journal's
+/// writer holds its lock, so the ask is a file beside it that the writer takes and journals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Promote,
+    Pause,
+    Abort,
+}
+
+impl Control {
+    pub const ALL: [Control; 3] = [Self::Promote, Self::Pause, Self::Abort];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Pause => "pause",
+            Self::Abort => "abort",
+        }
+    }
+}
+
+/// Where asks for the journal's rollouts wait: `<journal>.control/`.
+pub fn control_dir(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_os_string();
+    name.push(".control");
+    PathBuf::from(name)
+}
+
+/// A plan id is a UUID: nothing else may name a file.
+fn plan_file_name(plan: &str, control: Control) -> Option<String> {
+    let ok = !plan.is_empty()
+        && plan.len() <= 64
+        && plan.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    ok.then(|| format!("{plan}.{}", control.word()))
+}
+
+/// Leaves an ask for the process that drives `plan`; returns the file it waits in.
+pub fn request(journal: &Path, plan: &str, control: Control) -> anyhow::Result<PathBuf> {
+    let name =
+        plan_file_name(plan, control).with_context(|| format!("{plan:?} is not a plan id"))?;
+    let dir = control_dir(journal);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, b"").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Takes the asks waiting for these plans, each once.
+pub fn take_requests<'a>(
+    journal: &Path,
+    plans: impl Iterator<Item = &'a str>,
+) -> Vec<(String, Control)> {
+    let dir = control_dir(journal);
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for plan in plans {
+        for control in Control::ALL {
+            let Some(name) = plan_file_name(plan, control) else {
+                continue;
+            };
+            if std::fs::remove_file(dir.join(name)).is_ok() {
+                out.push((plan.to_string(), control));
+            }
+        }
+    }
+    out
+}
+
 /// The journal's open file, held under an exclusive lock for as long as it lives.
 pub struct Journal {
     path: PathBuf,

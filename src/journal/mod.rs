@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::ApiError;
-use crate::fleet::Service;
+use crate::fleet::{Operation, Service, SnowOptions};
 use crate::ops::OpState;
-use crate::ops::rollout::{Decision, Figures, Gate, Verdict};
+use crate::ops::rollout::{Decision, Figures, Gate, Size, Verdict};
 
 pub use file::{
-    Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
-    read_checked, when,
+    Contents, Control, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, control_dir,
+    default_path, now, read, read_checked, request, take_requests, when,
 };
 
 /// What a plan asks its devices to do, as the journal names it.
@@ -190,6 +190,9 @@ impl Record {
 pub struct RolloutRecord {
     /// Each wave's devices, "panorama:<id>" or "snow:<id>".
     pub waves: Vec<Vec<String>>,
+    /// The wave sizes as given ("1,10%,rest").
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sizes: Vec<Size>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gate: Option<Gate>,
 }
@@ -237,6 +240,35 @@ pub fn rollout_state(records: &[Record], id: &str) -> RolloutState {
         }
     }
     state
+}
+
+/// The operation a journaled plan asked for.
+pub fn operation_of(plan: &Record) -> Option<(Operation, SnowOptions)> {
+    let Record::Plan {
+        action,
+        image_version,
+        allow_major,
+        description,
+        tags,
+        ..
+    } = plan
+    else {
+        return None;
+    };
+    let operation = match (action, image_version) {
+        (Action::Ota, Some(v)) => Operation::Ota {
+            image_version: v.clone(),
+            allow_major: *allow_major,
+        },
+        (Action::Ota, None) => return None,
+        (Action::Reboot, _) => Operation::Reboot,
+        (Action::Unlock, _) => Operation::Unlock,
+    };
+    let snow = SnowOptions {
+        description: description.clone(),
+        tags: tags.clone(),
+    };
+    Some((operation, snow))
 }
 
 /// What of an unfinished plan is still to be confirmed.
@@ -410,6 +442,52 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
         }
     }
     out
+}
+
+/// What a retry of an ended plan sends: every device it never sent or that did not succeed
+/// (failed, timed out, canceled, skipped, abandoned, not healthy, left out by preflight).
+pub fn rest_of(records: &[Record], id: &str) -> Vec<String> {
+    let Some(Record::Plan {
+        devices, left_out, ..
+    }) = records
+        .iter()
+        .find(|r| matches!(r, Record::Plan { plan, .. } if plan == id))
+    else {
+        return Vec::new();
+    };
+    let mut good: std::collections::HashSet<String> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Final {
+                plan,
+                device,
+                state: OpState::Succeeded,
+                ..
+            } if plan == id => Some(device.clone()),
+            _ => None,
+        })
+        .collect();
+    for r in records {
+        if let Record::Health {
+            plan,
+            device,
+            healthy: false,
+            ..
+        } = r
+            && plan == id
+        {
+            good.remove(device);
+        }
+    }
+    devices
+        .iter()
+        .filter(|d| {
+            let bare = d.split_once(':').map_or(d.as_str(), |(_, id)| id);
+            !good.contains(bare)
+        })
+        .cloned()
+        .chain(left_out.iter().map(|l| l.device.clone()))
+        .collect()
 }
 
 /// Plans the journal shows begun and not ended: what a crash left behind.

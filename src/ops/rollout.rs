@@ -58,10 +58,7 @@ impl fmt::Display for Size {
 
 /// "1,10%,50%,rest": the waves in order. The last wave always takes what is left.
 pub fn parse_waves(text: &str) -> Result<Vec<Size>, String> {
-    let sizes: Vec<Size> = text
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
+    let sizes: Vec<Size> = text.split(',').map(str::parse).collect::<Result<_, _>>()?;
     if let Some(at) = sizes.iter().position(|s| *s == Size::Rest)
         && at + 1 != sizes.len()
     {
@@ -257,8 +254,7 @@ impl Default for Rollout {
 impl Rollout {
     /// The gate in force for a plan cut into `waves` waves.
     pub fn gate_for(&self, waves: usize) -> Option<Gate> {
-        self.gate
-            .or_else(|| (waves > 1).then(Gate::default))
+        self.gate.or_else(|| (waves > 1).then(Gate::default))
     }
 }
 
@@ -456,7 +452,13 @@ mod tests {
         assert_eq!(sizes("rest", 0), Vec::<usize>::new());
         assert_eq!(sizes("rest", 4), vec![4]);
         for n in 0..60 {
-            for spec in ["1,10%,50%,rest", "1,rest", "25%,25%,25%,25%", "3,3,3", "100%"] {
+            for spec in [
+                "1,10%,50%,rest",
+                "1,rest",
+                "25%,25%,25%,25%",
+                "3,3,3",
+                "100%",
+            ] {
                 let s = sizes(spec, n);
                 assert_eq!(s.iter().sum::<usize>(), n, "{spec} of {n}");
                 assert!(s.iter().all(|&w| w > 0), "{spec} of {n}: {s:?}");
@@ -470,7 +472,10 @@ mod tests {
         assert!(parse_waves("150%").unwrap_err().contains("1% to 100%"));
         assert!(parse_waves("rest,1").unwrap_err().contains("last"));
         assert!(parse_waves("1,,2").is_err());
-        assert_eq!(waves_text(&parse_waves("1, 10% ,REST").unwrap()), "1,10%,rest");
+        assert_eq!(
+            waves_text(&parse_waves("1, 10% ,REST").unwrap()),
+            "1,10%,rest"
+        );
     }
 
     #[test]
@@ -513,11 +518,18 @@ mod tests {
         let mut d = Device::new(Service::Panorama, "p");
         d.current_software = Some("5.0.10".into());
         d.connection = Some("ONLINE".into());
-        assert_eq!(health(&ota, &d, None), Err("runs 5.0.10, not 5.0.21".into()));
+        assert_eq!(
+            health(&ota, &d, None),
+            Err("runs 5.0.10, not 5.0.21".into())
+        );
         d.current_software = Some("5.0.21".into());
         assert_eq!(health(&ota, &d, None), Ok(()));
         d.connection = Some("OFFLINE".into());
-        assert!(health(&Operation::Reboot, &d, None).unwrap_err().contains("OFFLINE"));
+        assert!(
+            health(&Operation::Reboot, &d, None)
+                .unwrap_err()
+                .contains("OFFLINE")
+        );
         let mut s = Device::new(Service::Snow, "s");
         s.last_reached_out = Some(100);
         assert!(health(&Operation::Reboot, &s, Some(120)).is_err());

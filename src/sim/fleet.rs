@@ -32,6 +32,9 @@ struct FleetFile {
 #[serde(deny_unknown_fields)]
 struct PanoramaSection {
     images: Vec<String>,
+    /// Images the service offers that fail to install, on every appliance.
+    #[serde(default)]
+    failing_images: Vec<String>,
     #[serde(default)]
     devices: Vec<PanoramaEntry>,
 }
@@ -52,6 +55,9 @@ struct PanoramaEntry {
     description: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Every OTA job on this appliance fails while installing.
+    #[serde(default)]
+    ota_fails: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,7 +180,8 @@ fn from_file(
         let id = e.id.unwrap_or_else(|| random_id(rng, "device-", 26));
         let arn = format!("arn:aws:panorama:{region}:{}:device/{id}", file.account_id);
         let created = now - 86_400.0 * (400 - i as i64 * 7) as f64;
-        pan.entry(region).or_default().push(panorama::Device::new(
+        let ota_fails = e.ota_fails;
+        let mut device = panorama::Device::new(
             id,
             e.name,
             arn,
@@ -187,8 +194,12 @@ fn from_file(
             e.online,
             e.tags,
             format!("10.20.{}.{}", 1 + i / 200, 10 + i % 200),
-        ));
+        );
+        device.ota_fails = ota_fails;
+        pan.entry(region).or_default().push(device);
     }
+    let mut images = file.panorama.images.clone();
+    images.extend(file.panorama.failing_images.iter().cloned());
     let mut snowd: BTreeMap<String, Vec<snow::Device>> = BTreeMap::new();
     for (i, e) in file.snow.devices.into_iter().enumerate() {
         let id = e.id.unwrap_or_else(|| random_id(rng, "smd-", 17));
@@ -222,10 +233,8 @@ fn from_file(
         .iter()
         .map(|r| {
             let region = Region {
-                panorama: Panorama::new(
-                    pan.remove(r).unwrap_or_default(),
-                    file.panorama.images.clone(),
-                ),
+                panorama: Panorama::new(pan.remove(r).unwrap_or_default(), images.clone())
+                    .with_failing(file.panorama.failing_images.clone()),
                 snow: Snow::new(file.account_id.clone(), snowd.remove(r).unwrap_or_default()),
             };
             (r.clone(), region)

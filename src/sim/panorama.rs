@@ -69,6 +69,8 @@ pub struct Device {
     pub provisioning: String,
     pub tags: BTreeMap<String, String>,
     pub ip: String,
+    /// Every OTA job on this appliance fails while installing (a fleet file's `ota_fails`).
+    pub ota_fails: bool,
     latest_job: Option<usize>,
     /// Unfinished jobs, oldest first: at most one unless busy conflicts are off.
     active_jobs: Vec<usize>,
@@ -105,6 +107,7 @@ impl Device {
             provisioning: "SUCCEEDED".into(),
             tags,
             ip,
+            ota_fails: false,
             latest_job: None,
             active_jobs: Vec::new(),
         }
@@ -144,6 +147,8 @@ pub struct Panorama {
     devices: Vec<Device>,
     by_id: HashMap<String, usize>,
     images: Vec<String>,
+    /// Offered images that fail to install.
+    failing: Vec<String>,
     latest: String,
     jobs: Vec<Job>,
     job_by_id: HashMap<String, usize>,
@@ -166,12 +171,18 @@ impl Panorama {
             devices,
             by_id,
             images,
+            failing: Vec::new(),
             latest,
             jobs: Vec::new(),
             job_by_id: HashMap::new(),
             active: Vec::new(),
             snapshot: None,
         }
+    }
+
+    pub fn with_failing(mut self, failing: Vec<String>) -> Self {
+        self.failing = failing;
+        self
     }
 
     pub fn device_count(&self) -> usize {
@@ -355,13 +366,19 @@ impl Panorama {
         check_id(&mut c, "deviceId", id);
         c.finish(Service::Panorama)?;
         let d = &self.devices[self.device(id)?];
-        let connection = if d.online { "ONLINE" } else { "OFFLINE" };
+        let seen = self.seen(d, now);
+        // A rebooting appliance is not connected until it is back.
+        let connection = if d.online && seen.status != "REBOOTING" {
+            "ONLINE"
+        } else {
+            "OFFLINE"
+        };
         let link = if d.online {
             "CONNECTED"
         } else {
             "NOT_CONNECTED"
         };
-        let mut out = self.device_summary(d, &self.seen(d, now));
+        let mut out = self.device_summary(d, &seen);
         let extra = object([
             ("AlternateSoftwares", json!([])),
             ("Arn", d.arn.clone().into()),
@@ -527,6 +544,12 @@ impl Panorama {
                 "PENDING",
                 &[("DOWNLOADING", pending), ("FAILED", FAIL_DOWNLOAD_AFTER)],
             );
+        }
+        if d.ota_fails || self.failing.iter().any(|v| v == image) {
+            // Downloaded and verified, then the install fails: the appliance keeps its image.
+            let mut failing = OTA_STAGES[..3].to_vec();
+            failing.push(("FAILED", OTA_STAGES[2].1));
+            return spread(now, &failing, ctx.rng);
         }
         spread(now, stages, ctx.rng)
     }

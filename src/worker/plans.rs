@@ -11,10 +11,10 @@ use super::{
     Event, Internal, Refusal, Resumable, RolloutView, Settings, Worker, device_ref,
     parse_device_ref,
 };
-use crate::ops::rollout::{Phase, Verdict};
 use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Plan, Service, SnowOptions};
-use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record};
+use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record, operation_of};
+use crate::ops::rollout::{Phase, Verdict};
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
 
 /// Opens the journal the settings name. Without one nothing is dispatched, and the operator
@@ -46,35 +46,6 @@ fn action_of(operation: &Operation) -> Action {
         Operation::Reboot => Action::Reboot,
         Operation::Unlock => Action::Unlock,
     }
-}
-
-/// The operation a journaled plan asked for.
-fn operation_of(plan: &Record) -> Option<(Operation, SnowOptions)> {
-    let Record::Plan {
-        action,
-        image_version,
-        allow_major,
-        description,
-        tags,
-        ..
-    } = plan
-    else {
-        return None;
-    };
-    let operation = match (action, image_version) {
-        (Action::Ota, Some(v)) => Operation::Ota {
-            image_version: v.clone(),
-            allow_major: *allow_major,
-        },
-        (Action::Ota, None) => return None,
-        (Action::Reboot, _) => Operation::Reboot,
-        (Action::Unlock, _) => Operation::Unlock,
-    };
-    let snow = SnowOptions {
-        description: description.clone(),
-        tags: tags.clone(),
-    };
-    Some((operation, snow))
 }
 
 impl Worker {
@@ -247,6 +218,7 @@ impl Worker {
             endpoint: self.connection.snow_endpoint.clone(),
             devices: waves.iter().flatten().map(device_ref).collect(),
             rollout: Some(journal::RolloutRecord {
+                sizes: plan.rollout.waves.clone(),
                 waves: waves
                     .iter()
                     .map(|w| w.iter().map(device_ref).collect())
@@ -337,14 +309,14 @@ impl Worker {
             ops: ops.clone(),
             resumed: true,
         });
-        let (waves, gate, left_out) = match &u.plan {
+        let (waves, gate, left_out, sizes) = match &u.plan {
             Record::Plan {
                 rollout: Some(r),
                 left_out,
                 ..
-            } => (r.waves.clone(), r.gate, left_out.clone()),
-            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone()),
-            _ => (Vec::new(), None, Vec::new()),
+            } => (r.waves.clone(), r.gate, left_out.clone(), r.sizes.clone()),
+            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone(), Vec::new()),
+            _ => (Vec::new(), None, Vec::new(), Vec::new()),
         };
         let left_out = left_out
             .iter()
@@ -355,10 +327,7 @@ impl Worker {
             plan: id.to_string(),
             operation: operation.clone(),
             snow: snow.clone(),
-            sizes: waves
-                .iter()
-                .map(|w| crate::ops::rollout::Size::Count(w.len().max(1)))
-                .collect(),
+            sizes,
             gate,
             waves: group(&ops, waves.len().max(1), |k| {
                 let name = device_ref(k);
@@ -438,7 +407,13 @@ impl Worker {
     /// Spawns the sends. Appliances each get a task (paced by the create quota, outside the
     /// bound on calls under way); a plan's Snow part is one task that checks which devices are
     /// busy, then sends its batches concurrently.
-    pub(super) fn start(&mut self, plan: &str, operation: Operation, snow: SnowOptions, work: Vec<Work>) {
+    pub(super) fn start(
+        &mut self,
+        plan: &str,
+        operation: Operation,
+        snow: SnowOptions,
+        work: Vec<Work>,
+    ) {
         let ctx = self.ctx(plan, operation, snow);
         let mut snow_batches = Vec::new();
         for item in work {

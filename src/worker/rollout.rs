@@ -354,10 +354,7 @@ impl Worker {
         let Some(run) = self.rollouts.get(plan) else {
             return Outcome::Partial;
         };
-        let skipped = self
-            .book
-            .ops_of(plan)
-            .any(|o| o.state == OpState::Skipped);
+        let skipped = self.book.ops_of(plan).any(|o| o.state == OpState::Skipped);
         if run.view.figures.failed == 0 && !skipped && run.view.left_out.is_empty() {
             Outcome::Succeeded
         } else {
@@ -392,8 +389,7 @@ impl Worker {
             .filter(|(_, ops)| {
                 ops.iter().any(|(_, op)| {
                     self.book.get(*op).is_some_and(|o| {
-                        o.plan == plan
-                            && matches!(o.state, OpState::Sent | OpState::Running(_))
+                        o.plan == plan && matches!(o.state, OpState::Sent | OpState::Running(_))
                     })
                 })
             })
@@ -413,7 +409,10 @@ impl Worker {
         };
         let error = ApiError::new(ErrorKind::Conflict, "RolloutAborted", why);
         for (op, _) in self.idle_unsent(plan, None) {
-            self.op(op, OpUpdate::new(OpState::Skipped).with_error(error.clone()));
+            self.op(
+                op,
+                OpUpdate::new(OpState::Skipped).with_error(error.clone()),
+            );
         }
     }
 
@@ -514,7 +513,13 @@ impl Worker {
     }
 
     /// Reads the device until it is healthy, or the health timeout passes.
-    fn check_health(&mut self, op: OpId, key: DeviceKey, operation: Operation, task: Option<String>) {
+    fn check_health(
+        &mut self,
+        op: OpId,
+        key: DeviceKey,
+        operation: Operation,
+        task: Option<String>,
+    ) {
         let (clients, limits, tx) = (
             self.clients.clone(),
             self.limits.clone(),
@@ -592,8 +597,24 @@ impl Worker {
         self.advance(&plan);
     }
 
-    /// The clock moved: bakes may have ended.
+    /// The clock moved: bakes may have ended, and another shell may have asked something of
+    /// a rollout (`fleetdeck run --promote PLAN`).
     pub(super) fn rollout_tick(&mut self) {
+        if let Some(path) = self.settings.journal.clone() {
+            let asks = journal::take_requests(&path, self.rollouts.keys().map(String::as_str));
+            for (plan, control) in asks {
+                self.emit(Event::Notice(format!(
+                    "Rollout {}: {} asked from another shell",
+                    short(&plan),
+                    control.word()
+                )));
+                match control {
+                    journal::Control::Promote => self.promote(&plan),
+                    journal::Control::Pause => self.pause(&plan),
+                    journal::Control::Abort => self.abort_by_operator(&plan),
+                }
+            }
+        }
         let baking: Vec<String> = self
             .rollouts
             .iter()
