@@ -1033,12 +1033,11 @@ async fn follow(
         let (op, update) = match event {
             Event::Op(op, update) => (op, update),
             Event::Rollout(view) => {
-                if text {
-                    if tty {
-                        eprint!("\r");
-                    }
-                    tell_rollout(&view, rollout.as_ref(), journal);
+                // On stderr whatever the output: the JSON summary stays alone on stdout.
+                if text && tty {
+                    eprint!("\r");
                 }
+                tell_rollout(&view, rollout.as_ref(), journal);
                 approval_by = match (&view.phase, approve_timeout) {
                     (Phase::AwaitingApproval, Some(t)) => {
                         approval_by.or(Some(tokio::time::Instant::now() + t))

@@ -150,7 +150,11 @@ async fn sigint_mid_rollout_pauses_and_resume_finishes_exactly_once() {
         .unwrap()
         .unwrap();
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "work left: exit 3\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "interrupted, resumable: exit 130\n{stderr}"
+    );
     assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
     assert!(stderr.contains("fleetdeck run --resume"), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

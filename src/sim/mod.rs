@@ -168,6 +168,13 @@ impl SimHandle {
         self.shared.targeted().statuses()
     }
 
+    /// When a Panorama job reached (or will reach) its final state, in simulated epoch seconds:
+    /// what a test compares with the ledger's times to show that one wave waited for another.
+    pub fn job_end(&self, job: &str) -> Option<f64> {
+        let world = self.shared.world();
+        world.regions.values().find_map(|r| r.panorama.job_end(job))
+    }
+
     /// Moves simulated time forward at once, so a test can step a job through its states.
     pub fn advance_clock(&self, seconds: f64) {
         self.shared.world().clock.advance(seconds);

@@ -180,6 +180,11 @@ impl Panorama {
         }
     }
 
+    pub fn job_end(&self, id: &str) -> Option<f64> {
+        let j = *self.job_by_id.get(id)?;
+        Some(self.jobs[j].timeline.end())
+    }
+
     pub fn with_failing(mut self, failing: Vec<String>) -> Self {
         self.failing = failing;
         self
@@ -379,8 +384,16 @@ impl Panorama {
             "NOT_CONNECTED"
         };
         let mut out = self.device_summary(d, &seen);
+        // Every image newer than the installed one, other than the latest, is on offer too.
+        let alternates: Vec<Value> = self
+            .images
+            .iter()
+            .filter(|v| **v != self.latest)
+            .filter(|v| version_key(v) > version_key(&d.current_software))
+            .map(|v| json!({ "Version": v }))
+            .collect();
         let extra = object([
-            ("AlternateSoftwares", json!([])),
+            ("AlternateSoftwares", Value::Array(alternates)),
             ("Arn", d.arn.clone().into()),
             (
                 "CurrentNetworkingStatus",

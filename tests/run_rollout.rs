@@ -1,0 +1,409 @@
+//! Staged rollouts headless, against a simulator that outlives each run: a failing OTA
+//! aborted by its gate after the first wave, waves that wait for each other, a breach that
+//! pauses and an abort while paused (asked from another shell), an approval, a retry of the
+//! rest, and a crash mid-wave resumed at that wave. The simulator's ledger is the judge.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
+
+fn journal() -> PathBuf {
+    std::env::temp_dir().join(format!("fleetdeck-roll-{}.jsonl", uuid::Uuid::new_v4()))
+}
+
+fn command(sim: &SimHandle, journal: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
+    c.arg("run")
+        .args(["--endpoint-url", &sim.endpoint])
+        .args(args)
+        .env("FLEETDECK_JOURNAL", journal)
+        .env("AWS_ACCESS_KEY_ID", &sim.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &sim.secret_access_key)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn output(sim: &SimHandle, journal: &Path, args: &[&str]) -> Output {
+    command(sim, journal, args)
+        .output()
+        .expect("fleetdeck runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `n` online appliances on 5.0.10, named cam-00…; those in `failing` fail every OTA. The
+/// service offers 5.0.21 and 5.0.30, which fails to install everywhere.
+fn fleet(n: usize, failing: &[usize]) -> String {
+    let mut toml = String::from(
+        "[panorama]\nimages = [\"5.0.10\", \"5.0.21\"]\nfailing_images = [\"5.0.30\"]\n",
+    );
+    for i in 0..n {
+        toml.push_str(&format!(
+            "[[panorama.devices]]\nname = \"cam-{i:02}\"\nsoftware = \"5.0.10\"\nota_fails = {}\n",
+            failing.contains(&i)
+        ));
+    }
+    toml
+}
+
+async fn sim(toml: String, quotas: QuotaMode, speed: f64) -> SimHandle {
+    fleetdeck::sim::start(SimConfig {
+        fleet: FleetSource::Toml(toml),
+        quotas,
+        busy_conflicts: false,
+        speed,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+/// Creates per device name, from the ledger (device ids mapped back through the summary).
+fn creates(sim: &SimHandle) -> HashMap<String, usize> {
+    let mut per = HashMap::new();
+    for e in sim.ledger() {
+        if e.operation == "CreateJobForDevices" {
+            *per.entry(e.device_id.clone()).or_default() += 1;
+        }
+    }
+    per
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+fn states(summary: &serde_json::Value) -> HashMap<String, String> {
+    summary["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn id_of(summary: &serde_json::Value, name: &str) -> String {
+    summary["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .map(|d| d["device"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{name} is in the summary"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_ota_is_aborted_by_the_gate_after_the_first_wave() {
+    let sim = sim(fleet(6, &[]), QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "ota",
+            "--image-version",
+            "5.0.30",
+            "--all",
+            "--waves",
+            "2,100%",
+            "--max-failed",
+            "50%",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "aborted by a gate: exit 3\n{stderr}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "ABORTED", "{s}");
+    // Exactly the first wave's two jobs were sent; the other four never were.
+    assert_eq!(
+        creates(&sim).values().sum::<usize>(),
+        2,
+        "{:?}",
+        sim.ledger()
+    );
+    let st = states(&s);
+    assert_eq!(st.values().filter(|v| *v == "FAILED").count(), 2, "{st:?}");
+    assert_eq!(st.values().filter(|v| *v == "SKIPPED").count(), 4, "{st:?}");
+    let verdicts: Vec<&str> = s["rollout"]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, vec!["breached", "aborted"], "{s}");
+    assert!(
+        stderr.contains("BREACHED"),
+        "the gate's decision is a line: {stderr}"
+    );
+    // The gate's numbers: the first failure already breaks 50% (min done is 1).
+    assert!(stderr.contains("1 failed of 1 finished"), "{stderr}");
+    let _ = std::fs::remove_file(&j);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_wave_starts_only_after_the_last_one_finished() {
+    let sim = sim(fleet(20, &[]), QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action", "reboot", "--all", "--waves", "1,5,rest", "--yes", "--output", "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "SUCCEEDED", "{s}");
+    let waves: Vec<Vec<String>> = s["rollout"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w.as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    let sizes: Vec<usize> = waves.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![1, 5, 14]);
+    let ledger = sim.ledger();
+    let create = |device: &String| {
+        ledger
+            .iter()
+            .find(|e| e.operation == "CreateJobForDevices" && &e.device_id == device)
+            .unwrap_or_else(|| panic!("{device} was sent to"))
+    };
+    assert!(creates(&sim).values().all(|n| *n == 1), "{ledger:?}");
+    for k in 1..waves.len() {
+        // In the simulator's own time: the last job of wave k ended before the first create
+        // of wave k + 1.
+        let last_end = waves[k - 1]
+            .iter()
+            .map(|d| sim.job_end(&create(d).resource_id).unwrap())
+            .fold(f64::MIN, f64::max);
+        let first_send = waves[k]
+            .iter()
+            .map(|d| create(d).at)
+            .fold(f64::MAX, f64::min);
+        assert!(
+            first_send >= last_end,
+            "wave {} began at {first_send} before wave {k} ended at {last_end}",
+            k + 1
+        );
+    }
+    assert_eq!(stderr.matches("passed").count(), 2, "{stderr}");
+    let _ = std::fs::remove_file(&j);
+}
+
+/// Waits for a line on the child's stderr containing `what`, returning what was read.
+fn read_until(child: &mut Child, what: &str, seen: &mut String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = child.stderr.as_mut().expect("stderr is piped");
+    let mut buf = [0u8; 4096];
+    while !seen.contains(what) {
+        assert!(Instant::now() < deadline, "no {what:?} in:\n{seen}");
+        match err.read(&mut buf) {
+            Ok(0) => panic!("fleetdeck ended before {what:?}:\n{seen}"),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn plan_id(seen: &str) -> String {
+    let at = seen.find("--promote ").expect("the hint names the plan") + "--promote ".len();
+    seen[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_pauses_then_an_abort_while_paused_stops_it_and_retry_sends_the_rest() {
+    // cam-01 fails every OTA: wave 1 (cam-00, cam-01) has one success and one failure.
+    let sim = sim(fleet(6, &[1]), QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let mut child = command(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "ota",
+            "--image-version",
+            "5.0.21",
+            "--all",
+            "--waves",
+            "2,rest",
+            "--on-breach",
+            "pause",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    )
+    .spawn()
+    .expect("fleetdeck starts");
+    let mut seen = String::new();
+    read_until(&mut child, "rollout paused", &mut seen);
+    read_until(&mut child, "--abort", &mut seen);
+    let plan = plan_id(&seen);
+    // Paused: nothing more is sent while it waits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(creates(&sim).values().sum::<usize>(), 2);
+
+    // Asked from another shell, taken by the paused run.
+    let asked = output(&sim, &j, &["--abort", &plan]);
+    assert!(asked.status.success(), "{}", text(&asked.stderr));
+    assert!(
+        text(&asked.stderr).contains("taken by"),
+        "{}",
+        text(&asked.stderr)
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    seen.push_str(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{seen}");
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "ABORTED", "{s}");
+    assert_eq!(creates(&sim).values().sum::<usize>(), 2);
+    let verdicts: Vec<&str> = s["rollout"]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, vec!["breached", "paused", "aborted"], "{s}");
+
+    // Retry the rest: the failed appliance and the four never sent, not the one that took
+    // the update. All at once this time.
+    let (good, bad) = (id_of(&s, "cam-00"), id_of(&s, "cam-01"));
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--retry", &plan, "--waves", "rest", "--yes", "--output", "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "cam-01 fails again: {stderr}");
+    let retried = summary(&out);
+    assert_eq!(retried["devices"].as_array().unwrap().len(), 5, "{retried}");
+    let per = creates(&sim);
+    assert_eq!(per[&good], 1, "{per:?}");
+    assert_eq!(per[&bad], 2, "{per:?}");
+    assert_eq!(per.values().sum::<usize>(), 7, "{per:?}");
+    let _ = std::fs::remove_file(&j);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_gate_waits_for_a_promotion_from_another_shell() {
+    let sim = sim(fleet(3, &[]), QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let mut child = command(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "reboot",
+            "--all",
+            "--waves",
+            "1,rest",
+            "--approve",
+            "--yes",
+        ],
+    )
+    .spawn()
+    .expect("fleetdeck starts");
+    let mut seen = String::new();
+    read_until(&mut child, "waiting for approval", &mut seen);
+    read_until(&mut child, "--promote", &mut seen);
+    let plan = plan_id(&seen);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(creates(&sim).values().sum::<usize>(), 1, "wave 2 waits");
+    let asked = output(&sim, &j, &["--promote", &plan]);
+    assert!(asked.status.success(), "{}", text(&asked.stderr));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    seen.push_str(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    assert!(
+        text(&out.stdout).contains("outcome: SUCCEEDED"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(seen.contains("promoted"), "{seen}");
+    assert_eq!(creates(&sim).values().sum::<usize>(), 3);
+    // With nobody running it, a promotion says so instead of waiting.
+    let asked = output(&sim, &j, &["--promote", &plan]);
+    assert!(!asked.status.success());
+    let _ = std::fs::remove_file(&j);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_wave_resumes_at_that_wave_without_resending() {
+    // AWS quotas: one create a second, so the second wave is caught half sent.
+    let sim = sim(fleet(6, &[]), QuotaMode::Aws, 300.0).await;
+    let j = journal();
+    let mut child = command(
+        &sim,
+        &j,
+        &["--action", "reboot", "--all", "--waves", "2,rest", "--yes"],
+    )
+    .spawn()
+    .expect("fleetdeck starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while creates(&sim).values().sum::<usize>() < 3 {
+        assert!(Instant::now() < deadline, "wave 2 did not begin");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ended early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let sent = creates(&sim).values().sum::<usize>();
+    assert!(sent < 6, "the kill came too late: {sent}");
+
+    let out = output(&sim, &j, &["--resume", "--yes", "--output", "json"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "SUCCEEDED", "{s}");
+    // Every appliance exactly once, and the resume went on with wave 2: no wave 1 again.
+    let per = creates(&sim);
+    assert_eq!(per.len(), 6, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    assert!(!stderr.contains("wave 1/2: sending"), "{stderr}");
+    let _ = std::fs::remove_file(&j);
+}
