@@ -112,7 +112,7 @@ impl Fixture {
                 self.worker(Event::PlanStarted {
                     plan: "plan-1".into(),
                     operation: plan.operation.clone(),
-                    ops: plan.targets().cloned().enumerate().collect(),
+                    ops: plan.targets.iter().cloned().enumerate().collect(),
                     resumed: false,
                 });
             }
