@@ -739,7 +739,7 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         bail!("the reboot of {OPS_IN_FLIGHT} devices was not dispatched");
     };
     // The engine's answer, as the worker would give it: one operation per target.
-    let started: Vec<(usize, DeviceKey)> = plan.targets().cloned().enumerate().collect();
+    let started: Vec<(usize, DeviceKey)> = plan.targets.iter().cloned().enumerate().collect();
     let ops: Vec<usize> = started.iter().map(|(op, _)| *op).collect();
     app::update(
         &mut app,

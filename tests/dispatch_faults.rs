@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Preflight, Service, SnowOptions};
 use fleetdeck::journal::{self, Record};
 use fleetdeck::ops::{OpState, OpUpdate};
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
@@ -105,11 +105,13 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
     for region in regions.iter_mut() {
         let devices = devices(region).await;
         let refs: Vec<&Device> = devices.iter().collect();
-        let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-        assert_eq!(plan.panorama.len(), 12);
+        // Every device, offline ones too: what this test judges is the sending, not preflight.
+        let everything = Preflight::new(true, Preflight::DEFAULT_STALE);
+        let plan = Plan::with(Operation::Reboot, SnowOptions::default(), &refs, everything);
+        assert_eq!(plan.panorama().count(), 12);
         assert_eq!(plan.snow_device_count(), 100);
-        assert_eq!(plan.snow_batches.len(), 10);
-        for key in plan.targets() {
+        assert_eq!(plan.snow_tasks(), 10);
+        for key in &plan.targets {
             expected.insert((region.name.clone(), key.id.clone()), key.service);
         }
         total += plan.device_count();

@@ -407,3 +407,57 @@ async fn a_crash_mid_wave_resumes_at_that_wave_without_resending() {
     assert!(!stderr.contains("wave 1/2: sending"), "{stderr}");
     let _ = std::fs::remove_file(&j);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snow_waves_wait_for_each_device_to_reach_out_after_its_reboot() {
+    let mut toml = String::from("[panorama]\nimages = [\"5.0.21\"]\n");
+    for i in 0..4 {
+        toml.push_str(&format!(
+            "[[snow.devices]]\nid = \"smd-rollout{i:010}\"\nsoftware = \"7.1.0\"\n"
+        ));
+    }
+    // One device silent for days: preflight leaves it out, so the rollout is PARTIAL.
+    toml.push_str(
+        "[[snow.devices]]\nid = \"smd-silent00000000\"\nsoftware = \"7.1.0\"\nreachable = false\n",
+    );
+    let sim = sim(toml, QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action", "reboot", "--all", "--waves", "1,rest", "--yes", "--output", "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "PARTIAL: one left out\n{stderr}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "PARTIAL", "{s}");
+    let devices = s["devices"].as_array().unwrap();
+    let healthy = devices.iter().filter(|d| d["health"] == "healthy").count();
+    assert_eq!(healthy, 4, "every rebooted device reached out again: {s}");
+    let silent = devices
+        .iter()
+        .find(|d| d["device"] == "smd-silent00000000")
+        .unwrap();
+    assert_eq!(silent["state"], "SKIPPED");
+    assert!(
+        silent["error"].as_str().unwrap().contains("not heard from"),
+        "{silent}"
+    );
+    // Two waves: two tasks, and the silent device was never a target.
+    let tasks: Vec<_> = sim
+        .ledger()
+        .into_iter()
+        .filter(|e| e.operation == "CreateTask")
+        .collect();
+    assert_eq!(tasks.len(), 4, "one ledger line per target: {tasks:?}");
+    let ids: std::collections::HashSet<_> = tasks.iter().map(|e| e.resource_id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{tasks:?}");
+    assert!(tasks.iter().all(|e| e.device_id != "smd-silent00000000"));
+    let _ = std::fs::remove_file(&j);
+}
