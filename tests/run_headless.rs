@@ -68,7 +68,7 @@ fn an_unlock_reads_lock_states_first_and_skips_unlocked_devices() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("smd-d1brbtjfkhaoo9a48 (already unlocked)"),
+        stderr.contains("skipped: smd-d1brbtjfkhaoo9a48 — already unlocked"),
         "{stderr}"
     );
     let summary = json(&out);
@@ -91,6 +91,8 @@ fn a_failed_device_makes_the_exit_status_non_zero() {
         "--devices",
         "sea-lobby-cam-01,pdx-yard-cam-01",
         "--allow-major",
+        // Preflight would leave the offline appliance out: sent anyway, it fails.
+        "--include-skipped",
         "--yes",
         "--output",
         "json",
@@ -112,6 +114,13 @@ fn a_failed_device_makes_the_exit_status_non_zero() {
             ("pdx-yard-cam-01", "FAILED")
         ]
     );
+    // The service says nothing of why; the summary names the likely reason.
+    let offline = &summary["devices"][1];
+    assert_eq!(
+        offline["error"], "likely: the appliance is offline",
+        "{offline}"
+    );
+    assert_eq!(summary["outcome"], "PARTIAL");
 }
 
 #[test]

@@ -139,7 +139,16 @@ async fn sigint_mid_rollout_pauses_and_resume_finishes_exactly_once() {
     let mut child = command(
         &sim,
         &j,
-        &["--action", "reboot", "--all", "--yes", "--output", "json"],
+        // Every device, those preflight would leave out too: the ledger judges all 23.
+        &[
+            "--action",
+            "reboot",
+            "--all",
+            "--include-skipped",
+            "--yes",
+            "--output",
+            "json",
+        ],
     )
     .spawn()
     .expect("fleetdeck starts");
