@@ -64,7 +64,7 @@ pub enum Command {
     Sim(SimArgs),
     /// Carry out one operation without the full-screen UI: the same plan, validation,
     /// dispatch, journal and tracking, with a summary per device.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Read the dispatch journal: its plans, one plan's records, or its raw lines.
     Journal(JournalArgs),
 }

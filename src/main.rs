@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
         Some(Command::Journal(args)) => read_journal(args),
         Some(Command::Run(args)) => {
-            let end = runtime.block_on(fleetdeck::run::run(args))?;
+            let end = runtime.block_on(fleetdeck::run::run(*args))?;
             if end.code() != 0 {
                 std::process::exit(end.code());
             }

@@ -242,7 +242,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     };
     let (command, name_of, left_out) = match prepared {
         Prepared::Done(end) => return Ok(end),
-        Prepared::Send(command, list, left_out) => (command, list, left_out),
+        Prepared::Send(command, list, left_out) => (*command, list, left_out),
     };
     commands.send(command).context("the worker stopped")?;
     let (plan_id, operation, ops) = wait_started(&mut events).await?;
@@ -354,7 +354,7 @@ struct Staging {
 /// What the run will hand the worker, with the devices listed; or how it ended already.
 enum Prepared {
     /// The command, the devices listed, and the devices preflight left out with why.
-    Send(Command, Box<Devices>, Vec<(Device, String)>),
+    Send(Box<Command>, Box<Devices>, Vec<(Device, String)>),
     Done(RunEnd),
 }
 
@@ -390,7 +390,11 @@ async fn prepare(
         let command = Command::Resume {
             plan: plan.plan.clone(),
         };
-        return Ok(Prepared::Send(command, Box::new(list), Vec::new()));
+        return Ok(Prepared::Send(
+            Box::new(command),
+            Box::new(list),
+            Vec::new(),
+        ));
     }
     let plan = new_plan(args, snow, staging, commands, events, &mut list).await?;
     if !args.yes {
@@ -401,7 +405,7 @@ async fn prepare(
         .filter_map(|s| list.get(&s.key).map(|d| (d.clone(), s.reason.clone())))
         .collect();
     Ok(Prepared::Send(
-        Command::Dispatch(plan),
+        Box::new(Command::Dispatch(plan)),
         Box::new(list),
         left_out,
     ))
