@@ -675,4 +675,89 @@ mod tests {
         ];
         assert_eq!(unfinished(&records), vec!["p2".to_string()]);
     }
+
+    #[test]
+    fn a_rollout_resumes_where_it_stood_and_a_retry_takes_what_did_not_succeed() {
+        let fin = |device: &str, state| Record::Final {
+            plan: "p1".into(),
+            at: 2,
+            device: device.into(),
+            state,
+            resource_id: None,
+            error: None,
+        };
+        let mut p = plan(
+            "p1",
+            &["panorama:a", "panorama:b", "panorama:c", "panorama:d"],
+        );
+        if let Record::Plan { left_out, .. } = &mut p {
+            left_out.push(LeftOut {
+                device: "panorama:e".into(),
+                reason: "the appliance is offline".into(),
+            });
+        }
+        let decision = |wave, verdict, failed| Decision {
+            wave,
+            verdict,
+            figures: Figures {
+                finished: 2,
+                failed,
+            },
+            detail: String::new(),
+        };
+        let records = vec![
+            p,
+            Record::Wave {
+                plan: "p1".into(),
+                at: 1,
+                wave: 0,
+            },
+            fin("a", OpState::Succeeded),
+            fin("b", OpState::Succeeded),
+            Record::Health {
+                plan: "p1".into(),
+                at: 3,
+                device: "b".into(),
+                healthy: false,
+                reason: Some("runs 5.0.10".into()),
+            },
+            Record::Gate {
+                plan: "p1".into(),
+                at: 4,
+                decision: decision(0, Verdict::Breached, 1),
+            },
+            Record::Gate {
+                plan: "p1".into(),
+                at: 5,
+                decision: decision(0, Verdict::Promoted, 1),
+            },
+            Record::Wave {
+                plan: "p1".into(),
+                at: 6,
+                wave: 1,
+            },
+            fin("c", OpState::Skipped),
+        ];
+        let state = rollout_state(&records, "p1");
+        assert_eq!(state.wave, 1);
+        // a and b finished, b not healthy; c was skipped, never sent: not counted.
+        assert_eq!(
+            state.figures,
+            Figures {
+                finished: 2,
+                failed: 1
+            }
+        );
+        assert_eq!(state.decisions.len(), 2);
+        // A retry: b (not healthy), c (skipped), d (never sent) and e (left out); not a.
+        assert_eq!(
+            rest_of(&records, "p1"),
+            vec!["panorama:b", "panorama:c", "panorama:d", "panorama:e"]
+        );
+        // The records read back as written.
+        for r in &records {
+            let line = serde_json::to_string(r).unwrap();
+            assert_eq!(&serde_json::from_str::<Record>(&line).unwrap(), r, "{line}");
+        }
+    }
 }
