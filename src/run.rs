@@ -938,11 +938,11 @@ fn tell_rollout(
         .map_or_else(String::new, |p| format!(" --journal {}", p.display()));
     let plan = &view.plan;
     match &view.phase {
-        Phase::Sending if n > 1 => eprintln!(
-            "wave {}/{n}: sending {} devices",
-            view.wave + 1,
-            view.waves.get(view.wave).map_or(0, Vec::len)
-        ),
+        Phase::Sending if n > 1 => {
+            let size = view.waves.get(view.wave).map_or(0, Vec::len);
+            let s = if size == 1 { "" } else { "s" };
+            eprintln!("wave {}/{n}: sending {size} device{s}", view.wave + 1)
+        }
         Phase::Checking => eprintln!("wave {}/{n}: checking the devices' health", view.wave + 1),
         Phase::Baking { until } => eprintln!(
             "wave {}/{n}: baking for {} before the next wave",
