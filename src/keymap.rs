@@ -30,6 +30,10 @@ pub enum Action {
     Reboot,
     Unlock,
     CancelTask,
+    PauseRollout,
+    Promote,
+    AbortRollout,
+    RetryRest,
 }
 
 /// Where a binding applies.
@@ -264,6 +268,38 @@ pub const BINDINGS: &[Binding] = &[
         Action::CancelTask,
         Scope::Results,
         "cancel Snow task (queued)",
+    )
+    .changes_devices(),
+    bind(
+        &[(KeyCode::Char('p'), NONE)],
+        "p",
+        Action::PauseRollout,
+        Scope::Results,
+        "pause the rollout: nothing more is sent",
+    )
+    .changes_devices(),
+    bind(
+        &[(KeyCode::Char('P'), SHIFT), (KeyCode::Char('P'), NONE)],
+        "P",
+        Action::Promote,
+        Scope::Results,
+        "promote: past an approval, a bake or a pause",
+    )
+    .changes_devices(),
+    bind(
+        &[(KeyCode::Char('X'), SHIFT), (KeyCode::Char('X'), NONE)],
+        "X",
+        Action::AbortRollout,
+        Scope::Results,
+        "abort the rollout (asks first)",
+    )
+    .changes_devices(),
+    bind(
+        &[(KeyCode::Char('r'), NONE)],
+        "r",
+        Action::RetryRest,
+        Scope::Results,
+        "retry the rest of an ended rollout",
     )
     .changes_devices(),
 ];

@@ -174,12 +174,19 @@ impl Devices {
         if self.marks.is_empty() {
             return self.current().into_iter().collect();
         }
-        let mut out: Vec<&Device> = self
-            .rows
-            .iter()
+        // In the order shown (a rollout's waves follow it), then marks the filter hides.
+        let mut out: Vec<&Device> = (0..self.shown())
+            .filter_map(|i| self.row(i))
             .filter(|d| self.marks.contains(&d.key()))
             .collect();
-        out.sort_by_key(|d| (d.service, d.label().to_string()));
+        let shown: HashSet<DeviceKey> = out.iter().map(|d| d.key()).collect();
+        let mut hidden: Vec<&Device> = self
+            .rows
+            .iter()
+            .filter(|d| self.marks.contains(&d.key()) && !shown.contains(&d.key()))
+            .collect();
+        hidden.sort_by_key(|d| (d.service, d.label().to_string()));
+        out.extend(hidden);
         out
     }
 
@@ -199,19 +206,7 @@ impl Devices {
     }
 
     fn matches(&self, d: &Device) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        let needle = self.filter.to_lowercase();
-        [
-            d.label(),
-            d.id.as_str(),
-            d.status.as_str(),
-            d.service.label(),
-        ]
-        .iter()
-        .any(|h| h.to_lowercase().contains(&needle))
-            || d.tags_text().to_lowercase().contains(&needle)
+        self.filter.is_empty() || matches(d, &self.filter.to_lowercase())
     }
 
     /// Recomputes the view and keeps the cursor on the same device.
@@ -351,4 +346,18 @@ mod tests {
         list.set_filter("s2".into());
         assert_eq!(list.selection().len(), 2, "marks outlive the filter");
     }
+}
+
+/// Whether the filter text (lowercase) matches a device: its name, id, status, service or
+/// tags contain it. The same for `/`, `--filter` and a rollout's canary.
+pub fn matches(d: &Device, needle: &str) -> bool {
+    [
+        d.label(),
+        d.id.as_str(),
+        d.status.as_str(),
+        d.service.label(),
+    ]
+    .iter()
+    .any(|h| h.to_lowercase().contains(needle))
+        || d.tags_text().to_lowercase().contains(needle)
 }

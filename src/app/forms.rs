@@ -5,7 +5,10 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::fleet::{Device, Operation, Plan, Service, SnowOptions, highest, validate};
+use crate::fleet::{Device, Operation, Plan, Preflight, Service, SnowOptions, highest, validate};
+use crate::ops::rollout::{
+    Gate, OnBreach, PRESETS, Rollout, Threshold, parse_duration, parse_waves, wave_sizes,
+};
 
 /// From this many devices up, the operator types the number to confirm.
 pub const TYPE_TO_CONFIRM_FROM: usize = 10;
@@ -33,6 +36,14 @@ pub enum Field {
     AllowMajor,
     Description,
     Tags,
+    Waves,
+    MaxFailed,
+    MinDone,
+    Bake,
+    Approve,
+    OnBreach,
+    Canary,
+    IncludeSkipped,
 }
 
 impl Field {
@@ -42,7 +53,102 @@ impl Field {
             Self::AllowMajor => "Allow major version update",
             Self::Description => "Description (Snow)",
             Self::Tags => "Tags (Snow, k=v ...)",
+            Self::Waves => "Waves (Space: presets)",
+            Self::MaxFailed => "Max failed (count or %)",
+            Self::MinDone => "Min done before counting",
+            Self::Bake => "Bake between waves",
+            Self::Approve => "Approve each wave",
+            Self::OnBreach => "On a breach",
+            Self::Canary => "Canary first (filter)",
+            Self::IncludeSkipped => "Send preflight's skips",
         }
+    }
+
+    /// A yes/no (or one of two) that Space flips.
+    pub fn is_toggle(self) -> bool {
+        matches!(
+            self,
+            Self::AllowMajor | Self::Approve | Self::OnBreach | Self::IncludeSkipped
+        )
+    }
+}
+
+/// The staging part of a form: waves, gate, canary and preflight.
+#[derive(Debug, Clone)]
+pub struct Staging {
+    pub waves: Input,
+    pub max_failed: Input,
+    pub min_done: Input,
+    pub bake: Input,
+    pub approve: bool,
+    pub on_breach: OnBreach,
+    pub canary: Input,
+    pub include_skipped: bool,
+}
+
+impl Default for Staging {
+    fn default() -> Self {
+        Self {
+            waves: Input::new("rest".into()),
+            max_failed: Input::new("0".into()),
+            min_done: Input::new("1".into()),
+            bake: Input::new("0".into()),
+            approve: false,
+            on_breach: OnBreach::Abort,
+            canary: Input::default(),
+            include_skipped: false,
+        }
+    }
+}
+
+impl Staging {
+    /// The preset the waves field shows, if it is one.
+    pub fn preset(&self) -> Option<&'static str> {
+        PRESETS
+            .iter()
+            .find(|(_, spec)| *spec == self.waves.value().trim())
+            .map(|(label, _)| *label)
+    }
+
+    fn next_preset(&mut self) {
+        let at = PRESETS
+            .iter()
+            .position(|(_, spec)| *spec == self.waves.value().trim());
+        let next = at.map_or(0, |i| (i + 1) % PRESETS.len());
+        self.waves = Input::new(PRESETS[next].1.to_string());
+    }
+
+    fn gate_changed(&self) -> bool {
+        let d = Self::default();
+        self.max_failed.value().trim() != d.max_failed.value()
+            || self.min_done.value().trim() != d.min_done.value()
+            || self.bake.value().trim() != d.bake.value()
+            || self.approve
+            || self.on_breach != OnBreach::Abort
+    }
+
+    /// The staging as given, or the first field that is wrong and why.
+    pub fn rollout(&self, devices: usize) -> Result<Rollout, (Field, String)> {
+        let waves = parse_waves(self.waves.value()).map_err(|e| (Field::Waves, e))?;
+        let max_failed: Threshold = self
+            .max_failed
+            .value()
+            .parse()
+            .map_err(|e| (Field::MaxFailed, e))?;
+        let min_done = match self.min_done.value().trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err((Field::MinDone, "a count, 1 or more".into())),
+        };
+        let bake = parse_duration(self.bake.value()).map_err(|e| (Field::Bake, e))?;
+        let several = wave_sizes(&waves, devices).len() > 1;
+        let gate = (several || self.gate_changed()).then_some(Gate {
+            max_failed,
+            min_done,
+            bake_secs: bake.as_secs(),
+            approve: self.approve,
+            on_breach: self.on_breach,
+        });
+        Ok(Rollout { waves, gate })
     }
 }
 
@@ -54,6 +160,7 @@ pub struct Form {
     pub allow_major: bool,
     pub description: Input,
     pub tags: Input,
+    pub staging: Staging,
     pub focus: usize,
     /// Why the last submit was refused.
     pub refused: Option<String>,
@@ -85,6 +192,7 @@ impl Form {
             allow_major: false,
             description: Input::default(),
             tags: Input::default(),
+            staging: Staging::default(),
             focus: 0,
             refused: None,
         }
@@ -92,12 +200,23 @@ impl Form {
 
     pub fn fields(&self) -> Vec<Field> {
         let any_snow = self.targets.iter().any(|d| d.service == Service::Snow);
-        match self.kind {
+        let mut fields = match self.kind {
             FormKind::Ota => vec![Field::ImageVersion, Field::AllowMajor],
             FormKind::Reboot if any_snow => vec![Field::Description, Field::Tags],
             FormKind::Reboot => vec![],
             FormKind::Unlock => vec![Field::Description, Field::Tags],
-        }
+        };
+        fields.extend([
+            Field::Waves,
+            Field::MaxFailed,
+            Field::MinDone,
+            Field::Bake,
+            Field::Approve,
+            Field::OnBreach,
+            Field::Canary,
+            Field::IncludeSkipped,
+        ]);
+        fields
     }
 
     pub fn focused(&self) -> Option<Field> {
@@ -105,11 +224,67 @@ impl Form {
     }
 
     pub fn input(&self, field: Field) -> Option<&Input> {
+        let st = &self.staging;
         match field {
             Field::ImageVersion => Some(&self.image_version),
             Field::Description => Some(&self.description),
             Field::Tags => Some(&self.tags),
-            Field::AllowMajor => None,
+            Field::Waves => Some(&st.waves),
+            Field::MaxFailed => Some(&st.max_failed),
+            Field::MinDone => Some(&st.min_done),
+            Field::Bake => Some(&st.bake),
+            Field::Canary => Some(&st.canary),
+            Field::AllowMajor | Field::Approve | Field::OnBreach | Field::IncludeSkipped => None,
+        }
+    }
+
+    fn input_mut(&mut self, field: Field) -> Option<&mut Input> {
+        let st = &mut self.staging;
+        match field {
+            Field::ImageVersion => Some(&mut self.image_version),
+            Field::Description => Some(&mut self.description),
+            Field::Tags => Some(&mut self.tags),
+            Field::Waves => Some(&mut st.waves),
+            Field::MaxFailed => Some(&mut st.max_failed),
+            Field::MinDone => Some(&mut st.min_done),
+            Field::Bake => Some(&mut st.bake),
+            Field::Canary => Some(&mut st.canary),
+            Field::AllowMajor | Field::Approve | Field::OnBreach | Field::IncludeSkipped => None,
+        }
+    }
+
+    /// Whether a toggle field is on, and how it reads.
+    pub fn toggle(&self, field: Field) -> Option<(bool, &'static str)> {
+        let st = &self.staging;
+        Some(match field {
+            Field::AllowMajor => (self.allow_major, if self.allow_major { "yes" } else { "no" }),
+            Field::Approve => (st.approve, if st.approve { "yes" } else { "no" }),
+            Field::IncludeSkipped => (
+                st.include_skipped,
+                if st.include_skipped { "yes" } else { "no" },
+            ),
+            Field::OnBreach => match st.on_breach {
+                OnBreach::Abort => (false, "abort"),
+                OnBreach::Pause => (true, "pause"),
+            },
+            _ => return None,
+        })
+    }
+
+    fn flip(&mut self, field: Field) {
+        let st = &mut self.staging;
+        match field {
+            Field::AllowMajor => self.allow_major = !self.allow_major,
+            Field::Approve => st.approve = !st.approve,
+            Field::IncludeSkipped => st.include_skipped = !st.include_skipped,
+            Field::OnBreach => {
+                st.on_breach = match st.on_breach {
+                    OnBreach::Abort => OnBreach::Pause,
+                    OnBreach::Pause => OnBreach::Abort,
+                }
+            }
+            Field::Waves => st.next_preset(),
+            _ => {}
         }
     }
 
@@ -134,13 +309,37 @@ impl Form {
                 }
                 Field::Description => validate::description(self.description.value()).map(drop),
                 Field::Tags => validate::tags(self.tags.value()).map(drop),
-                Field::AllowMajor => Ok(()),
+                _ => Ok(()),
             };
             if let Err(e) = result {
                 out.push((field, e));
             }
         }
+        if let Err((field, e)) = self.staging.rollout(self.targets.len()) {
+            out.push((field, e));
+        }
         out
+    }
+
+    /// A plan of `operation` for the targets, staged and preflighted as the form says.
+    fn staged(&self, operation: Operation, snow: SnowOptions) -> Plan {
+        let refs: Vec<&Device> = self.targets.iter().collect();
+        let preflight = Preflight::new(self.staging.include_skipped, Preflight::DEFAULT_STALE);
+        let mut plan = Plan::with(operation, snow, &refs, preflight);
+        let canary = self.staging.canary.value().trim().to_lowercase();
+        if !canary.is_empty() {
+            let first: std::collections::HashSet<_> = self
+                .targets
+                .iter()
+                .filter(|d| super::devices::matches(d, &canary))
+                .map(Device::key)
+                .collect();
+            plan.canaries_first(|k| first.contains(k));
+        }
+        if let Ok(rollout) = self.staging.rollout(plan.device_count()) {
+            plan.rollout = rollout;
+        }
+        plan
     }
 
     /// The plan the form describes, as it stands; None while a field is invalid.
@@ -153,8 +352,7 @@ impl Form {
             description: validate::description(self.description.value()).ok()?,
             tags: validate::tags(self.tags.value()).ok()?,
         };
-        let refs: Vec<&Device> = self.targets.iter().collect();
-        Some(Plan::new(operation, snow, &refs))
+        Some(self.staged(operation, snow))
     }
 
     /// A plan for the warnings shown while typing: the image version as typed, even if
@@ -168,8 +366,7 @@ impl Form {
             FormKind::Reboot => Operation::Reboot,
             FormKind::Unlock => Operation::Unlock,
         });
-        let refs: Vec<&Device> = self.targets.iter().collect();
-        Plan::new(operation, SnowOptions::default(), &refs)
+        self.staged(operation, SnowOptions::default())
     }
 
     pub fn key(&mut self, key: KeyEvent) -> FormOutcome {
@@ -183,17 +380,20 @@ impl Form {
                 self.focus = (self.focus + fields.len() - 1) % fields.len()
             }
             KeyCode::Enter => return self.submit(),
-            KeyCode::Char(' ') if self.focused() == Some(Field::AllowMajor) => {
-                self.allow_major = !self.allow_major
+            KeyCode::Char(' ')
+                if self
+                    .focused()
+                    .is_some_and(|f| f.is_toggle() || f == Field::Waves) =>
+            {
+                if let Some(f) = self.focused() {
+                    self.flip(f);
+                }
             }
             _ if key.modifiers.contains(KeyModifiers::CONTROL) => {}
             _ => {
                 let event = TermEvent::Key(key);
-                match self.focused() {
-                    Some(Field::ImageVersion) => drop(self.image_version.handle_event(&event)),
-                    Some(Field::Description) => drop(self.description.handle_event(&event)),
-                    Some(Field::Tags) => drop(self.tags.handle_event(&event)),
-                    _ => {}
+                if let Some(input) = self.focused().and_then(|f| self.input_mut(f)) {
+                    input.handle_event(&event);
                 }
                 self.refused = None;
             }
@@ -225,6 +425,10 @@ pub struct Confirm {
     /// Labels of the devices, per service, for the dialog.
     pub panorama: Vec<String>,
     pub snow: Vec<String>,
+    /// Each wave's labels: (Panorama, Snow).
+    pub waves: Vec<(Vec<String>, Vec<String>)>,
+    /// Lines scrolled past in the dialog.
+    pub scroll: u16,
     pub typed: Input,
     pub refused: Option<String>,
 }
@@ -245,10 +449,25 @@ impl Confirm {
             .filter(|k| k.service == crate::fleet::Service::Snow)
             .map(&label)
             .collect();
+        let waves = plan
+            .waves()
+            .iter()
+            .map(|w| {
+                let of = |service| {
+                    w.iter()
+                        .filter(|k| k.service == service)
+                        .map(&label)
+                        .collect()
+                };
+                (of(Service::Panorama), of(Service::Snow))
+            })
+            .collect();
         Self {
             plan,
             panorama,
             snow,
+            waves,
+            scroll: 0,
             typed: Input::default(),
             refused: None,
         }
@@ -259,6 +478,17 @@ impl Confirm {
     }
 
     pub fn key(&mut self, key: KeyEvent) -> ConfirmOutcome {
+        match key.code {
+            KeyCode::Up => self.scroll = self.scroll.saturating_sub(1),
+            KeyCode::Down => self.scroll = self.scroll.saturating_add(1),
+            KeyCode::PageUp => self.scroll = self.scroll.saturating_sub(10),
+            KeyCode::PageDown => self.scroll = self.scroll.saturating_add(10),
+            _ => return self.answer(key),
+        }
+        ConfirmOutcome::Stay
+    }
+
+    fn answer(&mut self, key: KeyEvent) -> ConfirmOutcome {
         match key.code {
             KeyCode::Esc => ConfirmOutcome::Cancel,
             KeyCode::Char('n') if !self.must_type() => ConfirmOutcome::Cancel,

@@ -54,6 +54,8 @@ pub enum Overlay {
     },
     /// A plan a crash left open: resume it, discard it, or decide later.
     Resume(Resumable),
+    /// Aborting a rollout: its plan and how many of its devices were never sent.
+    Abort { plan: String, unsent: usize },
 }
 
 /// One device's part in one operation: a view of the engine's operation.
@@ -138,6 +140,8 @@ pub struct App {
     /// Passing news, shown for a few seconds.
     pub notice: Option<(String, Instant)>,
     pub now: Instant,
+    /// The wall clock in epoch seconds, as of the last tick (a bake's end is one).
+    pub now_epoch: u64,
     pub started: Instant,
     pub color: bool,
     /// Rows the terminal shows, for paging.
@@ -176,6 +180,7 @@ impl App {
             error_log: Vec::new(),
             notice: None,
             now,
+            now_epoch: crate::journal::now(),
             started: now,
             color,
             height: 24,
@@ -246,6 +251,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     match msg {
         Msg::Tick(now) => {
             app.now = now;
+            app.now_epoch = crate::journal::now();
             Vec::new()
         }
         Msg::Resize(_, h) => {
@@ -278,7 +284,15 @@ fn on_event(app: &mut App, event: Event) {
                 service.label()
             ));
         }
-        Event::DeviceUpdated(device) => app.devices.upsert(vec![device]),
+        Event::DeviceUpdated(device) => {
+            // An open form's preflight reads the newest details of its targets.
+            if let Some(Overlay::Form(form)) = &mut app.overlay
+                && let Some(t) = form.targets.iter_mut().find(|t| t.key() == device.key())
+            {
+                t.merge(device.clone());
+            }
+            app.devices.upsert(vec![device]);
+        }
         // The row keeps its listing; the error is logged, and shown once per kind.
         Event::DescribeFailed(_, e) => app.fail(format!("DescribeDevice failed: {e}")),
         Event::Details {
@@ -441,6 +455,20 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
             app.overlay = Some(Overlay::ErrorLog { scroll });
             Vec::new()
         }
+        Overlay::Abort { plan, unsent } => match key.code {
+            KeyCode::Char('y') => {
+                app.tell(format!(
+                    "Aborting rollout {}: nothing more is sent",
+                    crate::worker::short(&plan)
+                ));
+                vec![Command::Abort { plan }]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::Abort { plan, unsent });
+                Vec::new()
+            }
+        },
         Overlay::Cancel { task, devices } => match key.code {
             KeyCode::Char('y') => {
                 app.tell(format!("Canceling the queued executions of {task}"));
@@ -626,12 +654,110 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
                 return vec![Command::Describe(key)];
             }
         }
-        Action::Ota => open_form(app, FormKind::Ota),
-        Action::Reboot => open_form(app, FormKind::Reboot),
-        Action::Unlock => open_form(app, FormKind::Unlock),
+        Action::Ota => return open_form(app, FormKind::Ota),
+        Action::Reboot => return open_form(app, FormKind::Reboot),
+        Action::Unlock => return open_form(app, FormKind::Unlock),
         Action::CancelTask => return cancel(app),
+        Action::PauseRollout => return rollout_command(app, |plan| Command::Pause { plan }),
+        Action::Promote => return rollout_command(app, |plan| Command::Promote { plan }),
+        Action::AbortRollout => {
+            if let Some(view) = open_rollout(app) {
+                let unsent = view
+                    .waves
+                    .iter()
+                    .flatten()
+                    .filter(|op| {
+                        app.results
+                            .rows
+                            .iter()
+                            .any(|r| r.id == **op && !r.state.was_sent() && !r.state.is_final())
+                    })
+                    .count();
+                app.overlay = Some(Overlay::Abort {
+                    plan: view.plan.clone(),
+                    unsent,
+                });
+            }
+        }
+        Action::RetryRest => retry_rest(app),
     }
     Vec::new()
+}
+
+/// The rollout in focus, if it has not ended; the operator is told when there is none.
+fn open_rollout(app: &mut App) -> Option<RolloutView> {
+    let view = app.results.rollout_in_focus().cloned();
+    match view {
+        Some(v) if v.outcome.is_none() && !v.phase.is_end() => Some(v),
+        Some(v) => {
+            app.tell(format!(
+                "Rollout {} has ended: nothing to pause, promote or abort (r retries the rest)",
+                crate::worker::short(&v.plan)
+            ));
+            None
+        }
+        None => {
+            app.tell("No rollout here: send an operation first");
+            None
+        }
+    }
+}
+
+fn rollout_command(app: &mut App, command: impl Fn(String) -> Command) -> Vec<Command> {
+    match open_rollout(app) {
+        Some(view) => vec![command(view.plan)],
+        None => Vec::new(),
+    }
+}
+
+/// A new plan of what an ended rollout never sent or that did not succeed, with the same
+/// operation and staging, for the operator to confirm.
+fn retry_rest(app: &mut App) {
+    let Some(view) = app.results.rollout_in_focus().cloned() else {
+        return app.tell("No rollout here: send an operation first");
+    };
+    if view.outcome.is_none() && !view.phase.is_end() {
+        return app.tell("The rollout is still under way: retry the rest once it has ended");
+    }
+    let mut keys: Vec<DeviceKey> = app
+        .results
+        .rows
+        .iter()
+        .filter(|r| r.plan == view.plan)
+        .filter(|r| {
+            r.state != OpState::Succeeded || matches!(r.health, Some(Health::Unhealthy(_)))
+        })
+        .map(|r| r.key.clone())
+        .collect();
+    keys.extend(view.left_out.iter().cloned());
+    let devices: Vec<&Device> = keys.iter().filter_map(|k| app.devices.get(k)).collect();
+    if devices.is_empty() {
+        return app.tell("Nothing to retry: every device of the rollout succeeded");
+    }
+    let preflight = crate::fleet::Preflight::default();
+    let mut plan = crate::fleet::Plan::with(
+        view.operation.clone(),
+        view.snow.clone(),
+        &devices,
+        preflight,
+    );
+    plan.rollout = crate::ops::rollout::Rollout {
+        waves: if view.sizes.is_empty() {
+            vec![crate::ops::rollout::Size::Rest]
+        } else {
+            view.sizes.clone()
+        },
+        gate: view.gate,
+    };
+    if plan.is_empty() {
+        return app.tell("Nothing to retry: preflight leaves out every device that is left");
+    }
+    let confirm = Confirm::new(plan, |k| {
+        app.devices
+            .get(k)
+            .map_or(k.id.clone(), |d| d.label().to_string())
+    });
+    app.overlay = Some(Overlay::Confirm(confirm));
 }
 
 fn move_by(app: &mut App, delta: isize) {
@@ -646,13 +772,20 @@ fn move_by(app: &mut App, delta: isize) {
     }
 }
 
-fn open_form(app: &mut App, kind: FormKind) {
+/// Opens the form for the selection, and has the targets described (with what is in view):
+/// preflight reads what only DescribeDevice has — versions offered, when a device last
+/// reached out, a lock state.
+fn open_form(app: &mut App, kind: FormKind) -> Vec<Command> {
     let targets: Vec<Device> = app.devices.selection().into_iter().cloned().collect();
     if targets.is_empty() {
         app.tell("No device selected: move to one, or mark some with Space");
-        return;
+        return Vec::new();
     }
+    let mut keys = in_view(app);
+    keys.extend(targets.iter().map(Device::key).filter(|k| !app.looked.contains(k)));
+    app.looked = keys.clone();
     app.overlay = Some(Overlay::Form(Form::new(kind, targets)));
+    vec![Command::Look(keys)]
 }
 
 fn cancel(app: &mut App) -> Vec<Command> {

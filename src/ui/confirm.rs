@@ -1,7 +1,8 @@
-//! The confirmation: what will be done, to which devices, with which calls, where.
+//! The confirmation: what will be done, to which devices — every wave's, scrollable — with
+//! which calls, where, and the gate between waves.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
@@ -9,17 +10,27 @@ use super::theme::Theme;
 use crate::app::{App, Confirm};
 use crate::fleet::Operation;
 
-fn list(names: &[String]) -> String {
-    let mut out = names.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 6 {
-        out.push_str(&format!(" and {} more", names.len() - 6));
+/// `head` then the names, wrapped to `width` columns, continuation lines indented.
+fn wrapped(head: String, names: &[String], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = head;
+    for (i, name) in names.iter().enumerate() {
+        let piece = if i + 1 < names.len() {
+            format!("{name}, ")
+        } else {
+            name.clone()
+        };
+        if line.chars().count() + piece.chars().count() > width && line.trim().len() > 2 {
+            lines.push(std::mem::replace(&mut line, "    ".to_string()));
+        }
+        line.push_str(&piece);
     }
-    out
+    lines.push(line);
+    lines
 }
 
-pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let plan = &confirm.plan;
-    let what = match &plan.operation {
+fn what(op: &Operation) -> String {
+    match op {
         Operation::Ota {
             image_version,
             allow_major,
@@ -33,63 +44,89 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
         ),
         Operation::Reboot => "Reboot".into(),
         Operation::Unlock => "Unlock".into(),
-    };
-    let c = &app.connection;
-    let mut lines = vec![Line::from(Span::styled(what, theme.title()))];
-    if !confirm.panorama.is_empty() {
-        lines.push(Line::from(format!(
-            "Panorama ({}): {}",
-            confirm.panorama.len(),
-            list(&confirm.panorama)
-        )));
     }
-    if !confirm.snow.is_empty() {
-        lines.push(Line::from(format!(
-            "Snow ({}): {}",
-            confirm.snow.len(),
-            list(&confirm.snow)
-        )));
+}
+
+/// The devices, wave by wave and per service, and what preflight left out.
+fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let plan = &confirm.plan;
+    let region = &app.connection.region;
+    let mut lines = Vec::new();
+    let several = confirm.waves.len() > 1;
+    for (k, (panorama, snow)) in confirm.waves.iter().enumerate() {
+        if several {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "Wave {}/{} · {} devices",
+                    k + 1,
+                    confirm.waves.len(),
+                    panorama.len() + snow.len()
+                ),
+                theme.title(),
+            )));
+        }
+        let indent = if several { "  " } else { "" };
+        if !panorama.is_empty() {
+            let head = format!("{indent}Panorama {region} ({}): ", panorama.len());
+            lines.extend(wrapped(head, panorama, width).into_iter().map(Line::from));
+        }
+        if !snow.is_empty() {
+            let head = format!("{indent}Snow {region} ({}): ", snow.len());
+            lines.extend(wrapped(head, snow, width).into_iter().map(Line::from));
+        }
+    }
+    if !plan.snow.tags.is_empty() || plan.snow.description.is_some() {
+        let mut parts = Vec::new();
         if let Some(d) = &plan.snow.description {
-            lines.push(Line::from(format!("  description \"{d}\"")));
+            parts.push(format!("description \"{d}\""));
         }
         if !plan.snow.tags.is_empty() {
-            let tags: Vec<String> = plan
-                .snow
-                .tags
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            lines.push(Line::from(format!("  tags {}", tags.join(" "))));
+            let tags: Vec<String> = plan.snow.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            parts.push(format!("tags {}", tags.join(" ")));
         }
+        lines.push(Line::from(format!("Snow tasks: {}", parts.join(", "))));
     }
-    if !plan.skipped.is_empty() {
-        let skipped: Vec<String> = plan
-            .skipped
-            .iter()
-            .map(|s| format!("{} ({})", s.label, s.reason))
-            .collect();
-        lines.push(Line::from(Span::styled(
-            format!("Skipped: {}", list(&skipped)),
-            theme.warn(),
-        )));
+    let skipped: Vec<String> = plan
+        .skipped
+        .iter()
+        .map(|s| {
+            let how = match (s.preflight, plan.include_skipped) {
+                (true, false) => "left out",
+                (true, true) => "sent anyway",
+                (false, _) => "skipped",
+            };
+            format!("{} — {how}: {}", s.label, s.reason)
+        })
+        .collect();
+    for line in skipped {
+        lines.push(Line::from(Span::styled(line, theme.warn())));
     }
-    lines.push(Line::from(format!("Calls: {}", plan.calls())));
-    lines.push(Line::from(Span::styled(
-        format!(
-            "Profile {} · region {} · {}",
-            c.profile, c.region, c.snow_endpoint
-        ),
+    lines
+}
+
+pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let plan = &confirm.plan;
+    let c = &app.connection;
+    let width: u16 = 76;
+    let inner_width = usize::from(width.min(area.width).saturating_sub(2)).max(20);
+    let body = body(app, confirm, theme, inner_width);
+    let mut footer = Vec::new();
+    if let Some(gate) = plan.rollout.gate_for(confirm.waves.len()) {
+        footer.push(Line::from(format!("Gate between waves: {}", gate.describe())));
+    }
+    footer.push(Line::from(format!("Calls: {}", plan.calls())));
+    footer.push(Line::from(Span::styled(
+        format!("Profile {} · region {} · {}", c.profile, c.region, c.snow_endpoint),
         theme.dim(),
     )));
     if c.panorama_endpoint != c.snow_endpoint {
-        lines.push(Line::from(Span::styled(
+        footer.push(Line::from(Span::styled(
             format!("Panorama endpoint {}", c.panorama_endpoint),
             theme.dim(),
         )));
     }
-    lines.push(Line::from(""));
     if confirm.must_type() {
-        lines.push(Line::from(vec![
+        footer.push(Line::from(vec![
             Span::styled(
                 format!("Type {} to confirm: ", plan.device_count()),
                 theme.warn(),
@@ -97,24 +134,44 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
             Span::raw(confirm.typed.value().to_string()),
         ]));
     } else {
-        lines.push(Line::from(Span::styled(
+        footer.push(Line::from(Span::styled(
             "y / Enter go · n / Esc back",
             theme.warn(),
         )));
     }
     if let Some(why) = &confirm.refused {
-        lines.push(Line::from(Span::styled(why.clone(), theme.error())));
+        footer.push(Line::from(Span::styled(why.clone(), theme.error())));
     }
-    let block = Block::bordered().title(format!(
+    let head = Line::from(Span::styled(what(&plan.operation), theme.title()));
+    let wanted = body.len() + footer.len() + 1 + 2;
+    let rect = super::dialog(frame, area, width, wanted as u16);
+    let room = usize::from(rect.height.saturating_sub(2 + 1)).saturating_sub(footer.len());
+    let max_scroll = body.len().saturating_sub(room);
+    let scroll = usize::from(confirm.scroll).min(max_scroll);
+    let mut title = format!(
         " Confirm: {} device{} ",
         plan.device_count(),
         if plan.device_count() == 1 { "" } else { "s" }
-    ));
-    let rect = super::dialog(frame, area, 76, lines.len() as u16 + 4);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        rect,
     );
+    if max_scroll > 0 {
+        title.push_str(&format!(
+            "· lines {}–{} of {} (↑↓ PgUp PgDn) ",
+            scroll + 1,
+            (scroll + room).min(body.len()),
+            body.len()
+        ));
+    }
+    let block = Block::bordered().title(title);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(room as u16),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(head), top);
+    let visible: Vec<Line> = body.into_iter().skip(scroll).take(room).collect();
+    frame.render_widget(Paragraph::new(visible), middle);
+    frame.render_widget(Paragraph::new(footer).wrap(Wrap { trim: false }), bottom);
 }

@@ -44,18 +44,21 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
         let focused = i == form.focus;
         let marker = if focused { "▶ " } else { "  " };
         let label = format!("{marker}{:<27}", field.label());
-        let value = match field {
-            Field::AllowMajor => {
-                if form.allow_major {
-                    "[x] yes (Space toggles)".to_string()
-                } else {
-                    "[ ] no  (Space toggles)".to_string()
+        let value = match form.toggle(field) {
+            Some((on, word)) => {
+                let hint = if focused { "  (Space toggles)" } else { "" };
+                format!("[{}] {word}{hint}", if on { "x" } else { " " })
+            }
+            None => {
+                let text = form
+                    .input(field)
+                    .map(|i| i.value().to_string())
+                    .unwrap_or_default();
+                match (field, form.staging.preset()) {
+                    (Field::Waves, Some(label)) => format!("{text}  ({label})"),
+                    _ => text,
                 }
             }
-            _ => form
-                .input(field)
-                .map(|i| i.value().to_string())
-                .unwrap_or_default(),
         };
         if focused && let Some(input) = form.input(field) {
             cursor = Some((
@@ -95,15 +98,39 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
         };
         lines.push(Line::from(Span::styled(format!("⚠ {text}"), theme.warn())));
     }
-    if !preview.skipped.is_empty() {
-        let skipped: Vec<String> = preview
-            .skipped
+    let (left_out, not_applicable): (Vec<_>, Vec<_>) =
+        preview.skipped.iter().partition(|s| s.preflight);
+    if !left_out.is_empty() {
+        let what = if preview.include_skipped {
+            "Sent though certain to fail"
+        } else {
+            "Left out (certain to fail)"
+        };
+        let named: Vec<String> = left_out
             .iter()
             .map(|s| format!("{} ({})", s.label, s.reason))
             .collect();
         lines.push(Line::from(Span::styled(
-            format!("Skipped: {}", names(&skipped, 3)),
+            format!("{what}: {}", names(&named, 3)),
             theme.warn(),
+        )));
+    }
+    if !not_applicable.is_empty() {
+        let named: Vec<String> = not_applicable
+            .iter()
+            .map(|s| format!("{} ({})", s.label, s.reason))
+            .collect();
+        lines.push(Line::from(Span::styled(
+            format!("Does not apply: {}", names(&named, 3)),
+            theme.dim(),
+        )));
+    }
+    let waves: Vec<String> = preview.waves().iter().map(|w| w.len().to_string()).collect();
+    if waves.len() > 1 {
+        lines.push(Line::from(format!(
+            "{} waves of {} devices",
+            waves.len(),
+            waves.join(" · ")
         )));
     }
     lines.push(Line::from(format!("Will make: {}", preview.calls())));

@@ -49,6 +49,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::Details(d)) => details::draw(d, &theme, frame, area),
         Some(Overlay::Quit) => quit(app, &theme, frame, area),
         Some(Overlay::Cancel { task, devices }) => cancel(task, devices, &theme, frame, area),
+        Some(Overlay::Abort { plan, unsent }) => abort(plan, *unsent, &theme, frame, area),
         Some(Overlay::ErrorLog { scroll }) => error_log(app, *scroll, &theme, frame, area),
         Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
     }
@@ -132,6 +133,10 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ("q", "quit"),
         ],
         Pane::Results => &[
+            ("p", "pause"),
+            ("P", "promote"),
+            ("X", "abort"),
+            ("r", "retry rest"),
             ("c", "cancel task"),
             ("Tab", "devices"),
             ("?", "help"),
@@ -143,7 +148,9 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     // In read-only mode the keys that change devices are not offered.
     let offered = hints
         .iter()
-        .filter(|(k, _)| !(app.read_only && ["o", "b", "u", "c"].contains(k)))
+        .filter(|(k, _)| {
+            !(app.read_only && ["o", "b", "u", "c", "p", "P", "X", "r"].contains(k))
+        })
         .copied();
     let shown: Vec<(&str, &str)> = if app.errors.is_empty() {
         offered.collect()
@@ -169,6 +176,25 @@ pub fn dialog(frame: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
     );
     frame.render_widget(Clear, rect);
     rect
+}
+
+fn abort(plan: &str, unsent: usize, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = dialog(frame, area, 72, 8);
+    let text = vec![
+        Line::from(format!(
+            "Abort rollout {}? Nothing more is sent: {unsent} device{} never sent end SKIPPED, and its Snow tasks' queued executions are canceled.",
+            crate::worker::short(plan),
+            if unsent == 1 { "" } else { "s" }
+        )),
+        Line::from(""),
+        Line::from(Span::styled("y abort · n / Esc keep it", theme.warn())),
+    ];
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(ratatui::widgets::Block::bordered().title(" Abort the rollout "))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
 }
 
 fn quit(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {

@@ -456,6 +456,8 @@ impl Worker {
             }
         }
         self.advance(plan);
+        // The promotion itself changed the view before `advance` looked at it.
+        self.emit_view(plan);
     }
 
     pub(super) fn pause(&mut self, plan: &str) {
