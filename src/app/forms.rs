@@ -257,7 +257,10 @@ impl Form {
     pub fn toggle(&self, field: Field) -> Option<(bool, &'static str)> {
         let st = &self.staging;
         Some(match field {
-            Field::AllowMajor => (self.allow_major, if self.allow_major { "yes" } else { "no" }),
+            Field::AllowMajor => (
+                self.allow_major,
+                if self.allow_major { "yes" } else { "no" },
+            ),
             Field::Approve => (st.approve, if st.approve { "yes" } else { "no" }),
             Field::IncludeSkipped => (
                 st.include_skipped,
@@ -391,6 +394,13 @@ impl Form {
             }
             _ if key.modifiers.contains(KeyModifiers::CONTROL) => {}
             _ => {
+                // Typing over a preset starts a list of one's own.
+                if self.focused() == Some(Field::Waves)
+                    && self.staging.preset().is_some()
+                    && matches!(key.code, KeyCode::Char(_))
+                {
+                    self.staging.waves = Input::default();
+                }
                 let event = TermEvent::Key(key);
                 if let Some(input) = self.focused().and_then(|f| self.input_mut(f)) {
                     input.handle_event(&event);

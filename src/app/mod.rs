@@ -55,7 +55,10 @@ pub enum Overlay {
     /// A plan a crash left open: resume it, discard it, or decide later.
     Resume(Resumable),
     /// Aborting a rollout: its plan and how many of its devices were never sent.
-    Abort { plan: String, unsent: usize },
+    Abort {
+        plan: String,
+        unsent: usize,
+    },
 }
 
 /// One device's part in one operation: a view of the engine's operation.
@@ -724,9 +727,7 @@ fn retry_rest(app: &mut App) {
         .rows
         .iter()
         .filter(|r| r.plan == view.plan)
-        .filter(|r| {
-            r.state != OpState::Succeeded || matches!(r.health, Some(Health::Unhealthy(_)))
-        })
+        .filter(|r| r.state != OpState::Succeeded || matches!(r.health, Some(Health::Unhealthy(_))))
         .map(|r| r.key.clone())
         .collect();
     keys.extend(view.left_out.iter().cloned());
@@ -782,7 +783,12 @@ fn open_form(app: &mut App, kind: FormKind) -> Vec<Command> {
         return Vec::new();
     }
     let mut keys = in_view(app);
-    keys.extend(targets.iter().map(Device::key).filter(|k| !app.looked.contains(k)));
+    keys.extend(
+        targets
+            .iter()
+            .map(Device::key)
+            .filter(|k| !app.looked.contains(k)),
+    );
     app.looked = keys.clone();
     app.overlay = Some(Overlay::Form(Form::new(kind, targets)));
     vec![Command::Look(keys)]

@@ -29,6 +29,22 @@ fn wrapped(head: String, names: &[String], width: usize) -> Vec<String> {
     lines
 }
 
+/// Words wrapped to `width` columns, continuation lines indented.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut line, "    ".to_string()));
+        } else if !line.is_empty() && line != "    " {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 fn what(op: &Operation) -> String {
     match op {
         Operation::Ota {
@@ -57,10 +73,15 @@ fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'
         if several {
             lines.push(Line::from(Span::styled(
                 format!(
-                    "Wave {}/{} · {} devices",
+                    "Wave {}/{} · {} device{}",
                     k + 1,
                     confirm.waves.len(),
-                    panorama.len() + snow.len()
+                    panorama.len() + snow.len(),
+                    if panorama.len() + snow.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ),
                 theme.title(),
             )));
@@ -81,7 +102,12 @@ fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'
             parts.push(format!("description \"{d}\""));
         }
         if !plan.snow.tags.is_empty() {
-            let tags: Vec<String> = plan.snow.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let tags: Vec<String> = plan
+                .snow
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             parts.push(format!("tags {}", tags.join(" ")));
         }
         lines.push(Line::from(format!("Snow tasks: {}", parts.join(", "))));
@@ -98,8 +124,10 @@ fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'
             format!("{} — {how}: {}", s.label, s.reason)
         })
         .collect();
-    for line in skipped {
-        lines.push(Line::from(Span::styled(line, theme.warn())));
+    for text in skipped {
+        for line in wrap_words(&text, width) {
+            lines.push(Line::from(Span::styled(line, theme.warn())));
+        }
     }
     lines
 }
@@ -112,11 +140,17 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     let body = body(app, confirm, theme, inner_width);
     let mut footer = Vec::new();
     if let Some(gate) = plan.rollout.gate_for(confirm.waves.len()) {
-        footer.push(Line::from(format!("Gate between waves: {}", gate.describe())));
+        footer.push(Line::from(format!(
+            "Gate between waves: {}",
+            gate.describe()
+        )));
     }
     footer.push(Line::from(format!("Calls: {}", plan.calls())));
     footer.push(Line::from(Span::styled(
-        format!("Profile {} · region {} · {}", c.profile, c.region, c.snow_endpoint),
+        format!(
+            "Profile {} · region {} · {}",
+            c.profile, c.region, c.snow_endpoint
+        ),
         theme.dim(),
     )));
     if c.panorama_endpoint != c.snow_endpoint {

@@ -106,26 +106,33 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
         } else {
             "Left out (certain to fail)"
         };
-        let named: Vec<String> = left_out
-            .iter()
-            .map(|s| format!("{} ({})", s.label, s.reason))
-            .collect();
+        // One device's reason here; every one's in the review.
+        let first = left_out
+            .first()
+            .map(|s| format!(" — {}: {}", s.label, s.reason))
+            .unwrap_or_default();
+        let named: Vec<String> = left_out.iter().map(|s| s.label.clone()).collect();
         lines.push(Line::from(Span::styled(
-            format!("{what}: {}", names(&named, 3)),
+            format!("{what} ({}): {}{first}", named.len(), names(&named, 3)),
             theme.warn(),
         )));
     }
     if !not_applicable.is_empty() {
-        let named: Vec<String> = not_applicable
-            .iter()
-            .map(|s| format!("{} ({})", s.label, s.reason))
-            .collect();
+        let named: Vec<String> = not_applicable.iter().map(|s| s.label.clone()).collect();
         lines.push(Line::from(Span::styled(
-            format!("Does not apply: {}", names(&named, 3)),
+            format!(
+                "Does not apply ({}): {} — reasons in the review",
+                named.len(),
+                names(&named, 3)
+            ),
             theme.dim(),
         )));
     }
-    let waves: Vec<String> = preview.waves().iter().map(|w| w.len().to_string()).collect();
+    let waves: Vec<String> = preview
+        .waves()
+        .iter()
+        .map(|w| w.len().to_string())
+        .collect();
     if waves.len() > 1 {
         lines.push(Line::from(format!(
             "{} waves of {} devices",
@@ -143,7 +150,10 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
     )));
     let block = Block::bordered().title(format!(" {} ", form.kind.title()));
     // Wrapped lines take more rows than there are lines: leave room for a few.
-    let rect = super::dialog(frame, area, 76, lines.len() as u16 + 4);
+    // Long lines wrap: count the rows they take at the dialog's width.
+    let width = 76u16.min(area.width).saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let rect = super::dialog(frame, area, 76, rows as u16 + 2);
     let inner = block.inner(rect);
     frame.render_widget(
         Paragraph::new(lines)

@@ -148,9 +148,7 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     // In read-only mode the keys that change devices are not offered.
     let offered = hints
         .iter()
-        .filter(|(k, _)| {
-            !(app.read_only && ["o", "b", "u", "c", "p", "P", "X", "r"].contains(k))
-        })
+        .filter(|(k, _)| !(app.read_only && ["o", "b", "u", "c", "p", "P", "X", "r"].contains(k)))
         .copied();
     let shown: Vec<(&str, &str)> = if app.errors.is_empty() {
         offered.collect()

@@ -33,7 +33,9 @@ fn waiting(view: &RolloutView, now_epoch: u64) -> String {
                 until.saturating_sub(now_epoch)
             ))
         ),
-        Phase::AwaitingApproval => format!("wave {k}/{n} passed · waiting for approval: P promotes"),
+        Phase::AwaitingApproval => {
+            format!("wave {k}/{n} passed · waiting for approval: P promotes")
+        }
         Phase::Paused { why } => format!("PAUSED: {why} · P promotes, X aborts"),
         Phase::Aborted { why } => format!("ABORTED: {why}"),
         Phase::Done => match view.outcome {
@@ -68,7 +70,10 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
         _ => theme.dim(),
     };
     head.push(Span::styled(word, style));
-    let mut gauges = vec![Span::raw(format!("{} {done}/{total}", bar(done, total, 12)))];
+    let mut gauges = vec![Span::raw(format!(
+        "{} {done}/{total}",
+        bar(done, total, 12)
+    ))];
     if view.waves.len() > 1 {
         for (k, w) in view.waves.iter().enumerate() {
             let style = if k == view.wave {
@@ -77,7 +82,13 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
                 theme.dim()
             };
             gauges.push(Span::styled(
-                format!("  W{} {} {}/{}", k + 1, bar(final_of(w), w.len(), 4), final_of(w), w.len()),
+                format!(
+                    "  W{} {} {}/{}",
+                    k + 1,
+                    bar(final_of(w), w.len(), 4),
+                    final_of(w),
+                    w.len()
+                ),
                 style,
             ));
         }
