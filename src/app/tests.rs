@@ -312,3 +312,129 @@ fn only_the_rows_around_the_cursor_are_reported_in_view() {
     assert_eq!(around.first().map(String::as_str), Some("smd-040"));
     assert_eq!(around.last().map(String::as_str), Some("smd-059"));
 }
+
+fn view(app: &App, phase: crate::ops::rollout::Phase) -> RolloutView {
+    let plan = &app.results.rows[0].plan;
+    RolloutView {
+        plan: plan.clone(),
+        operation: Operation::Reboot,
+        snow: Default::default(),
+        sizes: crate::ops::rollout::parse_waves("1,rest").unwrap(),
+        gate: Some(Default::default()),
+        waves: vec![vec![0], (1..app.results.rows.len()).collect()],
+        wave: 0,
+        outcome: phase
+            .is_end()
+            .then_some(crate::ops::rollout::Outcome::Aborted),
+        phase,
+        figures: Default::default(),
+        decisions: Vec::new(),
+        left_out: Vec::new(),
+    }
+}
+
+#[test]
+fn the_form_stages_a_rollout_and_the_confirmation_shows_each_wave() {
+    let mut app = app_with_fleet();
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char(' '));
+    }
+    let commands = press(&mut app, KeyCode::Char('b'));
+    // The targets are described for preflight.
+    assert!(
+        matches!(commands.as_slice(), [Command::Look(keys)] if keys.len() >= 3),
+        "{commands:?}"
+    );
+    // Waves: Space cycles the presets, from all at once to a canary then the rest.
+    press(&mut app, KeyCode::Char(' '));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Tab);
+    }
+    press(&mut app, KeyCode::Char(' ')); // approve each wave
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    typing(&mut app, "p3"); // canary
+    press(&mut app, KeyCode::Enter);
+    let Some(Overlay::Confirm(confirm)) = &app.overlay else {
+        panic!(
+            "the confirmation opens: {:?}",
+            app.overlay.as_ref().map(|_| ())
+        )
+    };
+    assert_eq!(confirm.waves.len(), 2);
+    assert_eq!(confirm.waves[0].0, vec!["cam-p3".to_string()]);
+    assert_eq!(confirm.waves[1].0.len(), 2);
+    // Scrolling moves the list and types nothing.
+    press(&mut app, KeyCode::Down);
+    let Some(Overlay::Confirm(confirm)) = &app.overlay else {
+        panic!("still confirming")
+    };
+    assert_eq!(confirm.scroll, 1);
+    let commands = press(&mut app, KeyCode::Char('y'));
+    let [Command::Dispatch(plan)] = commands.as_slice() else {
+        panic!("one dispatch: {commands:?}")
+    };
+    assert_eq!(plan.targets[0].id, "p3", "the canary goes first");
+    assert_eq!(plan.waves().len(), 2);
+    let gate = plan.rollout.gate.expect("a gate between two waves");
+    assert!(gate.approve);
+}
+
+#[test]
+fn rollout_keys_pause_promote_abort_and_retry_the_rest() {
+    use crate::ops::rollout::Phase;
+    let mut app = app_with_fleet();
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char(' '));
+    }
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Enter);
+    let commands = press(&mut app, KeyCode::Char('y'));
+    start(&mut app, &commands);
+    let plan = app.results.rows[0].plan.clone();
+    let sending = view(&app, Phase::Sending);
+    update(&mut app, Msg::Worker(Box::new(Event::Rollout(sending))));
+    assert_eq!(app.focus, Pane::Results);
+    assert!(matches!(
+        press(&mut app, KeyCode::Char('p')).as_slice(),
+        [Command::Pause { plan: p }] if *p == plan
+    ));
+    assert!(matches!(
+        press(&mut app, KeyCode::Char('P')).as_slice(),
+        [Command::Promote { plan: p }] if *p == plan
+    ));
+    // Abort asks first, naming what was never sent.
+    assert!(press(&mut app, KeyCode::Char('X')).is_empty());
+    assert!(matches!(
+        app.overlay,
+        Some(Overlay::Abort { unsent: 3, .. })
+    ));
+    assert!(matches!(
+        press(&mut app, KeyCode::Char('y')).as_slice(),
+        [Command::Abort { plan: p }] if *p == plan
+    ));
+    // Retry the rest only once it has ended: then a plan of what did not succeed.
+    press(&mut app, KeyCode::Char('r'));
+    assert!(app.overlay.is_none());
+    op(&mut app, 0, OpUpdate::new(OpState::Sent).with_id("job-1"));
+    op(&mut app, 0, OpUpdate::new(OpState::Succeeded));
+    for id in 1..3 {
+        op(&mut app, id, OpUpdate::new(OpState::Skipped));
+    }
+    let ended = view(&app, Phase::Aborted { why: "test".into() });
+    update(&mut app, Msg::Worker(Box::new(Event::Rollout(ended))));
+    assert!(
+        press(&mut app, KeyCode::Char('p')).is_empty(),
+        "it has ended"
+    );
+    press(&mut app, KeyCode::Char('r'));
+    let Some(Overlay::Confirm(confirm)) = &app.overlay else {
+        panic!("retry opens a confirmation")
+    };
+    let first = app.results.rows[0].key.clone();
+    assert_eq!(confirm.plan.device_count(), 2);
+    assert!(
+        !confirm.plan.targets.contains(&first),
+        "the success is not sent again"
+    );
+}
