@@ -275,7 +275,7 @@ pub const BINDINGS: &[Binding] = &[
         "p",
         Action::PauseRollout,
         Scope::Results,
-        "pause the rollout: nothing more is sent",
+        "pause the rollout",
     )
     .changes_devices(),
     bind(
@@ -283,7 +283,7 @@ pub const BINDINGS: &[Binding] = &[
         "P",
         Action::Promote,
         Scope::Results,
-        "promote: past an approval, a bake or a pause",
+        "promote the rollout",
     )
     .changes_devices(),
     bind(
@@ -291,7 +291,7 @@ pub const BINDINGS: &[Binding] = &[
         "X",
         Action::AbortRollout,
         Scope::Results,
-        "abort the rollout (asks first)",
+        "abort the rollout (asks)",
     )
     .changes_devices(),
     bind(
@@ -299,7 +299,7 @@ pub const BINDINGS: &[Binding] = &[
         "r",
         Action::RetryRest,
         Scope::Results,
-        "retry the rest of an ended rollout",
+        "retry the rest (ended)",
     )
     .changes_devices(),
 ];

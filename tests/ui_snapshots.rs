@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use fleetdeck::app::{self, App, Details, Msg, Overlay};
 use fleetdeck::aws::{ApiError, Connection, ErrorKind};
+use fleetdeck::fleet::Operation;
 use fleetdeck::fleet::{Device, Service};
+use fleetdeck::ops::rollout::{Figures, Gate, Phase, parse_waves};
 use fleetdeck::ops::{OpState, OpUpdate};
-use fleetdeck::worker::{Command, Event};
+use fleetdeck::worker::{Command, Event, RolloutView};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -226,6 +228,25 @@ fn results_pane() {
         .op(2, "SUCCEEDED", None, None)
         .op(3, "IN_PROGRESS", None, None)
         .at(20);
+    // Staged in two waves; the first failure broke the gate, which pauses.
+    let why = "the gate was breached: 1 failed of 2 finished, more than the 0 allowed";
+    f.worker(Event::Rollout(RolloutView {
+        plan: "plan-1".into(),
+        operation: Operation::Reboot,
+        snow: Default::default(),
+        sizes: parse_waves("2,rest").unwrap(),
+        gate: Some(Gate::default()),
+        waves: vec![vec![0, 1], vec![2, 3]],
+        wave: 1,
+        phase: Phase::Paused { why: why.into() },
+        figures: Figures {
+            finished: 2,
+            failed: 1,
+        },
+        decisions: Vec::new(),
+        outcome: None,
+        left_out: Vec::new(),
+    }));
     f.snapshot("results");
 }
 

@@ -107,15 +107,20 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
             "Left out (certain to fail)"
         };
         // One device's reason here; every one's in the review.
-        let first = left_out
-            .first()
-            .map(|s| format!(" — {}: {}", s.label, s.reason))
-            .unwrap_or_default();
-        let named: Vec<String> = left_out.iter().map(|s| s.label.clone()).collect();
-        lines.push(Line::from(Span::styled(
-            format!("{what} ({}): {}{first}", named.len(), names(&named, 3)),
-            theme.warn(),
-        )));
+        let text = match left_out.as_slice() {
+            [one] => format!("{what}: {} — {}", one.label, one.reason),
+            many => {
+                let named: Vec<String> = many.iter().map(|s| s.label.clone()).collect();
+                format!(
+                    "{what} ({}): {} — {}: {} (the others' reasons in the review)",
+                    many.len(),
+                    names(&named, 3),
+                    many[0].label,
+                    many[0].reason
+                )
+            }
+        };
+        lines.push(Line::from(Span::styled(text, theme.warn())));
     }
     if !not_applicable.is_empty() {
         let named: Vec<String> = not_applicable.iter().map(|s| s.label.clone()).collect();

@@ -36,7 +36,7 @@ fn waiting(view: &RolloutView, now_epoch: u64) -> String {
         Phase::AwaitingApproval => {
             format!("wave {k}/{n} passed · waiting for approval: P promotes")
         }
-        Phase::Paused { why } => format!("PAUSED: {why} · P promotes, X aborts"),
+        Phase::Paused { why } => format!("PAUSED (P promotes, X aborts): {why}"),
         Phase::Aborted { why } => format!("ABORTED: {why}"),
         Phase::Done => match view.outcome {
             Some(Outcome::Succeeded) => "SUCCEEDED".into(),
