@@ -255,6 +255,20 @@ fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
     primary.then_with(|| a.label().cmp(b.label()))
 }
 
+/// Whether the filter text (lowercase) matches a device: its name, id, status, service or
+/// tags contain it. The same for `/`, `--filter` and a rollout's canary.
+pub fn matches(d: &Device, needle: &str) -> bool {
+    [
+        d.label(),
+        d.id.as_str(),
+        d.status.as_str(),
+        d.service.label(),
+    ]
+    .iter()
+    .any(|h| h.to_lowercase().contains(needle))
+        || d.tags_text().to_lowercase().contains(needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,18 +360,4 @@ mod tests {
         list.set_filter("s2".into());
         assert_eq!(list.selection().len(), 2, "marks outlive the filter");
     }
-}
-
-/// Whether the filter text (lowercase) matches a device: its name, id, status, service or
-/// tags contain it. The same for `/`, `--filter` and a rollout's canary.
-pub fn matches(d: &Device, needle: &str) -> bool {
-    [
-        d.label(),
-        d.id.as_str(),
-        d.status.as_str(),
-        d.service.label(),
-    ]
-    .iter()
-    .any(|h| h.to_lowercase().contains(needle))
-        || d.tags_text().to_lowercase().contains(needle)
 }

@@ -171,7 +171,7 @@ pub struct Form {
 pub enum FormOutcome {
     Stay,
     Cancel,
-    Submit(Plan),
+    Submit(Box<Plan>),
 }
 
 impl Form {
@@ -423,7 +423,7 @@ impl Form {
                     Some("Cannot submit: the action applies to none of these devices".into());
                 FormOutcome::Stay
             }
-            Some(plan) => FormOutcome::Submit(plan),
+            Some(plan) => FormOutcome::Submit(Box::new(plan)),
             None => FormOutcome::Stay,
         }
     }

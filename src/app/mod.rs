@@ -38,7 +38,7 @@ pub struct Details {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     Help,
-    Form(Form),
+    Form(Box<Form>),
     Confirm(Confirm),
     Details(Details),
     /// Quitting while operations are in flight or not yet sent.
@@ -521,7 +521,7 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
             FormOutcome::Cancel => Vec::new(),
             FormOutcome::Submit(plan) => {
                 let devices = &app.devices;
-                let confirm = Confirm::new(plan, |k| {
+                let confirm = Confirm::new(*plan, |k| {
                     devices
                         .get(k)
                         .map_or(k.id.clone(), |d| d.label().to_string())
@@ -790,7 +790,7 @@ fn open_form(app: &mut App, kind: FormKind) -> Vec<Command> {
             .filter(|k| !app.looked.contains(k)),
     );
     app.looked = keys.clone();
-    app.overlay = Some(Overlay::Form(Form::new(kind, targets)));
+    app.overlay = Some(Overlay::Form(Box::new(Form::new(kind, targets))));
     vec![Command::Look(keys)]
 }
 
