@@ -5,43 +5,18 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
+
+mod headless;
+
+use headless::{command, output, text};
 
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
 
 fn journal() -> PathBuf {
-    std::env::temp_dir().join(format!("fleetdeck-roll-{}.jsonl", uuid::Uuid::new_v4()))
-}
-
-fn command(sim: &SimHandle, journal: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
-    c.arg("run")
-        .args(["--endpoint-url", &sim.endpoint])
-        .args(args)
-        .env("FLEETDECK_JOURNAL", journal)
-        .env("AWS_ACCESS_KEY_ID", &sim.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &sim.secret_access_key)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
-fn output(sim: &SimHandle, journal: &Path, args: &[&str]) -> Output {
-    command(sim, journal, args)
-        .output()
-        .expect("fleetdeck runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    headless::journal("roll")
 }
 
 /// `n` online appliances on 5.0.10, named cam-00…; those in `failing` fail every OTA. The
