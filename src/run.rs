@@ -727,6 +727,14 @@ fn when(at: u64) -> String {
     format!("{} UTC", crate::journal::when(at))
 }
 
+fn advice(
+    e: &crate::aws::ApiError,
+    c: &crate::aws::Connection,
+    service: Service,
+) -> Option<String> {
+    crate::aws::advice::advice(e, c, service, "ListDevices")
+}
+
 /// Reads both services' devices as the UI does; a service that cannot be listed is an error.
 /// Unfinished plans the journal offers arrive meanwhile, and are kept for `--resume`.
 async fn list_devices(
@@ -735,15 +743,21 @@ async fn list_devices(
 ) -> anyhow::Result<(Devices, Vec<Resumable>)> {
     let mut list = Devices::default();
     let mut unfinished = Vec::new();
+    let mut connection = crate::aws::Connection::default();
     let mut done = 0;
     let mut services = 2;
     while done < services {
         match events.recv().await.context("the worker stopped")? {
             Event::DevicesPage(_, page) => list.upsert(page),
             Event::ListingDone(..) => done += 1,
-            Event::ListingFailed(service, e) => {
-                bail!("listing {} devices failed: {e}", service.label())
-            }
+            Event::ListingFailed(service, e) => match advice(&e, &connection, service) {
+                Some(advice) => bail!(
+                    "{advice}\n  (listing {} devices failed: {e})",
+                    service.label()
+                ),
+                None => bail!("listing {} devices failed: {e}", service.label()),
+            },
+            Event::Connected(c) => connection = c,
             // Panorama on AWS's own endpoint is left out: one listing fewer.
             Event::Failure(message) if message.contains("ended Panorama") => {
                 if text {

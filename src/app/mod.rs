@@ -207,6 +207,18 @@ impl App {
     }
 
     /// Shows an error until dismissed and logs it; the same error again adds to its count.
+    /// Records an error in the log (`!`) only: the detail behind advice shown elsewhere.
+    pub fn log(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        match self.error_log.iter_mut().find(|e| e.message == message) {
+            Some(e) => e.count += 1,
+            None => self.error_log.push(ErrorLine { message, count: 1 }),
+        }
+        if self.error_log.len() > ERROR_LOG_SIZE {
+            self.error_log.remove(0);
+        }
+    }
+
     pub fn fail(&mut self, message: impl Into<String>) {
         let message = message.into();
         for list in [&mut self.errors, &mut self.error_log] {
@@ -282,10 +294,20 @@ fn on_event(app: &mut App, event: Event) {
         }
         Event::ListingFailed(service, error) => {
             app.devices.loading.remove(&service);
-            app.fail(format!(
-                "Listing {} devices failed: {error}",
-                service.label()
-            ));
+            // The cause and its fix where there is one; what AWS said stays in the log (!).
+            match crate::aws::advice::advice(&error, &app.connection, service, "ListDevices") {
+                Some(advice) => {
+                    app.fail(format!("{advice} · R retries, ! shows the error"));
+                    app.log(format!(
+                        "Listing {} devices failed: {error}",
+                        service.label()
+                    ));
+                }
+                None => app.fail(format!(
+                    "Listing {} devices failed: {error}",
+                    service.label()
+                )),
+            }
         }
         Event::DeviceUpdated(device) => {
             // An open form's preflight reads the newest details of its targets.

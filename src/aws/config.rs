@@ -26,7 +26,7 @@ pub struct Target {
 }
 
 /// Where calls go, as the status bar shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connection {
     pub profile: String,
     pub region: String,

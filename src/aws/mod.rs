@@ -1,6 +1,7 @@
 //! The SDK boundary: loading configuration through aws-config, and translating between SDK
 //! types and fleetdeck's own. Only this module and `worker` see SDK types.
 
+pub mod advice;
 pub mod config;
 pub mod error;
 pub mod panorama;
