@@ -1,0 +1,81 @@
+//! What `fleetdeck run` says when it cannot reach the fleet: the cause and the fix in one line,
+//! then what the SDK said, and nothing sent. Each failure is made on purpose.
+
+use std::process::{Command, Output, Stdio};
+
+fn run(env: &[(&str, &str)], endpoint: &str) -> Output {
+    let journal =
+        std::env::temp_dir().join(format!("fleetdeck-err-{}.jsonl", uuid::Uuid::new_v4()));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
+    c.args([
+        "run",
+        "--endpoint-url",
+        endpoint,
+        "--action",
+        "reboot",
+        "--all",
+        "--yes",
+    ])
+    .env("FLEETDECK_JOURNAL", &journal)
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_REGION", "us-east-1")
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("AWS_SESSION_TOKEN")
+    .env_remove("AWS_PROFILE")
+    .env_remove("RUST_BACKTRACE")
+    .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("fleetdeck runs");
+    let _ = std::fs::remove_file(&journal);
+    out
+}
+
+/// A loopback port nothing listens on: bound, then let go.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn no_credentials_names_the_fix() {
+    let out = run(&[], &closed_port());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Error: No AWS credentials found for profile default"),
+        "{err}"
+    );
+    assert!(first.contains("aws configure --profile default"), "{err}");
+    // What the SDK said follows, for whoever needs it.
+    assert!(err.contains("CredentialsError"), "{err}");
+}
+
+#[test]
+fn a_closed_endpoint_is_named_with_the_fix() {
+    let endpoint = closed_port();
+    let out = run(
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+        ],
+        &endpoint,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "Error: Nothing answers at {endpoint} (connection refused): start the endpoint (fleetdeck sim) or fix --endpoint-url"
+        ),
+        "{err}"
+    );
+}
