@@ -50,7 +50,7 @@ fn no_credentials_names_the_fix() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     let first = err.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with("Error: No AWS credentials found for profile default"),
+        first.starts_with("Error: No AWS credentials for profile default"),
         "{err}"
     );
     assert!(first.contains("aws configure --profile default"), "{err}");

@@ -63,7 +63,7 @@ pub fn advice(e: &ApiError, c: &Connection, service: Service, call: &str) -> Opt
         }
         if text.contains("no credentials") || text.contains("not enabled") {
             return Some(format!(
-                "No AWS credentials found for profile {profile}: run aws configure --profile {profile}, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or try fleetdeck --demo"
+                "No AWS credentials for profile {profile}: run aws configure --profile {profile} (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --demo needs none)"
             ));
         }
         if text.contains("region") {
