@@ -127,7 +127,7 @@ mod tests {
             "dispatch failure: other: the credential provider was not enabled: no credentials found in chain",
         );
         assert!(
-            none.starts_with("No AWS credentials found for profile ops"),
+            none.starts_with("No AWS credentials for profile ops"),
             "{none}"
         );
         assert!(none.contains("aws configure --profile ops"), "{none}");
