@@ -101,7 +101,10 @@ pub fn request(journal: &Path, plan: &str, control: Control) -> anyhow::Result<P
     Ok(path)
 }
 
-/// Takes the asks waiting for these plans, each once.
+/// An ask older than this is dropped unread: its sender has given up waiting for it.
+const ASK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Takes the asks waiting for these plans, each once; stale ones are dropped.
 pub fn take_requests<'a>(
     journal: &Path,
     plans: impl Iterator<Item = &'a str>,
@@ -116,7 +119,13 @@ pub fn take_requests<'a>(
             let Some(name) = plan_file_name(plan, control) else {
                 continue;
             };
-            if std::fs::remove_file(dir.join(name)).is_ok() {
+            let path = dir.join(name);
+            let fresh = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age <= ASK_LIFETIME);
+            if std::fs::remove_file(&path).is_ok() && fresh {
                 out.push((plan.to_string(), control));
             }
         }

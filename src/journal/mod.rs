@@ -296,6 +296,10 @@ pub enum Pending {
 pub struct Unfinished {
     pub plan: Record,
     pub pending: Vec<Pending>,
+    /// Devices sent (an outcome names the job or task) with no final state recorded:
+    /// "panorama:<id>" or "snow:<id>", and the job or task. A resume follows them again, so
+    /// the wave they are in is gated on their end.
+    pub running: Vec<(String, String)>,
     /// Where its rollout stood.
     pub rollout: RolloutState,
 }
@@ -434,9 +438,42 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
             });
         }
         if !pending.is_empty() {
+            let finals: std::collections::HashSet<&String> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Final { plan, device, .. } if mine(plan) => Some(device),
+                    _ => None,
+                })
+                .collect();
+            let mut running: Vec<(String, String)> = Vec::new();
+            for r in records {
+                if let Record::Outcome {
+                    plan,
+                    service,
+                    operation,
+                    devices,
+                    resource_id: Some(job),
+                    ..
+                } = r
+                    && mine(plan)
+                    && operation.sends()
+                {
+                    let prefix = match service {
+                        Service::Panorama => "panorama",
+                        Service::Snow => "snow",
+                    };
+                    for d in devices.iter().filter(|d| !finals.contains(d)) {
+                        let name = format!("{prefix}:{d}");
+                        if !running.iter().any(|(n, _)| *n == name) {
+                            running.push((name, job.clone()));
+                        }
+                    }
+                }
+            }
             out.push(Unfinished {
                 plan: plan.clone(),
                 pending,
+                running,
                 rollout: rollout_state(records, &id),
             });
         }
@@ -467,6 +504,29 @@ pub fn rest_of(records: &[Record], id: &str) -> Vec<String> {
             _ => None,
         })
         .collect();
+    // Sent with no final state recorded (the plan was closed while they ran): their end is
+    // unknown, so they are not sent again blindly.
+    let finals: std::collections::HashSet<&String> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Final { plan, device, .. } if plan == id => Some(device),
+            _ => None,
+        })
+        .collect();
+    for r in records {
+        match r {
+            Record::Outcome {
+                plan,
+                operation,
+                devices,
+                resource_id: Some(_),
+                ..
+            } if plan == id && operation.sends() => {
+                good.extend(devices.iter().filter(|d| !finals.contains(d)).cloned());
+            }
+            _ => {}
+        }
+    }
     for r in records {
         if let Record::Health {
             plan,

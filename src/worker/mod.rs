@@ -282,7 +282,10 @@ impl Worker {
             Internal::PanoramaJob { job, device, op } => self.follow_job(job, device, op),
             Internal::JobStatus { job, status } => self.job_status(job, status),
             Internal::SnowTask { task, ops } => {
-                self.status.snow_tasks.insert(task, ops);
+                self.status.snow_tasks.insert(task.clone(), ops);
+                // A task that landed after its rollout was aborted (a resend under its token,
+                // a late answer) is canceled too.
+                self.cancel_if_aborted(&task);
             }
             Internal::Executions { task, states } => self.snow_progress(task, states),
             Internal::Op(op, update) => self.op(op, update),

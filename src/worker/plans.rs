@@ -293,10 +293,16 @@ impl Worker {
             );
             return self.refuse(e, None);
         };
+        let running: Vec<(DeviceKey, String)> = u
+            .running
+            .iter()
+            .filter_map(|(d, job)| parse_device_ref(d).map(|k| (k, job.clone())))
+            .collect();
         let keys: Vec<DeviceKey> = u
             .pending_devices()
             .iter()
             .filter_map(|d| parse_device_ref(d))
+            .chain(running.iter().map(|(k, _)| k.clone()))
             .collect();
         if let Some((e, _)) = self.overlap(&keys) {
             self.unfinished.insert(id.to_string(), u);
@@ -396,11 +402,32 @@ impl Worker {
             })
             .collect();
         self.start(id, operation, snow, work);
+        self.follow_again(&ops, &running);
         self.send_unsent(id);
         self.skip_aborted(id);
         self.advance(id);
         if let Some(run) = self.rollouts.get(id) {
             self.emit(Event::Rollout(run.view.clone()));
+        }
+    }
+
+    /// Operations a resumed plan had sent, whose end was never recorded: followed again by
+    /// their job or task, so their wave waits for them.
+    fn follow_again(&mut self, ops: &[(OpId, DeviceKey)], running: &[(DeviceKey, String)]) {
+        for (key, job) in running {
+            let Some((op, _)) = ops.iter().find(|(_, k)| k == key) else {
+                continue;
+            };
+            self.op(*op, OpUpdate::new(OpState::Sent).with_id(job.clone()));
+            match key.service {
+                Service::Panorama => self.follow_job(job.clone(), key.id.clone(), *op),
+                Service::Snow => self
+                    .status
+                    .snow_tasks
+                    .entry(job.clone())
+                    .or_default()
+                    .push((key.id.clone(), *op)),
+            }
         }
     }
 

@@ -37,6 +37,10 @@ pub(super) struct Run {
     passed_at: Option<u64>,
     /// The operator promoted the current wave: no bake or approval is waited for.
     promoted: bool,
+    /// The pause came from a breached gate (a promotion then accepts its failures).
+    breached: bool,
+    /// What a pause interrupted, to go back to when promoted.
+    before_pause: Option<Phase>,
 }
 
 impl Run {
@@ -64,6 +68,8 @@ impl Run {
             health: HashMap::new(),
             passed_at: state.passed_at,
             promoted: false,
+            breached: false,
+            before_pause: None,
         }
     }
 
@@ -262,7 +268,7 @@ impl Worker {
         let figures = self.figures(plan);
         let (settled, checked) = self.wave_settled(plan);
         let all_final = self.book.plan_done(plan);
-        let outcome = self.outcome(plan);
+        let outcome = self.outcome(plan, figures);
         let Some(run) = self.rollouts.get_mut(plan) else {
             return false;
         };
@@ -292,7 +298,7 @@ impl Worker {
             let why = format!("the gate was breached: {detail}");
             match g.on_breach {
                 OnBreach::Abort => self.abort(plan, why),
-                OnBreach::Pause => self.hold(plan, why),
+                OnBreach::Pause => self.hold(plan, why, true),
             }
             return false;
         }
@@ -350,12 +356,13 @@ impl Worker {
         true
     }
 
-    fn outcome(&self, plan: &str) -> Outcome {
+    /// With the figures just read: the view's may be a step behind.
+    fn outcome(&self, plan: &str, figures: Figures) -> Outcome {
         let Some(run) = self.rollouts.get(plan) else {
             return Outcome::Partial;
         };
         let skipped = self.book.ops_of(plan).any(|o| o.state == OpState::Skipped);
-        if run.view.figures.failed == 0 && !skipped && run.view.left_out.is_empty() {
+        if figures.failed == 0 && !skipped && run.view.left_out.is_empty() {
             Outcome::Succeeded
         } else {
             Outcome::Partial
@@ -363,11 +370,13 @@ impl Worker {
     }
 
     /// Stops the plan's new sends and waits for the operator.
-    fn hold(&mut self, plan: &str, why: String) {
+    fn hold(&mut self, plan: &str, why: String, breached: bool) {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return;
         };
         let _ = run.hold_tx.send(true);
+        run.breached = breached;
+        run.before_pause = Some(run.view.phase.clone());
         run.view.phase = Phase::Paused { why: why.clone() };
         self.decide(plan, Verdict::Paused, why);
     }
@@ -400,6 +409,22 @@ impl Worker {
         }
     }
 
+    pub(super) fn cancel_if_aborted(&mut self, task: &str) {
+        let plan = self
+            .status
+            .snow_tasks
+            .get(task)
+            .and_then(|ops| ops.first())
+            .and_then(|(_, op)| self.book.get(*op))
+            .map(|o| o.plan.clone());
+        let aborted = plan
+            .and_then(|p| self.rollouts.get(&p))
+            .is_some_and(|r| matches!(r.view.phase, Phase::Aborted { .. }));
+        if aborted {
+            self.cancel(task.to_string());
+        }
+    }
+
     /// An aborted plan's operations that were never sent and that no task carries end as
     /// skipped. Those a task carries end so when the task gives way.
     pub(super) fn skip_aborted(&mut self, plan: &str) {
@@ -429,16 +454,27 @@ impl Worker {
                 self.after_bake(plan);
             }
             Phase::Paused { .. } => {
-                run.accepted = run.view.figures.failed;
-                run.promoted = true;
+                // Past a breach the failures so far are accepted; past a pause of one's own
+                // the gate stands as it was, and so does a bake or an approval it interrupted.
+                if run.breached {
+                    run.accepted = run.view.figures.failed;
+                }
                 let (tx, hold) = Stop::new();
                 run.hold_tx = tx;
                 run.hold = hold;
-                run.view.phase = Phase::Sending;
-                let detail = format!(
-                    "promoted by the operator, accepting {} failed",
-                    run.view.figures.failed
-                );
+                run.view.phase = match run.before_pause.take() {
+                    Some(p @ (Phase::Baking { .. } | Phase::AwaitingApproval)) => p,
+                    _ => Phase::Sending,
+                };
+                let detail = if run.breached {
+                    format!(
+                        "promoted by the operator, accepting {} failed",
+                        run.view.figures.failed
+                    )
+                } else {
+                    "resumed by the operator".to_string()
+                };
+                run.breached = false;
                 self.decide(plan, Verdict::Promoted, detail);
                 self.send_unsent(plan);
             }
@@ -470,7 +506,7 @@ impl Worker {
         ) {
             return;
         }
-        self.hold(plan, "paused by the operator".into());
+        self.hold(plan, "paused by the operator".into(), false);
         self.advance(plan);
         self.emit_view(plan);
     }
