@@ -180,8 +180,9 @@ pub struct RunArgs {
     /// Each wave waits for `fleetdeck run --promote PLAN` from another shell.
     #[arg(long)]
     pub approve: bool,
-    /// With --approve: abort the rollout when no promotion comes within this long.
-    #[arg(long, value_name = "DURATION", requires = "approve")]
+    /// Abort the rollout when it waits this long for an operator (an approval, or a pause
+    /// after a breach) and no promotion comes.
+    #[arg(long, value_name = "DURATION")]
     pub approve_timeout: Option<String>,
     /// What a breached gate does.
     #[arg(long, value_enum)]

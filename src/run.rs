@@ -1026,7 +1026,7 @@ async fn follow(
                 approval_by = None;
                 if let Some(r) = rollout.as_ref() {
                     eprintln!(
-                        "no approval within {}: aborting the rollout",
+                        "no operator's word within {}: aborting the rollout",
                         duration_text(approve_timeout.unwrap_or_default())
                     );
                     commands
@@ -1056,8 +1056,9 @@ async fn follow(
                     eprint!("\r");
                 }
                 tell_rollout(&view, rollout.as_ref(), journal);
+                // Waiting for an operator — an approval or a pause — is bounded by the timeout.
                 approval_by = match (&view.phase, approve_timeout) {
-                    (Phase::AwaitingApproval, Some(t)) => {
+                    (Phase::AwaitingApproval | Phase::Paused { .. }, Some(t)) => {
                         approval_by.or(Some(tokio::time::Instant::now() + t))
                     }
                     _ => None,

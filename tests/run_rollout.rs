@@ -436,3 +436,44 @@ async fn snow_waves_wait_for_each_device_to_reach_out_after_its_reboot() {
     assert!(tasks.iter().all(|e| e.device_id != "smd-silent00000000"));
     let _ = std::fs::remove_file(&j);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_the_canary_runs_resumes_by_waiting_for_it() {
+    // Slow enough that the canary's reboot is still running when the process dies.
+    let sim = sim(fleet(3, &[]), QuotaMode::Off, 30.0).await;
+    let j = journal();
+    let mut child = command(
+        &sim,
+        &j,
+        &["--action", "reboot", "--all", "--waves", "1,rest", "--yes"],
+    )
+    .spawn()
+    .expect("fleetdeck starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while creates(&sim).values().sum::<usize>() < 1 {
+        assert!(Instant::now() < deadline, "the canary was not sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let canary = sim.ledger()[0].clone();
+    assert!(
+        sim.job_end(&canary.resource_id).unwrap() > canary.at + 1.0,
+        "the canary still runs"
+    );
+
+    let out = output(&sim, &j, &["--resume", "--yes", "--output", "json"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "SUCCEEDED", "{s}");
+    // The canary is followed again, not resent, and the rest waited for its end.
+    let per = creates(&sim);
+    assert_eq!(per.len(), 3, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    let canary_end = sim.job_end(&canary.resource_id).unwrap();
+    for e in sim.ledger().iter().skip(1) {
+        assert!(e.at >= canary_end, "{e:?} was sent before the canary ended");
+    }
+    let _ = std::fs::remove_file(&j);
+}

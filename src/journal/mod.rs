@@ -437,7 +437,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                 token: None,
             });
         }
-        if !pending.is_empty() {
+        {
             let finals: std::collections::HashSet<&String> = records
                 .iter()
                 .filter_map(|r| match r {
@@ -469,6 +469,10 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                         }
                     }
                 }
+            }
+            // A plan a crash cut off after its last send still has operations to follow.
+            if pending.is_empty() && running.is_empty() {
+                continue;
             }
             out.push(Unfinished {
                 plan: plan.clone(),

@@ -318,8 +318,14 @@ impl Worker {
         if run.passed_at.is_none() {
             run.passed_at = Some(journal::now());
             let detail = match gate {
+                Some(g) if figures.finished < g.min_done.max(1) => format!(
+                    "{} failed of {} finished, not counted until {} are done",
+                    figures.failed,
+                    figures.finished,
+                    g.min_done.max(1)
+                ),
                 Some(g) => format!(
-                    "{} failed of {} finished (max {}), every device healthy",
+                    "{} failed of {} finished (max {}), the rest healthy",
                     figures.failed, figures.finished, g.max_failed
                 ),
                 None => "every operation finished".into(),
