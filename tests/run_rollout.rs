@@ -345,21 +345,15 @@ async fn an_approval_gate_waits_for_a_promotion_from_another_shell() {
     let _ = std::fs::remove_file(&j);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_wave_resumes_at_that_wave_without_resending() {
-    // AWS quotas: one create a second, so the second wave is caught half sent.
-    let sim = sim(fleet(6, &[]), QuotaMode::Aws, 300.0).await;
-    let j = journal();
-    let mut child = command(
-        &sim,
-        &j,
-        &["--action", "reboot", "--all", "--waves", "2,rest", "--yes"],
-    )
-    .spawn()
-    .expect("fleetdeck starts");
+/// Reboots every appliance staged as `staging` says, and SIGKILLs the run once the ledger
+/// holds `n` jobs: a crash, with nothing written after it.
+async fn kill_after(sim: &SimHandle, j: &std::path::Path, staging: &[&str], n: usize) {
+    let mut args = vec!["--action", "reboot", "--all", "--yes"];
+    args.extend_from_slice(staging);
+    let mut child = command(sim, j, &args).spawn().expect("fleetdeck starts");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while creates(&sim).values().sum::<usize>() < 3 {
-        assert!(Instant::now() < deadline, "wave 2 did not begin");
+    while creates(sim).values().sum::<usize>() < n {
+        assert!(Instant::now() < deadline, "{n} creates were not sent");
         if let Ok(Some(status)) = child.try_wait() {
             panic!("ended early: {status}");
         }
@@ -367,6 +361,14 @@ async fn a_crash_mid_wave_resumes_at_that_wave_without_resending() {
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_wave_resumes_at_that_wave_without_resending() {
+    // AWS quotas: one create a second, so the second wave is caught half sent.
+    let sim = sim(fleet(6, &[]), QuotaMode::Aws, 300.0).await;
+    let j = journal();
+    kill_after(&sim, &j, &["--waves", "2,rest"], 3).await;
     let sent = creates(&sim).values().sum::<usize>();
     assert!(sent < 6, "the kill came too late: {sent}");
 
@@ -442,20 +444,7 @@ async fn a_crash_while_the_canary_runs_resumes_by_waiting_for_it() {
     // Slow enough that the canary's reboot is still running when the process dies.
     let sim = sim(fleet(3, &[]), QuotaMode::Off, 30.0).await;
     let j = journal();
-    let mut child = command(
-        &sim,
-        &j,
-        &["--action", "reboot", "--all", "--waves", "1,rest", "--yes"],
-    )
-    .spawn()
-    .expect("fleetdeck starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while creates(&sim).values().sum::<usize>() < 1 {
-        assert!(Instant::now() < deadline, "the canary was not sent");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    kill_after(&sim, &j, &["--waves", "1,rest"], 1).await;
     let canary = sim.ledger()[0].clone();
     assert!(
         sim.job_end(&canary.resource_id).unwrap() > canary.at + 1.0,
