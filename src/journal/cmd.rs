@@ -219,7 +219,7 @@ pub fn export(path: &Path, plan: Option<&str>, out: &mut impl Write) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Action, Journal};
+    use crate::journal::Journal;
 
     #[test]
     fn list_show_and_export_read_what_was_written() {
@@ -227,20 +227,11 @@ mod tests {
         let path = d.join("journal.jsonl");
         let j = Journal::open(&path).unwrap();
         for (id, ended) in [("p-ended", true), ("p-open", false)] {
-            j.append(&Record::Plan {
-                plan: id.into(),
-                at: 1_795_000_000,
-                action: Action::Reboot,
-                image_version: None,
-                allow_major: false,
-                description: None,
-                tags: Default::default(),
-                region: "us-east-1".into(),
-                endpoint: "e".into(),
-                devices: vec!["snow:a".into(), "snow:b".into()],
-                rollout: None,
-                left_out: Vec::new(),
-            })
+            j.append(&crate::journal::reboot_plan(
+                id,
+                1_795_000_000,
+                &["snow:a", "snow:b"],
+            ))
             .unwrap();
             if ended {
                 j.append(&Record::End {

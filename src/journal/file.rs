@@ -462,7 +462,7 @@ fn compact(path: &Path, cutoff: u64) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Action, Record};
+    use crate::journal::Record;
     use std::os::unix::fs::PermissionsExt;
 
     fn dir() -> PathBuf {
@@ -472,20 +472,7 @@ mod tests {
     }
 
     fn plan(id: &str) -> Record {
-        Record::Plan {
-            plan: id.into(),
-            at: 1,
-            action: Action::Reboot,
-            image_version: None,
-            allow_major: false,
-            description: None,
-            tags: Default::default(),
-            region: "us-east-1".into(),
-            endpoint: "e".into(),
-            devices: vec![],
-            rollout: None,
-            left_out: Vec::new(),
-        }
+        crate::journal::reboot_plan(id, 1, &[])
     }
 
     fn end(id: &str, at: u64) -> Record {

@@ -567,25 +567,31 @@ pub fn unfinished(records: &[Record]) -> Vec<String> {
     open
 }
 
+/// A reboot plan record, for the journal's tests.
+#[cfg(test)]
+pub(crate) fn reboot_plan(id: &str, at: u64, devices: &[&str]) -> Record {
+    Record::Plan {
+        plan: id.into(),
+        at,
+        action: Action::Reboot,
+        image_version: None,
+        allow_major: false,
+        description: None,
+        tags: BTreeMap::new(),
+        region: "us-east-1".into(),
+        endpoint: "http://127.0.0.1:4580".into(),
+        devices: devices.iter().map(|d| d.to_string()).collect(),
+        rollout: None,
+        left_out: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plan(id: &str, devices: &[&str]) -> Record {
-        Record::Plan {
-            plan: id.into(),
-            at: 1,
-            action: Action::Reboot,
-            image_version: None,
-            allow_major: false,
-            description: None,
-            tags: BTreeMap::new(),
-            region: "us-east-1".into(),
-            endpoint: "http://127.0.0.1:4580".into(),
-            devices: devices.iter().map(|d| d.to_string()).collect(),
-            rollout: None,
-            left_out: Vec::new(),
-        }
+        reboot_plan(id, 1, devices)
     }
 
     fn intent(service: Service, devices: &[&str], token: Option<&str>, known: &[&str]) -> Record {
