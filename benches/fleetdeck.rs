@@ -235,12 +235,12 @@ struct Session {
 }
 
 async fn connect(h: &SimHandle, journal: PathBuf) -> anyhow::Result<Session> {
-    let source = Source::Demo {
-        endpoint: h.endpoint.clone(),
-        region: h.regions[0].clone(),
-        access_key: h.access_key_id.clone(),
-        secret: h.secret_access_key.clone(),
-    };
+    let source = Source::simulator(
+        &h.endpoint,
+        &h.regions[0],
+        &h.access_key_id,
+        &h.secret_access_key,
+    );
     let settings = Settings {
         journal: Some(journal),
         ..Settings::default()
@@ -252,7 +252,7 @@ async fn connect(h: &SimHandle, journal: PathBuf) -> anyhow::Result<Session> {
         match events.recv().await.context("the worker stopped")? {
             Event::DevicesPage(_, page) => devices.extend(page),
             Event::ListingDone(..) => done += 1,
-            Event::ListingFailed(service, e) => bail!("listing {} failed: {e}", service.label()),
+            Event::ListingFailed(_, service, e) => bail!("listing {} failed: {e}", service.label()),
             Event::Failure(f) => bail!("{f}"),
             _ => {}
         }
@@ -406,7 +406,7 @@ async fn panorama(report: &mut Report, scratch: &Path) -> anyhow::Result<()> {
     let mut rounds = 0;
     let window = Instant::now();
     while rounds < 5 && window.elapsed() < Duration::from_secs(60) {
-        if let Ok(Some(Event::ListingDone(Service::Panorama, _))) =
+        if let Ok(Some(Event::ListingDone(_, Service::Panorama, _))) =
             tokio::time::timeout(Duration::from_secs(5), s.events.recv()).await
         {
             rounds += 1;
@@ -581,8 +581,8 @@ async fn refresh(report: &mut Report, scratch: &Path) -> anyhow::Result<()> {
     s.commands.send(Command::Refresh)?;
     loop {
         match s.events.recv().await.context("the worker stopped")? {
-            Event::ListingDone(Service::Panorama, _) => break,
-            Event::ListingFailed(_, e) => bail!("{e}"),
+            Event::ListingDone(_, Service::Panorama, _) => break,
+            Event::ListingFailed(_, _, e) => bail!("{e}"),
             _ => {}
         }
     }
@@ -634,6 +634,9 @@ fn connection() -> Connection {
         panorama_endpoint: "http://127.0.0.1:4580".into(),
         snow_endpoint: "http://127.0.0.1:4580".into(),
         demo: true,
+        context: "prod".into(),
+        account: Some("123456789012".into()),
+        ..Connection::default()
     }
 }
 
@@ -666,7 +669,7 @@ fn device(i: usize) -> Device {
 }
 
 fn big_app(n: usize, width: u16, height: u16) -> App {
-    let mut app = App::new(connection(), true, Instant::now());
+    let mut app = App::new(vec![connection()], true, Instant::now());
     app::update(&mut app, Msg::Resize(width, height));
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let page = chunk.iter().map(|&i| device(i)).collect();

@@ -32,12 +32,31 @@ pub struct TuiArgs {
     /// How many times faster than real time the demo's simulated time runs.
     #[arg(long, default_value_t = DEMO_SPEED, requires = "demo")]
     pub demo_speed: f64,
-    /// The AWS profile to use (default: AWS_PROFILE, then "default").
-    #[arg(long, conflicts_with = "demo")]
-    pub profile: Option<String>,
-    /// The AWS region (default: AWS_REGION, then the profile's).
-    #[arg(long, conflicts_with = "demo")]
-    pub region: Option<String>,
+    /// Contexts from the config file, comma-separated (default: FLEETDECK_CONTEXT, then the
+    /// file's `current`). In the demo: prod, lab.
+    #[arg(
+        long,
+        alias = "context",
+        value_name = "NAME[,NAME]",
+        value_delimiter = ','
+    )]
+    pub ctx: Vec<String>,
+    /// AWS profiles, comma-separated: each one a context, in every region of --regions
+    /// (default: AWS_PROFILE, then the config file, then "default").
+    #[arg(long, alias = "profile", value_name = "P[,P]", value_delimiter = ',', conflicts_with_all = ["demo", "ctx"])]
+    pub profiles: Vec<String>,
+    /// Regions, comma-separated, for every context (default: the context's own, then
+    /// AWS_REGION, then the profile's).
+    #[arg(long, alias = "region", value_name = "R[,R]", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// The config file with named contexts (default: $XDG_CONFIG_HOME/fleetdeck/config.toml).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FLEETDECK_CONFIG",
+        conflicts_with = "demo"
+    )]
+    pub config: Option<PathBuf>,
     /// Send both services' calls here (also: AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_PANORAMA,
     /// AWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT).
     #[arg(long, conflicts_with = "demo")]

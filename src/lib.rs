@@ -4,6 +4,7 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod contexts;
 pub mod fleet;
 pub mod journal;
 pub mod keymap;

@@ -2,7 +2,7 @@
 //! terminal UI — the devices list and its filter, the plan, validation, the worker (dispatch,
 //! journal, tracking) — and prints progress and a summary per device.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ pub struct Outcome {
     pub service: &'static str,
     pub device: String,
     pub name: String,
+    /// The context and region it was reached through, and its account.
+    pub context: String,
+    pub region: String,
+    pub account: Option<String>,
     pub operation: String,
     pub state: &'static str,
     pub resource_id: Option<String>,
@@ -240,32 +244,50 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         }
         prepared = prepare(&args, snow, &staging, &commands, &mut events, text) => prepared?,
     };
-    let (command, name_of, left_out) = match prepared {
+    let (command, name_of, left_out, accounts) = match prepared {
         Prepared::Done(end) => return Ok(end),
-        Prepared::Send(command, list, left_out) => (*command, list, left_out),
+        Prepared::Send(command, list, left_out, accounts) => (*command, list, left_out, accounts),
+    };
+    let place = |d: Option<&Device>| match d {
+        Some(d) => (
+            d.context().to_string(),
+            d.region.clone(),
+            d.arn
+                .as_deref()
+                .and_then(crate::fleet::account_of_arn)
+                .map(str::to_string)
+                .or_else(|| accounts.get(&d.scope).cloned()),
+        ),
+        None => (String::new(), String::new(), None),
     };
     commands.send(command).context("the worker stopped")?;
     let (plan_id, operation, ops) = wait_started(&mut events).await?;
     let mut outcomes: Vec<Outcome> = ops
         .iter()
-        .map(|(_, k)| Outcome {
-            service: match k.service {
-                Service::Panorama => "panorama",
-                Service::Snow => "snow-device-management",
-            },
-            device: k.id.clone(),
-            name: name_of
-                .get(k)
-                .map_or(k.id.clone(), |d| d.label().to_string()),
-            operation: operation.label().to_string(),
-            state: OpState::Queued.word(k.service),
-            resource_id: None,
-            error: None,
-            health: None,
-            wave: None,
-            key: k.clone(),
-            healthy: true,
-            engine_state: OpState::Queued,
+        .map(|(_, k)| {
+            let (context, region, account) = place(name_of.get(k));
+            Outcome {
+                service: match k.service {
+                    Service::Panorama => "panorama",
+                    Service::Snow => "snow-device-management",
+                },
+                device: k.id.clone(),
+                name: name_of
+                    .get(k)
+                    .map_or(k.id.clone(), |d| d.label().to_string()),
+                context,
+                region,
+                account,
+                operation: operation.label().to_string(),
+                state: OpState::Queued.word(k.service),
+                resource_id: None,
+                error: None,
+                health: None,
+                wave: None,
+                key: k.clone(),
+                healthy: true,
+                engine_state: OpState::Queued,
+            }
         })
         .collect();
     let ids: Vec<OpId> = ops.iter().map(|(id, _)| *id).collect();
@@ -285,6 +307,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     )
     .await?;
     for (d, reason) in &left_out {
+        let (context, region, account) = place(Some(d));
         outcomes.push(Outcome {
             service: match d.service {
                 Service::Panorama => "panorama",
@@ -292,6 +315,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
             },
             device: d.id.clone(),
             name: d.label().to_string(),
+            context,
+            region,
+            account,
             operation: operation.label().to_string(),
             state: OpState::Skipped.name(),
             resource_id: None,
@@ -353,8 +379,14 @@ struct Staging {
 
 /// What the run will hand the worker, with the devices listed; or how it ended already.
 enum Prepared {
-    /// The command, the devices listed, and the devices preflight left out with why.
-    Send(Box<Command>, Box<Devices>, Vec<(Device, String)>),
+    /// The command, the devices listed, the devices preflight left out with why, and each
+    /// scope's account.
+    Send(
+        Box<Command>,
+        Box<Devices>,
+        Vec<(Device, String)>,
+        BTreeMap<String, String>,
+    ),
     Done(RunEnd),
 }
 
@@ -368,7 +400,7 @@ async fn prepare(
     events: &mut mpsc::UnboundedReceiver<Event>,
     text: bool,
 ) -> anyhow::Result<Prepared> {
-    let (mut list, unfinished) = list_devices(events, text).await?;
+    let (mut list, unfinished, accounts) = list_devices(events, text).await?;
     if let Some(plan) = &args.discard {
         return Ok(Prepared::Done(
             discard(commands, events, &unfinished, plan).await?,
@@ -394,6 +426,7 @@ async fn prepare(
             Box::new(command),
             Box::new(list),
             Vec::new(),
+            accounts,
         ));
     }
     let plan = new_plan(args, snow, staging, commands, events, &mut list).await?;
@@ -408,6 +441,7 @@ async fn prepare(
         Box::new(Command::Dispatch(plan)),
         Box::new(list),
         left_out,
+        accounts,
     ))
 }
 
@@ -740,30 +774,46 @@ fn advice(
 async fn list_devices(
     events: &mut mpsc::UnboundedReceiver<Event>,
     text: bool,
-) -> anyhow::Result<(Devices, Vec<Resumable>)> {
+) -> anyhow::Result<(Devices, Vec<Resumable>, BTreeMap<String, String>)> {
     let mut list = Devices::default();
     let mut unfinished = Vec::new();
-    let mut connection = crate::aws::Connection::default();
-    let mut done = 0;
-    let mut services = 2;
-    while done < services {
+    let mut connections: Vec<crate::aws::Connection> = Vec::new();
+    // Every scope's listings: both services, less Panorama where AWS's own endpoint is used.
+    let mut left: Option<usize> = None;
+    let mut failures = Vec::new();
+    while left != Some(0) {
         match events.recv().await.context("the worker stopped")? {
             Event::DevicesPage(_, page) => list.upsert(page),
-            Event::ListingDone(..) => done += 1,
-            Event::ListingFailed(service, e) => match advice(&e, &connection, service) {
-                Some(advice) => bail!(
-                    "{advice}\n  (listing {} devices failed: {e})",
-                    service.label()
-                ),
-                None => bail!("listing {} devices failed: {e}", service.label()),
-            },
-            Event::Connected(c) => connection = c,
-            // Panorama on AWS's own endpoint is left out: one listing fewer.
+            Event::ListingDone(..) => left = left.map(|n| n.saturating_sub(1)),
+            Event::ListingFailed(scope, service, e) => {
+                left = left.map(|n| n.saturating_sub(1));
+                let c = connections
+                    .iter()
+                    .find(|c| c.scope() == scope)
+                    .cloned()
+                    .unwrap_or_default();
+                failures.push(match advice(&e, &c, service) {
+                    Some(advice) => format!(
+                        "{scope}: {advice}\n  (listing {} devices failed: {e})",
+                        service.label()
+                    ),
+                    None => format!("{scope}: listing {} devices failed: {e}", service.label()),
+                });
+            }
+            Event::Connected(c) => {
+                if left.is_none() {
+                    let ended = c
+                        .iter()
+                        .filter(|c| c.panorama_endpoint.contains(".amazonaws.com"));
+                    left = Some(c.len() * 2 - ended.count());
+                }
+                connections = c;
+            }
+            // Panorama on AWS's own endpoint is left out (counted above).
             Event::Failure(message) if message.contains("ended Panorama") => {
                 if text {
                     eprintln!("{message}");
                 }
-                services = 1;
             }
             // Not fatal by itself (a journal problem refuses the plan, with its reason).
             Event::Failure(message) => eprintln!("{message}"),
@@ -771,7 +821,33 @@ async fn list_devices(
             _ => {}
         }
     }
-    Ok((list, unfinished))
+    // Every scope must be read before a plan is made of them: a device missing because its
+    // context failed would silently shrink `--all` or a filter.
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    // A scope whose account no listing named is learned from the DescribeDevice that follows
+    // its listing; it may arrive a moment later.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let unknown = |connections: &[crate::aws::Connection], list: &Devices| {
+        connections
+            .iter()
+            .any(|c| c.account.is_none() && list.all().any(|d| d.scope == c.scope()))
+    };
+    while unknown(&connections, &list) {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Connected(c))) => connections = c,
+            Ok(Some(Event::DeviceUpdated(d))) => list.upsert(vec![d]),
+            Ok(Some(Event::Unfinished(plan))) => unfinished.push(plan),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let accounts = connections
+        .iter()
+        .filter_map(|c| Some((c.scope(), c.account.clone()?)))
+        .collect();
+    Ok((list, unfinished, accounts))
 }
 
 fn choose(list: &Devices, args: &RunArgs) -> anyhow::Result<Vec<DeviceKey>> {
@@ -1188,12 +1264,13 @@ fn report(
                     .unwrap_or("");
                 writeln!(
                     out,
-                    "{:<8} {:<24} {:<7} {:<12} {:<30} {}",
+                    "{:<5} {:<10} {:<24} {:<7} {:<12} {:<30} {}",
                     if o.service == "panorama" {
                         "PAN"
                     } else {
                         "SNOW"
                     },
+                    o.region,
                     o.name,
                     o.operation,
                     o.state,

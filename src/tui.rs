@@ -10,8 +10,9 @@ use futures::StreamExt;
 use ratatui::DefaultTerminal;
 
 use crate::app::{self, App, Msg};
-use crate::aws::{self, Connection, Target};
+use crate::aws::{self, Connection};
 use crate::cli::TuiArgs;
+use crate::contexts::{self, Catalog, ConfigFile, Flags};
 use crate::journal;
 use crate::ops::Tally;
 use crate::sim::{self, SimConfig};
@@ -25,10 +26,47 @@ pub const PANIC_FOR_TESTS: &str = "FLEETDECK_TEST_PANIC";
 /// What both front ends, the terminal UI and `fleetdeck run`, start from.
 pub struct Session {
     pub source: Source,
-    pub connection: Connection,
+    /// What the header can say before configuration is loaded.
+    pub connections: Vec<Connection>,
+    pub catalog: Catalog,
     pub settings: Settings,
     /// The demo's simulator, kept alive for the session.
     pub sim: Option<sim::SimHandle>,
+}
+
+/// The demo's simulator: two regions, two accounts (each its own key pair and fleet), named
+/// as contexts so the header, `:ctx` and the Region and Account columns have something to show.
+async fn start_demo(speed: f64) -> anyhow::Result<(sim::SimHandle, Catalog)> {
+    let handle = sim::start(SimConfig {
+        speed,
+        regions: vec!["us-east-1".into(), "us-west-2".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .context("the demo simulator did not start")?;
+    let text = format!(
+        "current = [\"prod\"]\n\
+         [contexts.prod]\nregions = [\"us-east-1\", \"us-west-2\"]\nlabel = \"prod\"\ncolour = \"red\"\n"
+    );
+    let file = contexts::parse(&text).map_err(anyhow::Error::msg)?;
+    let keys = [(
+        "prod".to_string(),
+        (
+            handle.access_key_id.clone(),
+            handle.secret_access_key.clone(),
+        ),
+    )]
+    .into_iter()
+    .collect();
+    let catalog = Catalog {
+        file,
+        demo: Some(contexts::Demo {
+            endpoint: handle.endpoint.clone(),
+            keys,
+        }),
+        ..Catalog::default()
+    };
+    Ok((handle, catalog))
 }
 
 impl Session {
@@ -40,42 +78,39 @@ impl Session {
             refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
             ..Settings::default()
         };
-        // The demo's simulator starts in-process on loopback before the first frame: it is
-        // local and quick, and its endpoint belongs in that frame's status bar.
-        let (source, connection, sim) = if args.demo {
-            let handle = sim::start(SimConfig {
-                speed: args.demo_speed,
-                ..SimConfig::default()
-            })
-            .await
-            .context("the demo simulator did not start")?;
-            let region = handle.regions[0].clone();
-            let source = Source::Demo {
-                endpoint: handle.endpoint.clone(),
-                region: region.clone(),
-                access_key: handle.access_key_id.clone(),
-                secret: handle.secret_access_key.clone(),
-            };
-            let connection = Connection {
-                profile: "demo".into(),
-                region,
-                panorama_endpoint: handle.endpoint.clone(),
-                snow_endpoint: handle.endpoint.clone(),
-                demo: true,
-            };
-            (source, connection, Some(handle))
-        } else {
-            let target = Target {
-                profile: args.profile.clone(),
-                region: args.region.clone(),
-                endpoint_url: args.endpoint_url.clone(),
-            };
-            let connection = aws::config::first_guess(&target);
-            (Source::Aws(target), connection, None)
+        let flags = Flags {
+            ctx: args.ctx.clone(),
+            profiles: args.profiles.clone(),
+            regions: args.regions.clone(),
+            endpoint_url: args.endpoint_url.clone(),
+            read_only: args.read_only,
         };
+        // The demo's simulator starts in-process on loopback before the first frame: it is
+        // local and quick, and its endpoint belongs in that frame's header.
+        let (mut catalog, sim) = if args.demo {
+            let (handle, catalog) = start_demo(args.demo_speed).await?;
+            (catalog, Some(handle))
+        } else {
+            let path = args.config.clone().or_else(contexts::default_path);
+            let file = match &path {
+                Some(p) => contexts::read_file(p)?,
+                None => ConfigFile::default(),
+            };
+            let catalog = Catalog {
+                file,
+                env: contexts::Env::read(),
+                profiles: contexts::aws_profiles(),
+                ..Catalog::default()
+            };
+            (catalog, None)
+        };
+        let targets = catalog.targets(&flags).map_err(anyhow::Error::msg)?;
+        catalog.flags = flags;
+        let connections = targets.iter().map(aws::config::first_guess).collect();
         Ok(Self {
-            source,
-            connection,
+            source: Source(targets),
+            connections,
+            catalog,
             settings,
             sim,
         })
@@ -86,12 +121,14 @@ impl Session {
 pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     let Session {
         source,
-        connection,
+        connections,
+        catalog,
         settings,
-        sim: _sim,
+        sim,
     } = Session::prepare(&args).await?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut app = App::new(connection, color, Instant::now());
+    let mut app = App::new(connections, color, Instant::now());
+    app.catalog = catalog;
     app.read_only = args.read_only;
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
 
@@ -106,7 +143,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
         }
     }));
     let journal = settings.journal.clone();
-    let demo = matches!(source, Source::Demo { .. });
+    let demo = sim.is_some();
     let (commands, events) = worker::spawn(source, settings);
     let result = event_loop(&mut terminal, app, &commands, events).await;
     ratatui::restore();

@@ -20,12 +20,12 @@ struct Region {
 }
 
 fn start_worker(sim: &SimHandle, region: &str, journal: &std::path::Path) -> Region {
-    let source = Source::Demo {
-        endpoint: sim.endpoint.clone(),
-        region: region.to_string(),
-        access_key: sim.access_key_id.clone(),
-        secret: sim.secret_access_key.clone(),
-    };
+    let source = Source::simulator(
+        &sim.endpoint,
+        region,
+        &sim.access_key_id,
+        &sim.secret_access_key,
+    );
     let settings = Settings {
         poll_every: Duration::from_millis(500),
         refresh_every: Duration::from_secs(3600),
@@ -50,7 +50,7 @@ async fn devices(region: &mut Region) -> Vec<Device> {
         match region.events.recv().await.expect("the worker runs") {
             Event::DevicesPage(_, page) => devices.extend(page.into_iter().map(|d| (d.key(), d))),
             Event::ListingDone(..) => done += 1,
-            Event::ListingFailed(service, e) => {
+            Event::ListingFailed(_, service, e) => {
                 panic!(
                     "listing {service:?} in {} failed through retries: {e}",
                     region.name

@@ -37,12 +37,12 @@ fn journal() -> PathBuf {
 }
 
 fn start(sim: &SimHandle, journal: &Path, settings: Settings) -> Worker {
-    let source = Source::Demo {
-        endpoint: sim.endpoint.clone(),
-        region: "us-east-1".into(),
-        access_key: sim.access_key_id.clone(),
-        secret: sim.secret_access_key.clone(),
-    };
+    let source = Source::simulator(
+        &sim.endpoint,
+        "us-east-1",
+        &sim.access_key_id,
+        &sim.secret_access_key,
+    );
     let settings = Settings {
         journal: Some(journal.to_path_buf()),
         refresh_every: Duration::from_secs(3600),

@@ -11,14 +11,16 @@ use fleetdeck::worker::{self, Command, Event, Settings, Source};
 #[tokio::test]
 async fn the_sdk_clients_refuse_mutating_calls_before_sending() {
     let h = common::start(common::config()).await;
-    let (clients, _) = aws::config::demo(
+    let mut target = Source::simulator(
         &h.endpoint,
         "us-east-1",
         &h.access_key_id,
         &h.secret_access_key,
-        true,
-        Duration::from_secs(10),
-    );
+    )
+    .0
+    .remove(0);
+    target.read_only = true;
+    let (clients, _) = aws::config::load(&target, Duration::from_secs(10)).await;
     let panorama = clients.panorama().unwrap();
     // Reading works...
     let (devices, _) = aws::panorama::list_devices(panorama, None).await.unwrap();
@@ -48,12 +50,12 @@ async fn the_sdk_clients_refuse_mutating_calls_before_sending() {
 #[tokio::test]
 async fn a_read_only_worker_refuses_plans_and_cancels() {
     let h = common::start(common::config()).await;
-    let source = Source::Demo {
-        endpoint: h.endpoint.clone(),
-        region: "us-east-1".into(),
-        access_key: h.access_key_id.clone(),
-        secret: h.secret_access_key.clone(),
-    };
+    let source = Source::simulator(
+        &h.endpoint,
+        "us-east-1",
+        &h.access_key_id,
+        &h.secret_access_key,
+    );
     let settings = Settings {
         read_only: true,
         ..Settings::default()

@@ -106,7 +106,11 @@ fn apply(app: &mut App, step: Step, t0: Instant) -> Vec<Command> {
         Step::Devices(n) => Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet(n)))),
         Step::Listed(n) => {
             let ids: Vec<String> = fleet(n).into_iter().map(|d| d.id).collect();
-            Msg::Worker(Box::new(Event::ListingDone(Service::Snow, ids)))
+            Msg::Worker(Box::new(Event::ListingDone(
+                String::new(),
+                Service::Snow,
+                ids,
+            )))
         }
         Step::Op(id, s) => {
             let state = [
@@ -142,7 +146,7 @@ proptest! {
         read_only in any::<bool>(),
     ) {
         let t0 = Instant::now();
-        let mut app = App::new(connection(), true, t0);
+        let mut app = App::new(vec![connection()], true, t0);
         app.read_only = read_only;
         app::update(&mut app, Msg::Worker(Box::new(Event::DevicesPage(Service::Snow, fleet(12)))));
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -155,7 +159,7 @@ proptest! {
     #[test]
     fn read_only_never_asks_for_a_change(steps in prop::collection::vec(step(), 0..200)) {
         let t0 = Instant::now();
-        let mut app = App::new(connection(), true, t0);
+        let mut app = App::new(vec![connection()], true, t0);
         app.read_only = true;
         app::update(&mut app, Msg::Worker(Box::new(Event::DevicesPage(Service::Snow, fleet(12)))));
         for step in steps {
@@ -182,5 +186,8 @@ fn connection() -> Connection {
         panorama_endpoint: "http://127.0.0.1:1".into(),
         snow_endpoint: "http://127.0.0.1:1".into(),
         demo: true,
+        context: "prod".into(),
+        account: Some("123456789012".into()),
+        ..Connection::default()
     }
 }

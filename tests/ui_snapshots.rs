@@ -23,12 +23,18 @@ fn connection() -> Connection {
         panorama_endpoint: "http://127.0.0.1:4580".into(),
         snow_endpoint: "http://127.0.0.1:4580".into(),
         demo: true,
+        context: "prod".into(),
+        account: Some("123456789012".into()),
+        ..Connection::default()
     }
 }
 
 fn appliance(name: &str, status: &str, current: &str, latest: Option<&str>, site: &str) -> Device {
     let mut d = Device::new(Service::Panorama, format!("device-{name}"));
     d.name = Some(name.into());
+    d.scope = "prod/us-east-1".into();
+    d.region = "us-east-1".into();
+    d.account = Some("123456789012".into());
     d.status = status.into();
     d.current_software = Some(current.into());
     d.available_software = Some("5.0.21".into());
@@ -44,6 +50,9 @@ fn appliance(name: &str, status: &str, current: &str, latest: Option<&str>, site
 fn snow(id: &str, state: &str, seen: &str, site: &str) -> Device {
     let mut d = Device::new(Service::Snow, id);
     d.status = state.into();
+    d.scope = "prod/us-west-2".into();
+    d.region = "us-west-2".into();
+    d.account = Some("123456789012".into());
     d.connection = Some(format!("seen {seen} ago"));
     d.current_software = Some("7.1.0".into());
     d.tags = [("site".to_string(), site.to_string())].into();
@@ -95,7 +104,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let t0 = Instant::now();
-        let mut app = App::new(connection(), false, t0);
+        let mut app = App::new(vec![connection()], false, t0);
         app::update(
             &mut app,
             Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet()))),
@@ -191,10 +200,13 @@ fn devices_pane_filtered_and_sorted() {
 #[test]
 fn devices_pane_while_loading() {
     let t0 = Instant::now();
-    let mut app = App::new(connection(), false, t0);
+    let mut app = App::new(vec![connection()], false, t0);
     app::update(
         &mut app,
-        Msg::Worker(Box::new(Event::ListingStarted(Service::Panorama))),
+        Msg::Worker(Box::new(Event::ListingStarted(
+            "prod/us-east-1".into(),
+            Service::Panorama,
+        ))),
     );
     let f = Fixture { app, t0 };
     f.snapshot("devices_loading");
@@ -292,7 +304,7 @@ fn confirm_dialog() {
 #[test]
 fn confirm_dialog_for_ten_or_more_asks_for_the_number() {
     let t0 = Instant::now();
-    let mut app = App::new(connection(), false, t0);
+    let mut app = App::new(vec![connection()], false, t0);
     let many: Vec<Device> = (0..12)
         .map(|i| {
             appliance(

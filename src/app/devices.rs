@@ -9,6 +9,8 @@ use crate::fleet::{Device, DeviceKey, Service, version_key};
 pub enum SortColumn {
     Service,
     Name,
+    Region,
+    Account,
     Status,
     Current,
     Available,
@@ -17,9 +19,11 @@ pub enum SortColumn {
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 7] = [
+    pub const ALL: [SortColumn; 9] = [
         Self::Service,
         Self::Name,
+        Self::Region,
+        Self::Account,
         Self::Status,
         Self::Current,
         Self::Available,
@@ -31,6 +35,8 @@ impl SortColumn {
         match self {
             Self::Service => "Service",
             Self::Name => "Name",
+            Self::Region => "Region",
+            Self::Account => "Account",
             Self::Status => "Status",
             Self::Current => "Current",
             Self::Available => "Available",
@@ -56,8 +62,8 @@ pub struct Devices {
     pub filter: String,
     pub sort: Option<SortColumn>,
     pub reverse: bool,
-    /// Services whose listing is under way.
-    pub loading: HashSet<Service>,
+    /// Listings under way, by scope and service.
+    pub loading: HashSet<(String, Service)>,
     /// Until the operator moves, the cursor stays on the first row while rows arrive.
     moved: bool,
     /// Rows per service (Panorama, Snow), kept as rows change: every frame shows them.
@@ -84,6 +90,27 @@ impl Devices {
 
     pub fn current(&self) -> Option<&Device> {
         self.row(self.cursor)
+    }
+
+    /// Gives devices whose reads named no account their scope's, once it is known.
+    pub fn fill_accounts(&mut self, accounts: &HashMap<String, String>) {
+        let mut changed = false;
+        for d in &mut self.rows {
+            if d.account.is_none()
+                && let Some(a) = accounts.get(&d.scope)
+            {
+                d.account = Some(a.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            self.rebuild_at(self.current().map(Device::key));
+        }
+    }
+
+    /// Every device, shown or filtered out, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &Device> {
+        self.rows.iter()
     }
 
     pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
@@ -116,13 +143,17 @@ impl Devices {
         self.rebuild();
     }
 
-    /// A complete listing of `service`: devices it no longer holds go.
-    pub fn retain_listed(&mut self, service: Service, ids: &[String]) {
+    /// A complete listing of `service` in `scope`: devices it no longer holds go.
+    pub fn retain_listed(&mut self, scope: &str, service: Service, ids: &[String]) {
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        self.retain(|d| d.service != service || d.scope != scope || listed.contains(d.id.as_str()));
+    }
+
+    /// Keeps only the devices `keep` says to.
+    pub fn retain(&mut self, keep: impl Fn(&Device) -> bool) {
         let at = self.current().map(Device::key);
         let before = self.rows.len();
-        self.rows
-            .retain(|d| d.service != service || listed.contains(d.id.as_str()));
+        self.rows.retain(|d| keep(d));
         if self.rows.len() != before {
             self.index = self
                 .rows
@@ -244,6 +275,8 @@ fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
     let primary = match column {
         SortColumn::Service => a.service.cmp(&b.service),
         SortColumn::Name => a.label().cmp(b.label()),
+        SortColumn::Region => a.region.cmp(&b.region),
+        SortColumn::Account => a.account.cmp(&b.account),
         SortColumn::Status => a.status.cmp(&b.status),
         SortColumn::Current => version(&a.current_software).cmp(&version(&b.current_software)),
         SortColumn::Available => {
@@ -255,14 +288,18 @@ fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
     primary.then_with(|| a.label().cmp(b.label()))
 }
 
-/// Whether the filter text (lowercase) matches a device: its name, id, status, service or
-/// tags contain it. The same for `/`, `--filter` and a rollout's canary.
+/// Whether the filter text (lowercase) matches a device: its name, id, status, service,
+/// region, account, context or tags contain it. The same for `/`, `--filter` and a rollout's
+/// canary.
 pub fn matches(d: &Device, needle: &str) -> bool {
     [
         d.label(),
         d.id.as_str(),
         d.status.as_str(),
         d.service.label(),
+        d.region.as_str(),
+        d.account.as_deref().unwrap_or_default(),
+        d.context(),
     ]
     .iter()
     .any(|h| h.to_lowercase().contains(needle))
@@ -341,7 +378,7 @@ mod tests {
         ]);
         list.move_by(1);
         list.toggle_mark();
-        list.retain_listed(Service::Snow, &["s1".to_string()]);
+        list.retain_listed("", Service::Snow, &["s1".to_string()]);
         assert_eq!(list.len(), 1);
         assert!(list.marks.is_empty());
         assert_eq!(list.cursor, 0);

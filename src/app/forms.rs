@@ -435,12 +435,20 @@ pub struct Confirm {
     /// Labels of the devices, per service, for the dialog.
     pub panorama: Vec<String>,
     pub snow: Vec<String>,
-    /// Each wave's labels: (Panorama, Snow).
-    pub waves: Vec<(Vec<String>, Vec<String>)>,
+    /// Each wave's labels, grouped by scope ("context/region") and service.
+    pub waves: Vec<Vec<WaveGroup>>,
     /// Lines scrolled past in the dialog.
     pub scroll: u16,
     pub typed: Input,
     pub refused: Option<String>,
+}
+
+/// One scope's devices of one service in a wave, as the confirmation lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaveGroup {
+    pub scope: String,
+    pub service: Service,
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -463,13 +471,25 @@ impl Confirm {
             .waves()
             .iter()
             .map(|w| {
-                let of = |service| {
-                    w.iter()
-                        .filter(|k| k.service == service)
-                        .map(&label)
-                        .collect()
-                };
-                (of(Service::Panorama), of(Service::Snow))
+                let mut groups: Vec<WaveGroup> = Vec::new();
+                for scope in plan.scope_names().into_iter().chain([String::new()]) {
+                    for service in [Service::Panorama, Service::Snow] {
+                        let labels: Vec<String> = w
+                            .iter()
+                            .filter(|k| k.service == service)
+                            .filter(|k| plan.scopes.get(*k).map_or("", String::as_str) == scope)
+                            .map(&label)
+                            .collect();
+                        if !labels.is_empty() {
+                            groups.push(WaveGroup {
+                                scope: scope.clone(),
+                                service,
+                                labels,
+                            });
+                        }
+                    }
+                }
+                groups
             })
             .collect();
         Self {

@@ -2,6 +2,7 @@
 //! state and returns the commands for the worker. No I/O and no SDK types here, so every
 //! behaviour is a unit test.
 
+pub mod command;
 pub mod devices;
 pub mod forms;
 
@@ -129,7 +130,14 @@ pub struct ErrorLine {
 const ERROR_LOG_SIZE: usize = 500;
 
 pub struct App {
-    pub connection: Connection,
+    /// Every scope in use (a context in one region), as the worker last said.
+    pub connections: Vec<Connection>,
+    /// The config file's contexts, the environment and the flags in use: what `:` resolves.
+    pub catalog: crate::contexts::Catalog,
+    /// The `:` command line, while it is open.
+    pub command_input: Option<Input>,
+    /// Scopes whose last listing failed: `R` reloads their configuration, not just lists.
+    pub failed_listings: std::collections::HashSet<(String, Service)>,
     pub devices: Devices,
     pub results: Results,
     pub focus: Pane,
@@ -171,9 +179,12 @@ pub enum Msg {
 const NOTICE_FOR: Duration = Duration::from_secs(4);
 
 impl App {
-    pub fn new(connection: Connection, color: bool, now: Instant) -> Self {
+    pub fn new(connections: Vec<Connection>, color: bool, now: Instant) -> Self {
         Self {
-            connection,
+            connections,
+            catalog: crate::contexts::Catalog::default(),
+            command_input: None,
+            failed_listings: Default::default(),
             devices: Devices::default(),
             results: Results::default(),
             focus: Pane::Devices,
@@ -235,6 +246,11 @@ impl App {
         }
     }
 
+    /// The scope's connection (its account, its context's label).
+    pub fn connection_of(&self, scope: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.scope() == scope)
+    }
+
     fn page(&self) -> isize {
         (self.height as isize / 2 - 3).max(1)
     }
@@ -283,28 +299,46 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
 
 fn on_event(app: &mut App, event: Event) {
     match event {
-        Event::Connected(connection) => app.connection = connection,
-        Event::ListingStarted(service) => {
-            app.devices.loading.insert(service);
+        Event::Connected(connections) => {
+            // Devices of scopes no longer in use go; the rest keep their rows.
+            let scopes: std::collections::HashSet<String> =
+                connections.iter().map(Connection::scope).collect();
+            app.devices
+                .retain(|d| d.scope.is_empty() || scopes.contains(&d.scope));
+            app.devices.loading.retain(|(s, _)| scopes.contains(s));
+            app.failed_listings.retain(|(s, _)| scopes.contains(s));
+            let accounts = connections
+                .iter()
+                .filter_map(|c| Some((c.scope(), c.account.clone()?)))
+                .collect();
+            app.devices.fill_accounts(&accounts);
+            app.connections = connections;
+        }
+        Event::ListingStarted(scope, service) => {
+            app.devices.loading.insert((scope, service));
         }
         Event::DevicesPage(_, devices) => app.devices.upsert(devices),
-        Event::ListingDone(service, ids) => {
-            app.devices.loading.remove(&service);
-            app.devices.retain_listed(service, &ids);
+        Event::ListingDone(scope, service, ids) => {
+            app.devices.loading.remove(&(scope.clone(), service));
+            app.failed_listings.remove(&(scope.clone(), service));
+            app.devices.retain_listed(&scope, service, &ids);
         }
-        Event::ListingFailed(service, error) => {
-            app.devices.loading.remove(&service);
+        Event::ListingFailed(scope, service, error) => {
+            app.devices.loading.remove(&(scope.clone(), service));
+            app.failed_listings.insert((scope.clone(), service));
+            let connection = app.connection_of(&scope).cloned().unwrap_or_default();
             // The cause and its fix where there is one; what AWS said stays in the log (!).
-            match crate::aws::advice::advice(&error, &app.connection, service, "ListDevices") {
+            // Each scope's failure is its own line: one context failing hides no other.
+            match crate::aws::advice::advice(&error, &connection, service, "ListDevices") {
                 Some(advice) => {
-                    app.fail(format!("{advice} · R retries, ! shows the error"));
+                    app.fail(format!("{scope}: {advice} · R retries, ! shows the error"));
                     app.log(format!(
-                        "Listing {} devices failed: {error}",
+                        "{scope}: listing {} devices failed: {error}",
                         service.label()
                     ));
                 }
                 None => app.fail(format!(
-                    "Listing {} devices failed: {error}",
+                    "{scope}: listing {} devices failed: {error}",
                     service.label()
                 )),
             }
@@ -428,6 +462,9 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         }
         return Vec::new();
     }
+    if app.command_input.is_some() {
+        return on_command_key(app, key);
+    }
     if let Some(input) = &mut app.filter_input {
         match key.code {
             KeyCode::Enter => app.filter_input = None,
@@ -454,6 +491,75 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         return Vec::new();
     }
     on_action(app, action)
+}
+
+/// A key while the `:` line is open: Enter runs it, Esc closes it, Tab completes.
+fn on_command_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
+    let Some(input) = &mut app.command_input else {
+        return Vec::new();
+    };
+    match key.code {
+        KeyCode::Esc => app.command_input = None,
+        KeyCode::Tab => {
+            let line = command::complete(input.value(), &app.catalog);
+            let found = command::candidates(&line, &app.catalog);
+            *input = Input::new(line);
+            if found.len() > 1 {
+                app.tell(found.join("  "));
+            }
+        }
+        KeyCode::Enter => {
+            let line = input.value().to_string();
+            app.command_input = None;
+            return run_command(app, &line);
+        }
+        _ => {
+            input.handle_event(&crossterm::event::Event::Key(key));
+        }
+    }
+    Vec::new()
+}
+
+fn run_command(app: &mut App, line: &str) -> Vec<Command> {
+    match command::parse(line, &app.catalog) {
+        Err(e) => app.fail(format!(":{} — {e}", line.trim())),
+        Ok(command::Asked::Say(s)) if s.is_empty() => {}
+        Ok(command::Asked::Say(s)) => app.tell(s),
+        Ok(command::Asked::Quit) => return on_action(app, Action::Quit),
+        Ok(command::Asked::Use(flags)) => return switch(app, flags),
+    }
+    Vec::new()
+}
+
+/// Asks the worker to use other scopes. Refused while a rollout is under way: its answers
+/// come from the scopes it was sent to.
+fn switch(app: &mut App, flags: crate::contexts::Flags) -> Vec<Command> {
+    if work_left(app) {
+        app.fail(
+            "Contexts were not switched: a plan is still under way. Switch once it ends (or abort it with X).",
+        );
+        return Vec::new();
+    }
+    match app.catalog.targets(&flags) {
+        Err(e) => {
+            app.fail(e);
+            Vec::new()
+        }
+        Ok(targets) => {
+            let names: Vec<String> = targets
+                .iter()
+                .map(|t| match &t.region {
+                    Some(r) => format!("{}/{r}", t.context),
+                    None => t.context.clone(),
+                })
+                .collect();
+            app.tell(format!("Switching to {}", names.join(", ")));
+            app.catalog.flags = flags;
+            app.errors.clear();
+            app.devices.marks.clear();
+            vec![Command::Use(targets)]
+        }
+    }
 }
 
 fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command> {
@@ -655,8 +761,22 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
         }
         Action::ForceQuit => app.quit = true,
         Action::Refresh => {
+            // After a failed listing the cause was likely fixed outside (a login, a key, a
+            // network): configuration is loaded afresh, so new credentials are read.
+            if !app.failed_listings.is_empty()
+                && let Ok(targets) = app.catalog.targets(&app.catalog.flags)
+                && !targets.is_empty()
+                && !work_left(app)
+            {
+                app.tell("Loading configuration again and refreshing devices");
+                app.errors.clear();
+                return vec![Command::Use(targets)];
+            }
             app.tell("Refreshing devices");
             return vec![Command::Refresh];
+        }
+        Action::Command => {
+            app.command_input = Some(Input::default());
         }
         Action::Filter => app.filter_input = Some(Input::new(app.devices.filter.clone())),
         Action::Sort => app.devices.cycle_sort(),

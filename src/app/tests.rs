@@ -32,11 +32,13 @@ fn connection() -> Connection {
         panorama_endpoint: "http://127.0.0.1:1".into(),
         snow_endpoint: "http://127.0.0.1:1".into(),
         demo: true,
+        context: "prod".into(),
+        ..Connection::default()
     }
 }
 
 fn app_with_fleet() -> App {
-    let mut app = App::new(connection(), false, Instant::now());
+    let mut app = App::new(vec![connection()], false, Instant::now());
     let mut devices = Vec::new();
     for (id, current, available, status) in [
         ("p1", "5.0.10", "5.0.21", "UPDATE_NEEDED"),
@@ -286,7 +288,7 @@ fn read_only_opens_no_form_and_sends_nothing() {
 
 #[test]
 fn only_the_rows_around_the_cursor_are_reported_in_view() {
-    let mut app = App::new(connection(), false, Instant::now());
+    let mut app = App::new(vec![connection()], false, Instant::now());
     update(&mut app, Msg::Resize(80, 10));
     let devices = (0..100)
         .map(|i| Device::new(Service::Snow, format!("smd-{i:03}")))
@@ -362,8 +364,8 @@ fn the_form_stages_a_rollout_and_the_confirmation_shows_each_wave() {
         )
     };
     assert_eq!(confirm.waves.len(), 2);
-    assert_eq!(confirm.waves[0].0, vec!["cam-p3".to_string()]);
-    assert_eq!(confirm.waves[1].0.len(), 2);
+    assert_eq!(confirm.waves[0][0].labels, vec!["cam-p3".to_string()]);
+    assert_eq!(confirm.waves[1][0].labels.len(), 2);
     // Scrolling moves the list and types nothing.
     press(&mut app, KeyCode::Down);
     let Some(Overlay::Confirm(confirm)) = &app.overlay else {

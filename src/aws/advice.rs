@@ -111,6 +111,7 @@ mod tests {
             panorama_endpoint: "http://127.0.0.1:4580".into(),
             snow_endpoint: "http://127.0.0.1:4580".into(),
             demo: false,
+            ..Connection::default()
         }
     }
 

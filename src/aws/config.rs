@@ -17,22 +17,71 @@ use aws_types::region::Region;
 
 use super::ApiError;
 
-/// What the operator asked for on the command line.
-#[derive(Clone, Debug, Default)]
+/// One scope to reach: a context's profile in one region (or the profile's own region).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
+    pub context: String,
     pub profile: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
+    pub read_only: bool,
+    pub label: Option<String>,
+    pub colour: Option<String>,
+    /// The in-process simulator's key pair: nothing is read from the environment or profiles.
+    pub demo_key: Option<(String, String)>,
 }
 
-/// Where calls go, as the status bar shows it.
+impl Target {
+    /// One target per context and region; a context naming no region gets its profile's.
+    pub fn all(contexts: &[crate::contexts::Context]) -> Vec<Target> {
+        let mut out = Vec::new();
+        for c in contexts {
+            let regions: Vec<Option<String>> = if c.regions.is_empty() {
+                vec![None]
+            } else {
+                c.regions.iter().cloned().map(Some).collect()
+            };
+            for region in regions {
+                out.push(Target {
+                    context: c.name.clone(),
+                    profile: c.profile.clone(),
+                    region,
+                    endpoint_url: c.endpoint_url.clone(),
+                    read_only: c.read_only,
+                    label: c.label.clone(),
+                    colour: c.colour.clone(),
+                    demo_key: None,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Where one scope's calls go, as the header shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connection {
+    /// The context's name: a config file's, or the profile's for `--profiles`.
+    pub context: String,
     pub profile: String,
     pub region: String,
     pub panorama_endpoint: String,
     pub snow_endpoint: String,
     pub demo: bool,
+    pub read_only: bool,
+    pub label: Option<String>,
+    pub colour: Option<String>,
+    /// The account, once a listed device's ARN has named it.
+    pub account: Option<String>,
+    /// When the profile's SSO token expires (epoch seconds), for SSO profiles.
+    pub sso_expires: Option<u64>,
+}
+
+impl Connection {
+    /// "context/region": how devices, plans and the journal name the scope.
+    pub fn scope(&self) -> String {
+        format!("{}/{}", self.context, self.region)
+    }
 }
 
 /// The SDK clients the worker owns. Panorama is absent where its calls would reach AWS's own
@@ -114,6 +163,9 @@ fn env(name: &str) -> Option<String> {
 /// What can be said before any configuration is loaded: flags and environment only, so the
 /// first frame never waits.
 pub fn first_guess(target: &Target) -> Connection {
+    if let Some(endpoint) = target.demo_key.as_ref().and(target.endpoint_url.as_ref()) {
+        return demo_connection(target, endpoint);
+    }
     let region = target
         .region
         .clone()
@@ -127,11 +179,30 @@ pub fn first_guess(target: &Target) -> Connection {
         .unwrap_or_else(|| "default".into());
     let (panorama_endpoint, snow_endpoint) = endpoints(target, None, &region);
     Connection {
+        context: target.context.clone(),
         profile,
         region,
         panorama_endpoint,
         snow_endpoint,
-        demo: false,
+        read_only: target.read_only,
+        label: target.label.clone(),
+        colour: target.colour.clone(),
+        ..Connection::default()
+    }
+}
+
+fn demo_connection(target: &Target, endpoint: &str) -> Connection {
+    Connection {
+        context: target.context.clone(),
+        profile: "demo".into(),
+        region: target.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        panorama_endpoint: endpoint.into(),
+        snow_endpoint: endpoint.into(),
+        demo: true,
+        read_only: target.read_only,
+        label: target.label.clone(),
+        colour: target.colour.clone(),
+        ..Connection::default()
     }
 }
 
@@ -165,7 +236,11 @@ fn is_aws_endpoint(url: &str) -> bool {
 
 /// Loads configuration through aws-config's default chain. Credentials are resolved lazily by
 /// the SDK, so missing ones surface as an error on the first call, not here.
-pub async fn load(target: &Target, read_only: bool, attempt: Duration) -> (Clients, Connection) {
+pub async fn load(target: &Target, attempt: Duration) -> (Clients, Connection) {
+    if let (Some((key, secret)), Some(endpoint)) = (&target.demo_key, &target.endpoint_url) {
+        return demo(target, endpoint, key, secret, attempt);
+    }
+    let read_only = target.read_only;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retries())
         .timeout_config(timeouts(attempt));
@@ -184,34 +259,41 @@ pub async fn load(target: &Target, read_only: bool, attempt: Duration) -> (Clien
         .map_or_else(|| "(no region)".to_string(), |r| r.to_string());
     let (panorama_endpoint, snow_endpoint) = endpoints(target, config.endpoint_url(), &region);
     let panorama = !is_aws_endpoint(&panorama_endpoint);
+    let profile = target
+        .profile
+        .clone()
+        .or_else(|| env("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".into());
     let connection = Connection {
-        profile: target
-            .profile
-            .clone()
-            .or_else(|| env("AWS_PROFILE"))
-            .unwrap_or_else(|| "default".into()),
+        context: target.context.clone(),
+        sso_expires: super::sso::expiry(&profile),
+        profile,
         region,
         panorama_endpoint,
         snow_endpoint,
-        demo: false,
+        read_only,
+        label: target.label.clone(),
+        colour: target.colour.clone(),
+        ..Connection::default()
     };
     (clients(&config, panorama, read_only), connection)
 }
 
 /// Clients for the in-process simulator: its endpoint and key pair, nothing from the
 /// environment.
-pub fn demo(
+fn demo(
+    target: &Target,
     endpoint: &str,
-    region: &str,
     access_key: &str,
     secret: &str,
-    read_only: bool,
     attempt: Duration,
 ) -> (Clients, Connection) {
+    let connection = demo_connection(target, endpoint);
+    let region = connection.region.clone();
     let credentials = Credentials::new(access_key, secret, None, None, "fleetdeck-demo");
     let config = aws_types::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
+        .region(Region::new(region))
         .endpoint_url(endpoint)
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
@@ -221,15 +303,7 @@ pub fn demo(
         .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep"))
         .time_source(aws_smithy_async::time::SystemTimeSource::new())
         .build();
-    let clients = clients(&config, true, read_only);
-    let connection = Connection {
-        profile: "demo".into(),
-        region: region.into(),
-        panorama_endpoint: endpoint.into(),
-        snow_endpoint: endpoint.into(),
-        demo: true,
-    };
-    (clients, connection)
+    (clients(&config, true, target.read_only), connection)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod panorama;
 pub mod snow;
+pub mod sso;
 
 pub use config::{Clients, Connection, Target};
 pub use error::{ApiError, ErrorKind};

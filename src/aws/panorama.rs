@@ -72,6 +72,7 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
         .collect();
     device.latest = latest(d.latest_device_job());
     device.tags = tags(d.tags());
+    device.arn = d.arn().map(str::to_string);
     Ok(device)
 }
 

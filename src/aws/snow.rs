@@ -43,6 +43,7 @@ pub async fn list_devices(
         .filter_map(|d| {
             let mut device = Device::new(Service::Snow, d.managed_device_id()?);
             device.tags = tags(d.tags());
+            device.arn = d.managed_device_arn().map(str::to_string);
             Some(device)
         })
         .collect();
@@ -67,6 +68,7 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
         .and_then(|s| s.installed_version())
         .map(str::to_string);
     device.tags = tags(d.tags());
+    device.arn = d.managed_device_arn().map(str::to_string);
     Ok(device)
 }
 

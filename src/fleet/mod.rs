@@ -69,6 +69,13 @@ pub struct Device {
     pub offered: Vec<String>,
     /// Snow: when the device last reached out (epoch seconds, the service's clock).
     pub last_reached_out: Option<u64>,
+    /// The scope it was read from ("context/region"): where its calls go.
+    pub scope: String,
+    pub region: String,
+    /// The device's ARN, where the read gave one (Snow listings, Panorama DescribeDevice).
+    pub arn: Option<String>,
+    /// The account: its ARN's, or its scope's once any ARN there named it.
+    pub account: Option<String>,
 }
 
 impl Device {
@@ -85,7 +92,16 @@ impl Device {
             tags: BTreeMap::new(),
             offered: Vec::new(),
             last_reached_out: None,
+            scope: String::new(),
+            region: String::new(),
+            arn: None,
+            account: None,
         }
+    }
+
+    /// The context part of the scope.
+    pub fn context(&self) -> &str {
+        self.scope.split('/').next().unwrap_or_default()
     }
 
     pub fn key(&self) -> DeviceKey {
@@ -133,6 +149,12 @@ impl Device {
         if newer.last_reached_out.is_some() {
             self.last_reached_out = newer.last_reached_out;
         }
+        keep(&mut self.arn, newer.arn);
+        keep(&mut self.account, newer.account);
+        if !newer.scope.is_empty() {
+            self.scope = newer.scope;
+            self.region = newer.region;
+        }
     }
 
     /// The appliance is known to be offline (its listing or its connection status says so).
@@ -169,6 +191,12 @@ impl Operation {
             Self::Unlock => service == Service::Snow,
         }
     }
+}
+
+/// The account an ARN names (its fifth field).
+pub fn account_of_arn(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// Orders dotted versions numerically (4.3.100 after 4.3.93).

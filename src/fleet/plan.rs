@@ -69,6 +69,8 @@ pub struct Plan {
     pub rollout: Rollout,
     /// Preflight's skips, sent anyway (they are in `targets` and still named in `skipped`).
     pub include_skipped: bool,
+    /// The scope ("context/region") each target was read from: where its call goes.
+    pub scopes: BTreeMap<DeviceKey, String>,
 }
 
 impl Plan {
@@ -87,6 +89,7 @@ impl Plan {
         let mut skipped = Vec::new();
         let mut major_bumps = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut scopes = BTreeMap::new();
         let offered = offered_versions(&operation, devices);
         for d in devices {
             // A device named twice (by id and by name, say) is one target.
@@ -115,6 +118,9 @@ impl Plan {
             {
                 major_bumps.push(d.label().to_string());
             }
+            if !d.scope.is_empty() {
+                scopes.insert(d.key(), d.scope.clone());
+            }
             targets.push(d.key());
         }
         Self {
@@ -125,7 +131,21 @@ impl Plan {
             major_bumps,
             rollout: Rollout::default(),
             include_skipped: preflight.include_skipped,
+            scopes,
         }
+    }
+
+    /// The scopes the plan's targets are in, in order of first appearance.
+    pub fn scope_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for k in &self.targets {
+            if let Some(s) = self.scopes.get(k)
+                && !out.contains(s)
+            {
+                out.push(s.clone());
+            }
+        }
+        out
     }
 
     /// Puts the devices `first` chooses at the front, keeping the order within each part.
@@ -173,15 +193,20 @@ impl Plan {
             .count()
     }
 
-    /// CreateTask calls: Snow devices are batched 10 to a task within each wave.
+    /// CreateTask calls: Snow devices are batched 10 to a task within each wave and scope
+    /// (a task lives in one account and region).
     pub fn snow_tasks(&self) -> usize {
         self.waves()
             .iter()
             .map(|w| {
-                w.iter()
-                    .filter(|k| k.service == Service::Snow)
-                    .count()
-                    .div_ceil(SNOW_TARGETS_PER_TASK)
+                let mut per_scope: BTreeMap<Option<&String>, usize> = BTreeMap::new();
+                for k in w.iter().filter(|k| k.service == Service::Snow) {
+                    *per_scope.entry(self.scopes.get(k)).or_default() += 1;
+                }
+                per_scope
+                    .values()
+                    .map(|n| n.div_ceil(SNOW_TARGETS_PER_TASK))
+                    .sum::<usize>()
             })
             .sum()
     }

@@ -76,8 +76,15 @@ pub enum Record {
         description: Option<String>,
         #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
         tags: BTreeMap<String, String>,
+        /// The first scope's region and Snow endpoint (all an older journal records).
         region: String,
         endpoint: String,
+        /// Every scope the plan reaches ("context/region") and its Snow endpoint.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+        scopes: BTreeMap<String, String>,
+        /// Each device's scope.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+        routes: BTreeMap<String, String>,
         /// "panorama:<id>" or "snow:<id>".
         devices: Vec<String>,
         /// A staged rollout: its waves' devices and its gate.
@@ -580,6 +587,8 @@ pub(crate) fn reboot_plan(id: &str, at: u64, devices: &[&str]) -> Record {
         tags: BTreeMap::new(),
         region: "us-east-1".into(),
         endpoint: "http://127.0.0.1:4580".into(),
+        scopes: BTreeMap::new(),
+        routes: BTreeMap::new(),
         devices: devices.iter().map(|d| d.to_string()).collect(),
         rollout: None,
         left_out: Vec::new(),

@@ -66,34 +66,38 @@ fn what(op: &Operation) -> String {
 /// The devices, wave by wave and per service, and what preflight left out.
 fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'static>> {
     let plan = &confirm.plan;
-    let region = &app.connection.region;
     let mut lines = Vec::new();
     let several = confirm.waves.len() > 1;
-    for (k, (panorama, snow)) in confirm.waves.iter().enumerate() {
+    for (k, groups) in confirm.waves.iter().enumerate() {
+        let count: usize = groups.iter().map(|g| g.labels.len()).sum();
         if several {
             lines.push(Line::from(Span::styled(
                 format!(
                     "Wave {}/{} · {} device{}",
                     k + 1,
                     confirm.waves.len(),
-                    panorama.len() + snow.len(),
-                    if panorama.len() + snow.len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
+                    count,
+                    if count == 1 { "" } else { "s" }
                 ),
                 theme.title(),
             )));
         }
         let indent = if several { "  " } else { "" };
-        if !panorama.is_empty() {
-            let head = format!("{indent}Panorama {region} ({}): ", panorama.len());
-            lines.extend(wrapped(head, panorama, width).into_iter().map(Line::from));
-        }
-        if !snow.is_empty() {
-            let head = format!("{indent}Snow {region} ({}): ", snow.len());
-            lines.extend(wrapped(head, snow, width).into_iter().map(Line::from));
+        for g in groups {
+            let scope = if g.scope.is_empty() {
+                app.connections
+                    .first()
+                    .map(|c| c.scope())
+                    .unwrap_or_default()
+            } else {
+                g.scope.clone()
+            };
+            let head = format!(
+                "{indent}{} {scope} ({}): ",
+                g.service.label(),
+                g.labels.len()
+            );
+            lines.extend(wrapped(head, &g.labels, width).into_iter().map(Line::from));
         }
     }
     if !plan.snow.tags.is_empty() || plan.snow.description.is_some() {
@@ -134,7 +138,12 @@ fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'
 
 pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area: Rect) {
     let plan = &confirm.plan;
-    let c = &app.connection;
+    let scopes = plan.scope_names();
+    let used: Vec<&crate::aws::Connection> = app
+        .connections
+        .iter()
+        .filter(|c| scopes.is_empty() || scopes.contains(&c.scope()))
+        .collect();
     let width: u16 = 76;
     let inner_width = usize::from(width.min(area.width).saturating_sub(2)).max(20);
     let body = body(app, confirm, theme, inner_width);
@@ -146,18 +155,14 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
         )));
     }
     footer.push(Line::from(format!("Calls: {}", plan.calls())));
-    footer.push(Line::from(Span::styled(
-        format!(
-            "Profile {} · region {} · {}",
-            c.profile, c.region, c.snow_endpoint
-        ),
-        theme.dim(),
-    )));
-    if c.panorama_endpoint != c.snow_endpoint {
-        footer.push(Line::from(Span::styled(
-            format!("Panorama endpoint {}", c.panorama_endpoint),
-            theme.dim(),
-        )));
+    // Where the calls go: every scope the plan reaches, with its profile and account.
+    for c in &used {
+        let account = c.account.as_deref().unwrap_or("account ?");
+        let mut text = format!("{} · profile {} · {account}", c.scope(), c.profile);
+        if !c.snow_endpoint.contains(".amazonaws.com") {
+            text.push_str(&format!(" · {}", c.snow_endpoint));
+        }
+        footer.push(Line::from(Span::styled(text, theme.dim())));
     }
     if confirm.must_type() {
         footer.push(Line::from(vec![

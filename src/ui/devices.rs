@@ -49,6 +49,9 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let inner_rows = area.height.saturating_sub(3).max(1) as usize;
     // Page-wise scrolling: the page holding the cursor, computed rather than stored.
     let offset = list.cursor - list.cursor % inner_rows;
+    // Narrow terminals fold Current and Available into one column, show the account's last
+    // four digits and leave tags to the details view.
+    let wide = area.width >= 110;
     let rows: Vec<Row> = (offset..(offset + inner_rows).min(list.shown()))
         .filter_map(|i| list.row(i))
         .map(|d| {
@@ -76,35 +79,79 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 }
                 _ => d.status.clone(),
             };
-            Row::new(vec![
+            let account = d.account.clone().unwrap_or_default();
+            let latest = Cell::from(Span::styled(
+                d.latest.clone().unwrap_or_default(),
+                theme.state(d.latest.as_deref().unwrap_or("")),
+            ));
+            let current = d.current_software.clone().unwrap_or_default();
+            let mut cells = vec![
                 Cell::from(Span::styled(mark, theme.marked())),
                 Cell::from(service),
                 Cell::from(d.label().to_string()),
-                Cell::from(Span::styled(status, theme.state(&d.status))),
-                Cell::from(d.current_software.clone().unwrap_or_default()),
-                Cell::from(available),
-                Cell::from(Span::styled(
-                    d.latest.clone().unwrap_or_default(),
-                    theme.state(d.latest.as_deref().unwrap_or("")),
-                )),
-                Cell::from(d.tags_text()),
-            ])
+                Cell::from(d.region.clone()),
+            ];
+            if wide {
+                cells.extend([
+                    Cell::from(account),
+                    Cell::from(Span::styled(status, theme.state(&d.status))),
+                    Cell::from(current),
+                    Cell::from(available),
+                    latest,
+                    Cell::from(d.tags_text()),
+                ]);
+            } else {
+                let software = match available.as_str() {
+                    "" | "—" => current,
+                    a => format!("{current}→{a}"),
+                };
+                cells.extend([
+                    Cell::from(account[account.len().saturating_sub(4)..].to_string()),
+                    Cell::from(Span::styled(status, theme.state(&d.status))),
+                    Cell::from(software),
+                    latest,
+                ]);
+            }
+            Row::new(cells)
         })
         .collect();
-    let header = Row::new([
-        "", "Svc", "Name", "Status", "Current", "Avail", "Latest", "Tags",
-    ])
-    .style(theme.header());
-    let widths = [
-        Constraint::Length(1),
-        Constraint::Length(4),
-        Constraint::Length(21),
-        Constraint::Length(13),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(16),
-        Constraint::Min(4),
-    ];
+    let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+        (
+            vec![
+                "", "Svc", "Name", "Region", "Account", "Status", "Current", "Avail", "Latest",
+                "Tags",
+            ],
+            vec![
+                Constraint::Length(1),
+                Constraint::Length(4),
+                Constraint::Length(21),
+                Constraint::Length(12),
+                Constraint::Length(12),
+                Constraint::Length(13),
+                Constraint::Length(7),
+                Constraint::Length(7),
+                Constraint::Length(16),
+                Constraint::Min(4),
+            ],
+        )
+    } else {
+        (
+            vec![
+                "", "Svc", "Name", "Region", "Acct", "Status", "Software", "Latest",
+            ],
+            vec![
+                Constraint::Length(1),
+                Constraint::Length(4),
+                Constraint::Length(16),
+                Constraint::Length(9),
+                Constraint::Length(4),
+                Constraint::Length(12),
+                Constraint::Length(13),
+                Constraint::Min(8),
+            ],
+        )
+    };
+    let header = Row::new(header).style(theme.header());
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)

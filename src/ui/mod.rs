@@ -12,6 +12,7 @@ pub mod theme;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
@@ -60,10 +61,11 @@ pub fn spinner(app: &App) -> &'static str {
     SPINNER[(ticks % SPINNER.len() as u128) as usize]
 }
 
+/// The header: every context in use with its account, regions, read-only mark and SSO
+/// token expiry, then the endpoint when it is not AWS's.
 fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let c = &app.connection;
     let mut spans = vec![Span::styled(" fleetdeck ", theme.title())];
-    if c.demo {
+    if app.connections.iter().any(|c| c.demo) {
         spans.push(Span::styled(" DEMO ", theme.badge()));
         spans.push(Span::raw(" "));
     }
@@ -71,23 +73,91 @@ fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(" READ-ONLY ", theme.badge()));
         spans.push(Span::raw(" "));
     }
-    let endpoint = if c.panorama_endpoint == c.snow_endpoint {
-        c.snow_endpoint.clone()
-    } else {
-        format!(
-            "panorama {} · snow {}",
-            c.panorama_endpoint, c.snow_endpoint
-        )
-    };
-    spans.push(Span::styled(
-        format!("profile {} · region {} · {endpoint}", c.profile, c.region),
-        theme.dim(),
-    ));
+    let mut contexts: Vec<&str> = Vec::new();
+    for c in &app.connections {
+        if !contexts.contains(&c.context.as_str()) {
+            contexts.push(&c.context);
+        }
+    }
+    for (i, name) in contexts.iter().enumerate() {
+        let scopes: Vec<&crate::aws::Connection> = app
+            .connections
+            .iter()
+            .filter(|c| c.context == *name)
+            .collect();
+        let Some(first) = scopes.first() else {
+            continue;
+        };
+        if i > 0 {
+            spans.push(Span::styled(" · ", theme.dim()));
+        }
+        let label = first.label.as_deref().unwrap_or(name);
+        spans.push(Span::styled(
+            format!(" {label} "),
+            theme.label(first.colour.as_deref()),
+        ));
+        if label != *name {
+            spans.push(Span::raw(format!(" {name}")));
+        }
+        let mut accounts: Vec<&str> = scopes.iter().filter_map(|c| c.account.as_deref()).collect();
+        accounts.dedup();
+        let account = if accounts.is_empty() {
+            "account ?".to_string()
+        } else {
+            accounts.join(",")
+        };
+        let regions: Vec<&str> = scopes.iter().map(|c| c.region.as_str()).collect();
+        spans.push(Span::styled(
+            format!(" {account} {}", regions.join(",")),
+            theme.dim(),
+        ));
+        if first.read_only && !app.read_only {
+            spans.push(Span::styled(" read-only", theme.warn()));
+        }
+        if let Some(at) = first.sso_expires {
+            let (text, style) = sso_text(at, app.now_epoch);
+            spans.push(Span::styled(text, style(theme)));
+        }
+    }
+    let endpoints: std::collections::BTreeSet<&str> = app
+        .connections
+        .iter()
+        .flat_map(|c| [c.panorama_endpoint.as_str(), c.snow_endpoint.as_str()])
+        .filter(|e| !e.contains(".amazonaws.com"))
+        .collect();
+    if !endpoints.is_empty() {
+        let list: Vec<&str> = endpoints.into_iter().collect();
+        spans.push(Span::styled(format!(" · {}", list.join(" ")), theme.dim()));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// "SSO 2h10m" while the token lasts; "SSO expired" (an error) once it has not.
+fn sso_text(at: u64, now: u64) -> (String, fn(&Theme) -> Style) {
+    if at <= now {
+        return (" SSO expired".into(), |t: &Theme| t.error());
+    }
+    let left = at - now;
+    let text = if left >= 3600 {
+        format!(" SSO {}h{:02}m", left / 3600, (left % 3600) / 60)
+    } else {
+        format!(" SSO {}m", left.div_ceil(60))
+    };
+    let style: fn(&Theme) -> Style = if left < 900 {
+        |t: &Theme| t.warn()
+    } else {
+        |t: &Theme| t.dim()
+    };
+    (text, style)
+}
+
 fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let line = if let Some(input) = &app.filter_input {
+    let line = if let Some(input) = &app.command_input {
+        Line::from(vec![
+            Span::styled(":", theme.header()),
+            Span::raw(input.value()),
+        ])
+    } else if let Some(input) = &app.filter_input {
         Line::from(vec![
             Span::styled("Filter: ", theme.header()),
             Span::raw(input.value()),
@@ -113,7 +183,10 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Line::default()
     };
     frame.render_widget(Paragraph::new(line), area);
-    if let Some(input) = &app.filter_input {
+    if let Some(input) = &app.command_input {
+        let x = area.x + 1 + input.visual_cursor() as u16;
+        frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+    } else if let Some(input) = &app.filter_input {
         let x = area.x + 8 + input.visual_cursor() as u16;
         frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
     }

@@ -35,6 +35,27 @@ impl Theme {
         }
     }
 
+    /// A context's label, in the colour its config names (reversed without colour).
+    pub fn label(&self, colour: Option<&str>) -> Style {
+        let c = match colour {
+            Some("red") => Color::Red,
+            Some("yellow") => Color::Yellow,
+            Some("green") => Color::Green,
+            Some("blue") => Color::Blue,
+            Some("magenta") => Color::Magenta,
+            Some("cyan") => Color::Cyan,
+            _ => return Style::new().add_modifier(Modifier::BOLD),
+        };
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(c)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
     pub fn header(&self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::aws::{self, ApiError, Clients, Connection};
+use crate::aws::{self, ApiError, Clients, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::journal::{self, Journal};
 use crate::ops::Book;
@@ -33,9 +33,11 @@ pub use rollout::short;
 
 /// What the worker's own sub-tasks report back to it.
 enum Internal {
-    Page(Service, Vec<Device>),
-    ListingDone(Service, Vec<String>),
-    ListingFailed(Service, ApiError),
+    Page(String, Service, Vec<Device>),
+    ListingDone(String, Service, Vec<String>),
+    ListingFailed(String, Service, ApiError),
+    /// Configuration for a new set of scopes is loaded (`:ctx`, `:region`, `:profile`).
+    Loaded(Vec<Place>),
     /// A DescribeDevice call ended.
     Described(DeviceKey, Result<Device, ApiError>),
     /// A Panorama job was created for an operation: follow it by its id.
@@ -108,8 +110,39 @@ pub fn parse_device_ref(text: &str) -> Option<DeviceKey> {
     }
 }
 
+/// One scope (a context in one region): its clients and its own quota pacing and bound on
+/// calls under way, as AWS's quotas are per account and region.
+pub(crate) struct Place {
+    conn: Connection,
+    clients: Clients,
+    limits: Arc<limits::Limits>,
+}
+
+/// Loads every target's configuration at once: one slow profile does not hold up the others.
+async fn load_places(targets: &[Target], settings: &Settings) -> Vec<Place> {
+    let loads = targets
+        .iter()
+        .map(|t| aws::config::load(t, settings.call_timeout));
+    let mut places: Vec<Place> = Vec::new();
+    for (clients, conn) in futures::future::join_all(loads).await {
+        // Two targets that resolve to one scope (a profile's own region named again) are one.
+        if places.iter().any(|p| p.conn.scope() == conn.scope()) {
+            continue;
+        }
+        places.push(Place {
+            conn,
+            clients,
+            limits: Arc::new(limits::Limits::new(settings.concurrency)),
+        });
+    }
+    places
+}
+
 struct Worker {
-    connection: Connection,
+    /// Every scope in use, in the order the operator named them.
+    places: Vec<Place>,
+    /// Which scope each device was read from: where its calls go.
+    routes: HashMap<DeviceKey, String>,
     journal: Option<Arc<Journal>>,
     /// Why nothing can be dispatched (no journal, a broken or foreign one), if so.
     journal_problem: Option<String>,
@@ -117,8 +150,6 @@ struct Worker {
     /// Plans from the journal awaiting the operator's word, and as they were offered.
     unfinished: HashMap<String, journal::Unfinished>,
     offered: HashMap<String, Resumable>,
-    clients: Clients,
-    limits: Arc<limits::Limits>,
     stop_tx: watch::Sender<bool>,
     stop: limits::Stop,
     /// Answered once dispatch has stopped and open plans are recorded as paused.
@@ -146,43 +177,18 @@ async fn run(
 ) {
     // Loading configuration may read files or probe for credentials: it happens here, after
     // the first frame, never on the UI's path.
-    let (clients, connection) = match &source {
-        Source::Demo {
-            endpoint,
-            region,
-            access_key,
-            secret,
-        } => aws::config::demo(
-            endpoint,
-            region,
-            access_key,
-            secret,
-            settings.read_only,
-            settings.call_timeout,
-        ),
-        Source::Aws(target) => {
-            aws::config::load(target, settings.read_only, settings.call_timeout).await
-        }
-    };
-    if clients.panorama.is_none() {
-        let _ = events.send(Event::Failure(format!(
-            "{}. Snow Device Management keeps working.",
-            ApiError::panorama_ended().message
-        )));
-    }
+    let places = load_places(&source.targets(&settings), &settings).await;
     let (journal, journal_problem) = plans::open_journal(&settings, &events);
-    let _ = events.send(Event::Connected(connection.clone()));
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = limits::Stop::new();
     let mut worker = Worker {
-        connection,
+        places: Vec::new(),
+        routes: HashMap::new(),
         journal,
         journal_problem,
         book: Book::default(),
         unfinished: HashMap::new(),
         offered: HashMap::new(),
-        clients,
-        limits: Arc::new(limits::Limits::new(settings.concurrency)),
         stop_tx,
         stop,
         shutting_down: None,
@@ -196,10 +202,7 @@ async fn run(
         canceling: Default::default(),
         rollouts: HashMap::new(),
     };
-    if worker.journal.is_some() {
-        worker.offer_unfinished();
-    }
-    worker.refresh();
+    worker.use_places(places);
     let mut refresh = tokio::time::interval(settings.refresh_every);
     refresh.tick().await;
     let mut poll = tokio::time::interval(settings.poll_every);
@@ -250,9 +253,68 @@ impl Worker {
         let _ = self.events.send(event);
     }
 
+    fn place(&self, scope: &str) -> Option<&Place> {
+        self.places.iter().find(|p| p.conn.scope() == scope)
+    }
+
+    /// Where a device's calls go: the scope it was read from (or a plan named), or the only
+    /// scope there is.
+    fn place_of(&self, key: &DeviceKey) -> Option<&Place> {
+        match self.routes.get(key) {
+            Some(scope) => self.place(scope),
+            None if self.places.len() == 1 => self.places.first(),
+            None => None,
+        }
+    }
+
+    fn connections(&self) -> Vec<Connection> {
+        self.places.iter().map(|p| p.conn.clone()).collect()
+    }
+
+    /// Takes a freshly loaded set of scopes: what the old ones listed is forgotten, the
+    /// journal's unfinished plans are offered again for the new ones, and all are listed.
+    fn use_places(&mut self, places: Vec<Place>) {
+        for p in places.iter().filter(|p| p.clients.panorama.is_none()) {
+            self.emit(Event::Failure(format!(
+                "{} ({}). Snow Device Management keeps working.",
+                ApiError::panorama_ended().message,
+                p.conn.scope()
+            )));
+        }
+        self.places = places;
+        self.routes.clear();
+        self.status = status::Status::default();
+        self.emit(Event::Connected(self.connections()));
+        self.unfinished.clear();
+        self.offered.clear();
+        if self.journal.is_some() {
+            self.offer_unfinished();
+        }
+        self.refresh();
+    }
+
+    /// `:ctx`, `:region`, `:profile`: load the new scopes, unless something is under way in
+    /// the old ones (their answers would have nowhere to go).
+    fn switch(&mut self, targets: Vec<Target>) {
+        if let Some(plan) = self.book.open_plans().first() {
+            return self.emit(Event::Failure(format!(
+                "Contexts were not switched: plan {} is still under way in them. Switch once it ends (or abort it).",
+                short(plan)
+            )));
+        }
+        let settings = self.settings.clone();
+        let tx = self.internal.clone();
+        let targets = Source(targets).targets(&settings);
+        self.tasks.spawn(async move {
+            let places = load_places(&targets, &settings).await;
+            let _ = tx.send(Internal::Loaded(places));
+        });
+    }
+
     fn command(&mut self, command: Command) {
         match command {
             Command::Refresh => self.refresh(),
+            Command::Use(targets) => self.switch(targets),
             Command::Describe(key) => self.describe(key),
             Command::Look(keys) => self.look(keys),
             Command::Dispatch(plan) => self.dispatch(plan),
@@ -272,12 +334,14 @@ impl Worker {
 
     fn internal(&mut self, news: Internal) {
         match news {
-            Internal::Page(service, devices) => self.page(service, devices),
-            Internal::ListingDone(service, ids) => self.listing_done(service, ids),
-            Internal::ListingFailed(service, error) => {
-                self.status.listing.remove(&service);
-                self.emit(Event::ListingFailed(service, error));
+            Internal::Page(scope, service, devices) => self.page(&scope, service, devices),
+            Internal::ListingDone(scope, service, ids) => self.listing_done(scope, service, ids),
+            Internal::ListingFailed(scope, service, error) => {
+                self.status.listing.remove(&(scope.clone(), service));
+                self.emit(Event::ListingFailed(scope, service, error));
+                self.listing_ended();
             }
+            Internal::Loaded(places) => self.use_places(places),
             Internal::Described(key, device) => self.described(key, device),
             Internal::PanoramaJob { job, device, op } => self.follow_job(job, device, op),
             Internal::JobStatus { job, status } => self.job_status(job, status),

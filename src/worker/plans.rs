@@ -1,6 +1,7 @@
 //! Plans through their life: begun (journaled, checked against unfinished plans and busy
 //! devices), resumed, discarded, paused by a quit and ended; and the one CancelTask per task.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -8,7 +9,7 @@ use tokio::sync::mpsc;
 use super::dispatch::{self, Ctx, Log, Work};
 use super::rollout::Run;
 use super::{
-    Event, Internal, Refusal, Resumable, RolloutView, Settings, Worker, device_ref,
+    Event, Internal, Place, Refusal, Resumable, RolloutView, Settings, Worker, device_ref,
     parse_device_ref,
 };
 use crate::aws::{self, ApiError, ErrorKind};
@@ -66,14 +67,14 @@ impl Worker {
         self.emit(Event::PlanRefused(Refusal { error, overlaps }));
     }
 
-    fn ctx(&self, plan: &str, operation: Operation, snow: SnowOptions) -> Ctx {
+    fn ctx(&self, plan: &str, operation: Operation, snow: SnowOptions, place: &Place) -> Ctx {
         let hold = match self.rollouts.get(plan) {
             Some(run) => self.stop.or(&run.hold),
             None => self.stop.clone(),
         };
         Ctx {
-            clients: self.clients.clone(),
-            limits: self.limits.clone(),
+            clients: place.clients.clone(),
+            limits: place.limits.clone(),
             stop: self.stop.clone(),
             hold,
             log: Log {
@@ -113,17 +114,10 @@ impl Worker {
             })
             .collect();
         for u in journal::unfinished_plans(&records) {
-            let Record::Plan {
-                plan,
-                at,
-                region,
-                endpoint,
-                ..
-            } = &u.plan
-            else {
+            let Record::Plan { plan, at, .. } = &u.plan else {
                 continue;
             };
-            if *region != self.connection.region || *endpoint != self.connection.snow_endpoint {
+            if self.plan_routes(&u.plan).is_none() {
                 continue;
             }
             let Some((operation, _)) = operation_of(&u.plan) else {
@@ -145,6 +139,50 @@ impl Worker {
             self.emit(Event::Unfinished(offer));
             self.unfinished.insert(plan.clone(), u);
         }
+    }
+
+    /// Where a journaled plan's devices are, when every scope it reaches is in use with the
+    /// same endpoint (a demo's simulator is gone with its process, so its plans are not). An
+    /// older journal's plan reached one scope: the one with its region and endpoint.
+    fn plan_routes(&self, record: &Record) -> Option<HashMap<DeviceKey, String>> {
+        let Record::Plan {
+            region,
+            endpoint,
+            scopes,
+            routes,
+            devices,
+            ..
+        } = record
+        else {
+            return None;
+        };
+        if scopes.is_empty() {
+            let place = self
+                .places
+                .iter()
+                .find(|p| p.conn.region == *region && p.conn.snow_endpoint == *endpoint)?;
+            let scope = place.conn.scope();
+            return Some(
+                devices
+                    .iter()
+                    .filter_map(|d| parse_device_ref(d))
+                    .map(|k| (k, scope.clone()))
+                    .collect(),
+            );
+        }
+        let here = scopes.iter().all(|(scope, endpoint)| {
+            self.place(scope)
+                .is_some_and(|p| p.conn.snow_endpoint == *endpoint)
+        });
+        if !here {
+            return None;
+        }
+        Some(
+            routes
+                .iter()
+                .filter_map(|(d, scope)| Some((parse_device_ref(d)?, scope.clone())))
+                .collect(),
+        )
     }
 
     fn resumable(&self, id: &str) -> Option<Resumable> {
@@ -184,12 +222,39 @@ impl Worker {
         None
     }
 
+    /// A plan reaching a scope not in use, or a read-only one, is not sent.
+    fn scope_refusal(&self, plan: &Plan) -> Option<ApiError> {
+        for k in &plan.targets {
+            let place = match plan.scopes.get(k) {
+                Some(s) => self.place(s),
+                None => self.place_of(k),
+            };
+            let Some(place) = place else {
+                return Some(super::status::no_scope(k));
+            };
+            if place.conn.read_only {
+                return Some(ApiError::new(
+                    ErrorKind::Validation,
+                    "ReadOnly",
+                    format!(
+                        "context {} is read-only: nothing was sent (it names {k})",
+                        place.conn.context
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
     /// Journals a confirmed plan, gives each distinct device an operation, and sends.
     pub(super) fn dispatch(&mut self, plan: Plan) {
         if let Some(e) = self.refusal() {
             return self.refuse(e, None);
         }
         let keys: Vec<DeviceKey> = plan.targets.clone();
+        if let Some(e) = self.scope_refusal(&plan) {
+            return self.refuse(e, None);
+        }
         if let Some((e, overlaps)) = self.overlap(&keys) {
             if let Some(r) = overlaps.as_deref().and_then(|id| self.resumable(id)) {
                 self.emit(Event::Unfinished(r));
@@ -206,6 +271,30 @@ impl Worker {
         };
         let waves = plan.waves();
         let gate = plan.rollout.gate_for(waves.len());
+        // Every target's scope: the one it was read from, else the only one there is.
+        let routes: BTreeMap<DeviceKey, String> = keys
+            .iter()
+            .filter_map(|k| {
+                let scope = match plan.scopes.get(k) {
+                    Some(s) => s.clone(),
+                    None => self.place_of(k)?.conn.scope(),
+                };
+                Some((k.clone(), scope))
+            })
+            .collect();
+        let mut scope_names: Vec<String> = Vec::new();
+        for s in keys.iter().filter_map(|k| routes.get(k)) {
+            if !scope_names.contains(s) {
+                scope_names.push(s.clone());
+            }
+        }
+        let Some(first) = scope_names
+            .first()
+            .and_then(|s| self.place(s))
+            .or(self.places.first())
+        else {
+            return self.refuse(super::status::no_scope(&keys[0]), None);
+        };
         let record = Record::Plan {
             plan: id.clone(),
             at: journal::now(),
@@ -214,8 +303,16 @@ impl Worker {
             allow_major,
             description: plan.snow.description.clone(),
             tags: plan.snow.tags.clone(),
-            region: self.connection.region.clone(),
-            endpoint: self.connection.snow_endpoint.clone(),
+            region: first.conn.region.clone(),
+            endpoint: first.conn.snow_endpoint.clone(),
+            scopes: scope_names
+                .iter()
+                .filter_map(|s| Some((s.clone(), self.place(s)?.conn.snow_endpoint.clone())))
+                .collect(),
+            routes: routes
+                .iter()
+                .map(|(k, s)| (device_ref(k), s.clone()))
+                .collect(),
             devices: waves.iter().flatten().map(device_ref).collect(),
             rollout: Some(journal::RolloutRecord {
                 sizes: plan.rollout.waves.clone(),
@@ -237,6 +334,7 @@ impl Worker {
             let e = ApiError::new(ErrorKind::Validation, "JournalWriteFailed", why);
             return self.refuse(e, None);
         }
+        self.routes.extend(routes);
         let keys: Vec<DeviceKey> = waves.iter().flatten().cloned().collect();
         let ops = self.book.add_plan(&id, &keys);
         self.emit(Event::PlanStarted {
@@ -307,6 +405,9 @@ impl Worker {
         if let Some((e, _)) = self.overlap(&keys) {
             self.unfinished.insert(id.to_string(), u);
             return self.refuse(e, None);
+        }
+        if let Some(routes) = self.plan_routes(&u.plan) {
+            self.routes.extend(routes);
         }
         let ops = self.book.add_plan(id, &keys);
         self.emit(Event::PlanStarted {
@@ -441,8 +542,9 @@ impl Worker {
         snow: SnowOptions,
         work: Vec<Work>,
     ) {
-        let ctx = self.ctx(plan, operation, snow);
-        let mut snow_batches = Vec::new();
+        // Each scope's Snow batches go together; each appliance on its own.
+        let mut snow_batches: BTreeMap<String, Vec<(Vec<(String, OpId)>, Option<String>)>> =
+            BTreeMap::new();
         for item in work {
             match item {
                 Work::Panorama {
@@ -459,26 +561,42 @@ impl Worker {
                         self.op(op, OpUpdate::new(OpState::Skipped).with_error(e));
                         continue;
                     }
-                    let handle = self.dispatching.spawn(dispatch::panorama(
-                        ctx.clone(),
-                        op,
-                        device,
-                        known_jobs,
-                        last_sent,
-                    ));
+                    let key = DeviceKey::new(Service::Panorama, device.clone());
+                    let Some(place) = self.place_of(&key) else {
+                        let e = super::status::no_scope(&key);
+                        self.op(op, OpUpdate::new(OpState::Failed).with_error(e));
+                        continue;
+                    };
+                    let ctx = self.ctx(plan, operation.clone(), snow.clone(), place);
+                    let handle = self
+                        .dispatching
+                        .spawn(dispatch::panorama(ctx, op, device, known_jobs, last_sent));
                     self.dispatch_ops.insert(handle.id(), vec![op]);
                 }
-                Work::Snow { ops, token } => snow_batches.push((ops, token)),
+                Work::Snow { ops, token } => {
+                    let scope = ops
+                        .first()
+                        .and_then(|(d, _)| self.place_of(&DeviceKey::new(Service::Snow, d.clone())))
+                        .map(|p| p.conn.scope())
+                        .unwrap_or_default();
+                    snow_batches.entry(scope).or_default().push((ops, token));
+                }
             }
         }
-        if !snow_batches.is_empty() {
-            let ops = snow_batches
+        for (scope, batches) in snow_batches {
+            let ops: Vec<OpId> = batches
                 .iter()
                 .flat_map(|(ops, _)| ops.iter().map(|(_, op)| *op))
                 .collect();
-            let handle = self
-                .dispatching
-                .spawn(dispatch::snow(ctx.clone(), snow_batches));
+            let Some(place) = self.place(&scope) else {
+                for (device, op) in batches.iter().flat_map(|(ops, _)| ops) {
+                    let e = super::status::no_scope(&DeviceKey::new(Service::Snow, device.clone()));
+                    self.op(*op, OpUpdate::new(OpState::Failed).with_error(e));
+                }
+                continue;
+            };
+            let ctx = self.ctx(plan, operation.clone(), snow.clone(), place);
+            let handle = self.dispatching.spawn(dispatch::snow(ctx, batches));
             self.dispatch_ops.insert(handle.id(), ops);
         }
     }
@@ -556,8 +674,24 @@ impl Worker {
                 "Plan {id} was not discarded: the journal cannot be written here"
             )));
         }
-        let client = self.clients.panorama().ok().cloned();
-        let limits = self.limits.clone();
+        // Each appliance is read in its own scope.
+        let routes = self.plan_routes(&u.plan).unwrap_or_default();
+        let reach: HashMap<String, (aws_sdk_panorama::Client, Arc<super::limits::Limits>)> = u
+            .pending
+            .iter()
+            .filter_map(|p| match p {
+                journal::Pending::Panorama { device, .. } => {
+                    let key = DeviceKey::new(Service::Panorama, device.clone());
+                    let place = match routes.get(&key) {
+                        Some(s) => self.place(s),
+                        None => self.place_of(&key),
+                    }?;
+                    let client = place.clients.panorama().ok()?.clone();
+                    Some((device.clone(), (client, place.limits.clone())))
+                }
+                journal::Pending::Snow { .. } => None,
+            })
+            .collect();
         let tx = self.internal.clone();
         let plan = id.to_string();
         self.dispatching.spawn(async move {
@@ -569,8 +703,10 @@ impl Worker {
                         device,
                         known_jobs: Some(known),
                         ..
-                    } if client.is_some() => {
-                        let Some(client) = &client else { continue };
+                    } if reach.contains_key(device) => {
+                        let Some((client, limits)) = reach.get(device) else {
+                            continue;
+                        };
                         limits.panorama_read().await;
                         match aws::panorama::job_ids(client, device).await {
                             Ok(now) => match now.iter().find(|j| !known.contains(j)) {
@@ -682,7 +818,12 @@ impl Worker {
                 "CancelTask {task} was not sent: {e}"
             )));
         }
-        let client = self.clients.snow.clone();
+        let Some(client) = self.task_place(&task).map(|p| p.clients.snow.clone()) else {
+            self.canceling.remove(&task);
+            return self.emit(Event::Failure(format!(
+                "CancelTask {task} was not sent: its context is no longer in use"
+            )));
+        };
         let tx = self.internal.clone();
         // Among the dispatch tasks: a shutdown waits for its answer to be journaled.
         self.dispatching.spawn(async move {
@@ -747,6 +888,8 @@ mod tests {
             tags: Default::default(),
             region: "r".into(),
             endpoint: "e".into(),
+            scopes: Default::default(),
+            routes: Default::default(),
             devices: vec![],
             rollout: None,
             left_out: vec![],

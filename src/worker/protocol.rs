@@ -11,6 +11,9 @@ use crate::ops::{OpId, OpUpdate, Tally};
 pub enum Command {
     /// Reload both services' devices. A refresh asked for while one runs is folded into it.
     Refresh,
+    /// Work against these scopes from now on (`:ctx`, `:region`, `:profile`); refused while a
+    /// plan is under way.
+    Use(Vec<Target>),
     /// Read one device's details and history.
     Describe(DeviceKey),
     /// These devices are in view (or wanted by a headless run): keep their DescribeDevice
@@ -39,14 +42,15 @@ pub enum Command {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Configuration is loaded: calls go here.
-    Connected(Connection),
-    /// A listing of one service begins; pages follow.
-    ListingStarted(Service),
+    /// Configuration is loaded (or an account learned): calls go to these scopes.
+    Connected(Vec<Connection>),
+    /// A listing of one service in one scope begins; pages follow.
+    ListingStarted(String, Service),
+    /// Devices read from a scope (each carries its scope).
     DevicesPage(Service, Vec<Device>),
-    /// The listing is complete: these are all the service's devices.
-    ListingDone(Service, Vec<String>),
-    ListingFailed(Service, ApiError),
+    /// The listing is complete: these are all the service's devices in the scope.
+    ListingDone(String, Service, Vec<String>),
+    ListingFailed(String, Service, ApiError),
     /// A fuller read of one device (DescribeDevice).
     DeviceUpdated(Device),
     /// DescribeDevice of a device in view failed; it keeps what its listing said.
@@ -125,17 +129,33 @@ pub struct Resumable {
     pub paused: bool,
 }
 
-/// Where the clients come from.
+/// Where the clients come from: one target per scope (a context in one region).
 #[derive(Debug, Clone)]
-pub enum Source {
-    /// The in-process simulator: endpoint, region, key pair.
-    Demo {
-        endpoint: String,
-        region: String,
-        access_key: String,
-        secret: String,
-    },
-    Aws(Target),
+pub struct Source(pub Vec<Target>);
+
+impl Source {
+    /// One scope on a simulator: its endpoint, region and key pair (tests, benchmarks).
+    pub fn simulator(endpoint: &str, region: &str, access_key: &str, secret: &str) -> Self {
+        Self(vec![Target {
+            context: "sim".into(),
+            region: Some(region.to_string()),
+            endpoint_url: Some(endpoint.to_string()),
+            demo_key: Some((access_key.to_string(), secret.to_string())),
+            ..Target::default()
+        }])
+    }
+
+    /// The targets, each read-only where the settings say all are.
+    pub fn targets(&self, settings: &Settings) -> Vec<Target> {
+        self.0
+            .iter()
+            .cloned()
+            .map(|mut t| {
+                t.read_only |= settings.read_only;
+                t
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]

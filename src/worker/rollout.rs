@@ -87,29 +87,39 @@ impl Run {
     }
 }
 
-/// Fresh sends for operations never sent: an appliance each, Snow 10 to a task.
-pub(super) fn fresh_work(ops: &[(OpId, DeviceKey)]) -> Vec<Work> {
+/// Fresh sends for operations never sent: an appliance each, Snow 10 to a task, a task
+/// never mixing scopes (it lives in one account and region).
+pub(super) fn fresh_work(
+    ops: &[(OpId, DeviceKey)],
+    scope_of: impl Fn(&DeviceKey) -> Option<String>,
+) -> Vec<Work> {
     let mut work = Vec::new();
+    // Each scope's batch still taking targets, by its index in `work`.
+    let mut open: HashMap<Option<String>, usize> = HashMap::new();
     for (op, key) in ops {
-        match key.service {
-            Service::Panorama => work.push(Work::Panorama {
+        if key.service == Service::Panorama {
+            work.push(Work::Panorama {
                 op: *op,
                 device: key.id.clone(),
                 known_jobs: None,
                 last_sent: None,
-            }),
-            Service::Snow => match work.last_mut() {
-                Some(Work::Snow { ops, token: None })
-                    if ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK =>
-                {
-                    ops.push((key.id.clone(), *op))
-                }
-                _ => work.push(Work::Snow {
-                    ops: vec![(key.id.clone(), *op)],
-                    token: None,
-                }),
-            },
+            });
+            continue;
         }
+        let scope = scope_of(key);
+        let target = (key.id.clone(), *op);
+        if let Some(&i) = open.get(&scope)
+            && let Some(Work::Snow { ops, .. }) = work.get_mut(i)
+            && ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK
+        {
+            ops.push(target);
+            continue;
+        }
+        open.insert(scope, work.len());
+        work.push(Work::Snow {
+            ops: vec![target],
+            token: None,
+        });
     }
     work
 }
@@ -194,7 +204,8 @@ impl Worker {
         let (operation, snow) = (run.operation.clone(), run.snow.clone());
         let ops = self.idle_unsent(plan, Some(run.view.wave));
         if !ops.is_empty() {
-            self.start(plan, operation, snow, fresh_work(&ops));
+            let work = fresh_work(&ops, |k| self.routes.get(k).cloned());
+            self.start(plan, operation, snow, work);
         }
     }
 
@@ -564,11 +575,11 @@ impl Worker {
         operation: Operation,
         task: Option<String>,
     ) {
-        let (clients, limits, tx) = (
-            self.clients.clone(),
-            self.limits.clone(),
-            self.internal.clone(),
-        );
+        let Some((clients, limits, at)) = self.reach(&key) else {
+            let why = super::status::no_scope(&key).message;
+            return self.health_read(op, Health::Unhealthy(why), None);
+        };
+        let tx = self.internal.clone();
         let (every, timeout) = (self.settings.poll_every, self.settings.health_timeout);
         self.tasks.spawn(async move {
             let deadline = Instant::now() + timeout;
@@ -584,7 +595,9 @@ impl Worker {
                         .ok()
                         .flatten();
                 }
-                let read = super::status::read_device(&clients, &limits, &key).await;
+                let read = super::status::read_device(&clients, &limits, &key)
+                    .await
+                    .map(|d| at.stamp(d));
                 let why = match &read {
                     Ok(d) => match health(&operation, d, ended) {
                         Ok(()) => {

@@ -28,7 +28,8 @@ struct Watch {
 
 #[derive(Default)]
 pub(super) struct Status {
-    pub listing: HashSet<Service>,
+    /// Listings under way, by scope and service.
+    pub listing: HashSet<(String, Service)>,
     pub list_again: bool,
     /// Devices whose details are current; Snow's go stale with each full refresh.
     pub described: HashSet<DeviceKey>,
@@ -65,26 +66,65 @@ impl Worker {
         self.status
             .described
             .retain(|k| k.service == Service::Panorama);
-        for service in [Service::Panorama, Service::Snow] {
-            if service == Service::Panorama && self.clients.panorama.is_none() {
-                continue;
+        let scopes: Vec<String> = self.places.iter().map(|p| p.conn.scope()).collect();
+        for scope in scopes {
+            for service in [Service::Panorama, Service::Snow] {
+                self.spawn_listing(&scope, service);
             }
-            self.status.listing.insert(service);
-            self.emit(Event::ListingStarted(service));
-            self.spawn_listing(service);
         }
     }
 
-    fn spawn_listing(&mut self, service: Service) {
+    /// Lists one service in one scope, unless that is under way or the service is not there.
+    fn spawn_listing(&mut self, scope: &str, service: Service) {
+        let Some(place) = self.place(scope) else {
+            return;
+        };
+        if service == Service::Panorama && place.clients.panorama.is_none() {
+            return;
+        }
         let (clients, limits, tx) = (
-            self.clients.clone(),
-            self.limits.clone(),
+            place.clients.clone(),
+            place.limits.clone(),
             self.internal.clone(),
         );
-        self.tasks.spawn(list(service, clients, limits, tx));
+        let region = place.conn.region.clone();
+        if !self.status.listing.insert((scope.to_string(), service)) {
+            return;
+        }
+        self.emit(Event::ListingStarted(scope.to_string(), service));
+        self.tasks.spawn(list(
+            Where {
+                scope: scope.to_string(),
+                region,
+            },
+            service,
+            clients,
+            limits,
+            tx,
+        ));
     }
 
-    pub(super) fn page(&mut self, service: Service, devices: Vec<Device>) {
+    /// Devices read from a scope: routed there, the scope's account learned from an ARN. A
+    /// device another scope already lists (two profiles of one account) stays with that one.
+    pub(super) fn page(&mut self, scope: &str, service: Service, mut devices: Vec<Device>) {
+        devices.retain(|d| {
+            self.routes
+                .get(&d.key())
+                .is_none_or(|routed| routed == scope)
+        });
+        for d in &devices {
+            self.routes.insert(d.key(), scope.to_string());
+        }
+        self.learn_account(scope, &devices);
+        let account = self.place(scope).and_then(|p| p.conn.account.clone());
+        for d in &mut devices {
+            d.account = d
+                .arn
+                .as_deref()
+                .and_then(crate::fleet::account_of_arn)
+                .map(str::to_string)
+                .or_else(|| account.clone());
+        }
         if service == Service::Panorama {
             for d in &devices {
                 match &d.latest {
@@ -100,12 +140,44 @@ impl Worker {
         self.emit(Event::DevicesPage(service, devices));
     }
 
-    pub(super) fn listing_done(&mut self, service: Service, ids: Vec<String>) {
-        self.status.listing.remove(&service);
-        self.emit(Event::ListingDone(service, ids));
+    pub(super) fn listing_done(&mut self, scope: String, service: Service, ids: Vec<String>) {
+        self.status.listing.remove(&(scope.clone(), service));
+        // A scope whose account no ARN has named yet (Panorama lists none): one appliance's
+        // DescribeDevice names it.
+        let unknown = self.place(&scope).is_some_and(|p| p.conn.account.is_none());
+        if unknown && let Some(first) = ids.first() {
+            let key = DeviceKey::new(service, first.clone());
+            if self.status.describing.insert(key.clone()) {
+                self.spawn_describe(key);
+            }
+        }
+        self.emit(Event::ListingDone(scope, service, ids));
+        self.listing_ended();
+    }
+
+    pub(super) fn listing_ended(&mut self) {
         if self.status.listing.is_empty() && std::mem::take(&mut self.status.list_again) {
             self.refresh();
         }
+    }
+
+    /// The first ARN read in a scope names its account, which the header then shows.
+    fn learn_account(&mut self, scope: &str, devices: &[Device]) {
+        let Some(account) = devices
+            .iter()
+            .filter_map(|d| d.arn.as_deref())
+            .find_map(crate::fleet::account_of_arn)
+        else {
+            return;
+        };
+        let Some(place) = self.places.iter_mut().find(|p| p.conn.scope() == scope) else {
+            return;
+        };
+        if place.conn.account.as_deref() == Some(account) {
+            return;
+        }
+        place.conn.account = Some(account.to_string());
+        self.emit(Event::Connected(self.connections()));
     }
 
     pub(super) fn look(&mut self, keys: Vec<DeviceKey>) {
@@ -119,7 +191,14 @@ impl Worker {
     pub(super) fn described(&mut self, key: DeviceKey, device: Result<Device, ApiError>) {
         self.status.describing.remove(&key);
         match device {
-            Ok(device) => {
+            Ok(mut device) => {
+                let scope = device.scope.clone();
+                self.learn_account(&scope, std::slice::from_ref(&device));
+                device.account = device
+                    .arn
+                    .as_deref()
+                    .and_then(crate::fleet::account_of_arn)
+                    .map(str::to_string);
                 self.status.described.insert(key);
                 self.emit(Event::DeviceUpdated(device));
             }
@@ -156,16 +235,23 @@ impl Worker {
             })
             .map(|(job, _)| job.clone())
             .collect();
-        let Ok(client) = self.clients.panorama().cloned() else {
-            return;
-        };
         for job in due {
+            let Some(device) = self.status.jobs.get(&job).map(|w| w.device.clone()) else {
+                continue;
+            };
+            let Some(place) = self.place_of(&DeviceKey::new(Service::Panorama, device)) else {
+                continue;
+            };
+            let Ok(client) = place.clients.panorama().cloned() else {
+                continue;
+            };
+            let limits = place.limits.clone();
             if let Some(w) = self.status.jobs.get_mut(&job) {
                 w.asked = Some(now);
                 w.hint = self.status.latest.get(&w.device).cloned();
             }
             self.status.asking.insert(job.clone());
-            let (client, limits, tx) = (client.clone(), self.limits.clone(), self.internal.clone());
+            let tx = self.internal.clone();
             self.tasks.spawn(async move {
                 limits.panorama_read().await;
                 let status = aws::panorama::job_status(&client, &job).await;
@@ -201,9 +287,20 @@ impl Worker {
     /// is not stacked on.
     pub(super) fn poll(&mut self) {
         if !self.status.jobs.is_empty() {
-            if !self.status.listing.contains(&Service::Panorama) {
-                self.status.listing.insert(Service::Panorama);
-                self.spawn_listing(Service::Panorama);
+            // Only the scopes with jobs followed are listed for hints.
+            let scopes: HashSet<String> = self
+                .status
+                .jobs
+                .values()
+                .filter_map(|w| {
+                    self.routes
+                        .get(&DeviceKey::new(Service::Panorama, w.device.clone()))
+                        .cloned()
+                        .or_else(|| self.places.first().map(|p| p.conn.scope()))
+                })
+                .collect();
+            for scope in scopes {
+                self.spawn_listing(&scope, Service::Panorama);
             }
             self.ask_jobs(true);
         }
@@ -215,8 +312,11 @@ impl Worker {
             .cloned()
             .collect();
         for task in due {
+            let Some(place) = self.task_place(&task) else {
+                continue;
+            };
+            let client = place.clients.snow.clone();
             self.status.polling.insert(task.clone());
-            let client = self.clients.snow.clone();
             let tx = self.internal.clone();
             self.tasks.spawn(async move {
                 let states = aws::snow::executions(&client, &task).await;
@@ -286,25 +386,55 @@ impl Worker {
         {
             return;
         }
-        let (clients, limits, tx) = (
-            self.clients.clone(),
-            self.limits.clone(),
-            self.internal.clone(),
-        );
+        self.spawn_describe(key);
+    }
+
+    fn spawn_describe(&mut self, key: DeviceKey) {
+        let Some((clients, limits, at)) = self.reach(&key) else {
+            self.status.describing.remove(&key);
+            return;
+        };
+        let tx = self.internal.clone();
         self.tasks.spawn(async move {
-            let device = read_device(&clients, &limits, &key).await;
+            let device = read_device(&clients, &limits, &key)
+                .await
+                .map(|d| at.stamp(d));
             let _ = tx.send(Internal::Described(key, device));
         });
     }
 
+    /// A device's scope: its clients, its pacing, and where it is.
+    pub(super) fn reach(&self, key: &DeviceKey) -> Option<(Clients, Arc<Limits>, Where)> {
+        let place = self.place_of(key)?;
+        Some((
+            place.clients.clone(),
+            place.limits.clone(),
+            Where {
+                scope: place.conn.scope(),
+                region: place.conn.region.clone(),
+            },
+        ))
+    }
+
+    /// The scope a Snow task was created in: its devices'.
+    pub(super) fn task_place(&self, task: &str) -> Option<&super::Place> {
+        let (device, _) = self.status.snow_tasks.get(task)?.first()?;
+        self.place_of(&DeviceKey::new(Service::Snow, device.clone()))
+    }
+
     pub(super) fn describe(&mut self, key: DeviceKey) {
-        let (clients, limits, events) = (
-            self.clients.clone(),
-            self.limits.clone(),
-            self.events.clone(),
-        );
+        let Some((clients, limits, at)) = self.reach(&key) else {
+            return self.emit(Event::Details {
+                history: Err(no_scope(&key)),
+                device: Err(no_scope(&key)),
+                key,
+            });
+        };
+        let events = self.events.clone();
         self.tasks.spawn(async move {
-            let device = read_device(&clients, &limits, &key).await;
+            let device = read_device(&clients, &limits, &key)
+                .await
+                .map(|d| at.stamp(d));
             let history = match key.service {
                 Service::Panorama => match clients.panorama() {
                     Err(e) => Err(e),
@@ -345,7 +475,34 @@ pub(super) async fn read_device(
     }
 }
 
+/// Which scope a read came from, stamped on the devices it returns.
+#[derive(Clone, Debug)]
+pub(super) struct Where {
+    pub scope: String,
+    pub region: String,
+}
+
+impl Where {
+    pub fn stamp(&self, mut d: Device) -> Device {
+        d.scope.clone_from(&self.scope);
+        d.region.clone_from(&self.region);
+        d
+    }
+}
+
+/// A device no scope in use lists (its context was switched away).
+pub(super) fn no_scope(key: &DeviceKey) -> ApiError {
+    ApiError::new(
+        aws::ErrorKind::Validation,
+        "NoScope",
+        format!(
+            "{key} is in none of the contexts in use: switch back to its context (:ctx) to reach it"
+        ),
+    )
+}
+
 async fn list(
+    at: Where,
     service: Service,
     clients: Clients,
     limits: Arc<Limits>,
@@ -366,17 +523,18 @@ async fn list(
         };
         match page {
             Err(e) => {
-                let _ = tx.send(Internal::ListingFailed(service, e));
+                let _ = tx.send(Internal::ListingFailed(at.scope, service, e));
                 return;
             }
             Ok((devices, next)) => {
                 ids.extend(devices.iter().map(|d| d.id.clone()));
-                let _ = tx.send(Internal::Page(service, devices));
+                let devices = devices.into_iter().map(|d| at.stamp(d)).collect();
+                let _ = tx.send(Internal::Page(at.scope.clone(), service, devices));
                 token = next;
             }
         }
         if token.is_none() {
-            let _ = tx.send(Internal::ListingDone(service, ids));
+            let _ = tx.send(Internal::ListingDone(at.scope, service, ids));
             return;
         }
     }
