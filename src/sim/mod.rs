@@ -346,7 +346,11 @@ fn build_accounts(
             now,
             config.quotas == QuotaMode::Aws,
         )
-        .with_context(|| format!("the fleet of access key {}", account.access_key_id))?;
+        // The default account's errors read as they always have; another's name its key.
+        .map_err(|e| match index {
+            0 => e,
+            _ => anyhow::anyhow!("the fleet of access key {}: {e:#}", account.access_key_id),
+        })?;
         if let Some(other) = infos.iter().find(|i| i.account_id == built.account_id) {
             anyhow::bail!(
                 "account {} is served twice (access keys {} and {}): give each account its own id",
