@@ -149,7 +149,7 @@ async fn each_key_lists_only_its_own_accounts_devices_in_each_region() {
 }
 
 #[tokio::test]
-async fn what_account_b_creates_is_b_s_alone() {
+async fn what_b_creates_stays_in_account_b() {
     let h = common::start(two_accounts(QuotaMode::Off)).await;
     let (a, b) = a_and_b(&h);
     let region = "us-west-2";
