@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -237,6 +238,46 @@ pub struct RunArgs {
     pub session: TuiArgs,
 }
 
+/// Devices per service and region in an `--account`'s generated fleet when --devices is not given.
+pub const ACCOUNT_DEVICES: usize = 12;
+
+/// One `--account KEY:SECRET[:FLEET.toml]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountArg {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub fleet: Option<PathBuf>,
+}
+
+impl FromStr for AccountArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // AWS keys and secrets hold no ':', so anything after the second one is the path.
+        let mut parts = s.splitn(3, ':');
+        let (Some(key), Some(secret)) = (parts.next(), parts.next()) else {
+            return Err(format!(
+                "'{s}' is not KEY:SECRET[:FLEET.toml], e.g. AKIDLAB:lab/secret:lab.toml"
+            ));
+        };
+        if key.is_empty() || secret.is_empty() {
+            return Err(format!(
+                "'{s}' needs both an access key id and a secret before any fleet file"
+            ));
+        }
+        let fleet = match parts.next() {
+            Some("") => return Err(format!("'{s}' ends in ':' but names no fleet file")),
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
+        Ok(Self {
+            access_key_id: key.to_string(),
+            secret_access_key: secret.to_string(),
+            fleet,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Address to listen on (keep it on loopback).
@@ -263,6 +304,11 @@ pub struct SimArgs {
     /// The secret access key requests must be signed with.
     #[arg(long, default_value = sim::DEFAULT_SECRET_ACCESS_KEY)]
     pub secret_access_key: String,
+    /// Serve one more AWS account, with its own key pair and fleet: the fleet file's (and its
+    /// account_id), or else a generated fleet of --devices N (12 without it) per service and
+    /// region with account id 2000000000NN for the NNth --account. Repeatable.
+    #[arg(long = "account", value_name = "KEY:SECRET[:FLEET.toml]")]
+    pub accounts: Vec<AccountArg>,
     /// Added latency per request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -293,4 +339,22 @@ pub struct SimArgs {
     /// Log one line per request: service, region, operation, status, latency.
     #[arg(long)]
     pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_is_a_key_a_secret_and_maybe_a_fleet_file() {
+        let a: AccountArg = "AKIDLAB:lab/secret".parse().unwrap();
+        assert_eq!(a.access_key_id, "AKIDLAB");
+        assert_eq!(a.secret_access_key, "lab/secret");
+        assert_eq!(a.fleet, None);
+        let a: AccountArg = "AKIDLAB:s:/tmp/a:b.toml".parse().unwrap();
+        assert_eq!(a.fleet, Some(PathBuf::from("/tmp/a:b.toml")));
+        for bad in ["AKIDLAB", ":s", "AKIDLAB:", "AKIDLAB:s:"] {
+            assert!(bad.parse::<AccountArg>().is_err(), "{bad}");
+        }
+    }
 }

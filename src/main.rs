@@ -4,8 +4,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 
-use fleetdeck::cli::{Cli, Command, JournalArgs, JournalCommand, Quotas, SimArgs};
-use fleetdeck::sim::{self, FleetSource, QuotaMode, SimConfig};
+use fleetdeck::cli::{self, Cli, Command, JournalArgs, JournalCommand, Quotas, SimArgs};
+use fleetdeck::sim::{self, FleetSource, QuotaMode, SimAccount, SimConfig};
 
 fn main() -> anyhow::Result<()> {
     let journal = fleetdeck::journal::default_path().map_or_else(
@@ -63,18 +63,42 @@ fn read_journal(args: JournalArgs) -> anyhow::Result<()> {
     }
 }
 
+fn read_fleet(path: &std::path::Path) -> anyhow::Result<FleetSource> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the fleet file {}", path.display()))?;
+    Ok(FleetSource::Toml(text))
+}
+
 fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
-    let fleet = match (args.fleet, args.devices) {
-        (Some(path), _) => FleetSource::Toml(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the fleet file {}", path.display()))?,
-        ),
+    let fleet = match (&args.fleet, args.devices) {
+        (Some(path), _) => read_fleet(path)?,
         (None, Some(n)) => FleetSource::Generated {
             panorama: n,
             snow: n,
         },
         (None, None) => FleetSource::Toml(sim::DEMO_FLEET.to_string()),
     };
+    let mut accounts = Vec::new();
+    for (i, account) in args.accounts.into_iter().enumerate() {
+        // A fleet file names its own account; a generated fleet gets one by its place.
+        let (fleet, account_id) = match &account.fleet {
+            Some(path) => (read_fleet(path)?, None),
+            None => {
+                let n = args.devices.unwrap_or(cli::ACCOUNT_DEVICES);
+                let generated = FleetSource::Generated {
+                    panorama: n,
+                    snow: n,
+                };
+                (generated, Some(format!("2{:011}", i + 1)))
+            }
+        };
+        accounts.push(SimAccount {
+            access_key_id: account.access_key_id,
+            secret_access_key: account.secret_access_key,
+            fleet,
+            account_id,
+        });
+    }
     Ok(SimConfig {
         listen: args.listen,
         fleet,
@@ -83,6 +107,7 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
         seed: args.seed,
         access_key_id: args.access_key_id,
         secret_access_key: args.secret_access_key,
+        accounts,
         latency: Duration::from_millis(args.latency_ms),
         jitter: Duration::from_millis(args.jitter_ms),
         error_rate: args.error_rate,
@@ -102,22 +127,37 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     let handle = sim::start(sim_config(args)?).await?;
     let endpoint = &handle.endpoint;
     let region = &handle.regions[0];
-    let banner = [
+    let mut banner = vec![
         format!("fleetdeck sim: AWS Panorama and AWS Snow Device Management on {endpoint}"),
         format!("  regions: {}", handle.regions.join(", ")),
-        "  sign requests with these credentials:".to_string(),
+        format!(
+            "  sign requests with these credentials (account {}):",
+            handle.account_id
+        ),
         format!("    export AWS_ACCESS_KEY_ID={}", handle.access_key_id),
         format!(
             "    export AWS_SECRET_ACCESS_KEY={}",
             handle.secret_access_key
         ),
         format!("    export AWS_REGION={region} AWS_DEFAULT_REGION={region}"),
+    ];
+    // Every account on one line each, the default first, when there is more than one.
+    if handle.accounts.len() > 1 {
+        banner.push("  accounts, each with its own fleet:".to_string());
+        banner.extend(handle.accounts.iter().map(|a| {
+            format!(
+                "    export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}  # account {}",
+                a.access_key_id, a.secret_access_key, a.account_id
+            )
+        }));
+    }
+    banner.extend([
         "  then, for example:".to_string(),
         format!("    aws panorama list-devices --endpoint-url {endpoint}"),
         format!("    aws snow-device-management list-devices --endpoint-url {endpoint}"),
         format!("  test ledger: GET {endpoint}/_fleetdeck/ledger"),
         "Ctrl-C stops.".to_string(),
-    ];
+    ]);
     // Written, not printed: a closed stdout (`fleetdeck sim | head`) must not stop the server.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", banner.join("\n")).and_then(|()| out.flush());

@@ -23,8 +23,13 @@ impl Drop for Sim {
 }
 
 fn start_sim() -> Sim {
+    start_sim_with(&[])
+}
+
+fn start_sim_with(extra: &[&str]) -> Sim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
         .args(["sim", "--listen", "127.0.0.1:0", "--quotas", "off"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("fleetdeck sim starts");
@@ -41,18 +46,31 @@ fn start_sim() -> Sim {
     Sim { child, endpoint }
 }
 
-/// Runs `aws SERVICE ARGS... --endpoint-url E --output json` with the simulator's credentials
-/// and nothing from the user's own AWS configuration.
+/// Runs `aws SERVICE ARGS... --endpoint-url E --output json` with the simulator's default
+/// credentials and nothing from the user's own AWS configuration.
 fn aws(sim: &Sim, args: &[&str]) -> Value {
+    let default = Signer {
+        key: fleetdeck::sim::DEFAULT_ACCESS_KEY_ID,
+        secret: fleetdeck::sim::DEFAULT_SECRET_ACCESS_KEY,
+        region: "us-east-1",
+    };
+    aws_as(sim, &default, args)
+}
+
+/// Whose key pair signs, and for which region.
+struct Signer<'a> {
+    key: &'a str,
+    secret: &'a str,
+    region: &'a str,
+}
+
+fn aws_as(sim: &Sim, signer: &Signer, args: &[&str]) -> Value {
     let output = Command::new("aws")
         .args(args)
         .args(["--endpoint-url", &sim.endpoint, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", fleetdeck::sim::DEFAULT_ACCESS_KEY_ID)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            fleetdeck::sim::DEFAULT_SECRET_ACCESS_KEY,
-        )
-        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", signer.key)
+        .env("AWS_SECRET_ACCESS_KEY", signer.secret)
+        .env("AWS_DEFAULT_REGION", signer.region)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env_remove("AWS_PROFILE")
@@ -208,4 +226,68 @@ fn the_aws_cli_runs_a_panorama_job_and_a_snow_task_to_completion() {
         ],
     );
     assert_eq!(d["deviceState"], "UNLOCKED");
+}
+
+/// Snow device ids in a list-devices answer, sorted.
+fn snow_ids(listed: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = listed["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter_map(|d| d["managedDeviceId"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_aws_cli_lists_a_second_accounts_snow_devices_with_its_keys() {
+    let lab_fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo-fleet-lab.toml");
+    let account = format!(
+        "{}:{}:{lab_fleet}",
+        fleetdeck::sim::DEMO_LAB_ACCESS_KEY_ID,
+        fleetdeck::sim::DEMO_LAB_SECRET_ACCESS_KEY
+    );
+    let sim = start_sim_with(&["--regions", "us-east-1,us-west-2", "--account", &account]);
+    let lab = |region| Signer {
+        key: fleetdeck::sim::DEMO_LAB_ACCESS_KEY_ID,
+        secret: fleetdeck::sim::DEMO_LAB_SECRET_ACCESS_KEY,
+        region,
+    };
+
+    let west = aws_as(
+        &sim,
+        &lab("us-west-2"),
+        &["snow-device-management", "list-devices"],
+    );
+    assert_eq!(
+        snow_ids(&west),
+        [
+            "smd-2ymzrz9tk8hlhwmsh",
+            "smd-i1pl2g4jwi8fdbq39",
+            "smd-kcn5uog64g5orxn6u",
+            "smd-whp0oodtpgk89dxy8",
+        ]
+    );
+    for d in west["devices"].as_array().expect("devices") {
+        let arn = d["managedDeviceArn"].as_str().expect("an ARN");
+        assert!(
+            arn.starts_with("arn:aws:snow-device-management:us-west-2:210987654321:"),
+            "{arn}"
+        );
+    }
+    let east = aws_as(
+        &sim,
+        &lab("us-east-1"),
+        &["snow-device-management", "list-devices"],
+    );
+    assert_eq!(
+        snow_ids(&east),
+        ["smd-gm6k7tgj0g7ic0hn5", "smd-vgy2yxl85l1smszzk"]
+    );
+
+    // The default keys in the same region list the default account's devices, none of the lab's.
+    let default = snow_ids(&aws(&sim, &["snow-device-management", "list-devices"]));
+    assert_eq!(default.len(), 9);
+    assert!(default.iter().all(|id| !snow_ids(&east).contains(id)));
 }

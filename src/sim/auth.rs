@@ -19,8 +19,32 @@ const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 /// Who signed a request, and for which region and service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
+    /// The signer's account: its index in the `Keyring`.
+    pub account: usize,
     pub region: String,
     pub service: Service,
+}
+
+/// The key pairs the simulator accepts, one per account, in account order.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    keys: Vec<(String, String)>,
+}
+
+impl Keyring {
+    /// Adds an account's key pair; its index is the number of pairs added before it.
+    pub fn add(&mut self, access_key_id: &str, secret_access_key: &str) {
+        self.keys
+            .push((access_key_id.to_string(), secret_access_key.to_string()));
+    }
+
+    /// The account an access key belongs to, and its secret.
+    pub fn lookup(&self, access_key_id: &str) -> Option<(usize, &str)> {
+        self.keys
+            .iter()
+            .position(|(k, _)| k == access_key_id)
+            .map(|i| (i, self.keys[i].1.as_str()))
+    }
 }
 
 struct Authorization<'a> {
@@ -83,12 +107,12 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
     Some(SystemTime::from(parsed))
 }
 
-/// Checks the request's signature against `access_key`/`secret`, at wall-clock time `now`.
+/// Checks the request's signature with the secret of the access key it names, at wall-clock
+/// time `now`; the key decides the account.
 pub fn verify(
     parts: &Parts,
     body: &[u8],
-    access_key: &str,
-    secret: &str,
+    keyring: &Keyring,
     now: SystemTime,
 ) -> Result<Scope, ApiError> {
     let Some(header) = parts.headers.get("authorization") else {
@@ -101,12 +125,12 @@ pub fn verify(
         .to_str()
         .map_err(|_| incomplete("a readable value"))?;
     let auth = parse_authorization(header)?;
-    if auth.access_key != access_key {
+    let Some((account, secret)) = keyring.lookup(auth.access_key) else {
         return Err(forbidden(
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
         ));
-    }
+    };
     let Some(service) = Service::from_signing_name(auth.service) else {
         return Err(forbidden(
             "InvalidSignatureException",
@@ -157,6 +181,7 @@ pub fn verify(
         ));
     }
     Ok(Scope {
+        account,
         region: auth.region.to_string(),
         service,
     })
@@ -240,6 +265,73 @@ mod tests {
         assert_eq!(err.code, "IncompleteSignatureException");
         let err = parse_authorization("Basic Zm9vOmJhcg==").err().unwrap();
         assert_eq!(err.code, "IncompleteSignatureException");
+    }
+
+    fn keyring() -> Keyring {
+        let mut k = Keyring::default();
+        k.add("AKIDA", "secret-a");
+        k.add("AKIDB", "secret-b");
+        k
+    }
+
+    /// A ListDevices request signed now with `key`/`secret`, as an SDK would sign it.
+    fn signed(key: &str, secret: &str) -> Parts {
+        let now = SystemTime::now();
+        let date = time::OffsetDateTime::from(now)
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap();
+        let host = "127.0.0.1:4580";
+        let identity: Identity = Credentials::new(key, secret, None, None, "test").into();
+        let params = SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("snow-device-management")
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap();
+        let headers = [("host", host), ("x-amz-date", date.as_str())];
+        let signable = SignableRequest::new(
+            "GET",
+            format!("http://{host}/managed-devices"),
+            headers.into_iter(),
+            SignableBody::Bytes(b""),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params.into()).unwrap().into_parts();
+        let mut request = http::Request::get("/managed-devices")
+            .header("host", host)
+            .header("x-amz-date", &date)
+            .body(())
+            .unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        request.into_parts().0
+    }
+
+    #[test]
+    fn the_access_key_picks_the_account() {
+        let k = keyring();
+        assert_eq!(k.lookup("AKIDA"), Some((0, "secret-a")));
+        assert_eq!(k.lookup("AKIDB"), Some((1, "secret-b")));
+        assert_eq!(k.lookup("AKIDC"), None);
+        let scope = verify(&signed("AKIDB", "secret-b"), b"", &k, SystemTime::now()).unwrap();
+        assert_eq!(scope.account, 1);
+        assert_eq!(scope.region, "us-east-1");
+    }
+
+    #[test]
+    fn another_accounts_secret_does_not_sign_for_a_key() {
+        let k = keyring();
+        let err = verify(&signed("AKIDB", "secret-a"), b"", &k, SystemTime::now())
+            .err()
+            .unwrap();
+        assert_eq!(err.code, "InvalidSignatureException");
+        let err = verify(&signed("AKIDC", "secret-a"), b"", &k, SystemTime::now())
+            .err()
+            .unwrap();
+        assert_eq!(err.code, "UnrecognizedClientException");
     }
 
     #[test]

@@ -15,6 +15,9 @@ use super::state::random_id;
 /// The demo fleet, built into the binary so `fleetdeck sim` and `--demo` need no files.
 pub const DEMO_FLEET: &str = include_str!("../../assets/demo-fleet.toml");
 
+/// A second account's demo fleet (account 210987654321), over us-east-1 and us-west-2.
+pub const DEMO_FLEET_LAB: &str = include_str!("../../assets/demo-fleet-lab.toml");
+
 /// AWS's default quota: 50 Panorama appliances per account and region.
 pub const PANORAMA_DEVICES_PER_REGION: usize = 50;
 
@@ -124,9 +127,11 @@ pub struct Built {
     pub regions: BTreeMap<String, Region>,
 }
 
-/// Builds every region's fleet. `cap_panorama` enforces the 50-appliance quota.
+/// Builds one account's fleet in every region. `account_id`, when given, replaces the
+/// fleet's own; `cap_panorama` enforces the 50-appliance quota.
 pub fn build(
     source: &FleetSource,
+    account_id: Option<&str>,
     regions: &[String],
     seed: u64,
     now: f64,
@@ -134,9 +139,10 @@ pub fn build(
 ) -> anyhow::Result<Built> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let built = match source {
-        FleetSource::Toml(text) => from_file(text, regions, &mut rng, now)?,
+        FleetSource::Toml(text) => from_file(text, account_id, regions, &mut rng, now)?,
         FleetSource::Generated { panorama, snow } => {
-            generate(*panorama, *snow, regions, &mut rng, now)
+            let account = account_id.map_or_else(default_account, str::to_string);
+            generate(&account, *panorama, *snow, regions, &mut rng, now)
         }
     };
     if cap_panorama {
@@ -144,8 +150,9 @@ pub fn build(
             let n = r.panorama.device_count();
             if n > PANORAMA_DEVICES_PER_REGION {
                 bail!(
-                    "{n} Panorama appliances in {region}: AWS allows at most {PANORAMA_DEVICES_PER_REGION} per account and region \
-                     (spread them over more --regions, or lift the quotas with --quotas off)"
+                    "{n} Panorama appliances in {region} for account {}: AWS allows at most {PANORAMA_DEVICES_PER_REGION} per account and region \
+                     (spread them over more --regions, or lift the quotas with --quotas off)",
+                    built.account_id
                 );
             }
         }
@@ -155,11 +162,15 @@ pub fn build(
 
 fn from_file(
     text: &str,
+    account_id: Option<&str>,
     regions: &[String],
     rng: &mut ChaCha8Rng,
     now: f64,
 ) -> anyhow::Result<Built> {
-    let file: FleetFile = toml::from_str(text).context("the fleet file is not valid")?;
+    let mut file: FleetFile = toml::from_str(text).context("the fleet file is not valid")?;
+    if let Some(account) = account_id {
+        file.account_id = account.to_string();
+    }
     if file.panorama.images.is_empty() {
         bail!(
             "the fleet file's [panorama] images list is empty: name the image versions the OTA service knows"
@@ -250,13 +261,13 @@ const GENERATED_IMAGES: &[&str] = &["4.3.35", "4.3.45", "4.3.55", "4.3.93", "5.0
 const SITES: &[&str] = &["sea", "pdx", "iad", "ord", "dfw", "atl", "bos", "phx"];
 
 fn generate(
+    account: &str,
     n_pan: usize,
     n_snow: usize,
     regions: &[String],
     rng: &mut ChaCha8Rng,
     now: f64,
 ) -> Built {
-    let account = default_account();
     let images: Vec<String> = GENERATED_IMAGES.iter().map(|s| s.to_string()).collect();
     let mut out = BTreeMap::new();
     for region in regions {
@@ -321,12 +332,12 @@ fn generate(
             region.clone(),
             Region {
                 panorama: Panorama::new(pan, images.clone()),
-                snow: Snow::new(account.clone(), snow),
+                snow: Snow::new(account.to_string(), snow),
             },
         );
     }
     Built {
-        account_id: account,
+        account_id: account.to_string(),
         regions: out,
     }
 }
@@ -394,6 +405,7 @@ mod tests {
     fn demo_fleet_loads_with_the_promised_mix() {
         let built = build(
             &FleetSource::Toml(DEMO_FLEET.into()),
+            None,
             &regions(&["us-east-1"]),
             7,
             0.0,
@@ -406,16 +418,51 @@ mod tests {
     }
 
     #[test]
+    fn the_lab_fleet_needs_us_west_2_and_takes_its_account_id() {
+        let lab = FleetSource::Toml(DEMO_FLEET_LAB.into());
+        let err = build(&lab, None, &regions(&["us-east-1"]), 7, 0.0, true)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("us-west-2"), "{err}");
+        let built = build(
+            &lab,
+            None,
+            &regions(&["us-east-1", "us-west-2"]),
+            7,
+            0.0,
+            true,
+        )
+        .unwrap();
+        assert_eq!(built.account_id, "210987654321");
+        let (east, west) = (&built.regions["us-east-1"], &built.regions["us-west-2"]);
+        assert_eq!(east.panorama.device_count(), 0);
+        assert_eq!(west.panorama.device_count(), 6);
+        assert_eq!(east.snow.device_count(), 2);
+        assert_eq!(west.snow.device_count(), 4);
+        // An account id given for the account replaces the file's.
+        let built = build(
+            &lab,
+            Some("200000000009"),
+            &regions(&["us-east-1", "us-west-2"]),
+            7,
+            0.0,
+            true,
+        )
+        .unwrap();
+        assert_eq!(built.account_id, "200000000009");
+    }
+
+    #[test]
     fn the_panorama_quota_refuses_a_crowded_region() {
         let src = FleetSource::Generated {
             panorama: 51,
             snow: 0,
         };
-        let err = build(&src, &regions(&["us-east-1"]), 1, 0.0, true)
+        let err = build(&src, None, &regions(&["us-east-1"]), 1, 0.0, true)
             .err()
             .unwrap();
         assert!(err.to_string().contains("at most 50"), "{err}");
-        assert!(build(&src, &regions(&["us-east-1"]), 1, 0.0, false).is_ok());
+        assert!(build(&src, None, &regions(&["us-east-1"]), 1, 0.0, false).is_ok());
     }
 
     #[test]
@@ -430,6 +477,7 @@ mod tests {
         "#;
         let err = build(
             &FleetSource::Toml(text.into()),
+            None,
             &regions(&["us-east-1"]),
             1,
             0.0,

@@ -27,13 +27,36 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultRule, FaultStatus, TargetedFault};
-pub use fleet::{DEMO_FLEET, FleetSource};
+pub use fleet::{DEMO_FLEET, DEMO_FLEET_LAB, FleetSource};
 pub use state::LedgerEntry;
 pub use wire::Service;
 
 /// The key pair the simulator accepts unless told otherwise; printed at start.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDFLEETDECKSIM0001";
 pub const DEFAULT_SECRET_ACCESS_KEY: &str = "fleetdeck/sim/secret/key/not/for/aws";
+
+/// The key pair of the lab demo fleet's account (`DEMO_FLEET_LAB`, account 210987654321).
+pub const DEMO_LAB_ACCESS_KEY_ID: &str = "AKIDFLEETDECKSIM0002";
+pub const DEMO_LAB_SECRET_ACCESS_KEY: &str = "fleetdeck/sim/lab/secret/not/for/aws";
+
+/// An account served beside the default one, with its own key pair and fleet.
+#[derive(Debug, Clone)]
+pub struct SimAccount {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub fleet: FleetSource,
+    /// Replaces the fleet's own account id; generated fleets would otherwise all be
+    /// 123456789012.
+    pub account_id: Option<String>,
+}
+
+/// One account a running simulator serves, as a client signs for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAccountInfo {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub account_id: String,
+}
 
 /// Whether Panorama's per-account quotas are enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +74,11 @@ pub struct SimConfig {
     /// How many times faster than the wall clock simulated time runs.
     pub speed: f64,
     pub seed: u64,
+    /// The default account's key pair; its fleet is `fleet`.
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Accounts besides the default one.
+    pub accounts: Vec<SimAccount>,
     pub latency: Duration,
     pub jitter: Duration,
     /// Fraction of API calls answered 500 InternalServerException.
@@ -81,6 +107,7 @@ impl Default for SimConfig {
             seed: 1,
             access_key_id: DEFAULT_ACCESS_KEY_ID.to_string(),
             secret_access_key: DEFAULT_SECRET_ACCESS_KEY.to_string(),
+            accounts: Vec::new(),
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             error_rate: 0.0,
@@ -98,13 +125,24 @@ impl Default for SimConfig {
 /// simulated world must change atomically per call.
 struct World {
     clock: state::Clock,
+    /// Job, task and execution ids of every account: one stream keeps them unique.
     rng: ChaCha8Rng,
     ledger: state::Ledger,
+    /// In the order of `Shared::keyring`, the default account first.
+    accounts: Vec<Account>,
+}
+
+/// One account's fleets, per region.
+struct Account {
+    id: String,
     regions: BTreeMap<String, fleet::Region>,
 }
 
 struct Shared {
     config: SimConfig,
+    keyring: auth::Keyring,
+    /// Every account, in keyring order.
+    accounts: Vec<SimAccountInfo>,
     world: Mutex<World>,
     /// Fault rolls use their own stream so that turning faults on leaves ids unchanged.
     faults: Mutex<ChaCha8Rng>,
@@ -125,6 +163,13 @@ impl Shared {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The id of the account at `index` in the keyring.
+    fn account_id(&self, index: usize) -> &str {
+        self.accounts
+            .get(index)
+            .map_or("", |a| a.account_id.as_str())
+    }
+
     fn targeted(&self) -> std::sync::MutexGuard<'_, faults::Rules> {
         self.targeted.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -139,6 +184,8 @@ pub struct SimHandle {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub account_id: String,
+    /// Every account served, the default one first.
+    pub accounts: Vec<SimAccountInfo>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -172,7 +219,11 @@ impl SimHandle {
     /// what a test compares with the ledger's times to show that one wave waited for another.
     pub fn job_end(&self, job: &str) -> Option<f64> {
         let world = self.shared.world();
-        world.regions.values().find_map(|r| r.panorama.job_end(job))
+        world
+            .accounts
+            .iter()
+            .flat_map(|a| a.regions.values())
+            .find_map(|r| r.panorama.job_end(job))
     }
 
     /// Moves simulated time forward at once, so a test can step a job through its states.
@@ -214,13 +265,11 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         targeted.add(rule.clone());
     }
     let clock = state::Clock::new(config.speed);
-    let built = fleet::build(
-        &config.fleet,
-        &config.regions,
-        config.seed,
-        clock.start(),
-        config.quotas == QuotaMode::Aws,
-    )?;
+    let (accounts, infos) = build_accounts(&config, clock.start())?;
+    let mut keyring = auth::Keyring::default();
+    for info in &infos {
+        keyring.add(&info.access_key_id, &info.secret_access_key);
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -230,9 +279,11 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         // Offset from the fleet's stream so job ids do not repeat device ids.
         rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1)),
         ledger: state::Ledger::default(),
-        regions: built.regions,
+        accounts,
     };
     let shared = Arc::new(Shared {
+        keyring,
+        accounts: infos.clone(),
         faults: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(2))),
         targeted: Mutex::new(targeted),
         quotas: Mutex::new(quota::Quotas::default()),
@@ -248,9 +299,180 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         regions: config.regions.clone(),
         access_key_id: config.access_key_id.clone(),
         secret_access_key: config.secret_access_key.clone(),
-        account_id: built.account_id,
+        account_id: infos[0].account_id.clone(),
+        accounts: infos,
         shared,
         shutdown,
         task: Some(task),
     })
+}
+
+/// Builds every account's fleets, the default account first, and refuses two accounts that
+/// share an account id or an access key, or a device id that appears twice.
+fn build_accounts(
+    config: &SimConfig,
+    now: f64,
+) -> anyhow::Result<(Vec<Account>, Vec<SimAccountInfo>)> {
+    let default = SimAccount {
+        access_key_id: config.access_key_id.clone(),
+        secret_access_key: config.secret_access_key.clone(),
+        fleet: config.fleet.clone(),
+        account_id: None,
+    };
+    let mut accounts = Vec::new();
+    let mut infos: Vec<SimAccountInfo> = Vec::new();
+    for (index, account) in std::iter::once(&default)
+        .chain(&config.accounts)
+        .enumerate()
+    {
+        if let Some(id) = &account.account_id {
+            anyhow::ensure!(
+                id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()),
+                "account id '{id}' must be 12 digits, as AWS's are"
+            );
+        }
+        anyhow::ensure!(
+            infos
+                .iter()
+                .all(|i| i.access_key_id != account.access_key_id),
+            "access key {} is given to two accounts: each account needs its own",
+            account.access_key_id
+        );
+        let built = fleet::build(
+            &account.fleet,
+            account.account_id.as_deref(),
+            &config.regions,
+            account_seed(config.seed, index),
+            now,
+            config.quotas == QuotaMode::Aws,
+        )
+        // The default account's errors read as they always have; another's name its key.
+        .map_err(|e| match index {
+            0 => e,
+            _ => anyhow::anyhow!("the fleet of access key {}: {e:#}", account.access_key_id),
+        })?;
+        if let Some(other) = infos.iter().find(|i| i.account_id == built.account_id) {
+            anyhow::bail!(
+                "account {} is served twice (access keys {} and {}): give each account its own id",
+                built.account_id,
+                other.access_key_id,
+                account.access_key_id
+            );
+        }
+        infos.push(SimAccountInfo {
+            access_key_id: account.access_key_id.clone(),
+            secret_access_key: account.secret_access_key.clone(),
+            account_id: built.account_id.clone(),
+        });
+        accounts.push(Account {
+            id: built.account_id,
+            regions: built.regions,
+        });
+    }
+    check_unique_ids(&accounts)?;
+    Ok((accounts, infos))
+}
+
+/// The seed of an account's fleet: the default account keeps `seed` (so its ids are what
+/// they always were); each other account gets a stream far from it and from the job and
+/// fault streams at `seed + 1` and `seed + 2`.
+fn account_seed(seed: u64, index: usize) -> u64 {
+    const STRIDE: u64 = 0x9E37_79B9_7F4A_7C15;
+    seed.wrapping_add(STRIDE.wrapping_mul(index as u64))
+}
+
+/// Device ids are unique across AWS; a fleet file copied into a second account would repeat
+/// them and let one account's calls reach what looks like another's device.
+fn check_unique_ids(accounts: &[Account]) -> anyhow::Result<()> {
+    let mut seen: std::collections::HashMap<&str, (&str, &str)> = Default::default();
+    for account in accounts {
+        for (region, fleet) in &account.regions {
+            let ids = fleet.panorama.device_ids().chain(fleet.snow.device_ids());
+            for id in ids {
+                if let Some((a, r)) = seen.insert(id, (&account.id, region)) {
+                    anyhow::bail!(
+                        "device {id} is in account {a} ({r}) and again in account {} ({region}): \
+                         device ids must be unique; give one fleet file other ids or none",
+                        account.id
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(key: &str, account_id: Option<&str>) -> SimAccount {
+        SimAccount {
+            access_key_id: key.into(),
+            secret_access_key: "s".into(),
+            fleet: FleetSource::Generated {
+                panorama: 2,
+                snow: 2,
+            },
+            account_id: account_id.map(str::to_string),
+        }
+    }
+
+    fn config(accounts: Vec<SimAccount>) -> SimConfig {
+        SimConfig {
+            accounts,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn accounts_are_listed_default_first_with_their_ids() {
+        let c = config(vec![lab("AKIDB", Some("200000000001"))]);
+        let (accounts, infos) = build_accounts(&c, 0.0).unwrap();
+        assert_eq!(infos.len(), 2);
+        assert_eq!(infos[0].access_key_id, DEFAULT_ACCESS_KEY_ID);
+        assert_eq!(infos[0].account_id, "123456789012");
+        assert_eq!(infos[1].access_key_id, "AKIDB");
+        assert_eq!(infos[1].account_id, "200000000001");
+        assert_eq!(accounts[1].id, "200000000001");
+    }
+
+    #[test]
+    fn a_shared_key_or_account_id_is_refused() {
+        let err = build_accounts(
+            &config(vec![lab(DEFAULT_ACCESS_KEY_ID, Some("200000000001"))]),
+            0.0,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("each account needs its own"),
+            "{err}"
+        );
+        // A generated fleet's own account id is the default account's.
+        let err = build_accounts(&config(vec![lab("AKIDB", None)]), 0.0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("served twice"), "{err}");
+        let err = build_accounts(&config(vec![lab("AKIDB", Some("2000"))]), 0.0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("12 digits"), "{err}");
+    }
+
+    #[test]
+    fn a_fleet_file_repeated_in_another_account_is_refused() {
+        let err = build_accounts(
+            &config(vec![SimAccount {
+                access_key_id: "AKIDB".into(),
+                secret_access_key: "s".into(),
+                fleet: FleetSource::Toml(DEMO_FLEET.into()),
+                account_id: Some("200000000001".into()),
+            }]),
+            0.0,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("must be unique"), "{err}");
+    }
 }

@@ -194,6 +194,10 @@ impl Panorama {
         self.devices.len()
     }
 
+    pub fn device_ids(&self) -> impl Iterator<Item = &str> {
+        self.devices.iter().map(|d| d.id.as_str())
+    }
+
     /// Applies every job that has ended by `now` to its device.
     pub fn advance(&mut self, now: f64) {
         let jobs = &self.jobs;
@@ -513,6 +517,7 @@ impl Panorama {
         device.active_jobs.push(job);
         ctx.ledger.record(LedgerEntry {
             seq: 0,
+            account: ctx.account.to_string(),
             region: ctx.region.to_string(),
             service: Service::Panorama,
             operation: "CreateJobForDevices",

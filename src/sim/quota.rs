@@ -33,14 +33,16 @@ impl Bucket {
 
 #[derive(Debug, Default)]
 pub struct Quotas {
-    /// Per region: (all requests, CreateJobForDevices).
-    buckets: HashMap<String, (Bucket, Bucket)>,
+    /// Per (account id, region): (all requests, CreateJobForDevices).
+    buckets: HashMap<(String, String), (Bucket, Bucket)>,
 }
 
 impl Quotas {
-    /// Takes a token for one request (and one create token for a create); false means throttle.
-    pub fn admit(&mut self, region: &str, is_create: bool, now: Instant) -> bool {
-        let (all, creates) = self.buckets.entry(region.to_string()).or_insert_with(|| {
+    /// Takes a token for one request (and one create token for a create) from the account's
+    /// buckets in the region; false means throttle.
+    pub fn admit(&mut self, account: &str, region: &str, is_create: bool, now: Instant) -> bool {
+        let key = (account.to_string(), region.to_string());
+        let (all, creates) = self.buckets.entry(key).or_insert_with(|| {
             (
                 Bucket::new(PANORAMA_REQUESTS_PER_SECOND, now),
                 Bucket::new(PANORAMA_CREATES_PER_SECOND, now),
@@ -68,20 +70,22 @@ mod tests {
     fn five_requests_a_second_then_throttle() {
         let mut q = Quotas::default();
         let t0 = Instant::now();
-        assert!((0..5).all(|_| q.admit("us-east-1", false, t0)));
-        assert!(!q.admit("us-east-1", false, t0));
-        // Regions are metered apart.
-        assert!(q.admit("us-west-2", false, t0));
-        assert!(q.admit("us-east-1", false, t0 + Duration::from_millis(200)));
+        assert!((0..5).all(|_| q.admit("a", "us-east-1", false, t0)));
+        assert!(!q.admit("a", "us-east-1", false, t0));
+        // Regions are metered apart, and so are accounts.
+        assert!(q.admit("a", "us-west-2", false, t0));
+        assert!(q.admit("b", "us-east-1", false, t0));
+        assert!(q.admit("a", "us-east-1", false, t0 + Duration::from_millis(200)));
     }
 
     #[test]
     fn one_create_a_second() {
         let mut q = Quotas::default();
         let t0 = Instant::now();
-        assert!(q.admit("r", true, t0));
-        assert!(!q.admit("r", true, t0 + Duration::from_millis(500)));
-        assert!(q.admit("r", false, t0 + Duration::from_millis(500)));
-        assert!(q.admit("r", true, t0 + Duration::from_millis(1000)));
+        assert!(q.admit("a", "r", true, t0));
+        assert!(!q.admit("a", "r", true, t0 + Duration::from_millis(500)));
+        assert!(q.admit("b", "r", true, t0 + Duration::from_millis(500)));
+        assert!(q.admit("a", "r", false, t0 + Duration::from_millis(500)));
+        assert!(q.admit("a", "r", true, t0 + Duration::from_millis(1000)));
     }
 }

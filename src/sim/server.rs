@@ -267,6 +267,8 @@ enum Outcome {
 /// A call that passed authentication, routing and the quotas, with the faults it drew.
 struct Admitted {
     label: String,
+    /// The signer's account, as an index into the world's accounts.
+    account: usize,
     region: String,
     service: Service,
     operation: &'static str,
@@ -350,13 +352,7 @@ fn admit(
         Outcome::Answer(e.into_response(service, request_id))
     };
 
-    let scope = match auth::verify(
-        parts,
-        body,
-        &config.access_key_id,
-        &config.secret_access_key,
-        SystemTime::now(),
-    ) {
+    let scope = match auth::verify(parts, body, &shared.keyring, SystemTime::now()) {
         Ok(scope) => scope,
         Err(e) => return Admission::Refused(label, fail(e, None)),
     };
@@ -394,6 +390,7 @@ fn admit(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .admit(
+                shared.account_id(scope.account),
                 &scope.region,
                 route.operation == "CreateJobForDevices",
                 Instant::now(),
@@ -407,6 +404,7 @@ fn admit(
     let (fault, hold) = decide_fault(shared, service, route);
     Admission::Admitted(Admitted {
         label,
+        account: scope.account,
         region: scope.region,
         service,
         operation: route.operation,
@@ -451,6 +449,7 @@ fn carry_out(
         run(
             &mut world,
             &shared.config,
+            call.account,
             &call.region,
             service,
             call.operation,
@@ -507,6 +506,7 @@ fn random_fault(shared: &Shared, mutating: bool) -> Fault {
 fn run(
     world: &mut World,
     config: &SimConfig,
+    account: usize,
     region: &str,
     service: Service,
     operation: &str,
@@ -516,16 +516,20 @@ fn run(
     let World {
         rng,
         ledger,
-        regions,
+        accounts,
         ..
     } = world;
-    let Some(fleet) = regions.get_mut(region) else {
+    let Some(account) = accounts.get_mut(account) else {
+        return Err(ApiError::internal());
+    };
+    let Some(fleet) = account.regions.get_mut(region) else {
         return Err(ApiError::internal());
     };
     fleet.panorama.advance(now);
     fleet.snow.advance(now);
     let mut ctx = Ctx {
         now,
+        account: &account.id,
         region,
         rng,
         ledger,

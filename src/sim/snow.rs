@@ -193,6 +193,10 @@ impl Snow {
         self.devices.len()
     }
 
+    pub fn device_ids(&self) -> impl Iterator<Item = &str> {
+        self.devices.iter().map(|d| d.id.as_str())
+    }
+
     /// Applies every execution that has ended by `now` to its device.
     pub fn advance(&mut self, now: f64) {
         let tasks = &mut self.tasks;
@@ -435,6 +439,7 @@ impl Snow {
             });
             ctx.ledger.record(LedgerEntry {
                 seq: 0,
+                account: ctx.account.to_string(),
                 region: ctx.region.to_string(),
                 service: Service::Snow,
                 operation: "CreateTask",
@@ -605,6 +610,7 @@ impl Snow {
             canceled += 1;
             ctx.ledger.record(LedgerEntry {
                 seq: 0,
+                account: ctx.account.to_string(),
                 region: ctx.region.to_string(),
                 service: Service::Snow,
                 operation: "CancelTask",

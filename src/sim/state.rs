@@ -133,6 +133,8 @@ pub fn random_id(rng: &mut ChaCha8Rng, prefix: &str, len: usize) -> String {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LedgerEntry {
     pub seq: u64,
+    /// The id of the account whose key signed the call.
+    pub account: String,
     pub region: String,
     pub service: Service,
     pub operation: &'static str,
@@ -165,6 +167,8 @@ impl Ledger {
 /// What a mutating handler needs beside the fleet.
 pub struct Ctx<'a> {
     pub now: f64,
+    /// The account id of the signer.
+    pub account: &'a str,
     pub region: &'a str,
     pub rng: &'a mut ChaCha8Rng,
     pub ledger: &'a mut Ledger,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_panorama::config::retry::RetryConfig;
 use aws_sdk_panorama::config::{BehaviorVersion, Credentials, Region};
-use fleetdeck::sim::{self, QuotaMode, SimConfig, SimHandle};
+use fleetdeck::sim::{self, QuotaMode, SimAccountInfo, SimConfig, SimHandle};
 
 /// The demo fleet with quotas off and the clock nearly still: tests step simulated time
 /// with `SimHandle::advance_clock` instead of sleeping.
@@ -62,6 +62,49 @@ pub fn snow_with(
         .endpoint_url(&h.endpoint)
         .credentials_provider(credentials(h))
         .retry_config(retry)
+        .build();
+    aws_sdk_snowdevicemanagement::Client::from_conf(config)
+}
+
+/// Signs with one of the simulator's accounts' key pairs.
+fn account_credentials(account: &SimAccountInfo) -> Credentials {
+    Credentials::new(
+        &account.access_key_id,
+        &account.secret_access_key,
+        None,
+        None,
+        "fleetdeck-tests",
+    )
+}
+
+/// A Panorama client of `account`, in `region`, without retries.
+pub fn panorama_as(
+    h: &SimHandle,
+    account: &SimAccountInfo,
+    region: &str,
+) -> aws_sdk_panorama::Client {
+    let config = aws_sdk_panorama::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(&h.endpoint)
+        .credentials_provider(account_credentials(account))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_panorama::Client::from_conf(config)
+}
+
+/// A Snow Device Management client of `account`, in `region`, without retries.
+pub fn snow_as(
+    h: &SimHandle,
+    account: &SimAccountInfo,
+    region: &str,
+) -> aws_sdk_snowdevicemanagement::Client {
+    let config = aws_sdk_snowdevicemanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(&h.endpoint)
+        .credentials_provider(account_credentials(account))
+        .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_snowdevicemanagement::Client::from_conf(config)
 }
