@@ -780,7 +780,7 @@ async fn list_devices(
     let mut connections: Vec<crate::aws::Connection> = Vec::new();
     // Every scope's listings: both services, less Panorama where AWS's own endpoint is used.
     let mut left: Option<usize> = None;
-    let mut failures = Vec::new();
+    let mut failures: Vec<(String, Vec<String>)> = Vec::new();
     while left != Some(0) {
         match events.recv().await.context("the worker stopped")? {
             Event::DevicesPage(_, page) => list.upsert(page),
@@ -792,13 +792,16 @@ async fn list_devices(
                     .find(|c| c.scope() == scope)
                     .cloned()
                     .unwrap_or_default();
-                failures.push(match advice(&e, &c, service) {
-                    Some(advice) => format!(
-                        "{scope}: {advice}\n  (listing {} devices failed: {e})",
-                        service.label()
-                    ),
-                    None => format!("{scope}: listing {} devices failed: {e}", service.label()),
-                });
+                let detail = format!("listing {} devices failed: {e}", service.label());
+                let head = match advice(&e, &c, service) {
+                    Some(advice) => format!("{scope}: {advice}"),
+                    None => format!("{scope}: listing devices failed"),
+                };
+                // Both services failing for one cause say the cause once.
+                match failures.iter_mut().find(|(h, _)| *h == head) {
+                    Some((_, details)) => details.push(detail),
+                    None => failures.push((head, vec![detail])),
+                }
             }
             Event::Connected(c) => {
                 if left.is_none() {
@@ -824,7 +827,14 @@ async fn list_devices(
     // Every scope must be read before a plan is made of them: a device missing because its
     // context failed would silently shrink `--all` or a filter.
     if !failures.is_empty() {
-        bail!("{}", failures.join("\n"));
+        let lines: Vec<String> = failures
+            .iter()
+            .map(|(head, details)| {
+                let details: Vec<String> = details.iter().map(|d| format!("  ({d})")).collect();
+                format!("{head}\n{}", details.join("\n"))
+            })
+            .collect();
+        bail!("{}", lines.join("\n"));
     }
     // A scope whose account no listing named is learned from the DescribeDevice that follows
     // its listing; it may arrive a moment later.

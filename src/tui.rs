@@ -40,24 +40,28 @@ async fn start_demo(speed: f64) -> anyhow::Result<(sim::SimHandle, Catalog)> {
     let handle = sim::start(SimConfig {
         speed,
         regions: vec!["us-east-1".into(), "us-west-2".into()],
+        accounts: vec![sim::SimAccount {
+            access_key_id: sim::DEMO_LAB_ACCESS_KEY_ID.into(),
+            secret_access_key: sim::DEMO_LAB_SECRET_ACCESS_KEY.into(),
+            fleet: sim::FleetSource::Toml(sim::DEMO_FLEET_LAB.into()),
+            account_id: None,
+        }],
         ..SimConfig::default()
     })
     .await
     .context("the demo simulator did not start")?;
-    let text = format!(
-        "current = [\"prod\"]\n\
-         [contexts.prod]\nregions = [\"us-east-1\", \"us-west-2\"]\nlabel = \"prod\"\ncolour = \"red\"\n"
-    );
-    let file = contexts::parse(&text).map_err(anyhow::Error::msg)?;
-    let keys = [(
-        "prod".to_string(),
-        (
-            handle.access_key_id.clone(),
-            handle.secret_access_key.clone(),
-        ),
-    )]
-    .into_iter()
-    .collect();
+    let file = contexts::parse(DEMO_CONTEXTS).map_err(anyhow::Error::msg)?;
+    let keys = handle
+        .accounts
+        .iter()
+        .zip(["prod", "lab"])
+        .map(|(a, name)| {
+            (
+                name.to_string(),
+                (a.access_key_id.clone(), a.secret_access_key.clone()),
+            )
+        })
+        .collect();
     let catalog = Catalog {
         file,
         demo: Some(contexts::Demo {
@@ -68,6 +72,21 @@ async fn start_demo(speed: f64) -> anyhow::Result<(sim::SimHandle, Catalog)> {
     };
     Ok((handle, catalog))
 }
+
+/// The demo's contexts: its two accounts, as a config file would name them.
+const DEMO_CONTEXTS: &str = r#"
+current = ["prod", "lab"]
+
+[contexts.prod]
+regions = ["us-east-1"]
+label = "prod"
+colour = "red"
+
+[contexts.lab]
+regions = ["us-west-2", "us-east-1"]
+label = "lab"
+colour = "cyan"
+"#;
 
 impl Session {
     pub async fn prepare(args: &TuiArgs) -> anyhow::Result<Self> {

@@ -20,6 +20,8 @@ fn run(env: &[(&str, &str)], endpoint: &str) -> Output {
     .env("AWS_CONFIG_FILE", "/dev/null")
     .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+    .env_remove("FLEETDECK_CONTEXT")
     .env("AWS_REGION", "us-east-1")
     .env_remove("AWS_ACCESS_KEY_ID")
     .env_remove("AWS_SECRET_ACCESS_KEY")
@@ -50,7 +52,7 @@ fn no_credentials_names_the_fix() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     let first = err.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with("Error: No AWS credentials for profile default"),
+        first.starts_with("Error: default/us-east-1: No AWS credentials for profile default"),
         "{err}"
     );
     assert!(first.contains("aws configure --profile default"), "{err}");
@@ -74,7 +76,7 @@ fn a_closed_endpoint_is_named_with_the_fix() {
     assert_eq!(
         first,
         format!(
-            "Error: Nothing answers at {endpoint} (connection refused): start the endpoint (fleetdeck sim) or fix --endpoint-url"
+            "Error: default/us-east-1: Nothing answers at {endpoint} (connection refused): start the endpoint (fleetdeck sim) or fix --endpoint-url"
         ),
         "{err}"
     );
