@@ -810,6 +810,7 @@ async fn list_devices(
                         .filter(|c| c.panorama_endpoint.contains(".amazonaws.com"));
                     left = Some(c.len() * 2 - ended.count());
                 }
+                list.set_scope_order(c.iter().map(|c| c.scope()).collect());
                 connections = c;
             }
             // Panorama on AWS's own endpoint is left out (counted above).

@@ -9,7 +9,8 @@ fn run(args: &[&str]) -> Output {
         std::env::temp_dir().join(format!("fleetdeck-run-{}.jsonl", uuid::Uuid::new_v4()));
     Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
         .arg("run")
-        .args(["--demo", "--demo-speed", "300"])
+        // The demo's prod account, which these tests know device by device.
+        .args(["--demo", "--demo-speed", "300", "--ctx", "prod"])
         .args(args)
         .env("FLEETDECK_JOURNAL", &journal)
         .env_remove("RUST_BACKTRACE")

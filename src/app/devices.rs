@@ -64,6 +64,8 @@ pub struct Devices {
     pub reverse: bool,
     /// Listings under way, by scope and service.
     pub loading: HashSet<(String, Service)>,
+    /// The scopes in use, in the order they were named: the unsorted table's order.
+    scope_order: Vec<String>,
     /// Until the operator moves, the cursor stays on the first row while rows arrive.
     moved: bool,
     /// Rows per service (Panorama, Snow), kept as rows change: every frame shows them.
@@ -90,6 +92,14 @@ impl Devices {
 
     pub fn current(&self) -> Option<&Device> {
         self.row(self.cursor)
+    }
+
+    /// The scopes in use, in the order named: the unsorted table follows it.
+    pub fn set_scope_order(&mut self, order: Vec<String>) {
+        if self.scope_order != order {
+            self.scope_order = order;
+            self.rebuild_at(self.current().map(Device::key));
+        }
     }
 
     /// Gives devices whose reads named no account their scope's, once it is known.
@@ -253,8 +263,17 @@ impl Devices {
         let rows = &self.rows;
         match self.sort {
             Some(column) => view.sort_by(|&a, &b| compare(&rows[a], &rows[b], column)),
-            // Unsorted: Panorama first, each service in the order the service listed it.
-            None => view.sort_by_key(|&i| rows[i].service),
+            // Unsorted: Panorama first, then the scopes in the order they were named, each in
+            // the order its service listed it, so arrival order never reorders the table.
+            None => {
+                let rank = |scope: &str| {
+                    self.scope_order
+                        .iter()
+                        .position(|s| s == scope)
+                        .unwrap_or(usize::MAX)
+                };
+                view.sort_by_key(|&i| (rows[i].service, rank(&rows[i].scope)))
+            }
         }
         if self.reverse {
             view.reverse();

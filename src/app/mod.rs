@@ -246,6 +246,12 @@ impl App {
         }
     }
 
+    /// Whether a device read from `scope` belongs in the table: its scope is in use (a read
+    /// from before a switch may still arrive).
+    pub fn in_use(&self, scope: &str) -> bool {
+        scope.is_empty() || self.connections.iter().any(|c| c.scope() == scope)
+    }
+
     /// The scope's connection (its account, its context's label).
     pub fn connection_of(&self, scope: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.scope() == scope)
@@ -311,13 +317,18 @@ fn on_event(app: &mut App, event: Event) {
                 .iter()
                 .filter_map(|c| Some((c.scope(), c.account.clone()?)))
                 .collect();
+            app.devices
+                .set_scope_order(connections.iter().map(Connection::scope).collect());
             app.devices.fill_accounts(&accounts);
             app.connections = connections;
         }
         Event::ListingStarted(scope, service) => {
             app.devices.loading.insert((scope, service));
         }
-        Event::DevicesPage(_, devices) => app.devices.upsert(devices),
+        Event::DevicesPage(_, mut devices) => {
+            devices.retain(|d| app.in_use(&d.scope));
+            app.devices.upsert(devices);
+        }
         Event::ListingDone(scope, service, ids) => {
             app.devices.loading.remove(&(scope.clone(), service));
             app.failed_listings.remove(&(scope.clone(), service));
@@ -343,6 +354,7 @@ fn on_event(app: &mut App, event: Event) {
                 )),
             }
         }
+        Event::DeviceUpdated(device) if !app.in_use(&device.scope) => {}
         Event::DeviceUpdated(device) => {
             // An open form's preflight reads the newest details of its targets.
             if let Some(Overlay::Form(form)) = &mut app.overlay

@@ -338,7 +338,9 @@ impl Worker {
             Internal::ListingDone(scope, service, ids) => self.listing_done(scope, service, ids),
             Internal::ListingFailed(scope, service, error) => {
                 self.status.listing.remove(&(scope.clone(), service));
-                self.emit(Event::ListingFailed(scope, service, error));
+                if self.place(&scope).is_some() {
+                    self.emit(Event::ListingFailed(scope, service, error));
+                }
                 self.listing_ended();
             }
             Internal::Loaded(places) => self.use_places(places),

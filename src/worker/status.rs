@@ -107,6 +107,10 @@ impl Worker {
     /// Devices read from a scope: routed there, the scope's account learned from an ARN. A
     /// device another scope already lists (two profiles of one account) stays with that one.
     pub(super) fn page(&mut self, scope: &str, service: Service, mut devices: Vec<Device>) {
+        // A page from a scope switched away from (`:ctx`) arrives late: it is not news.
+        if self.place(scope).is_none() {
+            return;
+        }
         devices.retain(|d| {
             self.routes
                 .get(&d.key())
@@ -142,6 +146,9 @@ impl Worker {
 
     pub(super) fn listing_done(&mut self, scope: String, service: Service, ids: Vec<String>) {
         self.status.listing.remove(&(scope.clone(), service));
+        if self.place(&scope).is_none() {
+            return self.listing_ended();
+        }
         // A scope whose account no ARN has named yet (Panorama lists none): one appliance's
         // DescribeDevice names it.
         let unknown = self.place(&scope).is_some_and(|p| p.conn.account.is_none());
@@ -190,6 +197,13 @@ impl Worker {
 
     pub(super) fn described(&mut self, key: DeviceKey, device: Result<Device, ApiError>) {
         self.status.describing.remove(&key);
+        let gone = match &device {
+            Ok(d) => self.place(&d.scope).is_none(),
+            Err(_) => self.place_of(&key).is_none(),
+        };
+        if gone {
+            return;
+        }
         match device {
             Ok(mut device) => {
                 let scope = device.scope.clone();

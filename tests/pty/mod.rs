@@ -25,8 +25,14 @@ pub struct Tui {
 }
 
 impl Tui {
-    /// The demo, with simulated time fast enough that an OTA takes a couple of seconds.
+    /// The demo's prod account (us-east-1), with simulated time fast enough that an OTA
+    /// takes a couple of seconds.
     pub fn demo() -> Self {
+        Self::start(&["--demo", "--demo-speed", "300", "--ctx", "prod"])
+    }
+
+    /// The whole demo: both accounts, both regions.
+    pub fn demo_all() -> Self {
         Self::start(&["--demo", "--demo-speed", "300"])
     }
 
@@ -129,7 +135,7 @@ impl Tui {
     /// Waits for the demo fleet to be listed and every device described: each appliance's
     /// Avail cell (a version, or — for none) and each Snow device's Status cell filled.
     pub fn ready(&self) {
-        self.wait_for("Devices 23 (14 Panorama, 9 Snow)");
+        self.wait_for("Devices ");
         self.wait_until("every device described", |s| {
             let Some(header) = s.lines().find(|l| l.contains(" Avail ")) else {
                 return false;
@@ -143,7 +149,13 @@ impl Tui {
                 .lines()
                 .filter(|l| l.contains(" PAN ") || l.contains(" SNOW "))
                 .collect();
-            rows.len() == 23
+            // Every device the title counts is on screen and read.
+            let listed = s
+                .split_once("Devices ")
+                .and_then(|(_, rest)| rest.split_once(' '))
+                .and_then(|(n, _)| n.parse::<usize>().ok());
+            Some(rows.len()) == listed
+                && s.lines().all(|l| !l.contains("loading"))
                 && rows.iter().all(|row| {
                     let at = if row.contains(" PAN ") { avail } else { status };
                     !cell(row, at).trim().is_empty()
