@@ -164,7 +164,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Finish an unfinished plan from the journal (a quit, a signal or a crash left it):
-    /// PLAN, or with no value the only one for this region and endpoint.
+    /// PLAN, or with no value the only one for the contexts in use.
     #[arg(long, value_name = "PLAN", num_args = 0..=1, default_missing_value = "", conflicts_with = "discard")]
     pub resume: Option<String>,
     /// Close an unfinished plan without sending: what may have been sent is reconciled, the

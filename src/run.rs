@@ -711,22 +711,20 @@ fn pick_unfinished<'a>(unfinished: &'a [Resumable], wanted: &str) -> anyhow::Res
             .find(|u| u.plan == wanted)
             .with_context(|| {
                 if unfinished.is_empty() {
-                    format!(
-                        "no unfinished plan {wanted} for this region and endpoint (there are none)"
-                    )
+                    format!("no unfinished plan {wanted} for the contexts in use (there are none)")
                 } else {
                     format!(
-                        "no unfinished plan {wanted} for this region and endpoint; these are:\n{}",
+                        "no unfinished plan {wanted} for the contexts in use; these are:\n{}",
                         list()
                     )
                 }
             });
     }
     match unfinished {
-        [] => bail!("no unfinished plan for this region and endpoint: nothing to resume"),
+        [] => bail!("no unfinished plan for the contexts in use: nothing to resume"),
         [one] => Ok(one),
         _ => bail!(
-            "{} unfinished plans for this region and endpoint; name one with --resume PLAN:\n{}",
+            "{} unfinished plans for the contexts in use; name one with --resume PLAN:\n{}",
             unfinished.len(),
             list()
         ),

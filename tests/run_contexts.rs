@@ -85,6 +85,10 @@ impl Home {
 
     /// `fleetdeck run` with nothing from the machine: these files, this simulator.
     fn run(&self, sim: &SimHandle, args: &[&str]) -> Output {
+        self.command(sim, args).output().expect("fleetdeck runs")
+    }
+
+    fn command(&self, sim: &SimHandle, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
         c.arg("run")
             .args(["--endpoint-url", &sim.endpoint])
@@ -104,7 +108,7 @@ impl Home {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        c.output().expect("fleetdeck runs")
+        c
     }
 }
 
@@ -330,4 +334,77 @@ async fn named_contexts_from_the_config_file_reach_their_own_account_and_regions
         stderr.contains("no context is named nope (known: lab, prod)"),
         "{stderr}"
     );
+}
+
+fn creates(sim: &SimHandle) -> HashMap<String, Vec<(String, String)>> {
+    let mut per: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for e in sim.ledger() {
+        if e.operation == "CreateJobForDevices" {
+            per.entry(e.device_id.clone())
+                .or_default()
+                .push((e.account.clone(), e.region.clone()));
+        }
+    }
+    per
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_across_two_accounts_and_regions_resumes_each_device_in_its_own_scope() {
+    // AWS quotas: a create a second per account and region, so the kill lands mid-plan.
+    let sim = sim(4, 0).await;
+    let home = Home::new(&sim, "");
+    let scopes = ["--profiles", "prod,lab", "--regions", "us-east-1,us-west-2"];
+    let mut args = scopes.to_vec();
+    args.extend(["--action", "reboot", "--all", "--yes"]);
+    let mut child = home.command(&sim, &args).spawn().expect("fleetdeck starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while creates(&sim).len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 creates were not sent"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ended early: {status}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let sent = creates(&sim).len();
+    assert!(sent < 16, "the kill came too late: {sent}");
+
+    // Resumed with one context only, the plan is not offered: its other scopes are not in use.
+    let out = home.run(
+        &sim,
+        &[
+            "--profiles",
+            "prod",
+            "--regions",
+            "us-east-1,us-west-2",
+            "--resume",
+            "--yes",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("no unfinished plan"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut args = scopes.to_vec();
+    args.extend(["--resume", "--yes", "--output", "json"]);
+    let out = home.run(&sim, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Every appliance exactly once, each in its own account and region.
+    let per = creates(&sim);
+    let fleet = appliances(&sim).await;
+    assert_eq!(per.len(), fleet.len(), "{per:?}");
+    for (account, region, id) in &fleet {
+        assert_eq!(
+            per.get(id),
+            Some(&vec![(account.clone(), region.clone())]),
+            "{id}"
+        );
+    }
 }

@@ -37,7 +37,7 @@ fn sighup_from_a_dropped_session_restores_the_terminal() {
 #[test]
 fn quitting_with_work_in_flight_asks_first() {
     // Real-time speed: the reboot is certainly still running when q is pressed.
-    let mut tui = Tui::start(&["--demo", "--demo-speed", "1"]);
+    let mut tui = Tui::start(&["--demo", "--demo-speed", "1", "--ctx", "prod"]);
     tui.ready();
     tui.send("b");
     tui.wait_for("Reboot");
@@ -71,7 +71,7 @@ fn quitting_with_work_in_flight_asks_first() {
 
 #[test]
 fn read_only_shows_itself_and_disables_changes() {
-    let mut tui = Tui::start(&["--demo", "--read-only"]);
+    let mut tui = Tui::start(&["--demo", "--read-only", "--ctx", "prod"]);
     tui.ready();
     let screen = tui.wait_for("READ-ONLY");
     assert!(

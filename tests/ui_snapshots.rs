@@ -29,6 +29,13 @@ fn connection() -> Connection {
     }
 }
 
+/// The prod context in two regions: appliances in us-east-1, Snow devices in us-west-2.
+fn connections() -> Vec<Connection> {
+    let mut west = connection();
+    west.region = "us-west-2".into();
+    vec![connection(), west]
+}
+
 fn appliance(name: &str, status: &str, current: &str, latest: Option<&str>, site: &str) -> Device {
     let mut d = Device::new(Service::Panorama, format!("device-{name}"));
     d.name = Some(name.into());
@@ -104,7 +111,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let t0 = Instant::now();
-        let mut app = App::new(vec![connection()], false, t0);
+        let mut app = App::new(connections(), false, t0);
         app::update(
             &mut app,
             Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet()))),
@@ -200,7 +207,7 @@ fn devices_pane_filtered_and_sorted() {
 #[test]
 fn devices_pane_while_loading() {
     let t0 = Instant::now();
-    let mut app = App::new(vec![connection()], false, t0);
+    let mut app = App::new(connections(), false, t0);
     app::update(
         &mut app,
         Msg::Worker(Box::new(Event::ListingStarted(
@@ -304,7 +311,7 @@ fn confirm_dialog() {
 #[test]
 fn confirm_dialog_for_ten_or_more_asks_for_the_number() {
     let t0 = Instant::now();
-    let mut app = App::new(vec![connection()], false, t0);
+    let mut app = App::new(connections(), false, t0);
     let many: Vec<Device> = (0..12)
         .map(|i| {
             appliance(

@@ -440,3 +440,117 @@ fn rollout_keys_pause_promote_abort_and_retry_the_rest() {
         "the success is not sent again"
     );
 }
+
+fn with_contexts(app: &mut App) {
+    app.catalog = crate::contexts::Catalog {
+        file: crate::contexts::parse(
+            "[contexts.prod]\nregions=[\"us-east-1\"]\n[contexts.lab]\nprofile=\"lab\"\nregions=[\"us-west-2\"]\n",
+        )
+        .unwrap(),
+        flags: crate::contexts::Flags {
+            ctx: vec!["prod".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+}
+
+fn command_line(app: &mut App, line: &str) -> Vec<Command> {
+    press(app, KeyCode::Char(':'));
+    typing(app, line);
+    press(app, KeyCode::Enter)
+}
+
+#[test]
+fn the_command_line_switches_contexts_unless_a_plan_is_under_way() {
+    let mut app = app_with_fleet();
+    with_contexts(&mut app);
+    let commands = command_line(&mut app, "ctx lab");
+    let [Command::Use(targets)] = commands.as_slice() else {
+        panic!("a switch: {commands:?}")
+    };
+    assert_eq!(targets.len(), 1);
+    assert_eq!(
+        (
+            targets[0].context.as_str(),
+            targets[0].profile.as_deref(),
+            targets[0].region.as_deref()
+        ),
+        ("lab", Some("lab"), Some("us-west-2"))
+    );
+    assert_eq!(app.catalog.flags.ctx, ["lab"]);
+    // With a plan under way the switch is refused and says why.
+    let mut app = app_with_fleet();
+    with_contexts(&mut app);
+    press(&mut app, KeyCode::Char(' '));
+    let submitted = press(&mut app, KeyCode::Char('b'));
+    assert!(submitted.is_empty());
+    press(&mut app, KeyCode::Enter);
+    let go = press(&mut app, KeyCode::Char('y'));
+    start(&mut app, &go);
+    assert!(command_line(&mut app, "region us-west-2").is_empty());
+    assert!(
+        app.errors
+            .iter()
+            .any(|e| e.message.contains("Contexts were not switched")),
+        "{:?}",
+        app.errors
+    );
+    assert_eq!(app.catalog.flags.regions, Vec::<String>::new());
+}
+
+#[test]
+fn a_new_set_of_scopes_drops_the_devices_of_the_old_ones() {
+    let mut app = App::new(vec![connection()], false, Instant::now());
+    let mut east = Device::new(Service::Panorama, "east");
+    east.scope = "prod/us-east-1".into();
+    let mut west = Device::new(Service::Panorama, "west");
+    west.scope = "prod/us-west-2".into();
+    let mut both = connection();
+    both.region = "us-west-2".into();
+    let event = Event::Connected(vec![connection(), both.clone()]);
+    update(&mut app, Msg::Worker(Box::new(event)));
+    let page = Event::DevicesPage(Service::Panorama, vec![east, west]);
+    update(&mut app, Msg::Worker(Box::new(page)));
+    assert_eq!(app.devices.len(), 2);
+    // Only us-west-2 now; a late page from us-east-1 is not let back in.
+    update(
+        &mut app,
+        Msg::Worker(Box::new(Event::Connected(vec![both]))),
+    );
+    assert_eq!(app.devices.len(), 1);
+    assert_eq!(app.devices.row(0).map(|d| d.id.as_str()), Some("west"));
+    let mut late = Device::new(Service::Panorama, "east");
+    late.scope = "prod/us-east-1".into();
+    let page = Event::DevicesPage(Service::Panorama, vec![late]);
+    update(&mut app, Msg::Worker(Box::new(page)));
+    assert_eq!(app.devices.len(), 1);
+}
+
+#[test]
+fn after_a_failed_listing_r_loads_configuration_again() {
+    let mut app = app_with_fleet();
+    with_contexts(&mut app);
+    assert!(matches!(
+        press(&mut app, KeyCode::Char('R')).as_slice(),
+        [Command::Refresh]
+    ));
+    let failed = Event::ListingFailed(
+        "prod/us-east-1".into(),
+        Service::Snow,
+        crate::aws::ApiError::new(
+            crate::aws::ErrorKind::Auth,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
+    );
+    update(&mut app, Msg::Worker(Box::new(failed)));
+    let line = &app.errors.last().expect("an error line").message;
+    assert!(line.starts_with("prod/us-east-1: "), "{line}");
+    assert!(line.contains("R retries"), "{line}");
+    let commands = press(&mut app, KeyCode::Char('R'));
+    assert!(
+        matches!(commands.as_slice(), [Command::Use(t)] if t.len() == 1 && t[0].context == "prod"),
+        "{commands:?}"
+    );
+}

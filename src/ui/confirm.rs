@@ -156,13 +156,23 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     }
     footer.push(Line::from(format!("Calls: {}", plan.calls())));
     // Where the calls go: every scope the plan reaches, with its profile and account.
+    // (Each on a line of its own that fits: a wrapped footer line would push the prompt out.)
     for c in &used {
         let account = c.account.as_deref().unwrap_or("account ?");
-        let mut text = format!("{} · profile {} · {account}", c.scope(), c.profile);
-        if !c.snow_endpoint.contains(".amazonaws.com") {
-            text.push_str(&format!(" · {}", c.snow_endpoint));
-        }
+        let text = format!("{} · profile {} · {account}", c.scope(), c.profile);
         footer.push(Line::from(Span::styled(text, theme.dim())));
+    }
+    let mut endpoints: Vec<&str> = used
+        .iter()
+        .flat_map(|c| [c.snow_endpoint.as_str(), c.panorama_endpoint.as_str()])
+        .filter(|e| !e.contains(".amazonaws.com"))
+        .collect();
+    endpoints.dedup();
+    for e in endpoints {
+        footer.push(Line::from(Span::styled(
+            format!("endpoint {e}"),
+            theme.dim(),
+        )));
     }
     if confirm.must_type() {
         footer.push(Line::from(vec![

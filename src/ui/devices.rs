@@ -142,10 +142,10 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             vec![
                 Constraint::Length(1),
                 Constraint::Length(4),
-                Constraint::Length(16),
+                Constraint::Length(15),
                 Constraint::Length(9),
                 Constraint::Length(4),
-                Constraint::Length(12),
+                Constraint::Length(13),
                 Constraint::Length(13),
                 Constraint::Min(8),
             ],

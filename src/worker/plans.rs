@@ -379,7 +379,7 @@ impl Worker {
             let e = ApiError::new(
                 ErrorKind::NotFound,
                 "NoSuchPlan",
-                format!("no unfinished plan {id} for this region and endpoint"),
+                format!("no unfinished plan {id} for the contexts in use"),
             );
             return self.refuse(e, None);
         };
@@ -665,7 +665,7 @@ impl Worker {
     pub(super) fn discard(&mut self, id: &str) {
         let Some(u) = self.unfinished.remove(id) else {
             return self.emit(Event::Failure(format!(
-                "No unfinished plan {id} for this region and endpoint to discard"
+                "No unfinished plan {id} for the contexts in use to discard"
             )));
         };
         if self.journal.is_none() || self.settings.read_only {

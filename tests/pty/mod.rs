@@ -57,6 +57,9 @@ impl Tui {
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env("FLEETDECK_JOURNAL", &journal);
+        // Nothing from the machine's own fleetdeck configuration.
+        cmd.env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml");
+        cmd.env_remove("FLEETDECK_CONTEXT");
         for (k, v) in env {
             cmd.env(k, v);
         }
