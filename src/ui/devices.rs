@@ -142,7 +142,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             vec![
                 Constraint::Length(1),
                 Constraint::Length(4),
-                Constraint::Length(15),
+                Constraint::Length(16),
                 Constraint::Length(9),
                 Constraint::Length(4),
                 Constraint::Length(13),
