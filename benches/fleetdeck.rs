@@ -279,7 +279,7 @@ async fn connect_to(
 /// Dispatches the plan; returns the time until every row has its job or task id.
 async fn dispatch(s: &mut Session, plan: Plan) -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
-    s.commands.send(Command::Dispatch(plan))?;
+    s.commands.send(Command::Dispatch(Box::new(plan)))?;
     let mut waiting: HashSet<usize> = loop {
         match s.events.recv().await.context("the worker stopped")? {
             Event::PlanStarted { ops, .. } => break ops.iter().map(|(op, _)| *op).collect(),

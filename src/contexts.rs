@@ -3,11 +3,12 @@
 //! from `--profiles`); every (context, region) pair is a *scope* with its own clients, quota
 //! pacing and journal routes.
 //!
-//! Which contexts are used: `--ctx` or `--profiles` (flags) > `FLEETDECK_CONTEXT` or
-//! `AWS_PROFILE` (environment) > `current` in the config file > the only context the file has
-//! > the default profile. A context's regions: `--regions` > the context's own > `AWS_REGION`
-//! (or `AWS_DEFAULT_REGION`) > the profile's region. `--endpoint-url` and `--read-only` apply
-//! to every context. Nothing here does I/O but `read_file`, so precedence is unit-tested.
+//! Which contexts are used, first found wins: `--ctx` or `--profiles` (flags);
+//! `FLEETDECK_CONTEXT` or `AWS_PROFILE` (environment); `current` in the config file; the only
+//! context the file has; the default profile. A context's regions, first found wins:
+//! `--regions`; the context's own; `AWS_REGION` (or `AWS_DEFAULT_REGION`); the profile's
+//! region. `--endpoint-url` and `--read-only` apply to every context. Nothing here does I/O
+//! but `read_file` and `aws_profiles`, so precedence is unit-tested.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -438,7 +438,7 @@ async fn prepare(
         .filter_map(|s| list.get(&s.key).map(|d| (d.clone(), s.reason.clone())))
         .collect();
     Ok(Prepared::Send(
-        Box::new(Command::Dispatch(plan)),
+        Box::new(Command::Dispatch(Box::new(plan))),
         Box::new(list),
         left_out,
         accounts,
@@ -812,11 +812,10 @@ async fn list_devices(
                 connections = c;
             }
             // Panorama on AWS's own endpoint is left out (counted above).
-            Event::Failure(message) if message.contains("ended Panorama") => {
-                if text {
-                    eprintln!("{message}");
-                }
+            Event::Failure(message) if message.contains("ended Panorama") && text => {
+                eprintln!("{message}");
             }
+            Event::Failure(message) if message.contains("ended Panorama") => {}
             // Not fatal by itself (a journal problem refuses the plan, with its reason).
             Event::Failure(message) => eprintln!("{message}"),
             Event::Unfinished(plan) => unfinished.push(plan),

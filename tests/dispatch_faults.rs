@@ -115,7 +115,10 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
             expected.insert((region.name.clone(), key.id.clone()), key.service);
         }
         total += plan.device_count();
-        region.commands.send(Command::Dispatch(plan)).unwrap();
+        region
+            .commands
+            .send(Command::Dispatch(Box::new(plan)))
+            .unwrap();
         loop {
             match region.events.recv().await.expect("the worker runs") {
                 Event::PlanStarted { .. } => break,

@@ -92,7 +92,9 @@ impl Worker {
     async fn dispatch(&mut self, devices: &[Device]) -> Vec<(OpId, DeviceKey)> {
         let refs: Vec<&Device> = devices.iter().collect();
         let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-        self.commands.send(Command::Dispatch(plan)).unwrap();
+        self.commands
+            .send(Command::Dispatch(Box::new(plan)))
+            .unwrap();
         loop {
             match self.next().await {
                 Event::PlanStarted { ops, .. } => return ops,
@@ -443,7 +445,10 @@ async fn a_second_instance_on_the_same_journal_sends_nothing() {
         SnowOptions::default(),
         &refs.iter().collect::<Vec<_>>(),
     );
-    second.commands.send(Command::Dispatch(plan)).unwrap();
+    second
+        .commands
+        .send(Command::Dispatch(Box::new(plan)))
+        .unwrap();
     let refusal = loop {
         match second.next().await {
             Event::PlanRefused(r) => break r,

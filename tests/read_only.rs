@@ -67,7 +67,7 @@ async fn a_read_only_worker_refuses_plans_and_cancels() {
     ];
     let refs: Vec<&Device> = devices.iter().collect();
     let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-    commands.send(Command::Dispatch(plan)).unwrap();
+    commands.send(Command::Dispatch(Box::new(plan))).unwrap();
     commands
         .send(Command::CancelTask {
             task_id: "task-x".into(),

@@ -729,7 +729,7 @@ fn dispatch(app: &mut App, confirm: Confirm) -> Vec<Command> {
         plan.operation.label(),
         plan.calls()
     ));
-    vec![Command::Dispatch(plan)]
+    vec![Command::Dispatch(Box::new(plan))]
 }
 
 /// Operations in flight or not yet sent: what a quit would stop.

@@ -317,7 +317,7 @@ impl Worker {
             Command::Use(targets) => self.switch(targets),
             Command::Describe(key) => self.describe(key),
             Command::Look(keys) => self.look(keys),
-            Command::Dispatch(plan) => self.dispatch(plan),
+            Command::Dispatch(plan) => self.dispatch(*plan),
             Command::Resume { plan } => self.resume(&plan),
             Command::Discard { plan } => self.discard(&plan),
             Command::CancelTask { task_id } => self.cancel(task_id),

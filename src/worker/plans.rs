@@ -543,8 +543,7 @@ impl Worker {
         work: Vec<Work>,
     ) {
         // Each scope's Snow batches go together; each appliance on its own.
-        let mut snow_batches: BTreeMap<String, Vec<(Vec<(String, OpId)>, Option<String>)>> =
-            BTreeMap::new();
+        let mut snow_batches: BTreeMap<String, Vec<dispatch::Batch>> = BTreeMap::new();
         for item in work {
             match item {
                 Work::Panorama {

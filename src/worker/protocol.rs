@@ -21,7 +21,7 @@ pub enum Command {
     Look(Vec<DeviceKey>),
     /// Carry out a plan. The engine assigns the operations' ids and answers with
     /// `Event::PlanStarted`, or `Event::PlanRefused`.
-    Dispatch(Plan),
+    Dispatch(Box<Plan>),
     /// Cancel a Snow task's queued executions (one CancelTask, journaled).
     CancelTask { task_id: String },
     /// Carry on with an unfinished plan from the journal.
