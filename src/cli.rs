@@ -51,12 +51,8 @@ pub struct TuiArgs {
     #[arg(long, alias = "region", value_name = "R[,R]", value_delimiter = ',')]
     pub regions: Vec<String>,
     /// The config file with named contexts (default: $XDG_CONFIG_HOME/fleetdeck/config.toml).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "FLEETDECK_CONFIG",
-        conflicts_with = "demo"
-    )]
+    /// The demo has its own contexts and reads none.
+    #[arg(long, value_name = "PATH", env = "FLEETDECK_CONFIG")]
     pub config: Option<PathBuf>,
     /// Send both services' calls here (also: AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_PANORAMA,
     /// AWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT).

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub context: String,
     pub region: String,
     pub account: Option<String>,
+    #[serde(skip)]
+    scope: String,
     pub operation: String,
     pub state: &'static str,
     pub resource_id: Option<String>,
@@ -252,20 +254,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         Some(d) => (
             d.context().to_string(),
             d.region.clone(),
-            d.arn
-                .as_deref()
-                .and_then(crate::fleet::account_of_arn)
-                .map(str::to_string)
+            d.account
+                .clone()
                 .or_else(|| accounts.get(&d.scope).cloned()),
+            d.scope.clone(),
         ),
-        None => (String::new(), String::new(), None),
+        None => (String::new(), String::new(), None, String::new()),
     };
     commands.send(command).context("the worker stopped")?;
     let (plan_id, operation, ops) = wait_started(&mut events).await?;
     let mut outcomes: Vec<Outcome> = ops
         .iter()
         .map(|(_, k)| {
-            let (context, region, account) = place(name_of.get(k));
+            let (context, region, account, scope) = place(name_of.get(k));
             Outcome {
                 service: match k.service {
                     Service::Panorama => "panorama",
@@ -278,6 +279,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
                 context,
                 region,
                 account,
+                scope,
                 operation: operation.label().to_string(),
                 state: OpState::Queued.word(k.service),
                 resource_id: None,
@@ -307,7 +309,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     )
     .await?;
     for (d, reason) in &left_out {
-        let (context, region, account) = place(Some(d));
+        let (context, region, account, scope) = place(Some(d));
         outcomes.push(Outcome {
             service: match d.service {
                 Service::Panorama => "panorama",
@@ -318,6 +320,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
             context,
             region,
             account,
+            scope,
             operation: operation.label().to_string(),
             state: OpState::Skipped.name(),
             resource_id: None,
@@ -834,23 +837,6 @@ async fn list_devices(
             .collect();
         bail!("{}", lines.join("\n"));
     }
-    // A scope whose account no listing named is learned from the DescribeDevice that follows
-    // its listing; it may arrive a moment later.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-    let unknown = |connections: &[crate::aws::Connection], list: &Devices| {
-        connections
-            .iter()
-            .any(|c| c.account.is_none() && list.all().any(|d| d.scope == c.scope()))
-    };
-    while unknown(&connections, &list) {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(Event::Connected(c))) => connections = c,
-            Ok(Some(Event::DeviceUpdated(d))) => list.upsert(vec![d]),
-            Ok(Some(Event::Unfinished(plan))) => unfinished.push(plan),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
-        }
-    }
     let accounts = connections
         .iter()
         .filter_map(|c| Some((c.scope(), c.account.clone()?)))
@@ -1134,6 +1120,16 @@ async fn follow(
         };
         let (op, update) = match event {
             Event::Op(op, update) => (op, update),
+            // A scope's account learned after its listing (Panorama lists no ARNs).
+            Event::Connected(connections) => {
+                for o in outcomes.iter_mut().filter(|o| o.account.is_none()) {
+                    o.account = connections
+                        .iter()
+                        .find(|c| c.scope() == o.scope)
+                        .and_then(|c| c.account.clone());
+                }
+                continue;
+            }
             Event::Rollout(view) => {
                 // On stderr whatever the output: the JSON summary stays alone on stdout.
                 if text && tty {

@@ -208,12 +208,16 @@ impl Worker {
             Ok(mut device) => {
                 let scope = device.scope.clone();
                 self.learn_account(&scope, std::slice::from_ref(&device));
+                // Only what is in view stays described: a read made to learn an account does
+                // not stand in for the one a later view (or `fleetdeck run`) asks for.
+                if self.status.in_view.contains(&key) {
+                    self.status.described.insert(key.clone());
+                }
                 device.account = device
                     .arn
                     .as_deref()
                     .and_then(crate::fleet::account_of_arn)
                     .map(str::to_string);
-                self.status.described.insert(key);
                 self.emit(Event::DeviceUpdated(device));
             }
             Err(e) => self.emit(Event::DescribeFailed(key, e)),
