@@ -154,10 +154,13 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 
 /// A region name as AWS spells them: letters, digits and dashes, such as us-east-1.
 pub fn check_region(r: &str) -> Result<(), String> {
-    let ok = !r.is_empty()
-        && r.split('-').count() >= 3
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let parts: Vec<&str> = r.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -493,6 +496,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("not a region name"), "{e}");
+        for bad in ["us-west-", "us-west", "US-east-1", "us-east-x", "us--1"] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+        for good in ["us-east-1", "us-gov-west-1", "ap-southeast-2"] {
+            assert!(check_region(good).is_ok(), "{good}");
+        }
         let e = parse("current = \"x\"\n").unwrap_err();
         assert!(e.contains("no [contexts.x]"), "{e}");
         let e = parse("[contexts.a]\ncolour = \"pink\"\n").unwrap_err();

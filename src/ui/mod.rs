@@ -64,6 +64,19 @@ pub fn spinner(app: &App) -> &'static str {
 /// The header: every context in use with its account, regions, read-only mark and SSO
 /// token expiry, then the endpoint when it is not AWS's.
 fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    // Narrow terminals get the accounts' last four digits and no endpoint, so every context
+    // stays in view.
+    let full = header_spans(app, theme, false);
+    let width: usize = full.iter().map(|s| s.content.chars().count()).sum();
+    let spans = if width > usize::from(area.width) {
+        header_spans(app, theme, true)
+    } else {
+        full
+    };
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn header_spans<'a>(app: &App, theme: &Theme, compact: bool) -> Vec<Span<'a>> {
     let mut spans = vec![Span::styled(" fleetdeck ", theme.title())];
     if app.connections.iter().any(|c| c.demo) {
         spans.push(Span::styled(" DEMO ", theme.badge()));
@@ -103,6 +116,9 @@ fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         accounts.dedup();
         let account = if accounts.is_empty() {
             "account ?".to_string()
+        } else if compact {
+            let tail = |a: &&str| format!("…{}", &a[a.len().saturating_sub(4)..]);
+            accounts.iter().map(tail).collect::<Vec<_>>().join(",")
         } else {
             accounts.join(",")
         };
@@ -125,11 +141,11 @@ fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .flat_map(|c| [c.panorama_endpoint.as_str(), c.snow_endpoint.as_str()])
         .filter(|e| !e.contains(".amazonaws.com"))
         .collect();
-    if !endpoints.is_empty() {
+    if !endpoints.is_empty() && !compact {
         let list: Vec<&str> = endpoints.into_iter().collect();
         spans.push(Span::styled(format!(" · {}", list.join(" ")), theme.dim()));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    spans
 }
 
 /// "SSO 2h10m" while the token lasts; "SSO expired" (an error) once it has not.
