@@ -240,6 +240,15 @@ pub fn resolve(flags: &Flags, env: &Env, file: &ConfigFile) -> Result<Vec<Contex
     } else {
         vec![ad_hoc(None)]
     };
+    // A profile named directly is no way around a context's read-only: it inherits it from
+    // any context of the file using that profile.
+    for c in &mut contexts {
+        let guarded = file
+            .contexts
+            .values()
+            .any(|e| e.read_only && e.profile.is_some() && e.profile == c.profile);
+        c.read_only |= guarded;
+    }
     let mut seen = std::collections::BTreeSet::new();
     contexts.retain(|c| seen.insert(c.name.clone()));
     for c in &mut contexts {
@@ -453,6 +462,22 @@ mod tests {
             got.iter()
                 .all(|c| c.endpoint_url.as_deref() == Some("http://127.0.0.1:4580"))
         );
+    }
+
+    #[test]
+    fn a_read_only_contexts_profile_stays_read_only_when_named_directly() {
+        let flags = Flags {
+            profiles: vec!["lab".into(), "other".into()],
+            ..Flags::default()
+        };
+        let got = resolve(&flags, &Env::default(), &file()).unwrap();
+        assert!(got[0].read_only, "lab is read-only in the file");
+        assert!(!got[1].read_only);
+        let env = Env {
+            profile: Some("lab".into()),
+            ..Env::default()
+        };
+        assert!(resolve(&Flags::default(), &env, &file()).unwrap()[0].read_only);
     }
 
     #[test]

@@ -392,6 +392,26 @@ async fn a_crash_across_two_accounts_and_regions_resumes_each_device_in_its_own_
         text(&out.stderr)
     );
 
+    // Nor may a new plan there take its devices: it would send them twice.
+    let before = sim.ledger().len();
+    let out = home.run(
+        &sim,
+        &[
+            "--profiles",
+            "prod",
+            "--regions",
+            "us-east-1,us-west-2",
+            "--action",
+            "reboot",
+            "--all",
+            "--yes",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("also reaches lab/"), "{stderr}");
+    assert_eq!(sim.ledger().len(), before, "nothing was sent");
+
     let mut args = scopes.to_vec();
     args.extend(["--resume", "--yes", "--output", "json"]);
     let out = home.run(&sim, &args);

@@ -150,6 +150,9 @@ struct Worker {
     /// Plans from the journal awaiting the operator's word, and as they were offered.
     unfinished: HashMap<String, journal::Unfinished>,
     offered: HashMap<String, Resumable>,
+    /// Unfinished plans reaching some scopes in use and some not: not resumable here, but
+    /// their devices here are theirs. With the scopes missing.
+    elsewhere: HashMap<String, (journal::Unfinished, Vec<String>)>,
     stop_tx: watch::Sender<bool>,
     stop: limits::Stop,
     /// Answered once dispatch has stopped and open plans are recorded as paused.
@@ -189,6 +192,7 @@ async fn run(
         book: Book::default(),
         unfinished: HashMap::new(),
         offered: HashMap::new(),
+        elsewhere: HashMap::new(),
         stop_tx,
         stop,
         shutting_down: None,
@@ -287,6 +291,7 @@ impl Worker {
         self.emit(Event::Connected(self.connections()));
         self.unfinished.clear();
         self.offered.clear();
+        self.elsewhere.clear();
         if self.journal.is_some() {
             self.offer_unfinished();
         }
@@ -343,7 +348,14 @@ impl Worker {
                 }
                 self.listing_ended();
             }
-            Internal::Loaded(places) => self.use_places(places),
+            // A plan begun while the new configuration loaded keeps the scopes it was sent to.
+            Internal::Loaded(places) => match self.book.open_plans().first() {
+                Some(plan) => self.emit(Event::Failure(format!(
+                    "Contexts were not switched: plan {} began in the old ones meanwhile. Switch once it ends.",
+                    short(plan)
+                ))),
+                None => self.use_places(places),
+            },
             Internal::Described(key, device) => self.described(key, device),
             Internal::PanoramaJob { job, device, op } => self.follow_job(job, device, op),
             Internal::JobStatus { job, status } => self.job_status(job, status),

@@ -118,6 +118,12 @@ impl Worker {
                 continue;
             };
             if self.plan_routes(&u.plan).is_none() {
+                // Some of its scopes are here, not all: it cannot be resumed now, but its
+                // devices here are still in it, so no new plan may take them.
+                let missing = self.missing_scopes(&u.plan);
+                if !missing.is_empty() && self.reaches_here(&u.plan) {
+                    self.elsewhere.insert(plan.clone(), (u, missing));
+                }
                 continue;
             }
             let Some((operation, _)) = operation_of(&u.plan) else {
@@ -185,6 +191,32 @@ impl Worker {
         )
     }
 
+    /// The scopes a journaled plan reaches that are not in use with its endpoint.
+    fn missing_scopes(&self, record: &Record) -> Vec<String> {
+        let Record::Plan { scopes, .. } = record else {
+            return Vec::new();
+        };
+        scopes
+            .iter()
+            .filter(|(scope, endpoint)| {
+                self.place(scope)
+                    .is_none_or(|p| p.conn.snow_endpoint != **endpoint)
+            })
+            .map(|(scope, _)| scope.clone())
+            .collect()
+    }
+
+    /// Whether any scope of a journaled plan is in use with its endpoint.
+    fn reaches_here(&self, record: &Record) -> bool {
+        let Record::Plan { scopes, .. } = record else {
+            return false;
+        };
+        scopes.iter().any(|(scope, endpoint)| {
+            self.place(scope)
+                .is_some_and(|p| p.conn.snow_endpoint == *endpoint)
+        })
+    }
+
     fn resumable(&self, id: &str) -> Option<Resumable> {
         self.offered.get(id).cloned()
     }
@@ -206,6 +238,21 @@ impl Worker {
                 return Some((
                     ApiError::new(ErrorKind::Conflict, "OverlapsUnfinishedPlan", detail),
                     Some(id.clone()),
+                ));
+            }
+            if let Some((id, (_, missing))) = self
+                .elsewhere
+                .iter()
+                .find(|(_, (u, _))| u.pending_devices().contains(&name))
+            {
+                let detail = format!(
+                    "{} is in the unfinished plan {id}, which also reaches {} (not in use): start with those contexts too to resume or discard it",
+                    key.id,
+                    missing.join(", ")
+                );
+                return Some((
+                    ApiError::new(ErrorKind::Conflict, "OverlapsUnfinishedPlan", detail),
+                    None,
                 ));
             }
             if let Some(op) = self.book.live_op(key) {
@@ -407,6 +454,21 @@ impl Worker {
             return self.refuse(e, None);
         }
         if let Some(routes) = self.plan_routes(&u.plan) {
+            // A context that is read-only now refuses the resume, as it would a new plan.
+            let read_only = routes
+                .values()
+                .filter_map(|s| self.place(s))
+                .find(|p| p.conn.read_only)
+                .map(|p| p.conn.context.clone());
+            if let Some(context) = read_only {
+                self.unfinished.insert(id.to_string(), u);
+                let e = ApiError::new(
+                    ErrorKind::Validation,
+                    "ReadOnly",
+                    format!("context {context} is read-only: plan {id} was not resumed"),
+                );
+                return self.refuse(e, None);
+            }
             self.routes.extend(routes);
         }
         let ops = self.book.add_plan(id, &keys);
