@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -133,12 +135,7 @@ async fn appliances(sim: &SimHandle) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for account in &sim.accounts {
         for region in REGIONS {
-            let client = client(
-                sim,
-                &account.access_key_id,
-                &account.secret_access_key,
-                region,
-            );
+            let client = common::panorama_as(sim, account, region);
             let listed = client.list_devices().send().await.expect("ListDevices");
             for d in listed.devices() {
                 out.push((
@@ -150,17 +147,6 @@ async fn appliances(sim: &SimHandle) -> Vec<(String, String, String)> {
         }
     }
     out
-}
-
-fn client(sim: &SimHandle, key: &str, secret: &str, region: &str) -> aws_sdk_panorama::Client {
-    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
-    let config = aws_sdk_panorama::Config::builder()
-        .behavior_version(aws_sdk_panorama::config::BehaviorVersion::latest())
-        .region(aws_sdk_panorama::config::Region::new(region.to_string()))
-        .endpoint_url(&sim.endpoint)
-        .credentials_provider(credentials)
-        .build();
-    aws_sdk_panorama::Client::from_conf(config)
 }
 
 #[tokio::test(flavor = "multi_thread")]

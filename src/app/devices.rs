@@ -118,11 +118,6 @@ impl Devices {
         }
     }
 
-    /// Every device, shown or filtered out, in no particular order.
-    pub fn all(&self) -> impl Iterator<Item = &Device> {
-        self.rows.iter()
-    }
-
     pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
         self.index.get(key).map(|&i| &self.rows[i])
     }

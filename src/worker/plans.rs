@@ -294,7 +294,7 @@ impl Worker {
     }
 
     /// Journals a confirmed plan, gives each distinct device an operation, and sends.
-    pub(super) fn dispatch(&mut self, plan: Plan) {
+    pub(super) fn dispatch(&mut self, mut plan: Plan) {
         if let Some(e) = self.refusal() {
             return self.refuse(e, None);
         }
@@ -319,28 +319,22 @@ impl Worker {
         let waves = plan.waves();
         let gate = plan.rollout.gate_for(waves.len());
         // Every target's scope: the one it was read from, else the only one there is.
-        let routes: BTreeMap<DeviceKey, String> = keys
-            .iter()
-            .filter_map(|k| {
-                let scope = match plan.scopes.get(k) {
-                    Some(s) => s.clone(),
-                    None => self.place_of(k)?.conn.scope(),
-                };
-                Some((k.clone(), scope))
-            })
-            .collect();
-        let mut scope_names: Vec<String> = Vec::new();
-        for s in keys.iter().filter_map(|k| routes.get(k)) {
-            if !scope_names.contains(s) {
-                scope_names.push(s.clone());
+        for k in &keys {
+            if !plan.scopes.contains_key(k)
+                && let Some(p) = self.place_of(k)
+            {
+                plan.scopes.insert(k.clone(), p.conn.scope());
             }
         }
-        let Some(first) = scope_names
-            .first()
-            .and_then(|s| self.place(s))
-            .or(self.places.first())
-        else {
-            return self.refuse(super::status::no_scope(&keys[0]), None);
+        let routes = plan.scopes.clone();
+        let scope_names = plan.scope_names();
+        let Some(first) = scope_names.first().and_then(|s| self.place(s)) else {
+            let e = ApiError::new(
+                ErrorKind::Validation,
+                "EmptyPlan",
+                "the plan has no devices",
+            );
+            return self.refuse(e, None);
         };
         let record = Record::Plan {
             plan: id.clone(),

@@ -311,10 +311,8 @@ impl Worker {
                 .jobs
                 .values()
                 .filter_map(|w| {
-                    self.routes
-                        .get(&DeviceKey::new(Service::Panorama, w.device.clone()))
-                        .cloned()
-                        .or_else(|| self.places.first().map(|p| p.conn.scope()))
+                    let key = DeviceKey::new(Service::Panorama, w.device.clone());
+                    self.place_of(&key).map(|p| p.conn.scope())
                 })
                 .collect();
             for scope in scopes {
