@@ -75,12 +75,19 @@ async fn calls_are_counted_per_operation_throttled_ones_included() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({ "calls": {
-            "panorama:ListDevices": 8,
-            "snow-device-management:ListDevices": 1,
-        }})
+        serde_json::json!({
+            "calls": {
+                "panorama:ListDevices": 8,
+                "snow-device-management:ListDevices": 1,
+            },
+            "throttled": { "panorama:ListDevices": throttled },
+        })
     );
     assert_eq!(h.calls().get("panorama:ListDevices"), Some(&8));
+    assert_eq!(
+        h.throttled().get("panorama:ListDevices"),
+        Some(&(throttled as u64))
+    );
 }
 
 #[tokio::test]

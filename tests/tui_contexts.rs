@@ -4,7 +4,25 @@
 
 mod pty;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
 use pty::{ENTER, TAB, Tui};
+
+/// How many calls the demo's simulator throttled, per operation (its unsigned admin endpoint).
+fn throttled(endpoint: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client: HttpClient<_, Empty<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build_http();
+        let url = format!("{endpoint}/_fleetdeck/calls").parse().unwrap();
+        let response = client.get(url).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let calls: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        calls["throttled"].clone()
+    })
+}
 
 fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or_default()
@@ -44,6 +62,11 @@ fn the_command_line_switches_contexts_and_regions() {
         top.contains("210987654321") && !top.contains("123456789012"),
         "{top}"
     );
+    let endpoint = top
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("the header names the simulator's endpoint: {top}"))
+        .to_string();
 
     // `:region us-west-2` narrows the context to that region.
     tui.send(":");
@@ -74,6 +97,9 @@ fn the_command_line_switches_contexts_and_regions() {
     tui.send("ctx prod,lab");
     tui.send(ENTER);
     tui.wait_for("Devices 35 (20 Panorama, 15 Snow)");
+    // Scopes loaded again by each switch pace their calls as one caller with the scopes
+    // they replace: the service throttled none of them.
+    assert_eq!(throttled(&endpoint), serde_json::json!({}));
     tui.send(":");
     tui.send("q");
     tui.send(ENTER);

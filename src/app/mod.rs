@@ -150,6 +150,9 @@ pub struct App {
     pub error_log: Vec<ErrorLine>,
     /// Passing news, shown for a few seconds.
     pub notice: Option<(String, Instant)>,
+    /// When the last error was shown: news told since then (an answer to the operator's
+    /// command) shows above standing errors for its few seconds.
+    pub error_at: Option<Instant>,
     pub now: Instant,
     /// The wall clock in epoch seconds, as of the last tick (a bake's end is one).
     pub now_epoch: u64,
@@ -193,6 +196,7 @@ impl App {
             errors: Vec::new(),
             error_log: Vec::new(),
             notice: None,
+            error_at: None,
             now,
             now_epoch: crate::journal::now(),
             started: now,
@@ -204,6 +208,16 @@ impl App {
             looked: Vec::new(),
             quit: false,
         }
+    }
+
+    /// The notice, if it came after every error still standing.
+    pub fn fresh_notice(&self) -> Option<&str> {
+        let newer = match (&self.notice, self.error_at) {
+            (Some((_, told)), Some(failed)) => *told >= failed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        self.notice().filter(|_| newer || self.errors.is_empty())
     }
 
     pub fn notice(&self) -> Option<&str> {
@@ -232,6 +246,7 @@ impl App {
 
     pub fn fail(&mut self, message: impl Into<String>) {
         let message = message.into();
+        self.error_at = Some(self.now);
         for list in [&mut self.errors, &mut self.error_log] {
             match list.iter_mut().find(|e| e.message == message) {
                 Some(e) => e.count += 1,

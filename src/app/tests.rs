@@ -553,3 +553,18 @@ fn after_a_failed_listing_r_loads_configuration_again() {
         "{commands:?}"
     );
 }
+
+#[test]
+fn an_answer_to_the_operator_shows_above_older_errors() {
+    let start = Instant::now();
+    let mut app = App::new(vec![connection()], false, start);
+    app.fail("DescribeDevice failed: ThrottlingException");
+    assert_eq!(app.fresh_notice(), None);
+    app.now = start + Duration::from_millis(10);
+    app.tell("the demo has no AWS profiles");
+    assert_eq!(app.fresh_notice(), Some("the demo has no AWS profiles"));
+    // An error after the notice takes the line back.
+    app.now = start + Duration::from_millis(20);
+    app.fail("ListDevices failed");
+    assert_eq!(app.fresh_notice(), None);
+}

@@ -151,6 +151,8 @@ struct Shared {
     /// Signed, routed calls per "service:Operation", throttled ones included: what a bill
     /// or a quota would count.
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Of those, the calls refused with ThrottlingException.
+    throttled: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -161,6 +163,12 @@ impl Shared {
 
     fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn throttled(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.throttled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The id of the account at `index` in the keyring.
@@ -200,6 +208,11 @@ impl SimHandle {
     /// Calls received per "service:Operation" (signing name), throttled ones included.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.calls().clone()
+    }
+
+    /// Calls refused with ThrottlingException, per "service:Operation".
+    pub fn throttled(&self) -> BTreeMap<String, u64> {
+        self.shared.throttled().clone()
     }
 
     /// Adds a targeted fault; its nth call is counted from now. A rule naming an operation
@@ -288,6 +301,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         targeted: Mutex::new(targeted),
         quotas: Mutex::new(quota::Quotas::default()),
         calls: Mutex::new(BTreeMap::new()),
+        throttled: Mutex::new(BTreeMap::new()),
         world: Mutex::new(world),
         config: config.clone(),
     });

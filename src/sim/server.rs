@@ -396,6 +396,10 @@ fn admit(
                 Instant::now(),
             );
         if !admitted {
+            *shared
+                .throttled()
+                .entry(format!("{}:{}", service.signing_name(), route.operation))
+                .or_default() += 1;
             return Admission::Refused(label, fail(ApiError::throttled(), Some(service)));
         }
     }
@@ -576,7 +580,7 @@ fn admin(
         }
         (&Method::GET, "/_fleetdeck/calls") => json_response(
             StatusCode::OK,
-            &serde_json::json!({ "calls": *shared.calls() }),
+            &serde_json::json!({ "calls": *shared.calls(), "throttled": *shared.throttled() }),
             request_id,
         ),
         (&Method::GET, "/_fleetdeck/faults") => {

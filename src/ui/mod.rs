@@ -178,6 +178,8 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::styled("Filter: ", theme.header()),
             Span::raw(input.value()),
         ])
+    } else if let Some(n) = app.fresh_notice().filter(|_| !app.errors.is_empty()) {
+        Line::from(Span::raw(n.to_string()))
     } else if let Some(e) = app.errors.last() {
         let times = if e.count > 1 {
             format!(" (×{})", e.count)

@@ -116,6 +116,18 @@ pub(crate) struct Place {
     conn: Connection,
     clients: Clients,
     limits: Arc<limits::Limits>,
+    /// Whose quota the calls draw on: the credentials, region and endpoint. Scopes loaded
+    /// again by a switch keep their pacing, so the service's bucket sees one caller.
+    pacing: String,
+}
+
+/// The credentials (the demo's key or the profile), region and endpoint a scope calls with.
+fn pacing_key(target: &Target, conn: &Connection) -> String {
+    let who = match &target.demo_key {
+        Some((key, _)) => key.clone(),
+        None => conn.profile.clone(),
+    };
+    format!("{who}|{}|{}", conn.region, conn.panorama_endpoint)
 }
 
 /// Loads every target's configuration at once: one slow profile does not hold up the others.
@@ -124,12 +136,13 @@ async fn load_places(targets: &[Target], settings: &Settings) -> Vec<Place> {
         .iter()
         .map(|t| aws::config::load(t, settings.call_timeout));
     let mut places: Vec<Place> = Vec::new();
-    for (clients, conn) in futures::future::join_all(loads).await {
+    for (target, (clients, conn)) in targets.iter().zip(futures::future::join_all(loads).await) {
         // Two targets that resolve to one scope (a profile's own region named again) are one.
         if places.iter().any(|p| p.conn.scope() == conn.scope()) {
             continue;
         }
         places.push(Place {
+            pacing: pacing_key(target, &conn),
             conn,
             clients,
             limits: Arc::new(limits::Limits::new(settings.concurrency)),
@@ -143,6 +156,8 @@ struct Worker {
     places: Vec<Place>,
     /// Which scope each device was read from: where its calls go.
     routes: HashMap<DeviceKey, String>,
+    /// Every scope's pacing ever used, by `Place::pacing`: kept across switches.
+    pacing: HashMap<String, Arc<limits::Limits>>,
     journal: Option<Arc<Journal>>,
     /// Why nothing can be dispatched (no journal, a broken or foreign one), if so.
     journal_problem: Option<String>,
@@ -187,6 +202,7 @@ async fn run(
     let mut worker = Worker {
         places: Vec::new(),
         routes: HashMap::new(),
+        pacing: HashMap::new(),
         journal,
         journal_problem,
         book: Book::default(),
@@ -277,7 +293,16 @@ impl Worker {
 
     /// Takes a freshly loaded set of scopes: what the old ones listed is forgotten, the
     /// journal's unfinished plans are offered again for the new ones, and all are listed.
-    fn use_places(&mut self, places: Vec<Place>) {
+    fn use_places(&mut self, mut places: Vec<Place>) {
+        // Calls of the old scopes may still be under way, and the service counts them: a
+        // scope that was in use keeps its pacing (and its bound on calls under way).
+        for p in &mut places {
+            p.limits = self
+                .pacing
+                .entry(p.pacing.clone())
+                .or_insert_with(|| p.limits.clone())
+                .clone();
+        }
         for p in places.iter().filter(|p| p.clients.panorama.is_none()) {
             self.emit(Event::Failure(format!(
                 "{} ({}). Snow Device Management keeps working.",
