@@ -203,10 +203,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         );
     }
     if let Some(f) = &args.filter
-        && f.trim().is_empty()
+        && crate::fleet::filter::Filter::parse(f).is_empty()
     {
         bail!(
-            "--filter is empty, and an empty filter would match every device; pass --all to mean every device"
+            "--filter {f:?} asks nothing, and an empty filter would match every device; pass --all to mean every device"
         );
     }
     let snow = SnowOptions {

@@ -74,7 +74,7 @@ async fn a_device_named_twice_gets_one_job_and_the_run_ends() {
 async fn an_empty_or_blank_filter_is_refused_and_nothing_is_sent() {
     let sim = sim(QuotaMode::Off).await;
     let j = journal();
-    for filter in ["", "   "] {
+    for filter in ["", "   ", "! status:"] {
         let out = output(
             &sim,
             &j,

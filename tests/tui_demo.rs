@@ -11,7 +11,7 @@ fn ota_three_appliances_to_completion_and_see_the_new_version() {
     let mut tui = Tui::demo();
     tui.ready();
     tui.send("/");
-    tui.send("UPDATE_NEEDED");
+    tui.send("status:UPDATE_NEEDED");
     tui.send(ENTER);
     tui.wait_for("filter \"UPDATE_NEEDED\"");
     // The first three with an update: sea-dock-cam-02, sea-lobby-cam-01 (a major bump),

@@ -53,7 +53,7 @@ async fn stopped_midway_then_resumed(stop: Stop) {
     let mut tui = Tui::start_with(&args, &env, journal.clone());
     tui.ready();
     tui.send("/");
-    tui.send("Panorama");
+    tui.send("svc:panorama");
     tui.send(ENTER);
     tui.send("a");
     tui.wait_for("14 marked");

@@ -11,7 +11,7 @@ fn a_canary_wave_waits_for_approval_and_p_promotes_the_rest() {
     let mut tui = Tui::demo();
     tui.ready();
     tui.send("/");
-    tui.send("UPDATE_NEEDED");
+    tui.send("status:UPDATE_NEEDED");
     tui.send(ENTER);
     tui.wait_for("filter \"UPDATE_NEEDED\"");
     // sea-dock-cam-02, sea-lobby-cam-01, pdx-line1-cam-01: all online, rebooted in two waves.

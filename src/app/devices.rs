@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::fleet::filter::Filter;
 use crate::fleet::{Device, DeviceKey, Service, version_key};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +61,7 @@ pub struct Devices {
     pub cursor: usize,
     pub marks: HashSet<DeviceKey>,
     pub filter: String,
+    parsed: Filter,
     pub sort: Option<SortColumn>,
     pub reverse: bool,
     /// Listings under way, by scope and service.
@@ -174,6 +176,7 @@ impl Devices {
 
     pub fn set_filter(&mut self, filter: String) {
         let at = self.current().map(Device::key);
+        self.parsed = Filter::parse(&filter);
         self.filter = filter;
         self.rebuild();
         // The device under the cursor was filtered out: start at the first match.
@@ -242,7 +245,7 @@ impl Devices {
     }
 
     fn matches(&self, d: &Device) -> bool {
-        self.filter.is_empty() || matches(d, &self.filter.to_lowercase())
+        self.parsed.matches(d)
     }
 
     /// Recomputes the view and keeps the cursor on the same device.
@@ -300,24 +303,6 @@ fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
         SortColumn::Tags => a.tags_text().cmp(&b.tags_text()),
     };
     primary.then_with(|| a.label().cmp(b.label()))
-}
-
-/// Whether the filter text (lowercase) matches a device: its name, id, status, service,
-/// region, account, context or tags contain it. The same for `/`, `--filter` and a rollout's
-/// canary.
-pub fn matches(d: &Device, needle: &str) -> bool {
-    [
-        d.label(),
-        d.id.as_str(),
-        d.status.as_str(),
-        d.service.label(),
-        d.region.as_str(),
-        d.account.as_deref().unwrap_or_default(),
-        d.context(),
-    ]
-    .iter()
-    .any(|h| h.to_lowercase().contains(needle))
-        || d.tags_text().to_lowercase().contains(needle)
 }
 
 #[cfg(test)]

@@ -329,12 +329,12 @@ impl Form {
         let refs: Vec<&Device> = self.targets.iter().collect();
         let preflight = Preflight::new(self.staging.include_skipped, Preflight::DEFAULT_STALE);
         let mut plan = Plan::with(operation, snow, &refs, preflight);
-        let canary = self.staging.canary.value().trim().to_lowercase();
+        let canary = crate::fleet::filter::Filter::parse(self.staging.canary.value());
         if !canary.is_empty() {
             let first: std::collections::HashSet<_> = self
                 .targets
                 .iter()
-                .filter(|d| super::devices::matches(d, &canary))
+                .filter(|d| canary.matches(d))
                 .map(Device::key)
                 .collect();
             plan.canaries_first(|k| first.contains(k));

@@ -209,11 +209,11 @@ fn ctrl_c_with_nothing_left_quits_at_once() {
 fn filter_narrows_and_escape_clears() {
     let mut app = app_with_fleet();
     press(&mut app, KeyCode::Char('/'));
-    typing(&mut app, "locked");
-    assert_eq!(app.devices.shown(), 2, "LOCKED and UNLOCKED both match");
+    typing(&mut app, "lock:locked");
+    assert_eq!(app.devices.shown(), 1, "LOCKED, not UNLOCKED");
     press(&mut app, KeyCode::Enter);
     assert!(app.filter_input.is_none());
-    assert_eq!(app.devices.filter, "locked");
+    assert_eq!(app.devices.filter, "lock:locked");
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.devices.shown(), 5);
 }

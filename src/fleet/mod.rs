@@ -1,5 +1,6 @@
 //! The domain both services map into: devices, operations and plans. No SDK types, no I/O.
 
+pub mod filter;
 pub mod plan;
 pub mod validate;
 

@@ -1,0 +1,341 @@
+//! The filter language, the same in `/`, `--filter`, `--canary` and the danger tags:
+//! space-separated terms, all of which must match.
+//!
+//! - `key=value`: a tag, exactly (`env=prod` is not `env=production`);
+//! - `field:value`: a field, exactly — `status`, `svc`, `version`, `region`, `lock`,
+//!   `account`, `ctx`, `name`, `id`;
+//! - a value ending in `*` matches by prefix (`version:5.0*`);
+//! - `!term` negates a term;
+//! - any other word matches part of a name, id, tag, region, account or context.
+//!
+//! Case never matters. A word with a colon before an unknown field (an ARN) is a plain word.
+
+use super::{Device, Service};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Status,
+    Service,
+    Version,
+    Region,
+    Lock,
+    Account,
+    Context,
+    Name,
+    Id,
+}
+
+impl Field {
+    pub const NAMES: [&'static str; 9] = [
+        "status", "svc", "version", "region", "lock", "account", "ctx", "name", "id",
+    ];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "status" => Self::Status,
+            "svc" | "service" => Self::Service,
+            "version" | "ver" => Self::Version,
+            "region" => Self::Region,
+            "lock" => Self::Lock,
+            "account" | "acct" => Self::Account,
+            "ctx" | "context" => Self::Context,
+            "name" => Self::Name,
+            "id" => Self::Id,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    Tag { key: String, value: Pattern },
+    Field(Field, Pattern),
+    Word(String),
+}
+
+/// An exact value, or a prefix (the text before a trailing `*`). Lowercase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pattern {
+    fn new(text: &str) -> Self {
+        match text.strip_suffix('*') {
+            Some(prefix) => Self::Prefix(prefix.to_string()),
+            None => Self::Exact(text.to_string()),
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        let value = value.to_lowercase();
+        match self {
+            Self::Exact(v) => value == *v,
+            Self::Prefix(p) => value.starts_with(p.as_str()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Term {
+    negate: bool,
+    kind: Kind,
+}
+
+/// A parsed filter. The empty filter matches every device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    terms: Vec<Term>,
+}
+
+impl Filter {
+    /// Every text is a filter: what is not a tag or a known field is a word.
+    pub fn parse(text: &str) -> Self {
+        let terms = text
+            .split_whitespace()
+            .filter_map(|raw| {
+                let lower = raw.to_lowercase();
+                let (negate, body) = match lower.strip_prefix('!') {
+                    Some(rest) => (true, rest.to_string()),
+                    None => (false, lower),
+                };
+                // A lone `!` or a field with nothing after it yet (being typed) asks nothing.
+                if body.is_empty() {
+                    return None;
+                }
+                let kind = term_kind(&body)?;
+                Some(Term { negate, kind })
+            })
+            .collect();
+        Self { terms }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    pub fn matches(&self, d: &Device) -> bool {
+        self.terms.iter().all(|t| t.kind.matches(d) != t.negate)
+    }
+}
+
+fn term_kind(body: &str) -> Option<Kind> {
+    if let Some((key, value)) = body.split_once('=')
+        && !key.is_empty()
+    {
+        return Some(Kind::Tag {
+            key: key.to_string(),
+            value: Pattern::new(value),
+        });
+    }
+    if let Some((name, value)) = body.split_once(':')
+        && let Some(field) = Field::parse(name)
+    {
+        return (!value.is_empty()).then(|| Kind::Field(field, Pattern::new(value)));
+    }
+    Some(Kind::Word(body.to_string()))
+}
+
+impl Kind {
+    fn matches(&self, d: &Device) -> bool {
+        match self {
+            Self::Tag { key, value } => d
+                .tags
+                .iter()
+                .any(|(k, v)| k.to_lowercase() == *key && value.matches(v)),
+            Self::Field(field, p) => field_matches(*field, p, d),
+            Self::Word(w) => {
+                [
+                    d.label(),
+                    d.id.as_str(),
+                    d.region.as_str(),
+                    d.account.as_deref().unwrap_or_default(),
+                    d.context(),
+                ]
+                .iter()
+                .any(|h| contains(h, w))
+                    || d.tags
+                        .iter()
+                        .any(|(k, v)| contains(k, w) || contains(v, w) || contains(&format!("{k}={v}"), w))
+            }
+        }
+    }
+}
+
+/// Whether `hay` contains `needle` (lowercase), ignoring case.
+fn contains(hay: &str, needle: &str) -> bool {
+    if hay.is_ascii() {
+        hay.as_bytes()
+            .windows(needle.len().max(1))
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+            || needle.is_empty()
+    } else {
+        hay.to_lowercase().contains(needle)
+    }
+}
+
+fn field_matches(field: Field, p: &Pattern, d: &Device) -> bool {
+    let one = |v: Option<&str>| v.is_some_and(|v| p.matches(v));
+    match field {
+        Field::Status => p.matches(&d.status),
+        Field::Service => match d.service {
+            Service::Panorama => ["panorama", "pan"].iter().any(|s| p.matches(s)),
+            Service::Snow => ["snow", "sdm"].iter().any(|s| p.matches(s)),
+        },
+        Field::Version => one(d.current_software.as_deref()),
+        Field::Region => p.matches(&d.region),
+        Field::Lock => d.service == Service::Snow && p.matches(&d.status),
+        Field::Account => one(d.account.as_deref()),
+        Field::Context => p.matches(d.context()),
+        Field::Name => p.matches(d.label()),
+        Field::Id => p.matches(&d.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn snow(id: &str, lock: &str, tags: &[(&str, &str)]) -> Device {
+        let mut d = Device::new(Service::Snow, id);
+        d.status = lock.into();
+        d.tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.region = "us-west-2".into();
+        d.scope = "lab/us-west-2".into();
+        d.current_software = Some("7.1.0".into());
+        d
+    }
+
+    fn pan(name: &str, status: &str, version: &str, tags: &[(&str, &str)]) -> Device {
+        let mut d = Device::new(Service::Panorama, format!("device-{name}"));
+        d.name = Some(name.into());
+        d.status = status.into();
+        d.current_software = Some(version.into());
+        d.tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.region = "us-east-1".into();
+        d.scope = "prod/us-east-1".into();
+        d.account = Some("123456789012".into());
+        d
+    }
+
+    fn hits(filter: &str, devices: &[Device]) -> Vec<String> {
+        let f = Filter::parse(filter);
+        devices
+            .iter()
+            .filter(|d| f.matches(d))
+            .map(|d| d.label().to_string())
+            .collect()
+    }
+
+    fn fleet() -> Vec<Device> {
+        vec![
+            pan(
+                "aus-cam-1",
+                "ONLINE",
+                "5.0.21",
+                &[("env", "prod"), ("site", "austin")],
+            ),
+            pan(
+                "aus-cam-2",
+                "UPDATE_NEEDED",
+                "5.0.10",
+                &[("env", "production"), ("site", "austin")],
+            ),
+            pan(
+                "sea-cam-1",
+                "ONLINE",
+                "4.3.93",
+                &[("env", "prod"), ("site", "seattle")],
+            ),
+            snow("smd-a", "LOCKED", &[("env", "prod"), ("site", "austin")]),
+            snow("smd-b", "UNLOCKED", &[("env", "dev")]),
+        ]
+    }
+
+    #[test]
+    fn terms_are_anded_and_tags_are_exact() {
+        let f = fleet();
+        assert_eq!(
+            hits("site=austin env=prod", &f),
+            ["aus-cam-1", "smd-a"],
+            "both tags, exactly: env=production is not env=prod"
+        );
+        assert_eq!(hits("ENV=Prod SITE=seattle", &f), ["sea-cam-1"]);
+        assert_eq!(hits("env=prod*", &f).len(), 4, "a prefix takes production");
+    }
+
+    #[test]
+    fn fields_are_exact_so_locked_is_not_unlocked() {
+        let f = fleet();
+        assert_eq!(hits("lock:locked", &f), ["smd-a"]);
+        assert_eq!(hits("lock:unlocked", &f), ["smd-b"]);
+        assert_eq!(hits("status:online", &f), ["aus-cam-1", "sea-cam-1"]);
+        assert_eq!(hits("svc:snow", &f), ["smd-a", "smd-b"]);
+        assert_eq!(hits("svc:pan version:5.0*", &f), ["aus-cam-1", "aus-cam-2"]);
+        assert_eq!(hits("version:4.3.93", &f), ["sea-cam-1"]);
+        assert_eq!(hits("region:us-west-2", &f), ["smd-a", "smd-b"]);
+        assert_eq!(hits("account:123456789012 ctx:prod", &f).len(), 3);
+        // Versions are searchable as fields, not as words.
+        assert!(hits("5.0.21", &f).is_empty());
+    }
+
+    #[test]
+    fn negation_and_words() {
+        let f = fleet();
+        assert_eq!(hits("!env=prod", &f), ["aus-cam-2", "smd-b"]);
+        assert_eq!(hits("aus !svc:snow", &f), ["aus-cam-1", "aus-cam-2"]);
+        assert_eq!(hits("SEATTLE", &f), ["sea-cam-1"], "words match tags");
+        assert_eq!(hits("smd-", &f), ["smd-a", "smd-b"], "and ids");
+        assert_eq!(hits("east", &f).len(), 3, "and regions");
+    }
+
+    #[test]
+    fn unfinished_terms_and_unknown_fields() {
+        let f = fleet();
+        // Being typed: `status:` and `!` ask nothing yet.
+        assert_eq!(hits("status:", &f).len(), 5);
+        assert_eq!(hits("!", &f).len(), 5);
+        assert_eq!(hits("", &f).len(), 5);
+        // An ARN is a word, not a field.
+        assert_eq!(
+            Filter::parse("arn:aws").terms[0].kind,
+            Kind::Word("arn:aws".into())
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_filter_and_its_negation_split_the_fleet(text in "[a-z!:=*. 0-9-]{0,24}") {
+            let f = fleet();
+            // One term: a device matches it or its negation, never both.
+            for word in text.split_whitespace().filter(|w| !w.starts_with('!')) {
+                let yes = hits(word, &f);
+                let no = hits(&format!("!{word}"), &f);
+                if Filter::parse(word).is_empty() {
+                    continue;
+                }
+                prop_assert_eq!(yes.len() + no.len(), f.len());
+                prop_assert!(yes.iter().all(|y| !no.contains(y)));
+            }
+        }
+
+        #[test]
+        fn more_terms_never_match_more(a in "[a-z=:!]{1,8}", b in "[a-z=:!]{1,8}") {
+            let f = fleet();
+            let one = hits(&a, &f);
+            let text = format!("{a} {b}");
+            let both = hits(&text, &f);
+            prop_assert!(both.iter().all(|d| one.contains(d)));
+            let terms = Filter::parse(&text).terms.len();
+            prop_assert!(terms <= 2);
+        }
+    }
+}
