@@ -24,6 +24,27 @@ pub struct ConfigFile {
     pub current: Option<OneOrMany>,
     #[serde(default)]
     pub contexts: BTreeMap<String, ContextEntry>,
+    /// Filters (the `/` language) naming the devices drawn and counted as dangerous to
+    /// touch; `env=prod` when unset.
+    #[serde(default)]
+    pub danger: Option<Vec<String>>,
+}
+
+/// The danger filters when the file names none.
+pub const DEFAULT_DANGER: &str = "env=prod";
+
+impl ConfigFile {
+    /// The danger filters: the file's, or `env=prod`. Blank entries are dropped.
+    pub fn danger(&self) -> Vec<String> {
+        match &self.danger {
+            Some(list) => list
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => vec![DEFAULT_DANGER.to_string()],
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

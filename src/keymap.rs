@@ -35,6 +35,10 @@ pub enum Action {
     Promote,
     AbortRollout,
     RetryRest,
+    OpenResult,
+    ClearFinished,
+    Drift,
+    Unfinished,
 }
 
 /// Where a binding applies.
@@ -54,6 +58,9 @@ pub struct Binding {
     pub help: &'static str,
     /// Starts a call that changes devices.
     pub mutating: bool,
+    /// The key bar's short word for it and how much it matters there (higher stays longer);
+    /// none: help only.
+    pub hint: Option<(&'static str, u8)>,
 }
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
@@ -74,6 +81,7 @@ const fn bind(
         scope,
         help,
         mutating: false,
+        hint: None,
     }
 }
 
@@ -82,6 +90,14 @@ impl Binding {
     const fn changes_devices(self) -> Self {
         Self {
             mutating: true,
+            ..self
+        }
+    }
+
+    /// Shows the binding in the key bar as `word`, kept over lower `priority` when short.
+    const fn hint(self, word: &'static str, priority: u8) -> Self {
+        Self {
+            hint: Some((word, priority)),
             ..self
         }
     }
@@ -140,7 +156,8 @@ pub const BINDINGS: &[Binding] = &[
         Action::NextPane,
         Scope::Everywhere,
         "next pane",
-    ),
+    )
+    .hint("other pane", 60),
     bind(
         &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
         "Shift-Tab",
@@ -154,7 +171,8 @@ pub const BINDINGS: &[Binding] = &[
         Action::Help,
         Scope::Everywhere,
         "this help",
-    ),
+    )
+    .hint("help", 250),
     bind(
         &[(KeyCode::Char('!'), NONE), (KeyCode::Char('!'), SHIFT)],
         "!",
@@ -175,7 +193,8 @@ pub const BINDINGS: &[Binding] = &[
         Action::Quit,
         Scope::Everywhere,
         "quit (asks if work runs)",
-    ),
+    )
+    .hint("quit", 255),
     bind(
         &[(KeyCode::Char('c'), CTRL)],
         "Ctrl-C",
@@ -196,21 +215,24 @@ pub const BINDINGS: &[Binding] = &[
         Action::Command,
         Scope::Everywhere,
         "command: :ctx NAME, :region R[,R], :profile P, :q (Tab completes)",
-    ),
+    )
+    .hint("command", 80),
     bind(
         &[(KeyCode::Char('/'), NONE)],
         "/",
         Action::Filter,
         Scope::Devices,
         "filter name/id/tag/status/region/account",
-    ),
+    )
+    .hint("filter", 200),
     bind(
         &[(KeyCode::Char('s'), NONE)],
         "s",
         Action::Sort,
         Scope::Devices,
         "sort by next column",
-    ),
+    )
+    .hint("sort", 70),
     bind(
         &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
         "S",
@@ -224,7 +246,8 @@ pub const BINDINGS: &[Binding] = &[
         Action::Mark,
         Scope::Devices,
         "mark / unmark device",
-    ),
+    )
+    .hint("mark", 190),
     bind(
         &[(KeyCode::Char('a'), NONE)],
         "a",
@@ -245,7 +268,8 @@ pub const BINDINGS: &[Binding] = &[
         Action::Open,
         Scope::Devices,
         "details and history",
-    ),
+    )
+    .hint("details", 120),
     bind(
         &[(KeyCode::Char('o'), NONE)],
         "o",
@@ -253,6 +277,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Devices,
         "OTA update (Panorama)",
     )
+    .hint("OTA", 180)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('b'), NONE)],
@@ -261,6 +286,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Devices,
         "reboot (Panorama or Snow)",
     )
+    .hint("reboot", 170)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('u'), NONE)],
@@ -269,6 +295,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Devices,
         "unlock (Snow)",
     )
+    .hint("unlock", 160)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('c'), NONE)],
@@ -277,6 +304,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "cancel Snow task (queued)",
     )
+    .hint("cancel", 150)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('p'), NONE)],
@@ -285,6 +313,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "pause the rollout",
     )
+    .hint("pause", 170)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('P'), SHIFT), (KeyCode::Char('P'), NONE)],
@@ -293,6 +322,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "promote the rollout",
     )
+    .hint("promote", 170)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('X'), SHIFT), (KeyCode::Char('X'), NONE)],
@@ -301,6 +331,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "abort the rollout (asks)",
     )
+    .hint("abort", 170)
     .changes_devices(),
     bind(
         &[(KeyCode::Char('r'), NONE)],
@@ -309,7 +340,39 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "retry the rest (ended)",
     )
+    .hint("retry", 140)
     .changes_devices(),
+    bind(
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        Action::OpenResult,
+        Scope::Results,
+        "the job or execution: DescribeDeviceJob / DescribeExecution",
+    )
+    .hint("open", 130),
+    bind(
+        &[(KeyCode::Char('C'), SHIFT), (KeyCode::Char('C'), NONE)],
+        "C",
+        Action::ClearFinished,
+        Scope::Results,
+        "clear finished plans",
+    )
+    .hint("clear done", 90),
+    bind(
+        &[(KeyCode::Char('D'), SHIFT), (KeyCode::Char('D'), NONE)],
+        "D",
+        Action::Drift,
+        Scope::Everywhere,
+        "drift: devices per software version (also :drift)",
+    )
+    .hint("drift", 100),
+    bind(
+        &[(KeyCode::Char('J'), SHIFT), (KeyCode::Char('J'), NONE)],
+        "J",
+        Action::Unfinished,
+        Scope::Everywhere,
+        "unfinished plans in the journal (resume / discard)",
+    ),
 ];
 
 pub fn is_mutating(action: Action) -> bool {
@@ -332,6 +395,18 @@ pub fn action(key: &KeyEvent, scope: Scope) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_and_quit_are_the_last_hints_to_go() {
+        let top: Vec<&str> = {
+            let mut hinted: Vec<(&str, u8)> = BINDINGS.iter().filter_map(|b| b.hint).collect();
+            hinted.sort_by(|a, b| b.1.cmp(&a.1));
+            hinted.iter().take(2).map(|h| h.0).collect()
+        };
+        assert_eq!(top, ["quit", "help"]);
+        // The key bar puts its Esc hint in the first binding's place: it has none of its own.
+        assert!(BINDINGS[0].hint.is_none());
+    }
 
     #[test]
     fn keys_map_to_actions_in_their_scope() {

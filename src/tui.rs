@@ -147,6 +147,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     } = Session::prepare(&args).await?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(connections, color, Instant::now());
+    app.danger = crate::fleet::filter::Danger::new(&catalog.file.danger());
     app.catalog = catalog;
     app.read_only = args.read_only;
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());

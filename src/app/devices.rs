@@ -83,6 +83,11 @@ impl Devices {
         self.rows.is_empty()
     }
 
+    /// Every device, filtered or not.
+    pub fn rows(&self) -> &[Device] {
+        &self.rows
+    }
+
     pub fn shown(&self) -> usize {
         self.view.len()
     }
@@ -227,6 +232,28 @@ impl Devices {
         hidden.sort_by_key(|d| (d.service, d.label().to_string()));
         out.extend(hidden);
         out
+    }
+
+    /// Marked devices the filter hides.
+    pub fn hidden_marks(&self) -> usize {
+        let shown = (0..self.shown())
+            .filter_map(|i| self.row(i))
+            .filter(|d| self.marks.contains(&d.key()))
+            .count();
+        self.marks.len() - shown
+    }
+
+    /// The selection without the marks the filter hides (the cursor's row when none shown is
+    /// marked).
+    pub fn shown_selection(&self) -> Vec<&Device> {
+        let marked: Vec<&Device> = (0..self.shown())
+            .filter_map(|i| self.row(i))
+            .filter(|d| self.marks.contains(&d.key()))
+            .collect();
+        if marked.is_empty() {
+            return self.current().into_iter().collect();
+        }
+        marked
     }
 
     pub fn move_by(&mut self, delta: isize) {

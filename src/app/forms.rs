@@ -21,6 +21,31 @@ pub enum FormKind {
 }
 
 impl FormKind {
+    /// Why the operation applies to none of `targets`, if it does not.
+    pub fn applies_to_none(self, targets: &[Device]) -> Option<String> {
+        let (service, what) = match self {
+            Self::Reboot => return None,
+            Self::Ota => (Service::Panorama, "An OTA update applies to Panorama appliances only"),
+            Self::Unlock => (Service::Snow, "Unlock applies to Snow devices only"),
+        };
+        if targets.iter().any(|d| d.service == service) {
+            return None;
+        }
+        let n = targets.len();
+        let other = match service {
+            Service::Panorama => "Snow device",
+            Service::Snow => "Panorama appliance",
+        };
+        let plural = if n == 1 { "" } else { "s" };
+        Some(format!(
+            "{what}, and the selection is {n} {other}{plural}: mark some {} first",
+            match service {
+                Service::Panorama => "appliances",
+                Service::Snow => "Snow devices",
+            }
+        ))
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::Ota => "OTA update",
@@ -392,12 +417,12 @@ impl Form {
                     self.flip(f);
                 }
             }
-            _ if key.modifiers.contains(KeyModifiers::CONTROL) => {}
             _ => {
                 // Typing over a preset starts a list of one's own.
                 if self.focused() == Some(Field::Waves)
                     && self.staging.preset().is_some()
                     && matches!(key.code, KeyCode::Char(_))
+                    && !key.modifiers.contains(KeyModifiers::CONTROL)
                 {
                     self.staging.waves = Input::default();
                 }

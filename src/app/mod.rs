@@ -60,6 +60,21 @@ pub enum Overlay {
         plan: String,
         unsent: usize,
     },
+    /// One operation's job or execution, as DescribeDeviceJob / DescribeExecution said it
+    /// (None while the read is under way).
+    Inspect {
+        key: DeviceKey,
+        label: String,
+        resource: String,
+        fields: Option<Result<Vec<(String, String)>, String>>,
+    },
+    /// How many devices run each software version, per service.
+    Drift,
+    /// Marks the filter hides: are they part of the operation about to be formed?
+    HiddenMarks {
+        kind: FormKind,
+        hidden: usize,
+    },
 }
 
 /// One device's part in one operation: a view of the engine's operation.
@@ -110,6 +125,13 @@ impl Results {
 }
 
 impl Results {
+    /// The newest operation on a device here and its state, e.g. "unlock IN_PROGRESS": what
+    /// the Latest column shows where the service's own listing says nothing (Snow).
+    pub fn latest_of(&self, key: &DeviceKey) -> Option<String> {
+        let r = self.rows.iter().rev().find(|r| r.key == *key)?;
+        Some(format!("{} {}", r.operation, r.state.word(r.key.service)))
+    }
+
     pub fn in_flight(&self) -> usize {
         self.rows.iter().filter(|r| r.state.in_flight()).count()
     }
@@ -150,6 +172,10 @@ pub struct App {
     pub error_log: Vec<ErrorLine>,
     /// Passing news, shown for a few seconds.
     pub notice: Option<(String, Instant)>,
+    /// Unfinished plans the operator put off (Esc): `J` offers them again.
+    pub put_off: Vec<Resumable>,
+    /// The devices dangerous to touch (`env=prod` unless the config file says otherwise).
+    pub danger: crate::fleet::filter::Danger,
     /// When the last error was shown: news told since then (an answer to the operator's
     /// command) shows above standing errors for its few seconds.
     pub error_at: Option<Instant>,
@@ -196,6 +222,8 @@ impl App {
             errors: Vec::new(),
             error_log: Vec::new(),
             notice: None,
+            put_off: Vec::new(),
+            danger: Default::default(),
             error_at: None,
             now,
             now_epoch: crate::journal::now(),
@@ -394,6 +422,23 @@ fn on_event(app: &mut App, event: Event) {
                     Err(e) => d.error = Some(e.to_string()),
                 }
                 d.history = Some(history.map_err(|e| e.to_string()));
+            }
+        }
+        Event::Inspected {
+            key,
+            resource,
+            fields,
+        } => {
+            if let Some(Overlay::Inspect {
+                key: k,
+                resource: r,
+                fields: f,
+                ..
+            }) = &mut app.overlay
+                && *k == key
+                && *r == resource
+            {
+                *f = Some(fields.map_err(|e| e.to_string()));
             }
         }
         Event::PlanStarted {
@@ -627,6 +672,35 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
                 Vec::new()
             }
         },
+        Overlay::Inspect { .. } => {
+            if !matches!(key.code, KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter) {
+                app.overlay = Some(overlay);
+            }
+            Vec::new()
+        }
+        Overlay::Drift => match key.code {
+            KeyCode::Char('m') if !app.read_only => mark_behind(app),
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('D') | KeyCode::Enter => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::Drift);
+                Vec::new()
+            }
+        },
+        Overlay::HiddenMarks { kind, hidden } => match key.code {
+            KeyCode::Char('y') => {
+                let targets = app.devices.selection().into_iter().cloned().collect();
+                form_for(app, kind, targets)
+            }
+            KeyCode::Char('n') => {
+                let targets = app.devices.shown_selection().into_iter().cloned().collect();
+                form_for(app, kind, targets)
+            }
+            KeyCode::Esc => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::HiddenMarks { kind, hidden });
+                Vec::new()
+            }
+        },
         Overlay::Cancel { task, devices } => match key.code {
             KeyCode::Char('y') => {
                 app.tell(format!("Canceling the queued executions of {task}"));
@@ -653,6 +727,7 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
                 vec![Command::Discard { plan: plan.plan }]
             }
             KeyCode::Esc => {
+                app.put_off.push(plan);
                 next_resume(app);
                 Vec::new()
             }
@@ -761,12 +836,14 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
         Action::PageDown => move_by(app, app.page()),
         Action::Top => move_by(app, isize::MIN / 2),
         Action::Bottom => move_by(app, isize::MAX / 2),
-        Action::NextPane | Action::PrevPane => {
-            app.focus = match app.focus {
-                Pane::Devices => Pane::Results,
-                Pane::Results => Pane::Devices,
-            };
-        }
+        Action::NextPane | Action::PrevPane => match app.focus {
+            // Focus never goes to a pane with nothing in it.
+            Pane::Devices if app.results.rows.is_empty() => {
+                app.tell("No results yet: the results pane fills once an operation is sent");
+            }
+            Pane::Devices => app.focus = Pane::Results,
+            Pane::Results => app.focus = Pane::Devices,
+        },
         Action::Help => app.overlay = Some(Overlay::Help),
         Action::ErrorLog => {
             let scroll = app.error_log.len().saturating_sub(1);
@@ -852,8 +929,119 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
             }
         }
         Action::RetryRest => retry_rest(app),
+        Action::OpenResult => return inspect(app),
+        Action::ClearFinished => clear_finished(app),
+        Action::Drift => app.overlay = Some(Overlay::Drift),
+        Action::Unfinished => {
+            if app.resumable.is_empty() && app.put_off.is_empty() {
+                app.tell("No unfinished plans: the journal holds none for the contexts in use");
+            } else {
+                app.resumable.append(&mut app.put_off);
+                next_resume(app);
+            }
+        }
     }
     Vec::new()
+}
+
+/// Reads the job or execution of the result under the cursor.
+fn inspect(app: &mut App) -> Vec<Command> {
+    let Some(row) = app.results.rows.get(app.results.cursor) else {
+        return Vec::new();
+    };
+    let Some(resource) = row.resource_id.clone() else {
+        app.tell(format!(
+            "{}: no job or task yet ({}), so there is nothing to read",
+            row.label,
+            row.state.word(row.key.service)
+        ));
+        return Vec::new();
+    };
+    let key = row.key.clone();
+    app.overlay = Some(Overlay::Inspect {
+        key: key.clone(),
+        label: row.label.clone(),
+        resource: resource.clone(),
+        fields: None,
+    });
+    vec![Command::Inspect { key, resource }]
+}
+
+/// Drops the rows of plans whose every operation is final and whose rollout has ended.
+fn clear_finished(app: &mut App) {
+    let rows = &app.results.rows;
+    let mut plans: Vec<String> = Vec::new();
+    for r in rows {
+        if !plans.contains(&r.plan) {
+            plans.push(r.plan.clone());
+        }
+    }
+    let done: Vec<String> = plans
+        .into_iter()
+        .filter(|p| rows.iter().filter(|r| r.plan == *p).all(|r| r.state.is_final()))
+        .filter(|p| {
+            app.results
+                .rollouts
+                .iter()
+                .find(|v| v.plan == *p)
+                .is_none_or(|v| v.outcome.is_some() || v.phase.is_end())
+        })
+        .collect();
+    if done.is_empty() {
+        return app.tell("No finished plans to clear");
+    }
+    let at = app.results.rows.get(app.results.cursor).map(|r| r.id);
+    app.results.rows.retain(|r| !done.contains(&r.plan));
+    app.results.rollouts.retain(|v| !done.contains(&v.plan));
+    app.results.cursor = at
+        .and_then(|id| app.results.rows.iter().position(|r| r.id == id))
+        .unwrap_or(0);
+    if app.results.rows.is_empty() {
+        app.focus = Pane::Devices;
+    }
+    app.tell(format!(
+        "Cleared {} finished plan{}",
+        done.len(),
+        if done.len() == 1 { "" } else { "s" }
+    ));
+}
+
+/// The newest Panorama version known (installed or offered), and the appliances behind it.
+pub fn behind(devices: &Devices) -> Option<(String, Vec<DeviceKey>)> {
+    let pan = || devices.rows().iter().filter(|d| d.service == Service::Panorama);
+    let newest = crate::fleet::highest(
+        pan().flat_map(|d| d.current_software.iter().chain(&d.available_software).map(String::as_str)),
+    )?
+    .to_string();
+    let key = crate::fleet::version_key(&newest);
+    let keys = pan()
+        .filter(|d| {
+            d.current_software
+                .as_deref()
+                .is_some_and(|v| crate::fleet::version_key(v) < key)
+        })
+        .map(Device::key)
+        .collect();
+    Some((newest, keys))
+}
+
+/// Marks every appliance behind the newest version and opens the OTA form for them.
+fn mark_behind(app: &mut App) -> Vec<Command> {
+    match behind(&app.devices) {
+        Some((_, keys)) if !keys.is_empty() => {
+            app.devices.marks = keys.iter().cloned().collect();
+            let targets: Vec<Device> = keys.iter().filter_map(|k| app.devices.get(k)).cloned().collect();
+            form_for(app, FormKind::Ota, targets)
+        }
+        Some((newest, _)) => {
+            app.tell(format!("Every appliance runs {newest}: none is behind"));
+            Vec::new()
+        }
+        None => {
+            app.tell("No Panorama appliance reports a software version");
+            Vec::new()
+        }
+    }
 }
 
 /// The rollout in focus, if it has not ended; the operator is told when there is none.
@@ -946,9 +1134,22 @@ fn move_by(app: &mut App, delta: isize) {
 /// preflight reads what only DescribeDevice has — versions offered, when a device last
 /// reached out, a lock state.
 fn open_form(app: &mut App, kind: FormKind) -> Vec<Command> {
-    let targets: Vec<Device> = app.devices.selection().into_iter().cloned().collect();
+    let hidden = app.devices.hidden_marks();
+    if hidden > 0 {
+        app.overlay = Some(Overlay::HiddenMarks { kind, hidden });
+        return Vec::new();
+    }
+    form_for(app, kind, app.devices.selection().into_iter().cloned().collect())
+}
+
+/// Opens the form for `targets`, unless the operation applies to none of them (then says why).
+fn form_for(app: &mut App, kind: FormKind, targets: Vec<Device>) -> Vec<Command> {
     if targets.is_empty() {
         app.tell("No device selected: move to one, or mark some with Space");
+        return Vec::new();
+    }
+    if let Some(why) = kind.applies_to_none(&targets) {
+        app.tell(why);
         return Vec::new();
     }
     let mut keys = in_view(app);

@@ -178,6 +178,27 @@ pub async fn job_status(client: &Client, job: &str) -> Result<String, ApiError> 
     })
 }
 
+/// One job as DescribeDeviceJob tells it, field by field, for the operator.
+pub async fn describe_job(client: &Client, job: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let out = client
+        .describe_device_job()
+        .job_id(job)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let text = |v: Option<&str>| v.unwrap_or("—").to_string();
+    Ok(vec![
+        ("JobId".into(), text(out.job_id())),
+        ("JobType".into(), text(out.job_type().map(|t| t.as_str()))),
+        ("Status".into(), text(out.status().map(|s| s.as_str()))),
+        ("DeviceId".into(), text(out.device_id())),
+        ("DeviceName".into(), text(out.device_name())),
+        ("ImageVersion".into(), text(out.image_version())),
+        ("CreatedTime".into(), out.created_time().map_or("—".into(), |t| t.to_string())),
+        ("DeviceArn".into(), text(out.device_arn())),
+    ])
+}
+
 /// Every job id the appliance has had: what reconciliation compares before and after a
 /// create whose answer was lost.
 pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiError> {

@@ -142,6 +142,31 @@ pub async fn executions(client: &Client, task: &str) -> Result<Vec<(String, Stri
     }
 }
 
+/// One device's execution of a task as DescribeExecution tells it, for the operator.
+pub async fn describe_execution(
+    client: &Client,
+    task: &str,
+    device: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let out = client
+        .describe_execution()
+        .task_id(task)
+        .managed_device_id(device)
+        .send()
+        .await
+        .map_err(ApiError::from_sdk)?;
+    let text = |v: Option<&str>| v.unwrap_or("—").to_string();
+    let time = |t: Option<&aws_smithy_types::DateTime>| t.map_or("—".into(), |t| t.to_string());
+    Ok(vec![
+        ("TaskId".into(), text(out.task_id())),
+        ("ManagedDeviceId".into(), text(out.managed_device_id())),
+        ("ExecutionId".into(), text(out.execution_id())),
+        ("State".into(), text(out.state().map(|s| s.as_str()))),
+        ("StartedAt".into(), time(out.started_at())),
+        ("LastUpdatedAt".into(), time(out.last_updated_at())),
+    ])
+}
+
 /// When a device's execution of a task last changed (its end, once it has ended), by the
 /// service's clock in epoch seconds (DescribeExecution's lastUpdatedAt).
 pub async fn execution_changed(

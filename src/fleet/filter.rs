@@ -120,6 +120,56 @@ impl Filter {
     }
 }
 
+/// The devices dangerous to touch (production): filters, each with its text, any of which
+/// marks a device. They are drawn in a warning style and counted before anything is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Danger {
+    rules: Vec<(String, Filter)>,
+}
+
+impl Default for Danger {
+    fn default() -> Self {
+        Self::new(&[crate::contexts::DEFAULT_DANGER.to_string()])
+    }
+}
+
+impl Danger {
+    pub fn new(texts: &[String]) -> Self {
+        let rules = texts
+            .iter()
+            .map(|t| (t.clone(), Filter::parse(t)))
+            .filter(|(_, f)| !f.is_empty())
+            .collect();
+        Self { rules }
+    }
+
+    /// The first rule a device matches, by its text.
+    pub fn of(&self, d: &Device) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|(_, f)| f.matches(d))
+            .map(|(t, _)| t.as_str())
+    }
+
+    /// "11 in env=prod" (or "3 in env=prod, 2 in tier=critical"), when any device is.
+    pub fn summary<'a>(&self, devices: impl IntoIterator<Item = &'a Device>) -> Option<String> {
+        let mut counts: Vec<(&str, usize)> = self.rules.iter().map(|(t, _)| (t.as_str(), 0)).collect();
+        for d in devices {
+            if let Some(rule) = self.of(d)
+                && let Some(c) = counts.iter_mut().find(|(t, _)| *t == rule)
+            {
+                c.1 += 1;
+            }
+        }
+        let parts: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| format!("{n} in {t}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 fn term_kind(body: &str) -> Option<Kind> {
     if let Some((key, value)) = body.split_once('=')
         && !key.is_empty()
@@ -309,6 +359,20 @@ mod tests {
             Filter::parse("arn:aws").terms[0].kind,
             Kind::Word("arn:aws".into())
         );
+    }
+
+    #[test]
+    fn danger_counts_each_rule() {
+        let f = fleet();
+        let danger = Danger::default();
+        assert_eq!(danger.summary(&f).as_deref(), Some("3 in env=prod"));
+        assert_eq!(danger.of(&f[1]), None, "env=production is not env=prod");
+        let two = Danger::new(&["env=prod svc:snow".into(), "site=austin".into(), " ".into()]);
+        assert_eq!(
+            two.summary(&f).as_deref(),
+            Some("1 in env=prod svc:snow, 2 in site=austin")
+        );
+        assert_eq!(Danger::new(&[]).summary(&f), None);
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 
 mod confirm;
 mod details;
+mod drift;
 mod devices;
 mod form;
 mod help;
@@ -51,6 +52,16 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::Quit) => quit(app, &theme, frame, area),
         Some(Overlay::Cancel { task, devices }) => cancel(task, devices, &theme, frame, area),
         Some(Overlay::Abort { plan, unsent }) => abort(plan, *unsent, &theme, frame, area),
+        Some(Overlay::Drift) => drift::draw(app, &theme, frame, area),
+        Some(Overlay::Inspect {
+            label,
+            resource,
+            fields,
+            ..
+        }) => inspect(label, resource, fields.as_ref(), &theme, frame, area),
+        Some(Overlay::HiddenMarks { kind, hidden }) => {
+            hidden_marks(app, *kind, *hidden, &theme, frame, area)
+        }
         Some(Overlay::ErrorLog { scroll }) => error_log(app, *scroll, &theme, frame, area),
         Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
     }
@@ -210,45 +221,63 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The key bar, from the keymap: the pane's keys by priority, as many as fit, in the
+/// keymap's order; "? help" and "q quit" are the last to go.
 fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let hints: &[(&str, &str)] = match app.focus {
-        Pane::Devices => &[
-            ("Space", "mark"),
-            ("o", "OTA"),
-            ("b", "reboot"),
-            ("u", "unlock"),
-            ("Enter", "details"),
-            ("/", "filter"),
-            ("Tab", "results"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        Pane::Results => &[
-            ("p/P/X", "pause/promote/abort"),
-            ("r", "retry"),
-            ("c", "cancel"),
-            ("Tab", "devices"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
+    let scope = match app.focus {
+        Pane::Devices => crate::keymap::Scope::Devices,
+        Pane::Results => crate::keymap::Scope::Results,
     };
-    let mut spans = Vec::new();
-    let dismiss = [("Esc", "dismiss error")];
-    // In read-only mode the keys that change devices are not offered.
-    let offered = hints
+    let mut offered: Vec<(usize, &str, &str, u8)> = crate::keymap::BINDINGS
         .iter()
-        .filter(|(k, _)| !(app.read_only && ["o", "b", "u", "c", "p", "P", "X", "r"].contains(k)))
-        .copied();
-    let shown: Vec<(&str, &str)> = if app.errors.is_empty() {
-        offered.collect()
-    } else {
-        dismiss.iter().copied().chain(offered).collect()
-    };
-    for (k, what) in shown {
+        .enumerate()
+        .filter(|(_, b)| b.scope == scope || b.scope == crate::keymap::Scope::Everywhere)
+        .filter(|(_, b)| !(app.read_only && b.mutating))
+        .filter_map(|(i, b)| b.hint.map(|(word, p)| (i, b.shown, word, p)))
+        .collect();
+    if !app.errors.is_empty() {
+        // Index 0 is a binding with no hint (moving up): free for Esc, which leads.
+        offered.insert(0, (0, "Esc", "dismiss error", 245));
+    }
+    let cost = |k: &str, w: &str| k.chars().count() + w.chars().count() + 3;
+    let mut by_priority = offered.clone();
+    by_priority.sort_by(|a, b| b.3.cmp(&a.3));
+    let mut room = usize::from(area.width);
+    let mut kept: Vec<usize> = Vec::new();
+    for (i, k, w, _) in by_priority {
+        let c = cost(k, w);
+        if c <= room {
+            room -= c;
+            kept.push(i);
+        }
+    }
+    let mut spans = Vec::new();
+    for (_, k, w, _) in offered.iter().filter(|o| kept.contains(&o.0)) {
         spans.push(Span::styled(format!(" {k} "), theme.header()));
-        spans.push(Span::styled(format!("{what} "), theme.dim()));
+        spans.push(Span::styled(format!("{w} "), theme.dim()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// "12–40 of 100" on a pane's bottom border, when it holds more than it shows.
+pub fn scroll_position(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    offset: usize,
+    shown: usize,
+    total: usize,
+) {
+    if total <= shown || area.height < 3 {
+        return;
+    }
+    let text = format!(" {}–{} of {total} ", offset + 1, offset + shown);
+    let w = text.chars().count() as u16;
+    if w + 4 > area.width {
+        return;
+    }
+    let at = Rect::new(area.right() - w - 2, area.bottom() - 1, w, 1);
+    frame.render_widget(Span::styled(text, theme.dim()), at);
 }
 
 /// A centred box of at most `w`×`h` inside `area`, cleared for a dialog.
@@ -279,6 +308,72 @@ fn abort(plan: &str, unsent: usize, theme: &Theme, frame: &mut Frame, area: Rect
     frame.render_widget(
         Paragraph::new(text)
             .block(ratatui::widgets::Block::bordered().title(" Abort the rollout "))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn inspect(
+    label: &str,
+    resource: &str,
+    fields: Option<&Result<Vec<(String, String)>, String>>,
+    theme: &Theme,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let lines: Vec<Line> = match fields {
+        None => vec![Line::from(Span::styled("Reading…", theme.dim()))],
+        Some(Err(e)) => vec![Line::from(Span::styled(e.clone(), theme.error()))],
+        Some(Ok(fields)) => fields
+            .iter()
+            .map(|(k, v)| {
+                Line::from(vec![
+                    Span::styled(format!("{k:<16}"), theme.header()),
+                    Span::styled(v.clone(), theme.state(v)),
+                ])
+            })
+            .collect(),
+    };
+    let rect = dialog(frame, area, 96, lines.len() as u16 + 2);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(
+                ratatui::widgets::Block::bordered()
+                    .title(format!(" {label} · {resource} · Esc closes ")),
+            )
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn hidden_marks(
+    app: &App,
+    kind: crate::app::FormKind,
+    hidden: usize,
+    theme: &Theme,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let rect = dialog(frame, area, 72, 8);
+    let marked = app.devices.marks.len();
+    let text = vec![
+        Line::from(format!(
+            "{hidden} of the {marked} marked devices are hidden by the filter \"{}\". Include them in the {}?",
+            app.devices.filter,
+            kind.title()
+        )),
+        Line::from(""),
+        Line::from(Span::styled(
+            format!(
+                "y include all {marked} · n only the {} shown · Esc back",
+                marked - hidden
+            ),
+            theme.warn(),
+        )),
+    ];
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(ratatui::widgets::Block::bordered().title(" Marks hidden by the filter "))
             .wrap(Wrap { trim: false }),
         rect,
     );

@@ -3,7 +3,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::style::Style;
+use ratatui::widgets::Block;
+
+use super::devices::Col;
 
 use super::theme::Theme;
 use crate::app::{App, OpRow, Pane};
@@ -184,73 +187,141 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         block
     };
     let inner_rows = if table_area.is_some() {
-        area.height.saturating_sub(1).max(1) as usize
+        area.height.max(1) as usize
     } else {
-        area.height.saturating_sub(3).max(1) as usize
+        area.height.saturating_sub(2).max(1) as usize
     };
-    let offset = results.cursor - results.cursor % inner_rows;
-    // Narrow terminals get one last column: the error where there is one, else the id.
-    let wide = area.width >= 110;
-    let rows: Vec<Row> = results
-        .rows
+    // One line per plan (what, when, how far) above its rows; rows of a plan are together.
+    let mut lines: Vec<Option<usize>> = Vec::with_capacity(results.rows.len() + 4);
+    let mut last: Option<&str> = None;
+    for (i, r) in results.rows.iter().enumerate() {
+        if last != Some(r.plan.as_str()) {
+            lines.push(None);
+            last = Some(r.plan.as_str());
+        }
+        lines.push(Some(i));
+    }
+    // The table's header takes a line.
+    let body = inner_rows.saturating_sub(1).max(1);
+    let at = lines
         .iter()
-        .skip(offset)
-        .take(inner_rows)
-        .map(|r| {
-            let service = match r.key.service {
-                Service::Panorama => "PAN",
-                Service::Snow => "SNOW",
-            };
-            let id = r.resource_id.clone().unwrap_or_default();
-            let state = r.state.word(r.key.service);
-            let note = note(app, r);
-            let error = Cell::from(Span::styled(
-                note.clone().unwrap_or_default(),
-                match r.health {
-                    Some(Health::Healthy) => theme.dim(),
-                    _ => theme.error(),
-                },
-            ));
-            let mut cells = vec![
-                Cell::from(service),
-                Cell::from(r.label.clone()),
-                Cell::from(r.operation.clone()),
-                Cell::from(Span::styled(state, theme.state(state))),
-                Cell::from(elapsed(r.elapsed(app.now))),
-            ];
-            if wide {
-                cells.extend([Cell::from(id), error]);
-            } else if note.is_some() {
-                cells.push(error);
-            } else {
-                cells.push(Cell::from(id));
+        .position(|l| *l == Some(results.cursor))
+        .unwrap_or(0);
+    let offset = super::devices::scroll_offset(at, lines.len(), body);
+    let page: Vec<Option<usize>> = lines.iter().skip(offset).take(body).copied().collect();
+    let cols = columns(app, theme, &page);
+    let fit = super::devices::fit_widths(&cols, usize::from(area.width.saturating_sub(2)));
+    let shown: Vec<usize> = (0..cols.len()).filter(|&c| fit[c] > 0).collect();
+    let mut out: Vec<Line> = Vec::with_capacity(page.len() + 1);
+    let mut header = Vec::new();
+    for &c in &shown {
+        header.push(Span::styled(pad(cols[c].title, fit[c]), theme.header()));
+        header.push(Span::raw(" "));
+    }
+    out.push(Line::from(header));
+    for (n, l) in page.iter().enumerate() {
+        let line = match l {
+            None => plan_line(app, theme, page_plan(results, &page, n)),
+            Some(i) => {
+                let mut spans = Vec::new();
+                for &c in &shown {
+                    let (text, style) = &cols[c].cells[n];
+                    spans.push(Span::styled(pad(text, fit[c]), *style));
+                    spans.push(Span::raw(" "));
+                }
+                let line = Line::from(spans);
+                if *i == results.cursor && app.focus == Pane::Results {
+                    line.style(theme.selected())
+                } else {
+                    line
+                }
             }
-            Row::new(cells)
-        })
-        .collect();
-    let mut titles = vec!["Svc", "Device", "Op", "State", "Time"];
-    let mut widths = vec![
-        Constraint::Length(4),
-        Constraint::Length(18),
-        Constraint::Length(6),
-        Constraint::Length(12),
-        Constraint::Length(6),
-    ];
-    if wide {
-        titles.extend(["Job/task", "Error"]);
-        widths.extend([Constraint::Length(30), Constraint::Min(10)]);
-    } else {
-        titles.push("Job/task · error");
-        widths.push(Constraint::Min(10));
+        };
+        out.push(line);
     }
-    let header = Row::new(titles).style(theme.header());
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(theme.selected());
-    let mut state = TableState::default();
-    if !results.rows.is_empty() && app.focus == Pane::Results {
-        state.select(Some(results.cursor - offset));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(ratatui::widgets::Paragraph::new(out), inner);
+    super::scroll_position(frame, area, theme, offset, page.len(), lines.len());
+}
+
+/// `text` cut or padded to `width` cells.
+fn pad(text: &str, width: usize) -> String {
+    let cut: String = text.chars().take(width).collect();
+    format!("{cut:<width$}")
+}
+
+/// The plan of a header line on the page: that of the row after it.
+fn page_plan<'a>(results: &'a crate::app::Results, page: &[Option<usize>], n: usize) -> &'a str {
+    page[n..]
+        .iter()
+        .find_map(|l| *l)
+        .and_then(|i| results.rows.get(i))
+        .map_or("", |r| r.plan.as_str())
+}
+
+/// "▸ OTA 5.0.21 · plan 3f2a9c1d · started 4m12s ago · 8 of 14 final ████░░░░"
+fn plan_line(app: &App, theme: &Theme, plan: &str) -> Line<'static> {
+    let rows: Vec<&OpRow> = app.results.rows.iter().filter(|r| r.plan == plan).collect();
+    let Some(first) = rows.first() else {
+        return Line::default();
+    };
+    let done = rows.iter().filter(|r| r.state.is_final()).count();
+    let what = match app.results.rollouts.iter().find(|v| v.plan == plan).map(|v| &v.operation) {
+        Some(crate::fleet::Operation::Ota { image_version, .. }) => format!("OTA {image_version}"),
+        _ => first.operation.clone(),
+    };
+    let started = rows.iter().map(|r| r.started).min().unwrap_or(first.started);
+    let ago = elapsed(app.now.saturating_duration_since(started));
+    Line::from(vec![
+        Span::styled(format!("▸ {what}"), theme.title()),
+        Span::styled(
+            format!(" · plan {} · started {ago} ago · {done} of {} final ", short(plan), rows.len()),
+            theme.dim(),
+        ),
+        Span::styled(bar(done, rows.len(), 12), theme.header()),
+    ])
+}
+
+/// The page's cells, per column; a plan's line has empty cells.
+fn columns(app: &App, theme: &Theme, page: &[Option<usize>]) -> Vec<Col> {
+    let col = |title, priority, min| Col {
+        title,
+        priority,
+        min,
+        cells: Vec::with_capacity(page.len()),
+    };
+    let mut svc = col("Svc", 250, 4);
+    let mut device = col("Device", 240, 10);
+    let mut op = col("Op", 200, 3);
+    let mut state_col = col("State", 230, 7);
+    let mut time = col("Time", 150, 5);
+    let mut id = col("Job/task", 180, 10);
+    let mut note_col = col("Note", 170, 10);
+    let plain = Style::new();
+    for l in page {
+        let Some(r) = l.and_then(|i| app.results.rows.get(i)) else {
+            for c in [&mut svc, &mut device, &mut op, &mut state_col, &mut time, &mut id, &mut note_col] {
+                c.cells.push((String::new(), plain));
+            }
+            continue;
+        };
+        let service = match r.key.service {
+            Service::Panorama => "PAN",
+            Service::Snow => "SNOW",
+        };
+        svc.cells.push((service.into(), plain));
+        device.cells.push((r.label.clone(), plain));
+        op.cells.push((r.operation.clone(), plain));
+        let state = r.state.word(r.key.service);
+        state_col.cells.push((state.into(), theme.state(state)));
+        time.cells.push((elapsed(r.elapsed(app.now)), theme.dim()));
+        id.cells.push((r.resource_id.clone().unwrap_or_default(), theme.dim()));
+        let style = match r.health {
+            Some(Health::Healthy) => theme.dim(),
+            _ => theme.error(),
+        };
+        note_col.cells.push((note(app, r).unwrap_or_default(), style));
     }
-    frame.render_stateful_widget(table, area, &mut state);
+    vec![svc, device, op, state_col, time, id, note_col]
 }

@@ -72,6 +72,15 @@ impl Theme {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
+    /// Devices the danger rules name (production): bold red, reversed without colour.
+    pub fn danger(&self) -> Style {
+        if self.color {
+            Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    }
+
     pub fn warn(&self) -> Style {
         self.fg(Color::Yellow)
     }
@@ -92,19 +101,20 @@ impl Theme {
         }
     }
 
-    /// A device's or an operation's state, coloured by how it is going.
+    /// A device's or an operation's state, coloured by what it means: failures red, work in
+    /// progress yellow, done green. A lock state is neither good nor bad: plain.
     pub fn state(&self, state: &str) -> Style {
         let word = state.rsplit(' ').next().unwrap_or(state);
         match word {
-            "COMPLETED" | "SUCCEEDED" | "ONLINE" | "UNLOCKED" => self.fg(Color::Green),
-            "FAILED" | "TIMED_OUT" | "REJECTED" | "UNCONFIRMED" | "OFFLINE" | "ERROR" => {
-                self.error()
-            }
-            "CANCELED" | "UPDATE_NEEDED" | "LOCKED" | "PAUSED" | "SKIPPED" => {
-                self.fg(Color::Yellow)
-            }
-            "" => Style::new(),
-            _ => self.fg(Color::Cyan),
+            "COMPLETED" | "SUCCEEDED" | "ONLINE" | "HEALTHY" => self.fg(Color::Green),
+            "FAILED" | "TIMED_OUT" | "REJECTED" | "UNCONFIRMED" | "OFFLINE" | "ERROR"
+            | "UNREACHABLE" | "NOT_AVAILABLE" | "FAILED_TO_SEND" => self.error(),
+            "IN_PROGRESS" | "QUEUED" | "PENDING" | "UNLOCKING" | "SENDING" | "SENT" | "RUNNING"
+            | "WAITING" | "PROVISIONING" | "DOWNLOADING" | "INSTALLING" | "REBOOTING"
+            | "AWAITING_PROVISIONING" | "PAUSED" => self.fg(Color::Yellow),
+            "UPDATE_NEEDED" => self.fg(Color::Cyan),
+            "CANCELED" | "SKIPPED" => self.dim(),
+            _ => Style::new(),
         }
     }
 }

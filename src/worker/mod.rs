@@ -346,6 +346,7 @@ impl Worker {
             Command::Refresh => self.refresh(),
             Command::Use(targets) => self.switch(targets),
             Command::Describe(key) => self.describe(key),
+            Command::Inspect { key, resource } => self.inspect(key, resource),
             Command::Look(keys) => self.look(keys),
             Command::Dispatch(plan) => self.dispatch(*plan),
             Command::Resume { plan } => self.resume(&plan),

@@ -16,6 +16,8 @@ pub enum Command {
     Use(Vec<Target>),
     /// Read one device's details and history.
     Describe(DeviceKey),
+    /// Read one operation's job (DescribeDeviceJob) or execution (DescribeExecution).
+    Inspect { key: DeviceKey, resource: String },
     /// These devices are in view (or wanted by a headless run): keep their DescribeDevice
     /// details current. Devices out of view are listed, never described one by one.
     Look(Vec<DeviceKey>),
@@ -59,6 +61,12 @@ pub enum Event {
         key: DeviceKey,
         device: Result<Device, ApiError>,
         history: Result<Vec<String>, ApiError>,
+    },
+    /// What DescribeDeviceJob or DescribeExecution said of an operation, field by field.
+    Inspected {
+        key: DeviceKey,
+        resource: String,
+        fields: Result<Vec<(String, String)>, ApiError>,
     },
     /// A plan was journaled and its operations begun (or resumed).
     PlanStarted {

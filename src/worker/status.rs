@@ -470,6 +470,41 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// DescribeDeviceJob or DescribeExecution of one operation, for the operator.
+    pub(super) fn inspect(&mut self, key: DeviceKey, resource: String) {
+        let Some((clients, limits, _)) = self.reach(&key) else {
+            return self.emit(Event::Inspected {
+                fields: Err(no_scope(&key)),
+                key,
+                resource,
+            });
+        };
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let fields = match key.service {
+                Service::Panorama => match clients.panorama() {
+                    Err(e) => Err(e),
+                    Ok(client) => {
+                        limits.panorama_read().await;
+                        let _permit = limits.call().await;
+                        aws::panorama::describe_job(client, &resource).await
+                    }
+                },
+                Service::Snow => {
+                    let _permit = limits.call().await;
+                    aws::snow::describe_execution(&clients.snow, &resource, &key.id).await
+                }
+            };
+            let _ = events.send(Event::Inspected {
+                key,
+                resource,
+                fields,
+            });
+        });
+    }
+}
+
 /// DescribeDevice for either service: Panorama's paced by its request quota first, then a
 /// place among the calls under way, so pacing never holds a place a Snow call could use.
 pub(super) async fn read_device(
