@@ -18,6 +18,9 @@ pub const DEMO_SPEED: f64 = 30.0;
     about = "Operate fleets of AWS Panorama appliances and AWS Snow devices"
 )]
 pub struct Cli {
+    /// Errors print with their backtrace (when RUST_BACKTRACE asks for one).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]

@@ -400,7 +400,7 @@ mod tests {
     fn help_and_quit_are_the_last_hints_to_go() {
         let top: Vec<&str> = {
             let mut hinted: Vec<(&str, u8)> = BINDINGS.iter().filter_map(|b| b.hint).collect();
-            hinted.sort_by(|a, b| b.1.cmp(&a.1));
+            hinted.sort_by_key(|h| std::cmp::Reverse(h.1));
             hinted.iter().take(2).map(|h| h.0).collect()
         };
         assert_eq!(top, ["quit", "help"]);

@@ -7,7 +7,23 @@ use clap::{CommandFactory, FromArgMatches};
 use fleetdeck::cli::{self, Cli, Command, JournalArgs, JournalCommand, Quotas, SimArgs};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimAccount, SimConfig};
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as their message and its causes; the backtrace a set RUST_BACKTRACE
+/// would add only with `-v`.
+fn main() {
+    let verbose = std::env::args()
+        .skip(1)
+        .any(|a| a == "-v" || a == "--verbose");
+    if let Err(e) = real_main() {
+        if verbose {
+            eprintln!("Error: {e:?}");
+        } else {
+            eprintln!("Error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let journal = fleetdeck::journal::default_path().map_or_else(
         || "(no state directory found: pass --journal)".to_string(),
         |p| p.display().to_string(),

@@ -2,6 +2,7 @@
 //! terminal UI — the devices list and its filter, the plan, validation, the worker (dispatch,
 //! journal, tracking) — and prints progress and a summary per device.
 
+use crate::fleet::filter::Danger;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -223,15 +224,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         Some(t) => Some(parse_duration(t).map_err(|e| anyhow::anyhow!("--approve-timeout: {e}"))?),
         None => None,
     };
-    let staging = Staging {
+    let mut staging = Staging {
         rollout,
         stale,
         journal: args.session.journal.clone().or_else(journal::default_path),
+        danger: Danger::default(),
     };
     // Signals are taken over before anything is sent: from here on a SIGINT, SIGTERM or SIGHUP
     // stops dispatch cleanly instead of killing the process mid-call.
     let mut signals = Signals::new()?;
     let session = Session::prepare(&args.session).await?;
+    staging.danger = Danger::new(&session.catalog.file.danger());
     let journal = session.settings.journal.clone();
     let (commands, mut events) = worker::spawn(session.source, session.settings);
     let text = args.output == Output::Text;
@@ -378,6 +381,8 @@ struct Staging {
     rollout: Option<Rollout>,
     stale: Duration,
     journal: Option<std::path::PathBuf>,
+    /// The devices dangerous to touch, counted before the prompt.
+    danger: Danger,
 }
 
 /// What the run will hand the worker, with the devices listed; or how it ended already.
@@ -654,6 +659,10 @@ async fn new_plan(
         }
     } else {
         print_targets(list, &plan.targets);
+    }
+    let targets = plan.targets.iter().filter_map(|k| list.get(k));
+    if let Some(danger) = staging.danger.summary(targets) {
+        eprintln!("DANGER: {danger}");
     }
     Ok(plan)
 }

@@ -81,3 +81,29 @@ fn a_closed_endpoint_is_named_with_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refusal_prints_its_message_without_a_backtrace_unless_asked() {
+    let plain = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["run", "--action", "reboot"])
+        .env("RUST_BACKTRACE", "1")
+        .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+        .stdin(Stdio::null())
+        .output()
+        .expect("fleetdeck runs");
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(
+        stderr.contains("--all or --filter") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let verbose = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["-v", "run", "--action", "reboot"])
+        .env("RUST_BACKTRACE", "1")
+        .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+        .stdin(Stdio::null())
+        .output()
+        .expect("fleetdeck runs");
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("backtrace"), "-v shows it: {stderr}");
+}

@@ -100,6 +100,8 @@ fn apply(app: &mut App, step: Step, t0: Instant) -> Vec<Command> {
             operation: Operation::Reboot,
             pending: fleet(3).iter().map(Device::key).collect(),
             paused: true,
+            total: 5,
+            running: 1,
         }))),
         Step::Key(k) => Msg::Key(k),
         Step::Resize(w, h) => Msg::Resize(w, h),

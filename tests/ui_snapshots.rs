@@ -370,6 +370,8 @@ fn resume_offer() {
         at: 0,
         operation: fleetdeck::fleet::Operation::Reboot,
         paused: false,
+        total: 14,
+        running: 3,
         pending: vec![
             fleetdeck::fleet::DeviceKey::new(Service::Panorama, "device-sea-dock-cam-02"),
             fleetdeck::fleet::DeviceKey::new(Service::Snow, "smd-ybj6e3wtfq4o4ejpe"),

@@ -4,7 +4,7 @@
 
 use crate::contexts::{Catalog, Flags, KNOWN_REGIONS};
 
-pub const VERBS: &[&str] = &["ctx", "region", "profile", "q"];
+pub const VERBS: &[&str] = &["ctx", "region", "profile", "drift", "q"];
 
 /// What a command line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub enum Asked {
     /// Use these flags (a switch of contexts, regions or profiles).
     Use(Flags),
     Quit,
+    /// Open the drift view.
+    Drift,
     /// Nothing to do but say this.
     Say(String),
 }
@@ -32,6 +34,7 @@ pub fn parse(line: &str, catalog: &Catalog) -> Result<Asked, String> {
     let now = &catalog.flags;
     match verb {
         "q" | "q!" | "quit" => Ok(Asked::Quit),
+        "drift" => Ok(Asked::Drift),
         "ctx" | "context" if args.is_empty() => {
             let names = catalog.context_names();
             Ok(Asked::Say(if names.is_empty() {

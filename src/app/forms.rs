@@ -25,7 +25,10 @@ impl FormKind {
     pub fn applies_to_none(self, targets: &[Device]) -> Option<String> {
         let (service, what) = match self {
             Self::Reboot => return None,
-            Self::Ota => (Service::Panorama, "An OTA update applies to Panorama appliances only"),
+            Self::Ota => (
+                Service::Panorama,
+                "An OTA update applies to Panorama appliances only",
+            ),
             Self::Unlock => (Service::Snow, "Unlock applies to Snow devices only"),
         };
         if targets.iter().any(|d| d.service == service) {

@@ -598,6 +598,7 @@ fn run_command(app: &mut App, line: &str) -> Vec<Command> {
         Ok(command::Asked::Say(s)) if s.is_empty() => {}
         Ok(command::Asked::Say(s)) => app.tell(s),
         Ok(command::Asked::Quit) => return on_action(app, Action::Quit),
+        Ok(command::Asked::Drift) => app.overlay = Some(Overlay::Drift),
         Ok(command::Asked::Use(flags)) => return switch(app, flags),
     }
     Vec::new()
@@ -789,12 +790,21 @@ fn resume(app: &mut App, plan: Resumable) -> Vec<Command> {
 
 /// Adds a row per operation the engine started.
 fn add_rows(app: &mut App, plan: &str, ops: &[(OpId, DeviceKey)], operation: &str) {
+    // A plan's rows stay together (a resume adds to a plan already shown); the cursor
+    // follows to the plan's first new row, so new rows never land out of sight.
+    let at = app
+        .results
+        .rows
+        .iter()
+        .rposition(|r| r.plan == plan)
+        .map_or(app.results.rows.len(), |i| i + 1);
+    let mut new = Vec::with_capacity(ops.len());
     for (id, key) in ops {
         let label = app
             .devices
             .get(key)
             .map_or(key.id.clone(), |d| d.label().to_string());
-        app.results.rows.push(OpRow {
+        new.push(OpRow {
             id: *id,
             plan: plan.to_string(),
             key: key.clone(),
@@ -807,6 +817,10 @@ fn add_rows(app: &mut App, plan: &str, ops: &[(OpId, DeviceKey)], operation: &st
             error: None,
             health: None,
         });
+    }
+    app.results.rows.splice(at..at, new);
+    if !ops.is_empty() {
+        app.results.cursor = at;
     }
 }
 
@@ -978,7 +992,11 @@ fn clear_finished(app: &mut App) {
     }
     let done: Vec<String> = plans
         .into_iter()
-        .filter(|p| rows.iter().filter(|r| r.plan == *p).all(|r| r.state.is_final()))
+        .filter(|p| {
+            rows.iter()
+                .filter(|r| r.plan == *p)
+                .all(|r| r.state.is_final())
+        })
         .filter(|p| {
             app.results
                 .rollouts
@@ -1008,10 +1026,18 @@ fn clear_finished(app: &mut App) {
 
 /// The newest Panorama version known (installed or offered), and the appliances behind it.
 pub fn behind(devices: &Devices) -> Option<(String, Vec<DeviceKey>)> {
-    let pan = || devices.rows().iter().filter(|d| d.service == Service::Panorama);
-    let newest = crate::fleet::highest(
-        pan().flat_map(|d| d.current_software.iter().chain(&d.available_software).map(String::as_str)),
-    )?
+    let pan = || {
+        devices
+            .rows()
+            .iter()
+            .filter(|d| d.service == Service::Panorama)
+    };
+    let newest = crate::fleet::highest(pan().flat_map(|d| {
+        d.current_software
+            .iter()
+            .chain(&d.available_software)
+            .map(String::as_str)
+    }))?
     .to_string();
     let key = crate::fleet::version_key(&newest);
     let keys = pan()
@@ -1030,7 +1056,11 @@ fn mark_behind(app: &mut App) -> Vec<Command> {
     match behind(&app.devices) {
         Some((_, keys)) if !keys.is_empty() => {
             app.devices.marks = keys.iter().cloned().collect();
-            let targets: Vec<Device> = keys.iter().filter_map(|k| app.devices.get(k)).cloned().collect();
+            let targets: Vec<Device> = keys
+                .iter()
+                .filter_map(|k| app.devices.get(k))
+                .cloned()
+                .collect();
             form_for(app, FormKind::Ota, targets)
         }
         Some((newest, _)) => {
@@ -1139,7 +1169,11 @@ fn open_form(app: &mut App, kind: FormKind) -> Vec<Command> {
         app.overlay = Some(Overlay::HiddenMarks { kind, hidden });
         return Vec::new();
     }
-    form_for(app, kind, app.devices.selection().into_iter().cloned().collect())
+    form_for(
+        app,
+        kind,
+        app.devices.selection().into_iter().cloned().collect(),
+    )
 }
 
 /// Opens the form for `targets`, unless the operation applies to none of them (then says why).

@@ -219,18 +219,14 @@ fn filter_narrows_and_escape_clears() {
 }
 
 #[test]
-fn unlock_on_panorama_only_refuses_to_submit() {
+fn unlock_on_panorama_only_opens_no_form() {
     let mut app = app_with_fleet();
-    press(&mut app, KeyCode::Char('u'));
-    press(&mut app, KeyCode::Enter);
-    let Some(Overlay::Form(form)) = &app.overlay else {
-        panic!("the form stays open")
-    };
+    assert!(press(&mut app, KeyCode::Char('u')).is_empty());
+    assert!(app.overlay.is_none(), "no empty form");
     assert!(
-        form.refused
-            .as_deref()
+        app.notice()
             .unwrap()
-            .contains("none of these devices")
+            .contains("the selection is 1 Panorama appliance")
     );
 }
 
@@ -567,4 +563,187 @@ fn an_answer_to_the_operator_shows_above_older_errors() {
     app.now = start + Duration::from_millis(20);
     app.fail("ListDevices failed");
     assert_eq!(app.fresh_notice(), None);
+}
+
+fn ctrl(app: &mut App, c: char) {
+    update(
+        app,
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)),
+    );
+}
+
+#[test]
+fn an_action_that_applies_to_none_of_the_selection_says_why() {
+    let mut app = app_with_fleet();
+    // The cursor is on an appliance: unlock is Snow's.
+    let commands = press(&mut app, KeyCode::Char('u'));
+    assert!(commands.is_empty() && app.overlay.is_none());
+    assert!(
+        app.notice()
+            .unwrap()
+            .contains("Unlock applies to Snow devices only"),
+        "{:?}",
+        app.notice()
+    );
+    // OTA on Snow devices only, likewise.
+    press(&mut app, KeyCode::Char('/'));
+    typing(&mut app, "svc:snow");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('o'));
+    assert!(app.overlay.is_none());
+    assert!(app.notice().unwrap().contains("Panorama appliances only"));
+}
+
+#[test]
+fn marks_hidden_by_the_filter_are_asked_about() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('a')); // all five marked
+    press(&mut app, KeyCode::Char('/'));
+    typing(&mut app, "svc:pan");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.devices.hidden_marks(), 2);
+    press(&mut app, KeyCode::Char('b'));
+    assert!(matches!(
+        app.overlay,
+        Some(Overlay::HiddenMarks { hidden: 2, .. })
+    ));
+    // n: only the three shown.
+    press(&mut app, KeyCode::Char('n'));
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the form opens: {:?}", app.overlay.is_some())
+    };
+    assert_eq!(form.targets.len(), 3);
+    press(&mut app, KeyCode::Esc);
+    // y: all five.
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Char('y'));
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the form opens")
+    };
+    assert_eq!(form.targets.len(), 5);
+}
+
+#[test]
+fn focus_never_goes_to_an_empty_results_pane() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Pane::Devices);
+    assert!(app.notice().unwrap().contains("No results yet"));
+}
+
+#[test]
+fn control_keys_edit_text_fields() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('/'));
+    typing(&mut app, "site austin");
+    ctrl(&mut app, 'w');
+    assert_eq!(app.devices.filter, "site ");
+    ctrl(&mut app, 'u');
+    assert_eq!(app.devices.filter, "");
+    press(&mut app, KeyCode::Esc);
+    // In a form: the Snow description field of a reboot.
+    press(&mut app, KeyCode::Char('G'));
+    press(&mut app, KeyCode::Char('b'));
+    let Some(Overlay::Form(_)) = &app.overlay else {
+        panic!("the form opens")
+    };
+    typing(&mut app, "first second");
+    ctrl(&mut app, 'a');
+    typing(&mut app, "X");
+    ctrl(&mut app, 'e');
+    typing(&mut app, "Y");
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the form stays")
+    };
+    assert_eq!(form.description.value(), "Xfirst secondY");
+    ctrl(&mut app, 'w');
+    ctrl(&mut app, 'u');
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the form stays")
+    };
+    assert_eq!(form.description.value(), "", "Ctrl-W then Ctrl-U clear it");
+}
+
+#[test]
+fn the_drift_key_marks_every_appliance_behind_and_opens_the_ota_form() {
+    let mut app = app_with_fleet();
+    press(&mut app, KeyCode::Char('D'));
+    assert!(matches!(app.overlay, Some(Overlay::Drift)));
+    press(&mut app, KeyCode::Char('m'));
+    let Some(Overlay::Form(form)) = &app.overlay else {
+        panic!("the OTA form opens")
+    };
+    let mut names: Vec<&str> = form.targets.iter().map(|d| d.label()).collect();
+    names.sort();
+    assert_eq!(names, ["cam-p1", "cam-p2"], "behind 5.0.21");
+    assert_eq!(app.devices.marks.len(), 2);
+}
+
+#[test]
+fn results_group_per_plan_follow_new_rows_and_clear_when_finished() {
+    let mut app = app_with_fleet();
+    let keys: Vec<DeviceKey> = (0..2)
+        .filter_map(|i| app.devices.row(i))
+        .map(Device::key)
+        .collect();
+    let started = |plan: &str, ids: &[OpId]| Event::PlanStarted {
+        plan: plan.into(),
+        operation: Operation::Reboot,
+        ops: ids.iter().copied().zip(keys.iter().cloned()).collect(),
+        resumed: false,
+    };
+    update(&mut app, Msg::Worker(Box::new(started("a", &[1, 2]))));
+    update(&mut app, Msg::Worker(Box::new(started("b", &[3, 4]))));
+    assert_eq!(app.results.cursor, 2, "the view follows the new plan");
+    // A resume of plan a adds to its group, not after b.
+    update(&mut app, Msg::Worker(Box::new(started("a", &[5]))));
+    let plans: Vec<&str> = app.results.rows.iter().map(|r| r.plan.as_str()).collect();
+    assert_eq!(plans, ["a", "a", "a", "b", "b"]);
+    for id in [1, 2, 5] {
+        op(&mut app, id, OpUpdate::new(OpState::Sent).with_id("job"));
+        op(&mut app, id, OpUpdate::new(OpState::Succeeded));
+    }
+    assert_eq!(app.focus, Pane::Results, "a plan's start shows its rows");
+    press(&mut app, KeyCode::Char('C'));
+    let plans: Vec<&str> = app.results.rows.iter().map(|r| r.plan.as_str()).collect();
+    assert_eq!(
+        plans,
+        ["b", "b"],
+        "the finished plan is cleared, the running one kept"
+    );
+}
+
+#[test]
+fn enter_on_a_result_reads_its_job() {
+    let mut app = app_with_fleet();
+    let key = app.devices.row(0).unwrap().key();
+    update(
+        &mut app,
+        Msg::Worker(Box::new(Event::PlanStarted {
+            plan: "a".into(),
+            operation: Operation::Reboot,
+            ops: vec![(1, key.clone())],
+            resumed: false,
+        })),
+    );
+    // No job yet: said, nothing read.
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    op(&mut app, 1, OpUpdate::new(OpState::Sent).with_id("job-1"));
+    let commands = press(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        &commands[..],
+        [Command::Inspect { resource, .. }] if resource == "job-1"
+    ));
+    update(
+        &mut app,
+        Msg::Worker(Box::new(Event::Inspected {
+            key,
+            resource: "job-1".into(),
+            fields: Ok(vec![("Status".into(), "SUCCEEDED".into())]),
+        })),
+    );
+    assert!(matches!(
+        &app.overlay,
+        Some(Overlay::Inspect { fields: Some(Ok(f)), .. }) if f[0].1 == "SUCCEEDED"
+    ));
 }

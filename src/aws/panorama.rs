@@ -194,7 +194,10 @@ pub async fn describe_job(client: &Client, job: &str) -> Result<Vec<(String, Str
         ("DeviceId".into(), text(out.device_id())),
         ("DeviceName".into(), text(out.device_name())),
         ("ImageVersion".into(), text(out.image_version())),
-        ("CreatedTime".into(), out.created_time().map_or("—".into(), |t| t.to_string())),
+        (
+            "CreatedTime".into(),
+            out.created_time().map_or("—".into(), |t| t.to_string()),
+        ),
         ("DeviceArn".into(), text(out.device_arn())),
     ])
 }

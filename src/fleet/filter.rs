@@ -153,7 +153,8 @@ impl Danger {
 
     /// "11 in env=prod" (or "3 in env=prod, 2 in tier=critical"), when any device is.
     pub fn summary<'a>(&self, devices: impl IntoIterator<Item = &'a Device>) -> Option<String> {
-        let mut counts: Vec<(&str, usize)> = self.rules.iter().map(|(t, _)| (t.as_str(), 0)).collect();
+        let mut counts: Vec<(&str, usize)> =
+            self.rules.iter().map(|(t, _)| (t.as_str(), 0)).collect();
         for d in devices {
             if let Some(rule) = self.of(d)
                 && let Some(c) = counts.iter_mut().find(|(t, _)| *t == rule)
@@ -205,9 +206,9 @@ impl Kind {
                 ]
                 .iter()
                 .any(|h| contains(h, w))
-                    || d.tags
-                        .iter()
-                        .any(|(k, v)| contains(k, w) || contains(v, w) || contains(&format!("{k}={v}"), w))
+                    || d.tags.iter().any(|(k, v)| {
+                        contains(k, w) || contains(v, w) || contains(&format!("{k}={v}"), w)
+                    })
             }
         }
     }

@@ -191,7 +191,12 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     if let Some(why) = &confirm.refused {
         footer.push(Line::from(Span::styled(why.clone(), theme.error())));
     }
-    let head = Line::from(Span::styled(what(&plan.operation), theme.title()));
+    let mut head = vec![Span::styled(what(&plan.operation), theme.title())];
+    let targets = plan.targets.iter().filter_map(|k| app.devices.get(k));
+    if let Some(danger) = app.danger.summary(targets) {
+        head.push(Span::styled(format!(" · {danger}"), theme.danger()));
+    }
+    let head = Line::from(head);
     let wanted = body.len() + footer.len() + 1 + 2;
     let rect = super::dialog(frame, area, width, wanted as u16);
     let room = usize::from(rect.height.saturating_sub(2 + 1)).saturating_sub(footer.len());

@@ -23,7 +23,12 @@ pub(super) struct Col {
 impl Col {
     /// The width its widest cell (or its title) wants; 0 when every cell is empty.
     fn want(&self) -> usize {
-        let widest = self.cells.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0);
+        let widest = self
+            .cells
+            .iter()
+            .map(|(t, _)| t.chars().count())
+            .max()
+            .unwrap_or(0);
         if widest == 0 {
             return 0;
         }
@@ -107,7 +112,12 @@ fn ago(secs: u64) -> String {
 /// The page's cells, per column, most important first in `priority`.
 fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
     let list = &app.devices;
-    let col = |title, priority, min| Col { title, priority, min, cells: Vec::with_capacity(page.len()) };
+    let col = |title, priority, min| Col {
+        title,
+        priority,
+        min,
+        cells: Vec::with_capacity(page.len()),
+    };
     let mut mark = col("", 255, 1);
     let mut svc = col("Svc", 250, 4);
     let mut name = col("Name", 240, 10);
@@ -122,7 +132,8 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
     let plain = Style::new();
     for d in page {
         let marked = list.marks.contains(&d.key());
-        mark.cells.push((if marked { "●" } else { " " }.into(), theme.marked()));
+        mark.cells
+            .push((if marked { "●" } else { " " }.into(), theme.marked()));
         let service = match d.service {
             Service::Panorama => "PAN",
             Service::Snow => "SNOW",
@@ -132,10 +143,17 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
         let name_style = if danger { theme.danger() } else { plain };
         name.cells.push((d.label().to_string(), name_style));
         let env_text = d.tags.get("env").cloned().unwrap_or_default();
-        env.cells.push((env_text, if danger { theme.danger() } else { theme.dim() }));
-        let silent = d.last_reached_out.map(|at| app.now_epoch.saturating_sub(at));
+        env.cells
+            .push((env_text, if danger { theme.danger() } else { theme.dim() }));
+        let silent = d
+            .last_reached_out
+            .map(|at| app.now_epoch.saturating_sub(at));
         let unreachable = silent.is_some_and(|s| s > Preflight::DEFAULT_STALE.as_secs());
-        let state = if unreachable { "UNREACHABLE" } else { d.status.as_str() };
+        let state = if unreachable {
+            "UNREACHABLE"
+        } else {
+            d.status.as_str()
+        };
         status.cells.push((state.to_string(), theme.state(state)));
         let current = d.current_software.clone().unwrap_or_default();
         let text = match (&d.available_software, &d.current_software) {
@@ -144,7 +162,14 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
         };
         software.cells.push((text, plain));
         let seen_text = silent.map(ago).unwrap_or_default();
-        seen.cells.push((seen_text, if unreachable { theme.error() } else { theme.dim() }));
+        seen.cells.push((
+            seen_text,
+            if unreachable {
+                theme.error()
+            } else {
+                theme.dim()
+            },
+        ));
         region.cells.push((d.region.clone(), plain));
         let last = d
             .latest
@@ -153,7 +178,9 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             .unwrap_or_default();
         let style = theme.state(&last);
         latest.cells.push((last, style));
-        account.cells.push((d.account.clone().unwrap_or_default(), theme.dim()));
+        account
+            .cells
+            .push((d.account.clone().unwrap_or_default(), theme.dim()));
         let others: Vec<String> = d
             .tags
             .iter()
@@ -162,7 +189,9 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             .collect();
         tags.cells.push((others.join(" "), theme.dim()));
     }
-    vec![mark, svc, name, env, region, account, status, seen, software, latest, tags]
+    vec![
+        mark, svc, name, env, region, account, status, seen, software, latest, tags,
+    ]
 }
 
 pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
@@ -182,7 +211,10 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if !list.marks.is_empty() {
         let hidden = list.hidden_marks();
         let text = if hidden > 0 {
-            format!("· {} marked ({hidden} hidden by the filter) ", list.marks.len())
+            format!(
+                "· {} marked ({hidden} hidden by the filter) ",
+                list.marks.len()
+            )
         } else {
             format!("· {} marked ", list.marks.len())
         };
@@ -235,7 +267,13 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .collect();
     let header: Vec<&str> = shown
         .iter()
-        .map(|&c| if cols[c].title == "Acct" && fit[c] >= 7 { "Account" } else { cols[c].title })
+        .map(|&c| {
+            if cols[c].title == "Acct" && fit[c] >= 7 {
+                "Account"
+            } else {
+                cols[c].title
+            }
+        })
         .collect();
     let widths: Vec<Constraint> = shown
         .iter()
@@ -312,7 +350,10 @@ mod tests {
     #[test]
     fn a_cut_name_keeps_its_end_so_neighbours_stay_apart() {
         assert_eq!(cut_middle("sea-dock-cam-01", 11), "sea-do…m-01");
-        assert_ne!(cut_middle("sea-dock-cam-01", 11), cut_middle("sea-dock-cam-02", 11));
+        assert_ne!(
+            cut_middle("sea-dock-cam-01", 11),
+            cut_middle("sea-dock-cam-02", 11)
+        );
         assert_eq!(cut_middle("short", 11), "short");
         assert_eq!(cut_middle("abcdef", 2), "ab");
     }

@@ -57,7 +57,10 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Span::raw(format!(" {version:<10} ")),
                 Span::styled("█".repeat(filled), style),
                 Span::styled("░".repeat(bar_width - filled), theme.dim()),
-                Span::raw(format!(" {n:>5} {:>5.1}%", *n as f64 * 100.0 / total as f64)),
+                Span::raw(format!(
+                    " {n:>5} {:>5.1}%",
+                    *n as f64 * 100.0 / total as f64
+                )),
             ]));
         }
         lines.push(Line::from(""));

@@ -23,7 +23,7 @@ fn names(list: &[String], max: usize) -> String {
     out
 }
 
-pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect) {
+pub fn draw(app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect) {
     let preview = form.preview();
     let panorama = form
         .targets
@@ -146,6 +146,12 @@ pub fn draw(_app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rec
         )));
     }
     lines.push(Line::from(format!("Will make: {}", preview.calls())));
+    if let Some(danger) = app.danger.summary(&form.targets) {
+        lines.push(Line::from(Span::styled(
+            format!("Targets include {danger}"),
+            theme.danger(),
+        )));
+    }
     if let Some(why) = &form.refused {
         lines.push(Line::from(Span::styled(why.clone(), theme.error())));
     }

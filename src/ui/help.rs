@@ -45,9 +45,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
              status: svc: version: region: lock: account: ctx: name: id: a field exactly · \
              value* a prefix · !term negates · terms are ANDed",
         ),
-        Line::from(
-            "Text fields: Ctrl-A start · Ctrl-E end · Ctrl-U clear · Ctrl-W delete a word",
-        ),
+        Line::from("Text fields: Ctrl-A start · Ctrl-E end · Ctrl-U clear · Ctrl-W delete a word"),
     ];
     if let Some(path) = &app.journal_path {
         foot.push(Line::from(Span::styled(

@@ -3,8 +3,8 @@
 
 mod confirm;
 mod details;
-mod drift;
 mod devices;
+mod drift;
 mod form;
 mod help;
 mod results;
@@ -241,7 +241,7 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     }
     let cost = |k: &str, w: &str| k.chars().count() + w.chars().count() + 3;
     let mut by_priority = offered.clone();
-    by_priority.sort_by(|a, b| b.3.cmp(&a.3));
+    by_priority.sort_by_key(|o| std::cmp::Reverse(o.3));
     let mut room = usize::from(area.width);
     let mut kept: Vec<usize> = Vec::new();
     for (i, k, w, _) in by_priority {

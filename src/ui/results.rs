@@ -2,8 +2,8 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::{Line, Span};
 use ratatui::style::Style;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;
 
 use super::devices::Col;
@@ -267,16 +267,30 @@ fn plan_line(app: &App, theme: &Theme, plan: &str) -> Line<'static> {
         return Line::default();
     };
     let done = rows.iter().filter(|r| r.state.is_final()).count();
-    let what = match app.results.rollouts.iter().find(|v| v.plan == plan).map(|v| &v.operation) {
+    let what = match app
+        .results
+        .rollouts
+        .iter()
+        .find(|v| v.plan == plan)
+        .map(|v| &v.operation)
+    {
         Some(crate::fleet::Operation::Ota { image_version, .. }) => format!("OTA {image_version}"),
         _ => first.operation.clone(),
     };
-    let started = rows.iter().map(|r| r.started).min().unwrap_or(first.started);
+    let started = rows
+        .iter()
+        .map(|r| r.started)
+        .min()
+        .unwrap_or(first.started);
     let ago = elapsed(app.now.saturating_duration_since(started));
     Line::from(vec![
         Span::styled(format!("▸ {what}"), theme.title()),
         Span::styled(
-            format!(" · plan {} · started {ago} ago · {done} of {} final ", short(plan), rows.len()),
+            format!(
+                " · plan {} · started {ago} ago · {done} of {} final ",
+                short(plan),
+                rows.len()
+            ),
             theme.dim(),
         ),
         Span::styled(bar(done, rows.len(), 12), theme.header()),
@@ -301,7 +315,15 @@ fn columns(app: &App, theme: &Theme, page: &[Option<usize>]) -> Vec<Col> {
     let plain = Style::new();
     for l in page {
         let Some(r) = l.and_then(|i| app.results.rows.get(i)) else {
-            for c in [&mut svc, &mut device, &mut op, &mut state_col, &mut time, &mut id, &mut note_col] {
+            for c in [
+                &mut svc,
+                &mut device,
+                &mut op,
+                &mut state_col,
+                &mut time,
+                &mut id,
+                &mut note_col,
+            ] {
                 c.cells.push((String::new(), plain));
             }
             continue;
@@ -316,12 +338,15 @@ fn columns(app: &App, theme: &Theme, page: &[Option<usize>]) -> Vec<Col> {
         let state = r.state.word(r.key.service);
         state_col.cells.push((state.into(), theme.state(state)));
         time.cells.push((elapsed(r.elapsed(app.now)), theme.dim()));
-        id.cells.push((r.resource_id.clone().unwrap_or_default(), theme.dim()));
+        id.cells
+            .push((r.resource_id.clone().unwrap_or_default(), theme.dim()));
         let style = match r.health {
             Some(Health::Healthy) => theme.dim(),
             _ => theme.error(),
         };
-        note_col.cells.push((note(app, r).unwrap_or_default(), style));
+        note_col
+            .cells
+            .push((note(app, r).unwrap_or_default(), style));
     }
     vec![svc, device, op, state_col, time, id, note_col]
 }

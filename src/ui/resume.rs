@@ -37,7 +37,9 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
             theme.warn(),
         )),
         Line::from(format!(
-            "{} devices have no job or task recorded: {shown}",
+            "Of its {} devices: {} sent and not known to have ended, {} with no job or task recorded: {shown}",
+            plan.total,
+            plan.running,
             plan.pending.len()
         )),
         Line::from(""),
@@ -52,11 +54,21 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
         )));
     } else {
         lines.push(Line::from(Span::styled(
-            "r resume · d discard (reconciles, sends nothing) · Esc decide later",
+            "r resume · d discard (reconciles, sends nothing) · Esc decide later (J reopens)",
             theme.title(),
         )));
     }
-    let block = Block::bordered().title(format!(" Unfinished plan {} ", plan.plan));
+    let what = match &plan.operation {
+        crate::fleet::Operation::Ota { image_version, .. } => format!("OTA {image_version}"),
+        op => op.label().to_string(),
+    };
+    let age = crate::ops::rollout::duration_text(std::time::Duration::from_secs(
+        app.now_epoch.saturating_sub(plan.at),
+    ));
+    let block = Block::bordered().title(format!(
+        " Unfinished {what} plan {} · confirmed {age} ago ",
+        crate::worker::short(&plan.plan)
+    ));
     let rect = super::dialog(frame, area, 84, lines.len() as u16 + 4);
     frame.render_widget(
         Paragraph::new(lines)

@@ -75,7 +75,9 @@ impl Theme {
     /// Devices the danger rules name (production): bold red, reversed without colour.
     pub fn danger(&self) -> Style {
         if self.color {
-            Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
         }
@@ -109,9 +111,20 @@ impl Theme {
             "COMPLETED" | "SUCCEEDED" | "ONLINE" | "HEALTHY" => self.fg(Color::Green),
             "FAILED" | "TIMED_OUT" | "REJECTED" | "UNCONFIRMED" | "OFFLINE" | "ERROR"
             | "UNREACHABLE" | "NOT_AVAILABLE" | "FAILED_TO_SEND" => self.error(),
-            "IN_PROGRESS" | "QUEUED" | "PENDING" | "UNLOCKING" | "SENDING" | "SENT" | "RUNNING"
-            | "WAITING" | "PROVISIONING" | "DOWNLOADING" | "INSTALLING" | "REBOOTING"
-            | "AWAITING_PROVISIONING" | "PAUSED" => self.fg(Color::Yellow),
+            "IN_PROGRESS"
+            | "QUEUED"
+            | "PENDING"
+            | "UNLOCKING"
+            | "SENDING"
+            | "SENT"
+            | "RUNNING"
+            | "WAITING"
+            | "PROVISIONING"
+            | "DOWNLOADING"
+            | "INSTALLING"
+            | "REBOOTING"
+            | "AWAITING_PROVISIONING"
+            | "PAUSED" => self.fg(Color::Yellow),
             "UPDATE_NEEDED" => self.fg(Color::Cyan),
             "CANCELED" | "SKIPPED" => self.dim(),
             _ => Style::new(),

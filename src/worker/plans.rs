@@ -114,7 +114,10 @@ impl Worker {
             })
             .collect();
         for u in journal::unfinished_plans(&records) {
-            let Record::Plan { plan, at, .. } = &u.plan else {
+            let Record::Plan {
+                plan, at, devices, ..
+            } = &u.plan
+            else {
                 continue;
             };
             if self.plan_routes(&u.plan).is_none() {
@@ -140,6 +143,8 @@ impl Worker {
                 operation,
                 pending,
                 paused: paused.contains(plan.as_str()),
+                total: devices.len(),
+                running: u.running.len(),
             };
             self.offered.insert(plan.clone(), offer.clone());
             self.emit(Event::Unfinished(offer));

@@ -135,6 +135,9 @@ pub struct Resumable {
     pub pending: Vec<DeviceKey>,
     /// Stopped on purpose (a quit or a signal), rather than cut short by a crash.
     pub paused: bool,
+    /// Devices in the plan, and of those sent with no end recorded.
+    pub total: usize,
+    pub running: usize,
 }
 
 /// Where the clients come from: one target per scope (a context in one region).
