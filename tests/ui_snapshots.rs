@@ -365,9 +365,11 @@ fn sticky_error_and_quit_dialog() {
 #[test]
 fn resume_offer() {
     let mut f = Fixture::new();
+    // A fixed clock: the plan was confirmed 12 minutes before.
+    f.app.now_epoch = 1_800_000_000;
     f.worker(Event::Unfinished(fleetdeck::worker::Resumable {
         plan: "29ef771b-2353-4c26-a3fe-b84d5e4c6674".into(),
-        at: 0,
+        at: 1_800_000_000 - 720,
         operation: fleetdeck::fleet::Operation::Reboot,
         paused: false,
         total: 14,

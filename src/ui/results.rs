@@ -151,6 +151,7 @@ fn note(app: &App, r: &OpRow) -> Option<String> {
 }
 
 pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let outer = area;
     let results = &app.results;
     let mut title = vec![Span::styled(
         format!(" Results {} ", results.rows.len()),
@@ -242,7 +243,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     frame.render_widget(ratatui::widgets::Paragraph::new(out), inner);
-    super::scroll_position(frame, area, theme, offset, page.len(), lines.len());
+    super::scroll_position(frame, outer, theme, offset, page.len(), lines.len());
 }
 
 /// `text` cut or padded to `width` cells.
