@@ -13,7 +13,7 @@ fn ota_three_appliances_to_completion_and_see_the_new_version() {
     tui.send("/");
     tui.send("status:UPDATE_NEEDED");
     tui.send(ENTER);
-    tui.wait_for("filter \"UPDATE_NEEDED\"");
+    tui.wait_for("filter \"status:UPDATE_NEEDED\"");
     // The first three with an update: sea-dock-cam-02, sea-lobby-cam-01 (a major bump),
     // pdx-line1-cam-01.
     tui.send(" ");

@@ -91,10 +91,15 @@ async fn stopped_midway_then_resumed(stop: Stop) {
 
     // Restart on the same journal: the plan is offered, and resumed.
     let mut tui = Tui::start_with(&args, &env, journal.clone());
-    let offer = tui.wait_for("Unfinished plan");
+    let offer = tui.wait_for("Unfinished reboot plan");
     if matches!(stop, Stop::CtrlCTwice) {
         assert!(offer.contains("stopped by a quit"), "{offer}");
     }
+    // What, when and how much: the dialog says the plan's size and its age.
+    assert!(
+        offer.contains("confirmed ") && offer.contains("Of its 12 devices"),
+        "{offer}"
+    );
     tui.send("r");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

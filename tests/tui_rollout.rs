@@ -13,7 +13,7 @@ fn a_canary_wave_waits_for_approval_and_p_promotes_the_rest() {
     tui.send("/");
     tui.send("status:UPDATE_NEEDED");
     tui.send(ENTER);
-    tui.wait_for("filter \"UPDATE_NEEDED\"");
+    tui.wait_for("filter \"status:UPDATE_NEEDED\"");
     // sea-dock-cam-02, sea-lobby-cam-01, pdx-line1-cam-01: all online, rebooted in two waves.
     tui.send(" ");
     tui.send(" ");

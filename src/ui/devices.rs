@@ -156,8 +156,10 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
         };
         status.cells.push((state.to_string(), theme.state(state)));
         let current = d.current_software.clone().unwrap_or_default();
+        // ✓: DescribeDevice said nothing newer is offered; → the version offered.
         let text = match (&d.available_software, &d.current_software) {
             (Some(a), Some(c)) if a != c => format!("{c}→{a}"),
+            (Some(_), Some(c)) => format!("{c} ✓"),
             _ => current,
         };
         software.cells.push((text, plain));

@@ -140,14 +140,15 @@ impl Tui {
     pub fn ready(&self) {
         self.wait_for("Devices ");
         self.wait_until("every device described", |s| {
-            let Some(header) = s.lines().find(|l| l.contains(" Avail ")) else {
+            let Some(header) = s.lines().find(|l| l.contains(" Software ")) else {
                 return false;
             };
             let column = |name: &str| header.find(name).map(|at| header[..at].chars().count());
-            let (Some(status), Some(avail)) = (column("Status"), column("Avail")) else {
+            let (Some(seen), Some(software)) = (column("Seen"), column("Software")) else {
                 return false;
             };
-            let cell = |row: &str, at: usize| row.chars().skip(at).take(5).collect::<String>();
+            let cell =
+                |row: &str, at: usize, n: usize| row.chars().skip(at).take(n).collect::<String>();
             let rows: Vec<&str> = s
                 .lines()
                 .filter(|l| l.contains(" PAN ") || l.contains(" SNOW "))
@@ -160,8 +161,14 @@ impl Tui {
             Some(rows.len()) == listed
                 && s.lines().all(|l| !l.contains("loading"))
                 && rows.iter().all(|row| {
-                    let at = if row.contains(" PAN ") { avail } else { status };
-                    !cell(row, at).trim().is_empty()
+                    // An appliance is described once its offered version is known (✓ or →);
+                    // a Snow device once when it last reached out is.
+                    if row.contains(" PAN ") {
+                        let text = cell(row, software, 16);
+                        text.contains('✓') || text.contains('→')
+                    } else {
+                        !cell(row, seen, 4).trim().is_empty()
+                    }
                 })
         });
     }
