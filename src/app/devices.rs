@@ -236,11 +236,12 @@ impl Devices {
 
     /// Marked devices the filter hides.
     pub fn hidden_marks(&self) -> usize {
-        let shown = (0..self.shown())
-            .filter_map(|i| self.row(i))
-            .filter(|d| self.marks.contains(&d.key()))
-            .count();
-        self.marks.len() - shown
+        // By the marks, not the rows: the title asks every frame.
+        self.marks
+            .iter()
+            .filter_map(|k| self.get(k))
+            .filter(|d| !self.matches(d))
+            .count()
     }
 
     /// The selection without the marks the filter hides (the cursor's row when none shown is
