@@ -26,10 +26,6 @@ pub enum Field {
 }
 
 impl Field {
-    pub const NAMES: [&'static str; 9] = [
-        "status", "svc", "version", "region", "lock", "account", "ctx", "name", "id",
-    ];
-
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "status" => Self::Status,
