@@ -21,6 +21,19 @@ pub struct Cli {
     /// Errors print with their backtrace (when RUST_BACKTRACE asks for one).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// How much the log file records.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "info",
+        env = "FLEETDECK_LOG_LEVEL"
+    )]
+    pub log_level: crate::log::LogLevel,
+    /// The log file (default: $FLEETDECK_LOG, else fleetdeck.log beside the journal in use,
+    /// by default in the XDG state directory). Nothing is logged to the screen.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -86,6 +99,19 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Read the dispatch journal: its plans, one plan's records, or its raw lines.
     Journal(JournalArgs),
+    /// Print a shell completion script, e.g. `fleetdeck completions bash >
+    /// ~/.local/share/bash-completion/completions/fleetdeck`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `fleetdeck man | man -l -`; with --dir, write one page
+    /// per command there.
+    Man {
+        /// Write fleetdeck.1 and a page per subcommand (fleetdeck-run.1, …) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

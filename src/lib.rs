@@ -8,6 +8,7 @@ pub mod contexts;
 pub mod fleet;
 pub mod journal;
 pub mod keymap;
+pub mod log;
 pub mod ops;
 pub mod run;
 pub mod sim;

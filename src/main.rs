@@ -28,14 +28,36 @@ fn real_main() -> anyhow::Result<()> {
         || "(no state directory found: pass --journal)".to_string(),
         |p| p.display().to_string(),
     );
+    let log = fleetdeck::log::default_path(None).map_or_else(
+        || "(no state directory found: pass --log-file)".to_string(),
+        |p| p.display().to_string(),
+    );
     let matches = Cli::command()
-        .after_help(format!("Dispatch journal: {journal}"))
+        .after_help(format!("Dispatch journal: {journal}\nLog file: {log}"))
         .get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
+    // Only what works on a fleet logs; reading the journal or printing help writes nothing.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return print_completions(*shell),
+        Some(Command::Man { dir }) => return print_man(dir.as_deref()),
+        Some(Command::Journal(_)) => {}
+        Some(Command::Sim(_)) => {
+            fleetdeck::log::init(cli.log_level, cli.log_file.clone(), None)?;
+        }
+        Some(Command::Run(args)) => {
+            let journal = args.session.journal.as_deref();
+            fleetdeck::log::init(cli.log_level, cli.log_file.clone(), journal)?;
+        }
+        None => {
+            let journal = cli.tui.journal.as_deref();
+            fleetdeck::log::init(cli.log_level, cli.log_file.clone(), journal)?;
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
+        Some(Command::Completions { .. } | Command::Man { .. }) => Ok(()),
         Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
         Some(Command::Journal(args)) => read_journal(args),
         Some(Command::Run(args)) => {
@@ -54,6 +76,51 @@ fn real_main() -> anyhow::Result<()> {
         }
     }
 }
+
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Cli::command(), "fleetdeck", &mut out);
+    Ok(())
+}
+
+/// The pages clap_mangen makes of the flags, and the files and variables they leave unsaid.
+fn print_man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = Cli::command();
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        clap_mangen::Man::new(command).render(&mut out)?;
+        out.write_all(MAN_FILES.as_bytes())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot make the directory {}", dir.display()))?;
+    clap_mangen::generate_to(command, dir)
+        .with_context(|| format!("cannot write manual pages into {}", dir.display()))?;
+    let root = dir.join("fleetdeck.1");
+    let mut page = std::fs::OpenOptions::new().append(true).open(&root)?;
+    page.write_all(MAN_FILES.as_bytes())?;
+    eprintln!("manual pages written to {}", dir.display());
+    Ok(())
+}
+
+const MAN_FILES: &str = r#".SH FILES
+.TP
+\fI$XDG_CONFIG_HOME/fleetdeck/config.toml\fR
+Named contexts: a profile, its regions, an endpoint, read_only, a label and colour; \fBcurrent\fR names the one used by default; \fBdanger\fR lists the filters whose devices are drawn and counted as dangerous (default env=prod).
+.TP
+\fI$XDG_STATE_HOME/fleetdeck/journal.jsonl\fR
+The dispatch journal: every intent before its call and every outcome after it; what resume, discard and retry read.
+.TP
+\fI$XDG_STATE_HOME/fleetdeck/fleetdeck.log\fR
+The log file (see \fB\-\-log\-level\fR); moved aside to fleetdeck.log.1 when it passes 10 MiB.
+.SH ENVIRONMENT
+.TP
+\fBFLEETDECK_CONFIG\fR, \fBFLEETDECK_CONTEXT\fR, \fBFLEETDECK_JOURNAL\fR, \fBFLEETDECK_LOG\fR, \fBFLEETDECK_LOG_LEVEL\fR
+The config file, the contexts in use, the journal, the log file and its level.
+.TP
+\fBAWS_PROFILE\fR, \fBAWS_REGION\fR, \fBAWS_ENDPOINT_URL\fR, \fBAWS_ENDPOINT_URL_PANORAMA\fR, \fBAWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT\fR
+As for the AWS CLI and SDKs.
+"#;
 
 fn read_journal(args: JournalArgs) -> anyhow::Result<()> {
     use fleetdeck::journal::cmd;

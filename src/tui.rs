@@ -151,6 +151,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     app.catalog = catalog;
     app.read_only = args.read_only;
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
+    app.log_path = crate::log::path().map(|p| p.display().to_string());
 
     // ratatui::init installs a panic hook that restores the terminal first. A panic on
     // another thread (a worker task) does not bring the process down: tokio catches it and the

@@ -200,12 +200,14 @@ async fn each_wave_starts_only_after_the_last_one_finished() {
     let _ = std::fs::remove_file(&j);
 }
 
-/// Waits for a line on the child's stderr containing `what`, returning what was read.
+/// Waits for a whole line on the child's stderr containing `what`, returning what was read.
 fn read_until(child: &mut Child, what: &str, seen: &mut String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let err = child.stderr.as_mut().expect("stderr is piped");
     let mut buf = [0u8; 4096];
-    while !seen.contains(what) {
+    // Up to the end of the line that holds `what`: a read may end mid-line.
+    let whole = |seen: &String| seen.find(what).is_some_and(|at| seen[at..].contains('\n'));
+    while !whole(seen) {
         assert!(Instant::now() < deadline, "no {what:?} in:\n{seen}");
         match err.read(&mut buf) {
             Ok(0) => panic!("fleetdeck ended before {what:?}:\n{seen}"),

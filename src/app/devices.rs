@@ -72,6 +72,9 @@ pub struct Devices {
     moved: bool,
     /// Rows per service (Panorama, Snow), kept as rows change: every frame shows them.
     counts: [usize; 2],
+    /// Epoch seconds as of the last tick: what `status:unreachable` is judged against, the
+    /// same clock the table's UNREACHABLE is drawn with.
+    now: u64,
 }
 
 impl Devices {
@@ -179,9 +182,18 @@ impl Devices {
         }
     }
 
+    /// The clock moved on. The view is not rebuilt for it: a device turning unreachable
+    /// joins a `status:unreachable` view at the next change of rows or filter, as a status
+    /// change would.
+    pub fn at(&mut self, now: u64) {
+        self.now = now;
+        self.parsed.at(now);
+    }
+
     pub fn set_filter(&mut self, filter: String) {
         let at = self.current().map(Device::key);
         self.parsed = Filter::parse(&filter);
+        self.parsed.at(self.now);
         self.filter = filter;
         self.rebuild();
         // The device under the cursor was filtered out: start at the first match.

@@ -190,6 +190,8 @@ pub struct App {
     pub read_only: bool,
     /// Where the dispatch journal is written, for the help overlay.
     pub journal_path: Option<String>,
+    /// Where the log file is written, for the help overlay.
+    pub log_path: Option<String>,
     /// Unfinished plans waiting to be shown, after the one on screen.
     pub resumable: Vec<Resumable>,
     /// The devices last reported to the worker as in view.
@@ -209,12 +211,15 @@ const NOTICE_FOR: Duration = Duration::from_secs(4);
 
 impl App {
     pub fn new(connections: Vec<Connection>, color: bool, now: Instant) -> Self {
+        let now_epoch = crate::journal::now();
+        let mut devices = Devices::default();
+        devices.at(now_epoch);
         Self {
             connections,
             catalog: crate::contexts::Catalog::default(),
             command_input: None,
             failed_listings: Default::default(),
-            devices: Devices::default(),
+            devices,
             results: Results::default(),
             focus: Pane::Devices,
             overlay: None,
@@ -226,12 +231,13 @@ impl App {
             danger: Default::default(),
             error_at: None,
             now,
-            now_epoch: crate::journal::now(),
+            now_epoch,
             started: now,
             color,
             height: 24,
             read_only: false,
             journal_path: None,
+            log_path: None,
             resumable: Vec::new(),
             looked: Vec::new(),
             quit: false,
@@ -332,6 +338,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
         Msg::Tick(now) => {
             app.now = now;
             app.now_epoch = crate::journal::now();
+            app.devices.at(app.now_epoch);
             Vec::new()
         }
         Msg::Resize(_, h) => {

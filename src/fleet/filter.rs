@@ -3,7 +3,8 @@
 //!
 //! - `key=value`: a tag, exactly (`env=prod` is not `env=production`);
 //! - `field:value`: a field, exactly — `status`, `svc`, `version`, `region`, `lock`,
-//!   `account`, `ctx`, `name`, `id`;
+//!   `account`, `ctx`, `name`, `id`; `status:unreachable` is a Snow device silent for longer
+//!   than the stale limit, as the table shows it;
 //! - a value ending in `*` matches by prefix (`version:5.0*`);
 //! - `!term` negates a term;
 //! - any other word matches part of a name, id, tag, region, account or context.
@@ -79,11 +80,22 @@ struct Term {
     kind: Kind,
 }
 
-/// A parsed filter. The empty filter matches every device.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A parsed filter. The empty filter matches every device. Two filters are equal when they
+/// ask the same, whenever they were parsed.
+#[derive(Clone, Debug, Default)]
 pub struct Filter {
     terms: Vec<Term>,
+    /// Epoch seconds, for `status:unreachable`: set when parsed, moved on by `at`.
+    now: u64,
 }
+
+impl PartialEq for Filter {
+    fn eq(&self, other: &Self) -> bool {
+        self.terms == other.terms
+    }
+}
+
+impl Eq for Filter {}
 
 impl Filter {
     /// Every text is a filter: what is not a tag or a known field is a word.
@@ -104,7 +116,15 @@ impl Filter {
                 Some(Term { negate, kind })
             })
             .collect();
-        Self { terms }
+        Self {
+            terms,
+            now: crate::journal::now(),
+        }
+    }
+
+    /// The same filter, judging "unreachable" as of `now` (epoch seconds).
+    pub fn at(&mut self, now: u64) {
+        self.now = now;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,7 +132,9 @@ impl Filter {
     }
 
     pub fn matches(&self, d: &Device) -> bool {
-        self.terms.iter().all(|t| t.kind.matches(d) != t.negate)
+        self.terms
+            .iter()
+            .all(|t| t.kind.matches(d, self.now) != t.negate)
     }
 }
 
@@ -185,13 +207,13 @@ fn term_kind(body: &str) -> Option<Kind> {
 }
 
 impl Kind {
-    fn matches(&self, d: &Device) -> bool {
+    fn matches(&self, d: &Device, now: u64) -> bool {
         match self {
             Self::Tag { key, value } => d
                 .tags
                 .iter()
                 .any(|(k, v)| k.to_lowercase() == *key && value.matches(v)),
-            Self::Field(field, p) => field_matches(*field, p, d),
+            Self::Field(field, p) => field_matches(*field, p, d, now),
             Self::Word(w) => {
                 [
                     d.label(),
@@ -222,9 +244,12 @@ fn contains(hay: &str, needle: &str) -> bool {
     }
 }
 
-fn field_matches(field: Field, p: &Pattern, d: &Device) -> bool {
+fn field_matches(field: Field, p: &Pattern, d: &Device, now: u64) -> bool {
     let one = |v: Option<&str>| v.is_some_and(|v| p.matches(v));
     match field {
+        // As the table shows it: an unreachable device's status is UNREACHABLE, not its
+        // last lock state.
+        Field::Status if d.unreachable(now) => p.matches("UNREACHABLE"),
         Field::Status => p.matches(&d.status),
         Field::Service => match d.service {
             Service::Panorama => ["panorama", "pan"].iter().any(|s| p.matches(s)),
@@ -280,6 +305,36 @@ mod tests {
             .filter(|d| f.matches(d))
             .map(|d| d.label().to_string())
             .collect()
+    }
+
+    #[test]
+    fn unreachable_is_the_status_the_table_shows() {
+        let now = 1_000_000;
+        let stale = crate::fleet::plan::Preflight::DEFAULT_STALE.as_secs();
+        let mut silent = snow("JID-silent", "LOCKED", &[]);
+        silent.last_reached_out = Some(now - stale - 1);
+        let mut heard = snow("JID-heard", "LOCKED", &[]);
+        heard.last_reached_out = Some(now - stale);
+        let fleet = [silent, heard];
+        let at = |text: &str| {
+            let mut f = Filter::parse(text);
+            f.at(now);
+            fleet
+                .iter()
+                .filter(|d| f.matches(d))
+                .map(|d| d.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at("status:unreachable"), ["JID-silent"]);
+        assert_eq!(at("!status:unreachable"), ["JID-heard"]);
+        // Its last lock state is not what the table says, so it is not what the filter finds.
+        assert_eq!(at("status:locked"), ["JID-heard"]);
+        // The lock field still reads the lock state.
+        assert_eq!(at("lock:locked"), ["JID-silent", "JID-heard"]);
+        // Judged as of the moment given: an hour earlier, both were heard from.
+        let mut f = Filter::parse("status:unreachable");
+        f.at(now - 3600);
+        assert!(fleet.iter().all(|d| !f.matches(d)));
     }
 
     fn fleet() -> Vec<Device> {

@@ -117,6 +117,13 @@ impl Device {
             .unwrap_or(&self.id)
     }
 
+    /// A Snow device that has not reached out for longer than the stale limit: the table
+    /// says UNREACHABLE whatever its last lock state was, and `status:unreachable` finds it.
+    pub fn unreachable(&self, now: u64) -> bool {
+        self.last_reached_out
+            .is_some_and(|at| now.saturating_sub(at) > plan::Preflight::DEFAULT_STALE.as_secs())
+    }
+
     pub fn tags_text(&self) -> String {
         self.tags
             .iter()

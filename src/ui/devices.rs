@@ -8,7 +8,6 @@ use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
 use super::theme::Theme;
 use crate::app::{App, Pane};
-use crate::fleet::plan::Preflight;
 use crate::fleet::{Device, Service};
 
 /// One column: its title, how much it matters when space is short (lower goes first), the
@@ -145,10 +144,7 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
         let env_text = d.tags.get("env").cloned().unwrap_or_default();
         env.cells
             .push((env_text, if danger { theme.danger() } else { theme.dim() }));
-        let silent = d
-            .last_reached_out
-            .map(|at| app.now_epoch.saturating_sub(at));
-        let unreachable = silent.is_some_and(|s| s > Preflight::DEFAULT_STALE.as_secs());
+        let unreachable = d.unreachable(app.now_epoch);
         let state = if unreachable {
             "UNREACHABLE"
         } else {
@@ -163,7 +159,10 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             _ => current,
         };
         software.cells.push((text, plain));
-        let seen_text = silent.map(ago).unwrap_or_default();
+        let seen_text = d
+            .last_reached_out
+            .map(|at| ago(app.now_epoch.saturating_sub(at)))
+            .unwrap_or_default();
         seen.cells.push((
             seen_text,
             if unreachable {

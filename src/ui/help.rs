@@ -53,6 +53,12 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             theme.dim(),
         )));
     }
+    if let Some(path) = &app.log_path {
+        foot.push(Line::from(Span::styled(
+            format!("Log: {path}"),
+            theme.dim(),
+        )));
+    }
     let block = Block::bordered().title(" Keys · Esc closes ");
     let two = area.width >= 76;
     let w = if two {

@@ -270,6 +270,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 impl Worker {
     fn emit(&self, event: Event) {
+        crate::log::event(&event, &self.book);
         let _ = self.events.send(event);
     }
 
@@ -342,6 +343,11 @@ impl Worker {
     }
 
     fn command(&mut self, command: Command) {
+        if command.is_read() {
+            tracing::debug!(command = command.name(), "command");
+        } else {
+            tracing::info!(command = command.name(), "command");
+        }
         match command {
             Command::Refresh => self.refresh(),
             Command::Use(targets) => self.switch(targets),

@@ -42,6 +42,35 @@ pub enum Command {
     Shutdown(tokio::sync::oneshot::Sender<Tally>),
 }
 
+impl Command {
+    /// What the log calls it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Refresh => "refresh",
+            Self::Use(_) => "use",
+            Self::Describe(_) => "describe",
+            Self::Inspect { .. } => "inspect",
+            Self::Look(_) => "look",
+            Self::Dispatch(_) => "dispatch",
+            Self::CancelTask { .. } => "cancel-task",
+            Self::Resume { .. } => "resume",
+            Self::Discard { .. } => "discard",
+            Self::Promote { .. } => "promote",
+            Self::Pause { .. } => "pause",
+            Self::Abort { .. } => "abort",
+            Self::Shutdown(_) => "shutdown",
+        }
+    }
+
+    /// Reads are frequent and say little; the rest is what an operator decided.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Self::Refresh | Self::Describe(_) | Self::Inspect { .. } | Self::Look(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Configuration is loaded (or an account learned): calls go to these scopes.
