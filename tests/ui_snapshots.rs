@@ -308,6 +308,20 @@ fn confirm_dialog() {
     f.snapshot("confirm");
 }
 
+/// A reboot of both services: the Calls line wraps, and the prompt still shows below it.
+#[test]
+fn confirm_dialog_for_both_services_keeps_its_prompt() {
+    let mut f = Fixture::new();
+    f.keys("ab").key(KeyCode::Enter);
+    f.snapshot("confirm_both");
+    for (w, h) in SIZES {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|fr| fleetdeck::ui::draw(&f.app, fr)).unwrap();
+        let screen = format!("{}", terminal.backend());
+        assert!(screen.contains("y / Enter go"), "{w}x{h}:\n{screen}");
+    }
+}
+
 #[test]
 fn confirm_dialog_for_ten_or_more_asks_for_the_number() {
     let t0 = Instant::now();

@@ -3,8 +3,9 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
 use super::theme::Theme;
 use crate::app::{App, Confirm};
@@ -147,20 +148,28 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     let width: u16 = 76;
     let inner_width = usize::from(width.min(area.width).saturating_sub(2)).max(20);
     let body = body(app, confirm, theme, inner_width);
-    let mut footer = Vec::new();
+    // Every footer line is wrapped here, not by the Paragraph, so that footer.len() is the
+    // rows it takes and the prompt at its end is never pushed out of the dialog.
+    let mut footer: Vec<Line> = Vec::new();
+    let mut push = |text: String, style: Style| {
+        for line in wrap_words(&text, inner_width) {
+            footer.push(Line::from(Span::styled(line, style)));
+        }
+    };
     if let Some(gate) = plan.rollout.gate_for(confirm.waves.len()) {
-        footer.push(Line::from(format!(
-            "Gate between waves: {}",
-            gate.describe()
-        )));
+        push(
+            format!("Gate between waves: {}", gate.describe()),
+            Style::new(),
+        );
     }
-    footer.push(Line::from(format!("Calls: {}", plan.calls())));
+    push(format!("Calls: {}", plan.calls()), Style::new());
     // Where the calls go: every scope the plan reaches, with its profile and account.
-    // (Each on a line of its own that fits: a wrapped footer line would push the prompt out.)
     for c in &used {
         let account = c.account.as_deref().unwrap_or("account ?");
-        let text = format!("{} · profile {} · {account}", c.scope(), c.profile);
-        footer.push(Line::from(Span::styled(text, theme.dim())));
+        push(
+            format!("{} · profile {} · {account}", c.scope(), c.profile),
+            theme.dim(),
+        );
     }
     let mut endpoints: Vec<&str> = used
         .iter()
@@ -169,12 +178,16 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
         .collect();
     endpoints.dedup();
     for e in endpoints {
-        footer.push(Line::from(Span::styled(
-            format!("endpoint {e}"),
-            theme.dim(),
-        )));
+        push(format!("endpoint {e}"), theme.dim());
+    }
+    if !confirm.must_type() {
+        push("y / Enter go · n / Esc back".into(), theme.warn());
+    }
+    if let Some(why) = &confirm.refused {
+        push(why.clone(), theme.error());
     }
     if confirm.must_type() {
+        // The typed count stays on the prompt's own line, whatever the width.
         footer.push(Line::from(vec![
             Span::styled(
                 format!("Type {} to confirm: ", plan.device_count()),
@@ -182,14 +195,6 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
             ),
             Span::raw(confirm.typed.value().to_string()),
         ]));
-    } else {
-        footer.push(Line::from(Span::styled(
-            "y / Enter go · n / Esc back",
-            theme.warn(),
-        )));
-    }
-    if let Some(why) = &confirm.refused {
-        footer.push(Line::from(Span::styled(why.clone(), theme.error())));
     }
     let mut head = vec![Span::styled(what(&plan.operation), theme.title())];
     let targets = plan.targets.iter().filter_map(|k| app.devices.get(k));
@@ -227,5 +232,5 @@ pub fn draw(app: &App, confirm: &Confirm, theme: &Theme, frame: &mut Frame, area
     frame.render_widget(Paragraph::new(head), top);
     let visible: Vec<Line> = body.into_iter().skip(scroll).take(room).collect();
     frame.render_widget(Paragraph::new(visible), middle);
-    frame.render_widget(Paragraph::new(footer).wrap(Wrap { trim: false }), bottom);
+    frame.render_widget(Paragraph::new(footer), bottom);
 }
