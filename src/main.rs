@@ -14,6 +14,14 @@ fn main() {
         .skip(1)
         .any(|a| a == "-v" || a == "--verbose");
     if let Err(e) = real_main() {
+        // `fleetdeck man | head`: the reader went away, which is not an error of ours.
+        let closed = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if closed {
+            std::process::exit(0);
+        }
         if verbose {
             eprintln!("Error: {e:?}");
         } else {
@@ -78,8 +86,11 @@ fn real_main() -> anyhow::Result<()> {
 }
 
 fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "fleetdeck", &mut out);
+    // Into memory first: clap_complete panics on a failed write, and a reader that goes
+    // away (`| head`) must end the program quietly, as it does for `man`.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "fleetdeck", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
     Ok(())
 }
 

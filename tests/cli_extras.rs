@@ -209,3 +209,29 @@ fn a_log_that_cannot_be_opened_is_named_with_the_way_around_and_nothing_is_sent(
     assert!(!dir.join("journal.jsonl").exists(), "nothing was planned");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `fleetdeck man | head` and `fleetdeck completions bash | head`: the reader closes the
+/// pipe early, and fleetdeck ends quietly instead of printing an error or a panic.
+#[test]
+fn a_reader_that_stops_early_gets_no_error() {
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["completions", "fish"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("fleetdeck runs");
+        // Closed before a byte is read: every write fails with EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
