@@ -221,8 +221,8 @@ pub const BINDINGS: &[Binding] = &[
         &[(KeyCode::Char('/'), NONE)],
         "/",
         Action::Filter,
-        Scope::Devices,
-        "filter name/id/tag/status/region/account",
+        Scope::Everywhere,
+        "filter the devices (from either pane)",
     )
     .hint("filter", 200),
     bind(

@@ -15,6 +15,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+/// Narrow enough that columns compete for room.
+const NARROW: [(u16, u16); 1] = [(60, 15)];
 
 fn connection() -> Connection {
     Connection {
@@ -180,7 +182,11 @@ impl Fixture {
     }
 
     fn snapshot(&self, name: &str) {
-        for (w, h) in SIZES {
+        self.snapshot_at(name, &SIZES);
+    }
+
+    fn snapshot_at(&self, name: &str, sizes: &[(u16, u16)]) {
+        for &(w, h) in sizes {
             let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
             terminal
                 .draw(|f| fleetdeck::ui::draw(&self.app, f))
@@ -195,6 +201,7 @@ fn devices_pane() {
     let mut f = Fixture::new();
     f.key(KeyCode::Down).keys(" ").key(KeyCode::Down).keys(" ");
     f.snapshot("devices");
+    f.snapshot_at("devices", &NARROW);
 }
 
 #[test]
@@ -267,6 +274,8 @@ fn results_pane() {
         left_out: Vec::new(),
     }));
     f.snapshot("results");
+    // Where column priorities decide what is left: the least-needed columns go first.
+    f.snapshot_at("results", &NARROW);
 }
 
 #[test]

@@ -903,7 +903,12 @@ fn on_action(app: &mut App, action: Action) -> Vec<Command> {
         Action::Command => {
             app.command_input = Some(Input::default());
         }
-        Action::Filter => app.filter_input = Some(Input::new(app.devices.filter.clone())),
+        Action::Filter => {
+            // From the results pane too: what is typed next is a filter, never results keys
+            // (a `c` in "svc:snow" must not ask to cancel a task).
+            app.focus = Pane::Devices;
+            app.filter_input = Some(Input::new(app.devices.filter.clone()));
+        }
         Action::Sort => app.devices.cycle_sort(),
         Action::SortReverse => app.devices.toggle_reverse(),
         Action::Mark => {

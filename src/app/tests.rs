@@ -713,6 +713,24 @@ fn results_group_per_plan_follow_new_rows_and_clear_when_finished() {
     );
 }
 
+/// `/` in the results pane filters the devices: the keys typed next go to the filter, not
+/// to the results' own keys (`c` cancels, `p` pauses there).
+#[test]
+fn slash_in_the_results_pane_filters_the_devices() {
+    let mut app = app_with_fleet();
+    app.focus = Pane::Results;
+    press(&mut app, KeyCode::Char('/'));
+    assert_eq!(app.focus, Pane::Devices);
+    typing(&mut app, "svc:snow");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.devices.filter, "svc:snow");
+    assert!(
+        app.overlay.is_none(),
+        "no cancel asked: {:?}",
+        app.overlay.is_some()
+    );
+}
+
 #[test]
 fn enter_on_a_result_reads_its_job() {
     let mut app = app_with_fleet();
