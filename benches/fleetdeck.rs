@@ -440,7 +440,7 @@ async fn panorama(report: &mut Report, scratch: &Path) -> anyhow::Result<()> {
     drop(s);
 
     // The baseline, on the same simulator once those jobs are over.
-    h.advance_clock(10_000.0);
+    h.advance_clock(10_000.0).expect("a positive advance");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ids: Vec<String> = h
         .ledger()

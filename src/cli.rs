@@ -47,7 +47,7 @@ pub struct TuiArgs {
     #[arg(long)]
     pub demo: bool,
     /// How many times faster than real time the demo's simulated time runs.
-    #[arg(long, default_value_t = DEMO_SPEED, requires = "demo")]
+    #[arg(long, default_value_t = DEMO_SPEED, requires = "demo", value_parser = speed)]
     pub demo_speed: f64,
     /// Contexts from the config file, comma-separated (default: FLEETDECK_CONTEXT, then the
     /// file's `current`). In the demo: prod, lab.
@@ -93,7 +93,7 @@ pub struct TuiArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a simulated AWS Panorama and AWS Snow Device Management endpoint.
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
     /// Carry out one operation without the full-screen UI: the same plan, validation,
     /// dispatch, journal and tracking, with a summary per device.
     Run(Box<RunArgs>),
@@ -317,8 +317,8 @@ pub struct SimArgs {
     /// Regions to simulate, each with its own fleet; devices go to the first unless placed.
     #[arg(long, value_delimiter = ',', default_value = "us-east-1")]
     pub regions: Vec<String>,
-    /// How many times faster than real time simulated time runs.
-    #[arg(long, default_value_t = 1.0)]
+    /// How many times faster than real time simulated time runs (above 0, at most 1000000).
+    #[arg(long, default_value_t = 1.0, value_parser = speed)]
     pub speed: f64,
     /// Seed for generated ids, timings and faults, so a run can be repeated.
     #[arg(long, default_value_t = 1)]
@@ -364,6 +364,41 @@ pub struct SimArgs {
     /// Log one line per request: service, region, operation, status, latency.
     #[arg(long)]
     pub verbose: bool,
+    /// The session token of temporary credentials: requests signed with --access-key-id
+    /// must then carry it. Without it, a request that carries a token is refused.
+    #[arg(long, value_name = "TOKEN")]
+    pub session_token: Option<String>,
+    /// Seconds a client may take to send a request's headers, and a kept-alive connection
+    /// may sit idle; then it is closed.
+    #[arg(long, value_name = "S", default_value_t = sim::DEFAULT_HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body once its headers are in.
+    #[arg(long, value_name = "S", default_value_t = sim::DEFAULT_BODY_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+    /// Connections open at once; more are closed as they arrive, with a line on stderr.
+    #[arg(long, value_name = "N", default_value_t = sim::DEFAULT_MAX_CONNECTIONS,
+          value_parser = connections)]
+    pub max_connections: usize,
+}
+
+/// A speed for simulated time, refused here with the simulator's own rule.
+fn speed(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    sim::state::check_speed(value)?;
+    Ok(value)
+}
+
+fn connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of connections from 1 to 1000000"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ fn real_main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Command::Completions { .. } | Command::Man { .. }) => Ok(()),
-        Some(Command::Sim(args)) => runtime.block_on(run_sim(args)),
+        Some(Command::Sim(args)) => runtime.block_on(run_sim(*args)),
         Some(Command::Journal(args)) => read_journal(args),
         Some(Command::Run(args)) => {
             let end = runtime.block_on(fleetdeck::run::run(*args))?;
@@ -157,9 +157,37 @@ fn read_journal(args: JournalArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The largest fleet file read: far above any real fleet's (100,000 devices take about
+/// 10 MiB), and a bound on what a wrong path (/dev/zero, a disk image) can make us read.
+const MAX_FLEET_FILE: u64 = 64 << 20;
+
 fn read_fleet(path: &std::path::Path) -> anyhow::Result<FleetSource> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the fleet file {}", path.display()))?;
+    use std::io::Read;
+    let cannot = || format!("cannot read the fleet file {}", path.display());
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let meta = file.metadata().with_context(cannot)?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "the fleet file {} is not a regular file: give a TOML file (see assets/demo-fleet.toml)",
+        path.display()
+    );
+    let mut bytes = Vec::new();
+    file.take(MAX_FLEET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_FLEET_FILE,
+        "the fleet file {} is larger than {} MiB: is it the right file?",
+        path.display(),
+        MAX_FLEET_FILE >> 20
+    );
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the fleet file {} is not UTF-8 text (byte {} is not): give a TOML file",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     Ok(FleetSource::Toml(text))
 }
 
@@ -214,11 +242,24 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
             Quotas::Off => QuotaMode::Off,
         },
         verbose: args.verbose,
+        session_token: args.session_token,
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        max_connections: args.max_connections,
     })
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    let token = args.session_token.clone();
     let handle = sim::start(sim_config(args)?).await?;
+    if !handle.addr.ip().is_loopback() {
+        eprintln!(
+            "warning: the simulator listens on {}, beyond this machine, and the credentials \
+             below are printed in the clear: anyone who can reach it can use them. \
+             Use --listen 127.0.0.1:PORT to keep it local.",
+            handle.addr
+        );
+    }
     let endpoint = &handle.endpoint;
     let region = &handle.regions[0];
     let mut banner = vec![
@@ -235,6 +276,9 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         ),
         format!("    export AWS_REGION={region} AWS_DEFAULT_REGION={region}"),
     ];
+    if let Some(token) = &token {
+        banner.push(format!("    export AWS_SESSION_TOKEN={token}"));
+    }
     // Every account on one line each, the default first, when there is more than one.
     if handle.accounts.len() > 1 {
         banner.push("  accounts, each with its own fleet:".to_string());

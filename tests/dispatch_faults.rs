@@ -140,7 +140,7 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
             outcomes.values().filter(|u| done(u)).count()
         );
         if last_step.elapsed() > Duration::from_millis(250) {
-            sim.advance_clock(20.0);
+            sim.advance_clock(20.0).unwrap();
             last_step = Instant::now();
         }
         for (r, region) in regions.iter_mut().enumerate() {

@@ -191,7 +191,7 @@ async fn a_stale_listing_never_finishes_a_row_before_its_job() {
         .send()
         .await
         .unwrap();
-    sim.advance_clock(600.0);
+    sim.advance_clock(600.0).unwrap();
     let j = journal();
     let mut w = start(&sim, &j, Settings::default());
     w.listed().await;
@@ -231,7 +231,7 @@ async fn a_stale_listing_never_finishes_a_row_before_its_job() {
         .unwrap();
     assert_ne!(status.status().map(|s| s.as_str()), Some("COMPLETED"));
     // When the job really ends, the row follows.
-    sim.advance_clock(600.0);
+    sim.advance_clock(600.0).unwrap();
     w.until("the row to end", |w| {
         w.state(op).is_some_and(OpState::is_final)
     })

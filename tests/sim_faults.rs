@@ -124,7 +124,7 @@ async fn a_create_dropped_after_it_took_effect_left_a_job_the_client_never_heard
     );
 
     // The rule fired once: the 3rd create is answered.
-    h.advance_clock(1_000.0);
+    h.advance_clock(1_000.0).unwrap();
     reboot_job(&client, SEA_LOBBY)
         .await
         .expect("the 3rd create");
@@ -323,7 +323,7 @@ async fn without_busy_conflicts_an_appliance_takes_a_second_job() {
         listed_latest_job(&client, SEA_DOCK_02).await,
         Some((JobType::Reboot, UpdateProgress::Pending))
     );
-    h.advance_clock(20.0);
+    h.advance_clock(20.0).unwrap();
     let d = client
         .describe_device()
         .device_id(SEA_DOCK_02)
@@ -336,7 +336,7 @@ async fn without_busy_conflicts_an_appliance_takes_a_second_job() {
     );
 
     // Both run to their ends; the OTA's image is installed.
-    h.advance_clock(1_000.0);
+    h.advance_clock(1_000.0).unwrap();
     for job in [&update, &reboot] {
         let j = client
             .describe_device_job()
@@ -364,7 +364,7 @@ async fn stale_list_devices_shows_the_previous_job_until_the_window_passes() {
     .await;
     let client = common::panorama(&h);
     reboot_job(&client, SEA_DOCK_02).await.unwrap();
-    h.advance_clock(1_000.0);
+    h.advance_clock(1_000.0).unwrap();
     let done = Some((JobType::Reboot, UpdateProgress::Completed));
     assert_eq!(listed_latest_job(&client, SEA_DOCK_02).await, done);
 
@@ -403,7 +403,7 @@ async fn stale_list_devices_shows_the_previous_job_until_the_window_passes() {
     );
 
     // Once the snapshot is older than the window, the next listing is current.
-    h.advance_clock(60.0);
+    h.advance_clock(60.0).unwrap();
     let (job_type, status) = listed_latest_job(&client, SEA_DOCK_02)
         .await
         .expect("a latest job");

@@ -91,7 +91,7 @@ async fn watch_job(
         if matches!(now.0, UpdateProgress::Completed | UpdateProgress::Failed) {
             return seen;
         }
-        h.advance_clock(5.0);
+        h.advance_clock(5.0).unwrap();
     }
     panic!("job {job} did not end; saw {seen:?}");
 }
@@ -357,7 +357,7 @@ async fn list_devices_jobs_pages_through_history_by_device() {
     let mut jobs = Vec::new();
     for _ in 0..3 {
         jobs.push(create(&client, SEA_LOBBY, JobType::Reboot, None).await);
-        h.advance_clock(600.0);
+        h.advance_clock(600.0).unwrap();
     }
     jobs.push(create(&client, SEA_DOCK_02, JobType::Reboot, None).await);
 
@@ -416,7 +416,7 @@ async fn a_device_with_an_unfinished_job_refuses_another() {
         other => panic!("expected ConflictException, got {other:?}"),
     }
     // Once the OTA has ended the device takes jobs again.
-    h.advance_clock(1_000.0);
+    h.advance_clock(1_000.0).unwrap();
     create(&client, SEA_DOCK_02, JobType::Reboot, None).await;
     assert_eq!(h.ledger().len(), 2);
 }

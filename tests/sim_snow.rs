@@ -101,7 +101,7 @@ async fn run_to_end(
         if task_state(client, task).await != TaskState::InProgress {
             return (states, locks);
         }
-        h.advance_clock(1.0);
+        h.advance_clock(1.0).unwrap();
     }
     panic!("task {task} did not end");
 }
@@ -290,7 +290,7 @@ async fn the_same_client_token_returns_the_same_task() {
 
     // Without a token of our own the SDK fills a fresh one per send(): two tasks.
     create(&client, reboot(), &[UNLOCKED_B]).await;
-    h.advance_clock(100.0);
+    h.advance_clock(100.0).unwrap();
     create(&client, reboot(), &[UNLOCKED_B]).await;
     assert_eq!(client.list_tasks().send().await.unwrap().tasks().len(), 3);
 }
@@ -313,7 +313,7 @@ async fn cancel_task_cancels_only_queued_executions() {
     let task = create(&client, unlock(), &[LOCKED_A]).await;
     let mut running = false;
     for _ in 0..60 {
-        h.advance_clock(1.0);
+        h.advance_clock(1.0).unwrap();
         if executions(&client, &task).await[0].1 == ExecutionState::InProgress {
             running = true;
             break;
@@ -333,7 +333,7 @@ async fn cancel_task_cancels_only_queued_executions() {
         "ValidationException",
         "nothing queued to cancel"
     );
-    h.advance_clock(100.0);
+    h.advance_clock(100.0).unwrap();
     assert_eq!(
         executions(&client, &task).await[0].1,
         ExecutionState::Succeeded
@@ -374,7 +374,7 @@ async fn list_executions_pages_and_filters_by_state() {
         .unwrap();
     assert_eq!(pages.len(), 3);
     assert_eq!(pages.iter().map(|p| p.executions().len()).sum::<usize>(), 9);
-    h.advance_clock(60.0);
+    h.advance_clock(60.0).unwrap();
     // Two demo devices are unreachable: still queued, waiting to time out.
     let queued = client
         .list_executions()

@@ -55,11 +55,52 @@ pub fn tags(text: &str) -> Result<BTreeMap<String, String>, String> {
         if k.is_empty() {
             return Err(format!("tag '{pair}' has an empty key"));
         }
+        tag_rules(k, v)?;
         if out.insert(k.to_string(), v.to_string()).is_some() {
             return Err(format!("tag key '{k}' is given twice"));
         }
     }
+    if out.len() > MAX_TAGS {
+        return Err(format!(
+            "{} tags: a task takes at most {MAX_TAGS}",
+            out.len()
+        ));
+    }
     Ok(out)
+}
+
+/// The most tags an AWS resource takes.
+pub const MAX_TAGS: usize = 50;
+
+/// AWS's tagging rules (Snow's model leaves them to its documentation): keys of 1 to 128
+/// characters and values of at most 256, letters, digits, spaces and `_ . : / = + - @`, and
+/// no key starting `aws:`, which AWS keeps for its own tags.
+fn tag_rules(key: &str, value: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    if key.chars().count() > 128 {
+        return Err(format!(
+            "tag key '{}…' is {} characters: at most 128",
+            key.chars().take(20).collect::<String>(),
+            key.chars().count()
+        ));
+    }
+    if value.chars().count() > 256 {
+        return Err(format!(
+            "the value of tag '{key}' is {} characters: at most 256",
+            value.chars().count()
+        ));
+    }
+    if let Some(c) = key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
+        return Err(format!(
+            "tag '{key}={value}' holds '{c}': tags take letters, digits, spaces and _ . : / = + - @"
+        ));
+    }
+    if key.to_lowercase().starts_with("aws:") {
+        return Err(format!(
+            "tag key '{key}' starts with aws:, which AWS keeps for its own tags"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,5 +140,29 @@ mod tests {
         assert!(tags("=x").is_err());
         assert!(tags("a=1 a=2").is_err());
         assert!(tags("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn tags_follow_the_aws_tagging_rules() {
+        let long_key = "k".repeat(129);
+        let long_value = format!("k={}", "v".repeat(257));
+        let many: Vec<String> = (0..51).map(|i| format!("k{i}=v")).collect();
+        for (bad, says) in [
+            ("aws:owner=ops".to_string(), "aws:"),
+            ("AWS:Owner=ops".to_string(), "aws:"),
+            (format!("{long_key}=v"), "at most 128"),
+            (long_value, "at most 256"),
+            ("owner=o'brien".to_string(), "holds '''"),
+            ("tick#et=1".to_string(), "holds '#'"),
+            (many.join(","), "at most 50"),
+        ] {
+            let err = tags(&bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let ok: Vec<String> = (0..50).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(tags(&ok.join(",")).unwrap().len(), 50);
+        let t = tags("team=ops/edge, mail=a@b.c, k.1=+x:y").unwrap();
+        assert_eq!(t["mail"], "a@b.c");
+        assert_eq!(tags(&format!("{}=v", "k".repeat(128))).unwrap().len(), 1);
     }
 }

@@ -117,6 +117,20 @@ pub fn serialization(detail: &str) -> ApiError {
     )
 }
 
+/// The most tags one resource may carry.
+pub const MAX_TAGS: usize = 50;
+
+fn tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
+}
+
+/// A fleet file's tags, against the same rules a call's are held to: the first broken one.
+pub fn tag_problem(tags: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let mut c = Checker::default();
+    c.tags("tags", tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    c.violations.into_iter().next().map(|(_, m)| m)
+}
+
 /// Collects every constraint violation of one request, then reports them together.
 #[derive(Default)]
 pub struct Checker {
@@ -211,6 +225,38 @@ impl Checker {
                 value,
                 format!("Member must have length less than or equal to {max}"),
             );
+        }
+    }
+
+    /// AWS's tagging rules, which Snow's model leaves to prose: at most 50 tags; a key of
+    /// 1 to 128 characters, a value of at most 256; letters, digits, spaces and `_.:/=+-@`
+    /// only; and no key in the `aws:` prefix, which AWS keeps for itself.
+    pub fn tags<'a>(
+        &mut self,
+        field: &str,
+        tags: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) {
+        self.count(field, tags.len(), 0, MAX_TAGS);
+        for (key, value) in tags {
+            let at = format!("{field}.{key}");
+            self.length(&format!("{at} (key)"), key, 1, 128);
+            self.length(&format!("{at} (value)"), value, 0, 256);
+            for (what, text) in [("key", key), ("value", value)] {
+                if !text.chars().all(tag_char) {
+                    self.rule(
+                        &at,
+                        &format!(
+                            "Value '{text}' at '{at}' failed to satisfy constraint: a tag {what} holds only letters, digits, spaces and _ . : / = + - @"
+                        ),
+                    );
+                }
+            }
+            if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+                self.rule(
+                    &at,
+                    &format!("Value '{key}' at '{at}' failed to satisfy constraint: the aws: prefix is reserved for AWS use"),
+                );
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
+use super::check;
 use super::panorama::{self, Panorama};
 use super::snow::{self, Capacity, Snow};
 use super::state::random_id;
@@ -171,6 +172,7 @@ fn from_file(
     if let Some(account) = account_id {
         file.account_id = account.to_string();
     }
+    check_file(&file)?;
     if file.panorama.images.is_empty() {
         bail!(
             "the fleet file's [panorama] images list is empty: name the image versions the OTA service knows"
@@ -255,6 +257,64 @@ fn from_file(
         account_id: file.account_id,
         regions,
     })
+}
+
+/// What the services would never hold, refused before a device is built: ids and names
+/// outside their model patterns, an id given twice, tags no AWS resource may carry.
+fn check_file(file: &FleetFile) -> anyhow::Result<()> {
+    if !(file.account_id.len() == 12 && file.account_id.bytes().all(|b| b.is_ascii_digit())) {
+        bail!(
+            "the fleet file's account_id {:?} is not an AWS account id (12 digits)",
+            file.account_id
+        );
+    }
+    let id_like = |text: &str, max: usize| {
+        (1..=max).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &file.panorama.devices {
+        // DeviceName and DeviceId: ^[a-zA-Z0-9\-\_]+$, 1 to 255 characters.
+        if !id_like(&d.name, 255) {
+            bail!(
+                "Panorama appliance name {:?}: use 1 to 255 letters, digits, - and _",
+                d.name
+            );
+        }
+        if let Some(id) = &d.id {
+            if !id_like(id, 255) {
+                bail!(
+                    "Panorama appliance {}: id {id:?} is not 1 to 255 letters, digits, - and _",
+                    d.name
+                );
+            }
+            if !seen.insert(id.as_str()) {
+                bail!("Panorama appliance {}: id {id} is given twice", d.name);
+            }
+        }
+        if let Some(problem) = check::tag_problem(&d.tags) {
+            bail!("Panorama appliance {}: {problem}", d.name);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &file.snow.devices {
+        let shown = d.id.as_deref().unwrap_or("(no id)");
+        if let Some(id) = &d.id {
+            // ManagedDeviceId is 1 to 64 characters; an id in a URL path stays plain ASCII.
+            if !id_like(id, 64) {
+                bail!("Snow device id {id:?} is not 1 to 64 letters, digits, - and _");
+            }
+            if !seen.insert(id.as_str()) {
+                bail!("Snow device id {id} is given twice");
+            }
+        }
+        if let Some(problem) = check::tag_problem(&d.tags) {
+            bail!("Snow device {shown}: {problem}");
+        }
+    }
+    Ok(())
 }
 
 const GENERATED_IMAGES: &[&str] = &["4.3.35", "4.3.45", "4.3.55", "4.3.93", "5.0.10", "5.0.21"];

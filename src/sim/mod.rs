@@ -34,6 +34,12 @@ pub use wire::Service;
 /// The key pair the simulator accepts unless told otherwise; printed at start.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDFLEETDECKSIM0001";
 pub const DEFAULT_SECRET_ACCESS_KEY: &str = "fleetdeck/sim/secret/key/not/for/aws";
+/// A client's headers must be in, and an idle kept-alive connection used again, within this.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// A request's body must be in within this of its headers.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections open at once (well below the file-descriptor limits machines run with).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// The key pair of the lab demo fleet's account (`DEMO_FLEET_LAB`, account 210987654321).
 pub const DEMO_LAB_ACCESS_KEY_ID: &str = "AKIDFLEETDECKSIM0002";
@@ -95,6 +101,16 @@ pub struct SimConfig {
     pub stale_reads: Duration,
     pub quotas: QuotaMode,
     pub verbose: bool,
+    /// The default account's session token, if its key is a temporary one: its requests
+    /// must then carry it, and without one here a request that carries a token is refused.
+    pub session_token: Option<String>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle before the next request: after it, the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in.
+    pub body_timeout: Duration,
+    /// Connections open at once; one more is closed at once, with a line on stderr.
+    pub max_connections: usize,
 }
 
 impl Default for SimConfig {
@@ -117,6 +133,10 @@ impl Default for SimConfig {
             stale_reads: Duration::ZERO,
             quotas: QuotaMode::Aws,
             verbose: false,
+            session_token: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -240,8 +260,9 @@ impl SimHandle {
     }
 
     /// Moves simulated time forward at once, so a test can step a job through its states.
-    pub fn advance_clock(&self, seconds: f64) {
-        self.shared.world().clock.advance(seconds);
+    /// Refused, as the admin endpoint refuses it, unless finite and positive.
+    pub fn advance_clock(&self, seconds: f64) -> Result<(), String> {
+        self.shared.world().clock.advance(seconds)
     }
 
     /// Stops accepting, closes open connections and waits for the server task to end.
@@ -259,10 +280,33 @@ impl Drop for SimHandle {
     }
 }
 
+/// A region as AWS names them: lowercase words and a number, dash-separated (us-east-1,
+/// ap-southeast-2, us-gov-west-1).
+fn check_region(name: &str) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return Err("name at least one region".into());
+    };
+    let ok = words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a region name (such as us-east-1)"))
+    }
+}
+
 /// Builds the fleet, binds the listener and serves until the handle is stopped or dropped.
 pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     anyhow::ensure!(!config.regions.is_empty(), "name at least one region");
-    anyhow::ensure!(config.speed > 0.0, "--speed must be greater than 0");
+    state::check_speed(config.speed).map_err(|e| anyhow::anyhow!("--speed: {e}"))?;
+    for region in &config.regions {
+        check_region(region).map_err(|e| anyhow::anyhow!("--regions: {e}"))?;
+    }
     for (name, p) in [
         ("--error-rate", config.error_rate),
         ("--drop-rate", config.drop_rate),
@@ -280,8 +324,14 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     let clock = state::Clock::new(config.speed);
     let (accounts, infos) = build_accounts(&config, clock.start())?;
     let mut keyring = auth::Keyring::default();
-    for info in &infos {
-        keyring.add(&info.access_key_id, &info.secret_access_key);
+    for (i, info) in infos.iter().enumerate() {
+        // Only the default account can be given a session token (`--session-token`).
+        let token = if i == 0 {
+            config.session_token.as_deref()
+        } else {
+            None
+        };
+        keyring.add_with_token(&info.access_key_id, &info.secret_access_key, token);
     }
     let listener = TcpListener::bind(config.listen)
         .await

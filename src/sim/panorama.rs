@@ -352,7 +352,7 @@ impl Panorama {
             token,
             page_size(max),
         )?;
-        let (rows, next) = page.cut(rows);
+        let (rows, next) = page.cut(rows)?;
         let devices: Vec<Value> = rows
             .iter()
             .map(|&(i, _)| {
@@ -593,7 +593,7 @@ impl Panorama {
             .filter(|j| only.is_none_or(|d| j.device == d))
             .collect();
         let page = Page::new(("ListDevicesJobs", device), token, page_size(max))?;
-        let (jobs, next) = page.cut(jobs);
+        let (jobs, next) = page.cut(jobs)?;
         let rows: Vec<Value> = jobs
             .iter()
             .map(|j| {

@@ -12,10 +12,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rand::RngExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::check::{ApiRequest, serialization};
 use super::faults::{self, FaultStatus, TargetedFault};
@@ -184,25 +184,57 @@ pub(super) async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let config = &shared.config;
+    let open = Arc::new(Semaphore::new(config.max_connections));
+    // Said once per burst: a flood must not become a flood of log lines too.
+    let mut full_since: Option<Instant> = None;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 // Out of file descriptors and the like: back off rather than spin.
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                Err(e) => {
+                    warn_once(&mut full_since, &format!("cannot accept a connection ({e}); retrying"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            warn_once(
+                &mut full_since,
+                &format!(
+                    "{} connections are open, the most allowed (--max-connections): new ones \
+                     are closed until some end (idle ones close after {}s)",
+                    config.max_connections,
+                    config.header_timeout.as_secs()
+                ),
+            );
+            drop(stream);
+            continue;
+        };
+        if open.available_permits() > config.max_connections / 10 {
+            full_since = None;
+        }
         let shared = shared.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             // A handler that must drop its connection (a simulated network fault) says so here.
             let kill = Arc::new(Notify::new());
+            let header_timeout = shared.config.header_timeout;
             let service = {
                 let kill = kill.clone();
                 service_fn(move |req| handle(shared.clone(), kill.clone(), req))
             };
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // The header timer also runs while a kept-alive connection waits for its next
+            // request, so it is the idle timeout too.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
@@ -211,6 +243,15 @@ pub(super) async fn serve(
             }
         });
     }
+}
+
+/// A line on stderr, unless one was written in the last minute of the same trouble.
+fn warn_once(since: &mut Option<Instant>, line: &str) {
+    if since.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+        return;
+    }
+    *since = Some(Instant::now());
+    let _ = writeln!(std::io::stderr(), "fleetdeck sim: {line}");
 }
 
 /// What the faults decided for one call.
@@ -233,24 +274,61 @@ async fn handle(
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let e = serialization("the request body could not be read or is larger than 1 MiB");
-            return Ok(e.into_response(None, &request_id));
+    let config = &shared.config;
+    if parts.uri.path().starts_with("/_fleetdeck/") {
+        return Ok(match read_body(body, config.body_timeout).await {
+            Ok(body) => admin(&shared, &parts, &body, &request_id),
+            Err(e) => e.into_response(None, &request_id),
+        });
+    }
+    let label = format!("{} {}", parts.method, parts.uri.path());
+    // Who is calling, before a byte of the body is read: an unsigned 100 MB upload is told
+    // about its signature, and nobody unsigned makes the simulator buffer anything.
+    let pending = match auth::authenticate(&parts, &shared.keyring, SystemTime::now()) {
+        Ok(pending) => pending,
+        Err(e) => return Ok(refuse(&shared, &label, e, None, &request_id, started)),
+    };
+    let service = pending.service();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        let e = too_large();
+        return Ok(refuse(
+            &shared,
+            &label,
+            e,
+            Some(service),
+            &request_id,
+            started,
+        ));
+    }
+    let body = match read_body(body, config.body_timeout).await {
+        Ok(body) => body,
+        Err(e) => {
+            return Ok(refuse(
+                &shared,
+                &label,
+                e,
+                Some(service),
+                &request_id,
+                started,
+            ));
         }
     };
-    if parts.uri.path().starts_with("/_fleetdeck/") {
-        return Ok(admin(&shared, &parts, &body, &request_id));
-    }
+    let scope = match pending.verify(&parts, &body) {
+        Ok(scope) => scope,
+        Err(e) => return Ok(refuse(&shared, &label, e, None, &request_id, started)),
+    };
 
-    let config = &shared.config;
     let delay = config.latency + config.jitter.mul_f64(roll(&shared));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
 
-    match call(shared, &parts, body, &request_id, started).await {
+    match call(shared, &parts, scope, body, &request_id, started).await {
         Outcome::Answer(response) => Ok(response),
         Outcome::Drop => {
             kill.notify_one();
@@ -259,9 +337,59 @@ async fn handle(
     }
 }
 
+/// 413, in the shape of the service the request was signed for.
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLargeException",
+        format!("The request body is larger than the {MAX_BODY} bytes (1 MiB) a call may send."),
+    )
+}
+
+/// The body, at most `MAX_BODY` bytes of it, read within `limit`: a client that sends a
+/// byte a second does not hold the simulator's attention (or a buffer) for long.
+async fn read_body(body: Incoming, limit: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(limit, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(serialization("the request body could not be read")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeoutException",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                limit.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// An answer to a call refused before it was admitted, logged like any other.
+fn refuse(
+    shared: &Shared,
+    label: &str,
+    e: ApiError,
+    service: Option<Service>,
+    request_id: &str,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    let response = e.into_response(service, request_id);
+    log(shared, label, response.status().as_str(), started);
+    response
+}
+
 enum Outcome {
     Answer(Response<Full<Bytes>>),
     Drop,
+}
+
+impl Outcome {
+    fn status(&self) -> String {
+        match self {
+            Outcome::Answer(r) => r.status().as_str().to_string(),
+            Outcome::Drop => "dropped".to_string(),
+        }
+    }
 }
 
 /// A call that passed authentication, routing and the quotas, with the faults it drew.
@@ -289,14 +417,15 @@ enum Admission {
 async fn call(
     shared: Arc<Shared>,
     parts: &http::request::Parts,
+    scope: auth::Scope,
     body: Bytes,
     request_id: &str,
     started: Instant,
 ) -> Outcome {
-    let admitted = match admit(&shared, parts, &body, request_id) {
+    let admitted = match admit(&shared, parts, scope, request_id) {
         Admission::Admitted(admitted) => admitted,
         Admission::Refused(label, outcome) => {
-            log(&shared, &label, &outcome, started);
+            log(&shared, &label, &outcome.status(), started);
             return outcome;
         }
     };
@@ -326,24 +455,20 @@ async fn call(
 }
 
 /// With `--verbose`, one line per call: service, region, operation, status, latency.
-fn log(shared: &Shared, label: &str, outcome: &Outcome, started: Instant) {
+fn log(shared: &Shared, label: &str, status: &str, started: Instant) {
     if !shared.config.verbose {
         return;
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let status = match outcome {
-        Outcome::Answer(r) => r.status().as_u16().to_string(),
-        Outcome::Drop => "dropped".to_string(),
-    };
     // A closed stdout must not take the server down with it.
     let _ = writeln!(std::io::stdout(), "{label} {status} {ms:.1}ms");
 }
 
-/// Authenticates, routes, meters and draws the faults.
+/// Routes an authenticated call, meters it and draws the faults.
 fn admit(
     shared: &Shared,
     parts: &http::request::Parts,
-    body: &Bytes,
+    scope: auth::Scope,
     request_id: &str,
 ) -> Admission {
     let config = &shared.config;
@@ -352,10 +477,6 @@ fn admit(
         Outcome::Answer(e.into_response(service, request_id))
     };
 
-    let scope = match auth::verify(parts, body, &shared.keyring, SystemTime::now()) {
-        Ok(scope) => scope,
-        Err(e) => return Admission::Refused(label, fail(e, None)),
-    };
     let service = scope.service;
     label = format!("{} {} {}", service.signing_name(), scope.region, label);
     if !config.regions.contains(&scope.region) {
@@ -428,7 +549,7 @@ fn execute(
     started: Instant,
 ) -> Outcome {
     let outcome = carry_out(shared, &call, query, body, request_id);
-    log(shared, &call.label, &outcome, started);
+    log(shared, &call.label, &outcome.status(), started);
     outcome
 }
 
@@ -617,14 +738,16 @@ fn admin(
                 .query()
                 .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "seconds"))
                 .and_then(|(_, v)| v.parse::<f64>().ok());
-            let Some(seconds) = seconds.filter(|s| *s >= 0.0) else {
+            let Some(seconds) = seconds else {
                 return ApiError::validation(
-                    "give ?seconds=N, a number of simulated seconds (0 or more)",
+                    "give ?seconds=N, a positive number of simulated seconds",
                 )
                 .into_response(None, request_id);
             };
             let mut world = shared.world();
-            world.clock.advance(seconds);
+            if let Err(e) = world.clock.advance(seconds) {
+                return ApiError::validation(e).into_response(None, request_id);
+            }
             json_response(
                 StatusCode::OK,
                 &serde_json::json!({ "now": world.clock.now() }),

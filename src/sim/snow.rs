@@ -266,7 +266,7 @@ impl Snow {
             .filter(|d| job.is_none_or(|j| d.job.as_deref() == Some(j)))
             .collect();
         let page = Page::new(("ListDevices", job), token, page_size(max))?;
-        let (rows, next) = page.cut(rows);
+        let (rows, next) = page.cut(rows)?;
         let devices: Vec<Value> = rows
             .iter()
             .map(|d| {
@@ -309,7 +309,7 @@ impl Snow {
             (
                 "physicalNetworkInterfaces",
                 json!([{
-                    "physicalNetworkInterfaceId": format!("s.ni-{}", &d.id[4.min(d.id.len())..]),
+                    "physicalNetworkInterfaceId": format!("s.ni-{}", d.id.get(4..).unwrap_or_default()),
                     "physicalConnectorType": "RJ45",
                     "ipAddressAssignment": "DHCP",
                     "ipAddress": d.ip,
@@ -349,6 +349,9 @@ impl Snow {
             if t.iter().any(|id| !seen.insert(id)) {
                 c.rule("targets", "Value at 'targets' failed to satisfy constraint: Member must not contain duplicates");
             }
+        }
+        if let Some(t) = &tags {
+            c.tags("tags", t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         c.required("command", &command);
         let mut verb = None;
@@ -507,7 +510,7 @@ impl Snow {
             .filter(|t| state.is_none_or(|s| t.state_at(now) == s))
             .collect();
         let page = Page::new(("ListTasks", state), token, page_size(max))?;
-        let (rows, next) = page.cut(rows);
+        let (rows, next) = page.cut(rows)?;
         let tasks: Vec<Value> = rows
             .iter()
             .map(|t| json!({ "state": t.state_at(now), "tags": t.tags, "taskArn": t.arn, "taskId": t.id }))
@@ -543,7 +546,7 @@ impl Snow {
             .filter(|e| state.is_none_or(|s| e.timeline.state_at(now) == s))
             .collect();
         let page = Page::new(("ListExecutions", task_id, state), token, page_size(max))?;
-        let (rows, next) = page.cut(rows);
+        let (rows, next) = page.cut(rows)?;
         let executions: Vec<Value> = rows
             .iter()
             .map(|e| {

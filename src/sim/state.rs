@@ -11,6 +11,22 @@ use serde::Serialize;
 
 use super::wire::{ApiError, ApiResult, Service};
 
+/// The last second a timestamp can name: 9999-12-31T23:59:59Z.
+pub const MAX_EPOCH: f64 = 253_402_300_799.0;
+/// The fastest simulated time may run: a year in about 30 seconds.
+pub const MAX_SPEED: f64 = 1_000_000.0;
+
+/// A speed for [`Clock::new`]: finite, above 0, at most [`MAX_SPEED`].
+pub fn check_speed(speed: f64) -> Result<(), String> {
+    if speed.is_finite() && speed > 0.0 && speed <= MAX_SPEED {
+        Ok(())
+    } else {
+        Err(format!(
+            "a speed is a number above 0 and at most {MAX_SPEED} (times real time), not {speed}"
+        ))
+    }
+}
+
 /// Simulated time in epoch seconds: it starts at the wall clock and runs `speed` times faster.
 #[derive(Debug, Clone)]
 pub struct Clock {
@@ -38,8 +54,21 @@ impl Clock {
         self.epoch_at_start + self.started.elapsed().as_secs_f64() * self.speed + self.skipped
     }
 
-    pub fn advance(&mut self, seconds: f64) {
-        self.skipped += seconds.max(0.0);
+    /// Skips `seconds` of simulated time at once. Refused unless finite and positive, and
+    /// unless the clock stays within what a timestamp can say (year 9999).
+    pub fn advance(&mut self, seconds: f64) -> Result<(), String> {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return Err(format!(
+                "the clock moves forward by a positive, finite number of seconds, not {seconds}"
+            ));
+        }
+        if self.now() + seconds > MAX_EPOCH {
+            return Err(format!(
+                "{seconds} seconds would take the clock past the year 9999"
+            ));
+        }
+        self.skipped += seconds;
+        Ok(())
     }
 
     pub fn start(&self) -> f64 {
@@ -201,17 +230,21 @@ impl Page {
         })
     }
 
-    /// This page's items and the token for the next page, if there is one.
-    pub fn cut<T>(&self, items: Vec<T>) -> (Vec<T>, Option<String>) {
+    /// This page's items and the token for the next page, if there is one. A token that
+    /// points past the items was never issued for them: refused as a forged one.
+    pub fn cut<T>(&self, items: Vec<T>) -> ApiResult<(Vec<T>, Option<String>)> {
         let total = items.len();
-        let end = (self.start + self.size).min(total);
+        if self.start > total {
+            return Err(ApiError::validation("Invalid pagination token"));
+        }
+        let end = self.start.saturating_add(self.size).min(total);
         let next = (end < total).then(|| hex::encode(format!("{}:{:x}", end, self.fingerprint)));
         let page = items
             .into_iter()
             .skip(self.start)
             .take(end.saturating_sub(self.start))
             .collect();
-        (page, next)
+        Ok((page, next))
     }
 }
 
@@ -264,13 +297,49 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_refuse_other_queries() {
         let first = Page::new(("ListTasks", "COMPLETED"), None, 2).unwrap();
-        let (page, next) = first.cut(vec![1, 2, 3, 4, 5]);
+        let (page, next) = first.cut(vec![1, 2, 3, 4, 5]).unwrap();
         assert_eq!(page, vec![1, 2]);
         let token = next.unwrap();
         let second = Page::new(("ListTasks", "COMPLETED"), Some(&token), 2).unwrap();
-        assert_eq!(second.cut(vec![1, 2, 3, 4, 5]).0, vec![3, 4]);
+        assert_eq!(second.cut(vec![1, 2, 3, 4, 5]).unwrap().0, vec![3, 4]);
         assert!(Page::new(("ListTasks", "CANCELED"), Some(&token), 2).is_err());
         assert!(Page::new(("ListTasks", "COMPLETED"), Some("zz"), 2).is_err());
+    }
+
+    /// A token forged with the query's own fingerprint and an offset at the end of
+    /// usize is refused, not overflowed (this panicked in debug builds).
+    #[test]
+    fn a_forged_token_with_a_huge_offset_is_refused() {
+        let query = ("ListTasks", "COMPLETED");
+        let mut h = DefaultHasher::new();
+        query.hash(&mut h);
+        for offset in [usize::MAX, 6] {
+            let forged = hex::encode(format!("{offset}:{:x}", h.finish()));
+            let page = Page::new(query, Some(&forged), 100).unwrap();
+            let err = page.cut(vec![1, 2, 3, 4, 5]).unwrap_err();
+            assert_eq!(err.code, "ValidationException");
+        }
+        // The end of the list, as a token can honestly point to, is an empty last page.
+        let at_end = hex::encode(format!("5:{:x}", h.finish()));
+        let page = Page::new(query, Some(&at_end), 100).unwrap();
+        assert_eq!(page.cut(vec![1, 2, 3, 4, 5]).unwrap(), (vec![], None));
+    }
+
+    #[test]
+    fn speeds_and_clock_advances_must_be_finite_and_positive() {
+        for bad in [f64::INFINITY, f64::NAN, 0.0, -1.0, 1e20] {
+            assert!(check_speed(bad).is_err(), "{bad}");
+        }
+        assert!(check_speed(30.0).is_ok());
+        let mut clock = Clock::new(1.0);
+        for bad in [f64::INFINITY, f64::NAN, 0.0, -5.0, 1e20] {
+            let before = clock.now();
+            assert!(clock.advance(bad).is_err(), "{bad}");
+            assert!(clock.now() - before < 1.0, "{bad} moved the clock");
+        }
+        let before = clock.now();
+        clock.advance(3600.0).unwrap();
+        assert!(clock.now() - before >= 3600.0);
     }
 
     #[test]
