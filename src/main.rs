@@ -252,13 +252,8 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     let token = args.session_token.clone();
     let handle = sim::start(sim_config(args)?).await?;
-    if !handle.addr.ip().is_loopback() {
-        eprintln!(
-            "warning: the simulator listens on {}, beyond this machine, and the credentials \
-             below are printed in the clear: anyone who can reach it can use them. \
-             Use --listen 127.0.0.1:PORT to keep it local.",
-            handle.addr
-        );
+    if let Some(warning) = sim::exposure_warning(handle.addr) {
+        eprintln!("{warning}");
     }
     let endpoint = &handle.endpoint;
     let region = &handle.regions[0];

@@ -85,6 +85,9 @@ async fn run_to_end(
 ) -> (Vec<ExecutionState>, Vec<UnlockState>) {
     let (mut states, mut locks) = (Vec::new(), Vec::new());
     for _ in 0..300 {
+        // The task state is read first: once it is final, the reads after it see final
+        // executions too, so the last step is never missed to a clock tick in between.
+        let done = task_state(client, task).await != TaskState::InProgress;
         let state = executions(client, task)
             .await
             .into_iter()
@@ -98,7 +101,7 @@ async fn run_to_end(
         if locks.last() != Some(&lock) {
             locks.push(lock);
         }
-        if task_state(client, task).await != TaskState::InProgress {
+        if done {
             return (states, locks);
         }
         h.advance_clock(1.0).unwrap();

@@ -300,6 +300,18 @@ fn check_region(name: &str) -> Result<(), String> {
     }
 }
 
+/// What to tell the operator when the simulator listens beyond this machine: its
+/// credentials are printed in the clear, and anyone who reaches the port can use them.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: the simulator listens on {addr}, beyond this machine, and the credentials \
+             below are printed in the clear: anyone who can reach it can use them. \
+             Use --listen 127.0.0.1:PORT to keep it local."
+        )
+    })
+}
+
 /// Builds the fleet, binds the listener and serves until the handle is stopped or dropped.
 pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     anyhow::ensure!(!config.regions.is_empty(), "name at least one region");
@@ -469,6 +481,35 @@ fn check_unique_ids(accounts: &[Account]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_address_beyond_loopback_warns() {
+        for beyond in ["0.0.0.0:4580", "[::]:4580", "192.168.1.20:4580"] {
+            let warning = exposure_warning(beyond.parse().unwrap()).expect(beyond);
+            assert!(warning.contains("in the clear"), "{warning}");
+            assert!(warning.contains("--listen 127.0.0.1"), "{warning}");
+        }
+        for local in ["127.0.0.1:4580", "[::1]:4580", "127.0.0.2:0"] {
+            assert_eq!(exposure_warning(local.parse().unwrap()), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn region_names_are_checked_as_aws_spells_them() {
+        for good in ["us-east-1", "ap-southeast-2", "us-gov-west-1"] {
+            assert!(check_region(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "bogus region",
+            "us-east-",
+            "US-EAST-1",
+            "useast1",
+            "us-east-1a",
+        ] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+    }
 
     fn lab(key: &str, account_id: Option<&str>) -> SimAccount {
         SimAccount {

@@ -14,7 +14,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rand::RngExt;
-use tokio::net::TcpListener;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 
 use super::check::{ApiRequest, serialization};
@@ -224,9 +229,22 @@ pub(super) async fn serve(
             // A handler that must drop its connection (a simulated network fault) says so here.
             let kill = Arc::new(Notify::new());
             let header_timeout = shared.config.header_timeout;
+            let activity = Arc::new(Activity::new());
+            let stream = Watched {
+                inner: stream,
+                activity: activity.clone(),
+            };
             let service = {
                 let kill = kill.clone();
-                service_fn(move |req| handle(shared.clone(), kill.clone(), req))
+                let activity = activity.clone();
+                service_fn(move |req| {
+                    let busy = activity.busy();
+                    let answer = handle(shared.clone(), kill.clone(), req);
+                    async move {
+                        let _busy = busy;
+                        answer.await
+                    }
+                })
             };
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // The header timer also runs while a kept-alive connection waits for its next
@@ -239,9 +257,123 @@ pub(super) async fn serve(
             tokio::select! {
                 _ = conn => {}
                 _ = kill.notified() => {}
+                _ = activity.idle_for(header_timeout) => {}
                 _ = shutdown.changed() => {}
             }
         });
+    }
+}
+
+/// When a connection last moved a byte, and how many of its requests are being answered:
+/// hyper's header timer starts only with a request's first byte, so a connection that never
+/// sends one (or sits idle between requests) is closed by [`Activity::idle_for`] instead.
+struct Activity {
+    born: Instant,
+    /// Milliseconds after `born` of the last byte read or written.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            born: Instant::now(),
+            last: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Counts a request as being answered until the guard is dropped (answered or abandoned):
+    /// a call held by a delay fault is not idle, however long it is quiet.
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// Ends once the connection has been idle for `limit` with no request being answered.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let quiet = self.born.elapsed().saturating_sub(last);
+            if quiet >= limit && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let left = limit.saturating_sub(quiet).max(Duration::from_millis(100));
+            tokio::time::sleep(left).await;
+        }
+    }
+}
+
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// A connection that notes its traffic in an [`Activity`].
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
