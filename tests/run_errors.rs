@@ -107,3 +107,41 @@ fn a_refusal_prints_its_message_without_a_backtrace_unless_asked() {
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(stderr.contains("backtrace"), "-v shows it: {stderr}");
 }
+
+#[test]
+fn tags_outside_the_aws_rules_are_refused_before_anything_is_sent() {
+    // The endpoint is closed on purpose: had the run sent anything, the error would be the
+    // refused connection, not the tag.
+    let endpoint = closed_port();
+    for (tag, says) in [
+        ("aws:owner=ops", "starts with aws:"),
+        (&format!("{}=v", "k".repeat(129)), "at most 128"),
+        ("owner=ops#1", "holds '#'"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+            .args(["run", "--endpoint-url", &endpoint, "--action", "unlock"])
+            .args(["--all", "--yes", "--tag", tag])
+            .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_REGION", "us-east-1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("fleetdeck runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{tag}: {err}");
+        assert!(err.contains(says), "{tag}: {err}");
+        assert!(!err.contains("Nothing answers"), "{tag}: {err}");
+    }
+    // Fifty-one tags is one more than AWS takes.
+    let many: Vec<String> = (0..51).map(|i| format!("k{i}=v")).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["run", "--endpoint-url", &endpoint, "--action", "unlock"])
+        .args(["--all", "--yes", "--tag", &many.join(",")])
+        .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+        .stdin(Stdio::null())
+        .output()
+        .expect("fleetdeck runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("51 tags: a task takes at most 50"), "{err}");
+}
