@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
-use ratatui::DefaultTerminal;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
 
 use crate::app::{self, App, Msg};
 use crate::aws::{self, Connection};
@@ -153,14 +154,21 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
     app.log_path = crate::log::path().map(|p| p.display().to_string());
 
-    // ratatui::init installs a panic hook that restores the terminal first. A panic on
-    // another thread (a worker task) does not bring the process down: tokio catches it and the
-    // worker fails the rows it carried, so the terminal is restored only for the UI's own.
-    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
-    let restore_hook = std::panic::take_hook();
+    let mut terminal = match open_terminal() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            return Err(e).context("cannot set up the terminal");
+        }
+    };
+    // The terminal is restored before a panic of the UI's thread is reported. A panic on
+    // another thread (a worker task) does not bring the process down: tokio catches it and
+    // the worker fails the rows it carried, so the screen is left alone for it.
+    let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().name() == Some("main") {
-            restore_hook(info);
+            ratatui::restore();
+            default_hook(info);
         }
     }));
     let journal = settings.journal.clone();
@@ -226,13 +234,68 @@ fn summary(t: Option<&Tally>, journal: Option<&std::path::Path>, demo: bool) -> 
     3
 }
 
-/// Worker events taken in before a frame is drawn; bounds a frame's delay behind a burst.
-const NEWS_PER_FRAME: usize = 4096;
+/// How long worker news may be taken in before a frame is drawn: what is still queued then
+/// waits for the next frame, so a key is never answered later than this behind a burst.
+const NEWS_PER_FRAME: Duration = Duration::from_millis(8);
+
+type Term = Terminal<CrosstermBackend<Quiet<std::io::Stdout>>>;
+
+/// Raw mode, the alternate screen, and a terminal whose frames go out through [`Quiet`].
+fn open_terminal() -> std::io::Result<Term> {
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    Terminal::new(CrosstermBackend::new(Quiet::new(std::io::stdout())))
+}
+
+/// Holds a frame's bytes until it is flushed, and drops a frame that is byte for byte the
+/// one before it. ratatui writes only the cells that changed, but every frame also resets
+/// the colours and sets the cursor; over SSH an idle screen should cost nothing. Dropping is
+/// safe because a frame's bytes place every cell they write absolutely, so writing the same
+/// frame twice leaves the screen as writing it once.
+pub struct Quiet<W: std::io::Write> {
+    inner: W,
+    frame: Vec<u8>,
+    last: Vec<u8>,
+    /// Bytes that reached the terminal, for the benchmark and the tests.
+    pub written: u64,
+}
+
+impl<W: std::io::Write> Quiet<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            frame: Vec::new(),
+            last: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Quiet<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.frame.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.frame.is_empty() {
+            return self.inner.flush();
+        }
+        if self.frame != self.last {
+            self.inner.write_all(&self.frame)?;
+            self.written += self.frame.len() as u64;
+            self.inner.flush()?;
+            std::mem::swap(&mut self.frame, &mut self.last);
+        }
+        self.frame.clear();
+        Ok(())
+    }
+}
 
 /// Runs until the operator quits, a signal comes (SIGTERM, SIGHUP) or the terminal goes away;
 /// every way out then stops dispatch the same way.
 async fn event_loop(
-    terminal: &mut DefaultTerminal,
+    terminal: &mut Term,
     mut app: App,
     commands: &mpsc::UnboundedSender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
@@ -269,9 +332,11 @@ async fn event_loop(
         };
         app::update(&mut app, Msg::Tick(Instant::now()));
         let mut out = app::update(&mut app, msg);
-        // News comes in bursts (one poll answers for many rows): take in what is queued, then
-        // draw once, so a key never waits behind a frame per row.
-        for _ in 0..NEWS_PER_FRAME {
+        // News comes in bursts (one poll answers for many rows): take in what is queued, for
+        // at most a frame's budget, then draw once, so a key never waits behind a frame per
+        // row nor behind a whole refresh.
+        let until = Instant::now() + NEWS_PER_FRAME;
+        while Instant::now() < until {
             let Ok(event) = events.try_recv() else { break };
             out.extend(app::update(&mut app, Msg::Worker(Box::new(event))));
         }
@@ -283,5 +348,31 @@ async fn event_loop(
             return Ok(());
         }
         terminal.draw(|f| ui::draw(&app, f))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quiet;
+    use std::io::Write;
+
+    #[test]
+    fn a_frame_like_the_one_before_is_not_written() {
+        let mut q = Quiet::new(Vec::new());
+        for frame in [
+            &b"\x1b[1;1Hab\x1b[?25l"[..],
+            b"\x1b[1;1Hab\x1b[?25l",
+            b"\x1b[?25l",
+        ] {
+            q.write_all(frame).unwrap();
+            q.flush().unwrap();
+        }
+        assert_eq!(q.inner, b"\x1b[1;1Hab\x1b[?25l\x1b[?25l");
+        assert_eq!(q.written, q.inner.len() as u64);
+        // Nothing held back: an empty flush writes nothing, the next different frame goes out.
+        q.flush().unwrap();
+        q.write_all(b"\x1b[1;1Hab\x1b[?25l").unwrap();
+        q.flush().unwrap();
+        assert!(q.inner.ends_with(b"\x1b[?25l\x1b[1;1Hab\x1b[?25l"));
     }
 }

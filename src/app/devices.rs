@@ -52,10 +52,19 @@ impl SortColumn {
     }
 }
 
+/// The table's rows and its view, kept up to date by what changed rather than rebuilt: a
+/// refresh of 100,000 devices arrives as 1,000 pages, and each page must cost the event loop
+/// about what it holds, not the whole fleet.
 #[derive(Debug, Default)]
 pub struct Devices {
     rows: Vec<Device>,
     index: HashMap<DeviceKey, usize>,
+    /// Every row, in sort order (a total order: ties go by row, so a search finds one place).
+    order: Vec<usize>,
+    /// Each row's position in `order`.
+    order_pos: Vec<usize>,
+    /// Each row: whether the filter lets it through.
+    passes: Vec<bool>,
     /// Indices into `rows` of what the filter lets through, in sort order.
     view: Vec<usize>,
     pub cursor: usize,
@@ -75,6 +84,37 @@ pub struct Devices {
     /// Epoch seconds as of the last tick: what `status:unreachable` is judged against, the
     /// same clock the table's UNREACHABLE is drawn with.
     now: u64,
+}
+
+/// What a row sorts by, borrowed from it where it can be, so a sort of 100,000 rows builds
+/// each key once instead of in every comparison.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key<'a> {
+    /// Unsorted: the service, then the scope's place in the order named.
+    Arrival(Service, usize),
+    Service(Service),
+    Text(&'a str),
+    Maybe(Option<&'a str>),
+    Version(Vec<u64>),
+    Owned(String),
+}
+
+fn sort_key(d: &Device, column: Option<SortColumn>, rank: usize) -> (Key<'_>, &str) {
+    let version =
+        |v: &Option<String>| Key::Version(v.as_deref().map(version_key).unwrap_or_default());
+    let primary = match column {
+        None => return (Key::Arrival(d.service, rank), ""),
+        Some(SortColumn::Service) => Key::Service(d.service),
+        Some(SortColumn::Name) => Key::Text(d.label()),
+        Some(SortColumn::Region) => Key::Text(&d.region),
+        Some(SortColumn::Account) => Key::Maybe(d.account.as_deref()),
+        Some(SortColumn::Status) => Key::Text(&d.status),
+        Some(SortColumn::Current) => version(&d.current_software),
+        Some(SortColumn::Available) => version(&d.available_software),
+        Some(SortColumn::Latest) => Key::Maybe(d.latest.as_deref()),
+        Some(SortColumn::Tags) => Key::Owned(d.tags_text()),
+    };
+    (primary, d.label())
 }
 
 impl Devices {
@@ -107,8 +147,11 @@ impl Devices {
     /// The scopes in use, in the order named: the unsorted table follows it.
     pub fn set_scope_order(&mut self, order: Vec<String>) {
         if self.scope_order != order {
+            let at = self.current_row();
             self.scope_order = order;
-            self.rebuild_at(self.current().map(Device::key));
+            self.resort();
+            self.review();
+            self.place_cursor(at);
         }
     }
 
@@ -124,7 +167,10 @@ impl Devices {
             }
         }
         if changed {
-            self.rebuild_at(self.current().map(Device::key));
+            let at = self.current_row();
+            self.resort();
+            self.refilter();
+            self.place_cursor(at);
         }
     }
 
@@ -136,26 +182,65 @@ impl Devices {
         self.counts[service as usize]
     }
 
-    fn recount(&mut self) {
-        self.counts = [0; 2];
-        for d in &self.rows {
-            self.counts[d.service as usize] += 1;
-        }
-    }
-
-    /// Adds new devices and merges news into known ones.
+    /// Adds new devices and merges news into known ones. The cost is the page's, plus one
+    /// pass over the order when rows arrive or move: no re-filtering or re-sorting of the rest.
     pub fn upsert(&mut self, devices: Vec<Device>) {
+        let at = self.current_row();
+        let known = self.rows.len();
+        let (mut added, mut changed) = (Vec::new(), Vec::new());
         for d in devices {
             match self.index.get(&d.key()) {
-                Some(&i) => self.rows[i].merge(d),
+                Some(&i) => {
+                    self.rows[i].merge(d);
+                    changed.push(i);
+                }
                 None => {
-                    self.index.insert(d.key(), self.rows.len());
+                    let i = self.rows.len();
+                    self.index.insert(d.key(), i);
+                    self.counts[d.service as usize] += 1;
                     self.rows.push(d);
+                    self.passes.push(false);
+                    self.order_pos.push(usize::MAX);
+                    added.push(i);
                 }
             }
         }
-        self.recount();
-        self.rebuild();
+        // A row new in this page and repeated in it is new, not changed.
+        changed.retain(|&i| i < known);
+        changed.sort_unstable();
+        changed.dedup();
+        // A changed row that still sorts between its neighbours stays; if any does not, every
+        // changed row is taken out and put back, since the unchanged ones are still in order.
+        let misplaced = changed.iter().any(|&i| !self.in_place(i));
+        let mut order_changed = !added.is_empty();
+        if misplaced {
+            let mut out = vec![false; self.rows.len()];
+            for &i in &changed {
+                out[i] = true;
+            }
+            self.order.retain(|&i| !out[i]);
+            added.extend_from_slice(&changed);
+            order_changed = true;
+        }
+        let mut view_changed = order_changed;
+        // Only the rows this page touched are judged by the filter again.
+        let touched: Vec<usize> = if misplaced {
+            added.clone()
+        } else {
+            added.iter().chain(&changed).copied().collect()
+        };
+        if order_changed {
+            self.insert_sorted(added);
+        }
+        for i in touched {
+            let passes = self.parsed.matches(&self.rows[i]);
+            view_changed |= passes != self.passes[i];
+            self.passes[i] = passes;
+        }
+        if view_changed {
+            self.review();
+        }
+        self.place_cursor(at);
     }
 
     /// A complete listing of `service` in `scope`: devices it no longer holds go.
@@ -166,20 +251,28 @@ impl Devices {
 
     /// Keeps only the devices `keep` says to.
     pub fn retain(&mut self, keep: impl Fn(&Device) -> bool) {
-        let at = self.current().map(Device::key);
         let before = self.rows.len();
-        self.rows.retain(|d| keep(d));
-        if self.rows.len() != before {
-            self.index = self
-                .rows
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (d.key(), i))
-                .collect();
-            self.marks.retain(|k| self.index.contains_key(k));
-            self.recount();
-            self.rebuild_at(at);
+        if self.rows.iter().all(&keep) {
+            return;
         }
+        let at = self.current().map(Device::key);
+        self.rows.retain(|d| keep(d));
+        debug_assert!(self.rows.len() < before);
+        self.index = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.key(), i))
+            .collect();
+        self.marks.retain(|k| self.index.contains_key(k));
+        self.counts = [0; 2];
+        for d in &self.rows {
+            self.counts[d.service as usize] += 1;
+        }
+        self.resort();
+        self.refilter();
+        let at = at.and_then(|k| self.index.get(&k).copied());
+        self.place_cursor(at);
     }
 
     /// The clock moved on. The view is not rebuilt for it: a device turning unreachable
@@ -190,26 +283,49 @@ impl Devices {
         self.parsed.at(now);
     }
 
+    /// A filter that only narrows the last one (a character typed at the end of a word, or
+    /// a term added) looks only at the rows already shown; any other looks at every row once.
+    /// Neither sorts.
     pub fn set_filter(&mut self, filter: String) {
-        let at = self.current().map(Device::key);
-        self.parsed = Filter::parse(&filter);
-        self.parsed.at(self.now);
+        let at = self.current_row();
+        let mut parsed = Filter::parse(&filter);
+        parsed.at(self.now);
+        let narrower = parsed.narrows(&self.parsed);
+        self.parsed = parsed;
         self.filter = filter;
-        self.rebuild();
+        if narrower {
+            let (rows, parsed, passes) = (&self.rows, &self.parsed, &mut self.passes);
+            self.view.retain(|&i| {
+                let keep = parsed.matches(&rows[i]);
+                passes[i] = keep;
+                keep
+            });
+        } else {
+            self.refilter();
+        }
+        self.place_cursor(at);
         // The device under the cursor was filtered out: start at the first match.
-        if self.current().map(Device::key) != at {
+        if self.current_row() != at {
             self.cursor = 0;
         }
     }
 
     pub fn cycle_sort(&mut self) {
+        let at = self.current_row();
         self.sort = Some(self.sort.map_or(SortColumn::Service, SortColumn::next));
-        self.rebuild();
+        self.resort();
+        self.review();
+        self.place_cursor(at);
     }
 
+    /// The order is total, so reversing it is reversing the vectors: no sort.
     pub fn toggle_reverse(&mut self) {
+        let at = self.current_row();
         self.reverse = !self.reverse;
-        self.rebuild();
+        self.order.reverse();
+        self.view.reverse();
+        self.reindex();
+        self.place_cursor(at);
     }
 
     pub fn toggle_mark(&mut self) {
@@ -231,19 +347,17 @@ impl Devices {
             return self.current().into_iter().collect();
         }
         // In the order shown (a rollout's waves follow it), then marks the filter hides.
-        let mut out: Vec<&Device> = (0..self.shown())
-            .filter_map(|i| self.row(i))
-            .filter(|d| self.marks.contains(&d.key()))
-            .collect();
-        let shown: HashSet<DeviceKey> = out.iter().map(|d| d.key()).collect();
-        let mut hidden: Vec<&Device> = self
-            .rows
+        let mut marked: Vec<usize> = self
+            .marks
             .iter()
-            .filter(|d| self.marks.contains(&d.key()) && !shown.contains(&d.key()))
+            .filter_map(|k| self.index.get(k).copied())
             .collect();
-        hidden.sort_by_key(|d| (d.service, d.label().to_string()));
+        let (mut out, mut hidden): (Vec<usize>, Vec<usize>) =
+            marked.drain(..).partition(|&i| self.passes[i]);
+        out.sort_unstable_by_key(|&i| self.order_pos[i]);
+        hidden.sort_by_key(|&i| (self.rows[i].service, self.rows[i].label()));
         out.extend(hidden);
-        out
+        out.into_iter().map(|i| &self.rows[i]).collect()
     }
 
     /// Marked devices the filter hides.
@@ -251,22 +365,25 @@ impl Devices {
         // By the marks, not the rows: the title asks every frame.
         self.marks
             .iter()
-            .filter_map(|k| self.get(k))
-            .filter(|d| !self.matches(d))
+            .filter_map(|k| self.index.get(k))
+            .filter(|&&i| !self.passes[i])
             .count()
     }
 
     /// The selection without the marks the filter hides (the cursor's row when none shown is
     /// marked).
     pub fn shown_selection(&self) -> Vec<&Device> {
-        let marked: Vec<&Device> = (0..self.shown())
-            .filter_map(|i| self.row(i))
-            .filter(|d| self.marks.contains(&d.key()))
+        let mut marked: Vec<usize> = self
+            .marks
+            .iter()
+            .filter_map(|k| self.index.get(k).copied())
+            .filter(|&i| self.passes[i])
             .collect();
         if marked.is_empty() {
             return self.current().into_iter().collect();
         }
-        marked
+        marked.sort_unstable_by_key(|&i| self.order_pos[i]);
+        marked.into_iter().map(|i| &self.rows[i]).collect()
     }
 
     pub fn move_by(&mut self, delta: isize) {
@@ -284,65 +401,118 @@ impl Devices {
         self.cursor = self.view.len().saturating_sub(1);
     }
 
-    fn matches(&self, d: &Device) -> bool {
-        self.parsed.matches(d)
+    fn current_row(&self) -> Option<usize> {
+        self.view.get(self.cursor).copied()
     }
 
-    /// Recomputes the view and keeps the cursor on the same device.
-    fn rebuild(&mut self) {
-        let at = self.current().map(Device::key);
-        self.rebuild_at(at);
-    }
-
-    fn rebuild_at(&mut self, at: Option<DeviceKey>) {
-        let mut view: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.matches(&self.rows[i]))
-            .collect();
-        let rows = &self.rows;
-        match self.sort {
-            Some(column) => view.sort_by(|&a, &b| compare(&rows[a], &rows[b], column)),
-            // Unsorted: Panorama first, then the scopes in the order they were named, each in
-            // the order its service listed it, so arrival order never reorders the table.
-            None => {
-                let rank = |scope: &str| {
-                    self.scope_order
-                        .iter()
-                        .position(|s| s == scope)
-                        .unwrap_or(usize::MAX)
-                };
-                view.sort_by_key(|&i| (rows[i].service, rank(&rows[i].scope)))
-            }
-        }
-        if self.reverse {
-            view.reverse();
-        }
-        self.view = view;
+    /// Puts the cursor back on row `at` (or where it was, if that row is not shown): the view
+    /// is in `order`'s order, so its place is a binary search.
+    fn place_cursor(&mut self, at: Option<usize>) {
         if !self.moved {
             self.cursor = 0;
             return;
         }
-        self.cursor = at
-            .and_then(|k| self.view.iter().position(|&i| self.rows[i].key() == k))
-            .unwrap_or_else(|| self.cursor.min(self.view.len().saturating_sub(1)));
+        let found = at.and_then(|r| {
+            let pos = self.order_pos[r];
+            self.view
+                .binary_search_by_key(&pos, |&i| self.order_pos[i])
+                .ok()
+        });
+        self.cursor = found.unwrap_or_else(|| self.cursor.min(self.view.len().saturating_sub(1)));
     }
-}
 
-fn compare(a: &Device, b: &Device, column: SortColumn) -> std::cmp::Ordering {
-    let version = |v: &Option<String>| v.as_deref().map(version_key).unwrap_or_default();
-    let primary = match column {
-        SortColumn::Service => a.service.cmp(&b.service),
-        SortColumn::Name => a.label().cmp(b.label()),
-        SortColumn::Region => a.region.cmp(&b.region),
-        SortColumn::Account => a.account.cmp(&b.account),
-        SortColumn::Status => a.status.cmp(&b.status),
-        SortColumn::Current => version(&a.current_software).cmp(&version(&b.current_software)),
-        SortColumn::Available => {
-            version(&a.available_software).cmp(&version(&b.available_software))
+    /// The scope's place in the order named: the unsorted table's order.
+    fn rank(&self, scope: &str) -> usize {
+        self.scope_order
+            .iter()
+            .position(|s| s == scope)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Row `a` against row `b` in the table's order.
+    fn before(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let (da, db) = (&self.rows[a], &self.rows[b]);
+        let ka = sort_key(da, self.sort, self.rank(&da.scope));
+        let kb = sort_key(db, self.sort, self.rank(&db.scope));
+        let o = ka.cmp(&kb).then(a.cmp(&b));
+        if self.reverse { o.reverse() } else { o }
+    }
+
+    /// Whether row `i` still sorts between its neighbours in `order`.
+    fn in_place(&self, i: usize) -> bool {
+        let p = self.order_pos[i];
+        (p == 0 || self.before(self.order[p - 1], i).is_lt())
+            && (p + 1 >= self.order.len() || self.before(i, self.order[p + 1]).is_lt())
+    }
+
+    /// Puts rows (not in `order`) into it: each found by binary search, then one pass.
+    fn insert_sorted(&mut self, mut rows: Vec<usize>) {
+        rows.sort_unstable_by(|&a, &b| self.before(a, b));
+        let places: Vec<usize> = rows
+            .iter()
+            .map(|&r| self.order.partition_point(|&o| self.before(o, r).is_lt()))
+            .collect();
+        let mut order = Vec::with_capacity(self.order.len() + rows.len());
+        let mut from = 0;
+        for (&place, &r) in places.iter().zip(&rows) {
+            order.extend_from_slice(&self.order[from..place]);
+            order.push(r);
+            from = place;
         }
-        SortColumn::Latest => a.latest.cmp(&b.latest),
-        SortColumn::Tags => a.tags_text().cmp(&b.tags_text()),
-    };
-    primary.then_with(|| a.label().cmp(b.label()))
+        order.extend_from_slice(&self.order[from..]);
+        self.order = order;
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.order_pos.resize(self.rows.len(), usize::MAX);
+        for (p, &i) in self.order.iter().enumerate() {
+            self.order_pos[i] = p;
+        }
+    }
+
+    /// Sorts every row, each key built once.
+    fn resort(&mut self) {
+        let sort = self.sort;
+        let mut keyed: Vec<((Key<'_>, &str), usize)> = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (sort_key(d, sort, self.rank(&d.scope)), i))
+            .collect();
+        keyed.sort_unstable();
+        if self.reverse {
+            keyed.reverse();
+        }
+        self.order = keyed.into_iter().map(|(_, i)| i).collect();
+        self.reindex();
+    }
+
+    /// Judges every row by the filter again, then the view.
+    fn refilter(&mut self) {
+        self.passes = self.rows.iter().map(|d| self.parsed.matches(d)).collect();
+        self.review();
+    }
+
+    /// The view from the order and what passes: one pass, no filtering.
+    fn review(&mut self) {
+        self.view = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| self.passes[i])
+            .collect();
+    }
+
+    /// The view as a full rebuild would make it: what the incremental upkeep must equal.
+    #[cfg(test)]
+    fn rebuilt(&self) -> Vec<usize> {
+        let mut view: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| self.parsed.matches(&self.rows[i]))
+            .collect();
+        view.sort_by(|&a, &b| self.before(a, b));
+        view
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +523,85 @@ mod tests {
         let mut d = Device::new(service, id);
         d.status = status.into();
         d
+    }
+
+    /// The upkeep against a rebuild from scratch, after every step of a random session:
+    /// pages of new and changed rows, filters typed on and edited back, sorts, reversals and
+    /// listings that drop rows.
+    mod upkeep {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Page(Vec<(bool, u8, u8, u8)>),
+            Filter(&'static str),
+            Sort,
+            Reverse,
+            Drop(u8),
+            Move(i8),
+        }
+
+        const FILTERS: [&str; 8] = ["", "p", "p-1", "status:online", "!s", "env=prod", "v", "s-"];
+        const STATUS: [&str; 4] = ["ONLINE", "OFFLINE", "LOCKED", "UNLOCKED"];
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                prop::collection::vec((any::<bool>(), 0u8..40, 0u8..4, 0u8..5), 0..12)
+                    .prop_map(Step::Page),
+                (0..FILTERS.len()).prop_map(|i| Step::Filter(FILTERS[i])),
+                Just(Step::Sort),
+                Just(Step::Reverse),
+                (0u8..40).prop_map(Step::Drop),
+                any::<i8>().prop_map(Step::Move),
+            ]
+        }
+
+        fn row(snow: bool, n: u8, status: u8, version: u8) -> Device {
+            let service = if snow {
+                Service::Snow
+            } else {
+                Service::Panorama
+            };
+            let mut d = Device::new(service, format!("{}-{n}", if snow { "s" } else { "p" }));
+            d.status = STATUS[status as usize].into();
+            d.current_software = Some(format!("5.{version}.{}", n % 3));
+            d.latest = (version > 2).then(|| format!("OTA {version}"));
+            if n.is_multiple_of(4) {
+                d.tags.insert("env".into(), "prod".into());
+            }
+            d.scope = format!("ctx/r{}", n % 2);
+            d
+        }
+
+        proptest! {
+            #[test]
+            fn the_view_is_always_what_a_rebuild_makes(steps in prop::collection::vec(step(), 1..40)) {
+                let mut list = Devices::default();
+                list.set_scope_order(vec!["ctx/r1".into(), "ctx/r0".into()]);
+                for step in steps {
+                    let at = list.current().map(Device::key);
+                    let moves = matches!(step, Step::Page(_) | Step::Sort | Step::Reverse);
+                    match step {
+                        Step::Page(rows) => list.upsert(rows.into_iter().map(|(s, n, st, v)| row(s, n, st, v)).collect()),
+                        Step::Filter(f) => list.set_filter(f.to_string()),
+                        Step::Sort => list.cycle_sort(),
+                        Step::Reverse => list.toggle_reverse(),
+                        Step::Drop(n) => list.retain(|d| !d.id.ends_with(&format!("-{n}"))),
+                        Step::Move(by) => list.move_by(by as isize),
+                    }
+                    prop_assert_eq!(&list.view, &list.rebuilt());
+                    let order: Vec<usize> = list.order.iter().copied().filter(|&i| list.passes[i]).collect();
+                    prop_assert_eq!(&order, &list.view);
+                    prop_assert_eq!(list.order.len(), list.rows.len());
+                    prop_assert_eq!(list.count(Service::Panorama) + list.count(Service::Snow), list.len());
+                    prop_assert!(list.cursor < list.shown().max(1));
+                    if moves && list.moved && let Some(at) = at && list.get(&at).is_some_and(|d| list.parsed.matches(d)) {
+                        prop_assert_eq!(list.current().map(Device::key), Some(at), "the cursor keeps its device");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,11 +65,46 @@ impl Pattern {
         }
     }
 
+    /// Without allocating for ASCII values: the filter asks this of every row per key.
     fn matches(&self, value: &str) -> bool {
+        if value.is_ascii() {
+            return match self {
+                Self::Exact(v) => value.eq_ignore_ascii_case(v),
+                Self::Prefix(p) => value
+                    .as_bytes()
+                    .get(..p.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes())),
+            };
+        }
         let value = value.to_lowercase();
         match self {
             Self::Exact(v) => value == *v,
             Self::Prefix(p) => value.starts_with(p.as_str()),
+        }
+    }
+
+    /// Whether every value this pattern matches, `wider` matches too.
+    fn within(&self, wider: &Self) -> bool {
+        match (self, wider) {
+            (_, Self::Prefix(p)) => match self {
+                Self::Exact(v) | Self::Prefix(v) => v.starts_with(p.as_str()),
+            },
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Prefix(_), Self::Exact(_)) => false,
+        }
+    }
+}
+
+impl Kind {
+    /// Whether every device this term matches, `wider` matches too.
+    fn within(&self, wider: &Self) -> bool {
+        match (self, wider) {
+            (Self::Word(a), Self::Word(b)) => a.contains(b.as_str()),
+            (Self::Field(f, a), Self::Field(g, b)) => f == g && a.within(b),
+            (Self::Tag { key: k, value: a }, Self::Tag { key: l, value: b }) => {
+                k == l && a.within(b)
+            }
+            _ => false,
         }
     }
 }
@@ -125,6 +160,18 @@ impl Filter {
     /// The same filter, judging "unreachable" as of `now` (epoch seconds).
     pub fn at(&mut self, now: u64) {
         self.now = now;
+    }
+
+    /// Whether this filter lets through only devices `wider` lets through: it keeps each of
+    /// `wider`'s terms, or narrows it (a word typed further, a prefix made longer), and may
+    /// add more. A negated term narrows only by staying the same.
+    pub fn narrows(&self, wider: &Filter) -> bool {
+        wider.terms.len() <= self.terms.len()
+            && wider
+                .terms
+                .iter()
+                .zip(&self.terms)
+                .all(|(w, t)| t == w || (!t.negate && !w.negate && t.kind.within(&w.kind)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,10 +256,9 @@ fn term_kind(body: &str) -> Option<Kind> {
 impl Kind {
     fn matches(&self, d: &Device, now: u64) -> bool {
         match self {
-            Self::Tag { key, value } => d
-                .tags
-                .iter()
-                .any(|(k, v)| k.to_lowercase() == *key && value.matches(v)),
+            Self::Tag { key, value } => {
+                d.tags.iter().any(|(k, v)| same(k, key) && value.matches(v))
+            }
             Self::Field(field, p) => field_matches(*field, p, d, now),
             Self::Word(w) => {
                 [
@@ -225,10 +271,23 @@ impl Kind {
                 .iter()
                 .any(|h| contains(h, w))
                     || d.tags.iter().any(|(k, v)| {
-                        contains(k, w) || contains(v, w) || contains(&format!("{k}={v}"), w)
+                        // Only a word holding '=' can match across it, so only that one
+                        // needs "k=v" built.
+                        contains(k, w)
+                            || contains(v, w)
+                            || (w.contains('=') && contains(&format!("{k}={v}"), w))
                     })
             }
         }
+    }
+}
+
+/// Whether `text` is `lower` (lowercase), ignoring case.
+fn same(text: &str, lower: &str) -> bool {
+    if text.is_ascii() {
+        text.eq_ignore_ascii_case(lower)
+    } else {
+        text.to_lowercase() == lower
     }
 }
 
@@ -305,6 +364,26 @@ mod tests {
             .filter(|d| f.matches(d))
             .map(|d| d.label().to_string())
             .collect()
+    }
+
+    #[test]
+    fn typing_on_narrows_and_editing_back_does_not() {
+        let narrows = |a: &str, b: &str| Filter::parse(b).narrows(&Filter::parse(a));
+        assert!(narrows("", "a"));
+        assert!(narrows("aus", "aust"));
+        assert!(narrows("env=p*", "env=prod"));
+        assert!(narrows("version:5.0*", "version:5.0.2*"));
+        assert!(narrows("site=austin", "site=austin env=prod"));
+        assert!(!narrows("aust", "aus"), "a word made shorter widens");
+        assert!(
+            !narrows("!aus", "!aust"),
+            "a negated word typed further widens"
+        );
+        assert!(!narrows("env=prod", "env=prod*"));
+        assert!(
+            !narrows("version:5", "version:5."),
+            "exact values are not prefixes"
+        );
     }
 
     #[test]
@@ -440,6 +519,21 @@ mod tests {
                 }
                 prop_assert_eq!(yes.len() + no.len(), f.len());
                 prop_assert!(yes.iter().all(|y| !no.contains(y)));
+            }
+        }
+
+        #[test]
+        fn a_narrower_filter_never_matches_what_the_wider_one_does_not(
+            wider in "[a-z0-9=:!*. -]{0,12}",
+            more in "[a-z0-9=:!*. -]{0,6}",
+        ) {
+            let f = fleet();
+            // Typing on: the text extended, as the / prompt sees it key by key.
+            let text = format!("{wider}{more}");
+            let (w, n) = (Filter::parse(&wider), Filter::parse(&text));
+            if n.narrows(&w) {
+                let wide = hits(&wider, &f);
+                prop_assert!(hits(&text, &f).iter().all(|d| wide.contains(d)), "{text:?} within {wider:?}");
             }
         }
 
