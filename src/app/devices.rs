@@ -251,13 +251,11 @@ impl Devices {
 
     /// Keeps only the devices `keep` says to.
     pub fn retain(&mut self, keep: impl Fn(&Device) -> bool) {
-        let before = self.rows.len();
         if self.rows.iter().all(&keep) {
             return;
         }
         let at = self.current().map(Device::key);
         self.rows.retain(|d| keep(d));
-        debug_assert!(self.rows.len() < before);
         self.index = self
             .rows
             .iter()
