@@ -233,7 +233,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     // Signals are taken over before anything is sent: from here on a SIGINT, SIGTERM or SIGHUP
     // stops dispatch cleanly instead of killing the process mid-call.
     let mut signals = Signals::new()?;
-    let session = Session::prepare(&args.session).await?;
+    let mut session = Session::prepare(&args.session).await?;
+    // Nothing is on screen to keep fresh: only what was sent is followed.
+    session.settings.refresh_every = None;
     staging.danger = Danger::new(&session.catalog.file.danger());
     let journal = session.settings.journal.clone();
     let (commands, mut events) = worker::spawn(session.source, session.settings);
@@ -264,6 +266,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
         ),
         None => (String::new(), String::new(), None, String::new()),
     };
+    // Preflight's reads are done and nothing is on screen: a target is not read again when
+    // its execution ends (the execution's own state is the outcome).
+    commands
+        .send(Command::Look(Vec::new()))
+        .context("the worker stopped")?;
     commands.send(command).context("the worker stopped")?;
     let (plan_id, operation, ops) = wait_started(&mut events).await?;
     let mut outcomes: Vec<Outcome> = ops

@@ -95,7 +95,7 @@ impl Session {
             concurrency: usize::from(args.concurrency),
             read_only: args.read_only,
             journal: args.journal.clone().or_else(journal::default_path),
-            refresh_every: Duration::from_secs(args.refresh_secs.max(1)),
+            refresh_every: Some(Duration::from_secs(args.refresh_secs.max(1))),
             ..Settings::default()
         };
         let flags = Flags {

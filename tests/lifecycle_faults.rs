@@ -45,7 +45,7 @@ fn start(sim: &SimHandle, journal: &Path, settings: Settings) -> Worker {
     );
     let settings = Settings {
         journal: Some(journal.to_path_buf()),
-        refresh_every: Duration::from_secs(3600),
+        refresh_every: None,
         poll_every: Duration::from_millis(200),
         ..settings
     };

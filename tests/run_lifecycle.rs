@@ -12,7 +12,7 @@ mod headless;
 
 use headless::{command, output, text};
 
-use fleetdeck::sim::{QuotaMode, SimConfig, SimHandle};
+use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -191,4 +191,69 @@ async fn sigint_mid_rollout_pauses_and_resume_finishes_exactly_once() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("nothing to resume"), "{stderr}");
     let _ = std::fs::remove_file(&j);
+}
+
+/// What a headless unlock of every locked Snow device costs, call by call: each device read
+/// once (its lock state, before choosing), one CreateTask per ten, a bounded number of
+/// ListExecutions, and nothing to Panorama past the one listing that finds the fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlock_reads_each_device_once_and_sends_nothing_more_to_panorama() {
+    let sim = fleetdeck::sim::start(SimConfig {
+        fleet: FleetSource::Generated {
+            panorama: 30,
+            snow: 45,
+        },
+        quotas: QuotaMode::Off,
+        speed: 300.0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let j = journal();
+    let started = Instant::now();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action", "unlock", "--filter", "svc:snow", "--yes", "--output", "json",
+        ],
+    );
+    let took = started.elapsed();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stderr)));
+    let sent = summary["devices"]
+        .as_array()
+        .expect("a devices list")
+        .iter()
+        .filter(|d| d["resource_id"].is_string())
+        .count();
+    assert!(
+        sent >= 10,
+        "only {sent} unlocks sent: {}",
+        text(&out.stderr)
+    );
+    let calls = sim.calls();
+    let n = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(n("snow-device-management:DescribeDevice"), 45, "{calls:?}");
+    assert_eq!(
+        n("snow-device-management:CreateTask"),
+        sent.div_ceil(10) as u64,
+        "{calls:?}"
+    );
+    // The listing that finds the fleet: 30 appliances are two pages; then nothing.
+    let panorama: u64 = calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("panorama:"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(n("panorama:ListDevices"), 2, "{calls:?}");
+    assert_eq!(panorama, 2, "{calls:?}");
+    // At most one ListExecutions per task per 2 s poll, plus the first.
+    let tasks = sent.div_ceil(10) as u64;
+    let polls = took.as_secs() / 2 + 1;
+    assert!(
+        n("snow-device-management:ListExecutions") <= tasks * polls,
+        "{} ListExecutions for {tasks} tasks in {took:?}",
+        n("snow-device-management:ListExecutions")
+    );
 }

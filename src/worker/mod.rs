@@ -17,6 +17,7 @@ mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -223,7 +224,9 @@ async fn run(
         rollouts: HashMap::new(),
     };
     worker.use_places(places);
-    let mut refresh = tokio::time::interval(settings.refresh_every);
+    // Without a view the interval still exists, at a period that never comes round.
+    let every = settings.refresh_every;
+    let mut refresh = tokio::time::interval(every.unwrap_or(Duration::from_secs(86_400 * 365)));
     refresh.tick().await;
     let mut poll = tokio::time::interval(settings.poll_every);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -237,7 +240,7 @@ async fn run(
                 Some(c) => worker.command(c),
                 None => break,
             },
-            _ = refresh.tick() => worker.refresh(),
+            _ = refresh.tick(), if every.is_some() => worker.refresh_in_background(),
             _ = poll.tick() => {
                 worker.poll();
                 worker.rollout_tick();
@@ -408,7 +411,7 @@ impl Worker {
                 self.canceling.remove(&task);
                 self.emit(Event::Notice(message));
                 // The canceled executions show on the next poll: ask now.
-                self.status.polling.remove(&task);
+                self.poll_task_soon(&task);
                 self.poll();
             }
             Internal::Warn(message) => self.emit(Event::Failure(message)),

@@ -201,8 +201,9 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub concurrency: usize,
-    /// Background refresh of the devices list.
-    pub refresh_every: Duration,
+    /// Background refresh of the devices list; none for a run without a view (`fleetdeck
+    /// run`), which reads only what it sent.
+    pub refresh_every: Option<Duration>,
     /// How often what is in flight is polled.
     pub poll_every: Duration,
     /// Refuse every call that changes a device.
@@ -223,7 +224,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             concurrency: 8,
-            refresh_every: Duration::from_secs(30),
+            refresh_every: Some(Duration::from_secs(30)),
             poll_every: Duration::from_secs(2),
             read_only: false,
             journal: None,

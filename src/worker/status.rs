@@ -17,6 +17,26 @@ use crate::ops::{OpId, OpState, OpUpdate};
 /// A followed job is asked about at least this often, whatever the listing says.
 const ASK_AT_LEAST_EVERY: Duration = Duration::from_secs(20);
 
+/// A Snow device's lock state read in view stands this long through background refreshes;
+/// the operator's own refresh, or an execution of ours ending on it, reads it again sooner.
+const SNOW_DETAILS_KEPT: Duration = Duration::from_secs(300);
+
+/// A Snow task is polled at most this rarely, however old it is.
+const TASK_POLL_AT_MOST: Duration = Duration::from_secs(30);
+
+/// When a Snow task is next asked about: every poll while it is young, then at a sixth of its
+/// age (a task 60 s old every 10 s), never beyond `TASK_POLL_AT_MOST`. Executions that have
+/// run a while rarely end in the next two seconds.
+pub(super) fn task_poll_interval(age: Duration, every: Duration) -> Duration {
+    (age / 6).clamp(every, TASK_POLL_AT_MOST.max(every))
+}
+
+/// When a followed Snow task was first and last asked about.
+struct TaskPoll {
+    since: Instant,
+    last: Option<Instant>,
+}
+
 /// A Panorama job being followed.
 struct Watch {
     device: String,
@@ -31,8 +51,8 @@ pub(super) struct Status {
     /// Listings under way, by scope and service.
     pub listing: HashSet<(String, Service)>,
     pub list_again: bool,
-    /// Devices whose details are current; Snow's go stale with each full refresh.
-    pub described: HashSet<DeviceKey>,
+    /// Devices whose details are current, and when they were read; Snow's go stale.
+    pub described: HashMap<DeviceKey, Instant>,
     /// DescribeDevice calls under way, so none is sent twice.
     pub describing: HashSet<DeviceKey>,
     /// What the operator can see: only these are described.
@@ -47,6 +67,10 @@ pub(super) struct Status {
     pub snow_tasks: HashMap<String, Vec<(String, OpId)>>,
     /// ListExecutions calls under way, by task.
     pub polling: HashSet<String>,
+    /// When each followed Snow task was first and last polled: older tasks are polled less.
+    task_polls: HashMap<String, TaskPoll>,
+    /// A device per scope to describe for the scope's account, should no listing name it.
+    probe: HashMap<String, DeviceKey>,
 }
 
 impl Status {
@@ -56,16 +80,30 @@ impl Status {
 }
 
 impl Worker {
+    /// The operator's refresh: everything listed again, and a Snow device's state (locked or
+    /// not, only in DescribeDevice) read again for the devices in view as their pages arrive.
     pub(super) fn refresh(&mut self) {
+        self.status
+            .described
+            .retain(|k, _| k.service == Service::Panorama);
+        self.list_everything();
+    }
+
+    /// The periodic refresh: the listings again, but a Snow device's details only once they
+    /// are `SNOW_DETAILS_KEPT` old, so an idle view does not describe its screen every time.
+    pub(super) fn refresh_in_background(&mut self) {
+        let now = Instant::now();
+        self.status
+            .described
+            .retain(|k, at| k.service == Service::Panorama || now - *at < SNOW_DETAILS_KEPT);
+        self.list_everything();
+    }
+
+    fn list_everything(&mut self) {
         if !self.status.listing.is_empty() {
             self.status.list_again = true;
             return;
         }
-        // A Snow device's state (locked or not) is only in DescribeDevice: a full refresh
-        // reads it again for the devices in view as their pages arrive.
-        self.status
-            .described
-            .retain(|k| k.service == Service::Panorama);
         let scopes: Vec<String> = self.places.iter().map(|p| p.conn.scope()).collect();
         for scope in scopes {
             for service in [Service::Panorama, Service::Snow] {
@@ -150,11 +188,18 @@ impl Worker {
             return self.listing_ended();
         }
         // A scope whose account no ARN has named yet (Panorama lists none): one appliance's
-        // DescribeDevice names it.
+        // DescribeDevice names it, once every listing of the scope has ended without an ARN
+        // (a Snow listing names it for free).
+        if let Some(first) = ids.first() {
+            self.status
+                .probe
+                .entry(scope.clone())
+                .or_insert_with(|| DeviceKey::new(service, first.clone()));
+        }
+        let scope_listing = self.status.listing.iter().any(|(s, _)| *s == scope);
         let unknown = self.place(&scope).is_some_and(|p| p.conn.account.is_none());
-        if unknown && let Some(first) = ids.first() {
-            let key = DeviceKey::new(service, first.clone());
-            if self.status.describing.insert(key.clone()) {
+        if !scope_listing && let Some(key) = self.status.probe.remove(&scope) {
+            if unknown && self.status.describing.insert(key.clone()) {
                 self.spawn_describe(key);
             }
         }
@@ -164,7 +209,7 @@ impl Worker {
 
     pub(super) fn listing_ended(&mut self) {
         if self.status.listing.is_empty() && std::mem::take(&mut self.status.list_again) {
-            self.refresh();
+            self.list_everything();
         }
     }
 
@@ -211,7 +256,7 @@ impl Worker {
                 // Only what is in view stays described: a read made to learn an account does
                 // not stand in for the one a later view (or `fleetdeck run`) asks for.
                 if self.status.in_view.contains(&key) {
-                    self.status.described.insert(key.clone());
+                    self.status.described.insert(key.clone(), Instant::now());
                 }
                 device.account = device
                     .arn
@@ -320,24 +365,50 @@ impl Worker {
             }
             self.ask_jobs(true);
         }
-        let due: Vec<String> = self
-            .status
+        let now = Instant::now();
+        let every = self.settings.poll_every;
+        let status = &mut self.status;
+        let due: Vec<String> = status
             .snow_tasks
             .keys()
-            .filter(|t| !self.status.polling.contains(*t))
+            .filter(|t| !status.polling.contains(*t))
+            .filter(|t| {
+                let p = status.task_polls.entry((*t).clone()).or_insert(TaskPoll {
+                    since: now,
+                    last: None,
+                });
+                p.last.is_none_or(|last| {
+                    // Half a poll's slack, so a tick a little early still counts.
+                    now + every / 2 - last >= task_poll_interval(now - p.since, every)
+                })
+            })
             .cloned()
             .collect();
         for task in due {
             let Some(place) = self.task_place(&task) else {
                 continue;
             };
-            let client = place.clients.snow.clone();
+            let (client, limits) = (place.clients.snow.clone(), place.limits.clone());
             self.status.polling.insert(task.clone());
+            if let Some(p) = self.status.task_polls.get_mut(&task) {
+                p.last = Some(now);
+            }
             let tx = self.internal.clone();
+            // Polls take places among the calls under way like any call: a thousand tasks
+            // never means a thousand calls at once.
             self.tasks.spawn(async move {
+                let _permit = limits.call().await;
                 let states = aws::snow::executions(&client, &task).await;
                 let _ = tx.send(Internal::Executions { task, states });
             });
+        }
+    }
+
+    /// Asks about a task at the next poll, whatever its age (after a cancel, say).
+    pub(super) fn poll_task_soon(&mut self, task: &str) {
+        self.status.polling.remove(task);
+        if let Some(p) = self.status.task_polls.get_mut(task) {
+            p.last = None;
         }
     }
 
@@ -361,6 +432,7 @@ impl Worker {
         let mut all_done = true;
         let mut finished = Vec::new();
         for (device, op) in &ops {
+            let was_final = self.book.get(*op).is_some_and(|o| o.state.is_final());
             let Some((_, state)) = states.iter().find(|(d, _)| d == device) else {
                 all_done = false;
                 continue;
@@ -378,12 +450,14 @@ impl Worker {
                     "the device was busy with another task's execution, so it did nothing",
                 ));
             }
-            if next.is_final() {
+            // Only an execution that ends now changed the device; one ended at an earlier poll
+            // has been read already.
+            if next.is_final() && !was_final {
                 finished.push(device.clone());
             }
             self.op(*op, update);
         }
-        // A finished execution changed the device (an unlock): read it again.
+        // A finished execution changed the device (an unlock): read it again, once.
         for device in finished {
             let key = DeviceKey::new(Service::Snow, device);
             self.status.described.remove(&key);
@@ -391,13 +465,14 @@ impl Worker {
         }
         if all_done {
             self.status.snow_tasks.remove(&task);
+            self.status.task_polls.remove(&task);
         }
     }
 
     /// Describes a device in view whose details are not current, unless that is under way.
     pub(super) fn keep_described(&mut self, key: DeviceKey) {
         if !self.status.in_view.contains(&key)
-            || self.status.described.contains(&key)
+            || self.status.described.contains_key(&key)
             || !self.status.describing.insert(key.clone())
         {
             return;
@@ -588,5 +663,24 @@ async fn list(
             let _ = tx.send(Internal::ListingDone(at.scope, service, ids));
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_polled_less_often_as_it_ages() {
+        let every = Duration::from_secs(2);
+        let at = |s: u64| task_poll_interval(Duration::from_secs(s), every);
+        assert_eq!(at(0), every);
+        assert_eq!(at(12), every);
+        assert_eq!(at(60), Duration::from_secs(10));
+        assert_eq!(at(180), TASK_POLL_AT_MOST);
+        assert_eq!(at(100_000), TASK_POLL_AT_MOST);
+        // A poll period set above the ceiling is kept, not clamped below itself.
+        let slow = Duration::from_secs(60);
+        assert_eq!(task_poll_interval(Duration::ZERO, slow), slow);
     }
 }
