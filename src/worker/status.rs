@@ -198,10 +198,13 @@ impl Worker {
         }
         let scope_listing = self.status.listing.iter().any(|(s, _)| *s == scope);
         let unknown = self.place(&scope).is_some_and(|p| p.conn.account.is_none());
-        if !scope_listing && let Some(key) = self.status.probe.remove(&scope) {
-            if unknown && self.status.describing.insert(key.clone()) {
-                self.spawn_describe(key);
-            }
+        // The probe is dropped once the scope's listings end, whether it is needed or not.
+        if !scope_listing
+            && let Some(key) = self.status.probe.remove(&scope)
+            && unknown
+            && self.status.describing.insert(key.clone())
+        {
+            self.spawn_describe(key);
         }
         self.emit(Event::ListingDone(scope, service, ids));
         self.listing_ended();
