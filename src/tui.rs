@@ -236,7 +236,27 @@ fn summary(t: Option<&Tally>, journal: Option<&std::path::Path>, demo: bool) -> 
 
 /// How long worker news may be taken in before a frame is drawn: what is still queued then
 /// waits for the next frame, so a key is never answered later than this behind a burst.
-const NEWS_PER_FRAME: Duration = Duration::from_millis(8);
+pub const NEWS_PER_FRAME: Duration = Duration::from_millis(8);
+
+/// One turn of the event loop before its frame is drawn: the message, then — unless it is a
+/// key, whose frame goes out at once — the worker news queued behind it for at most
+/// `NEWS_PER_FRAME` (one poll answers for many rows: a frame per row would starve the keys,
+/// and a whole refresh at once would stall them), then what is in view. The benchmark runs
+/// the same turn. Returns the commands for the worker.
+pub fn turn(app: &mut App, msg: Msg, mut news: impl FnMut() -> Option<Event>) -> Vec<Command> {
+    app::update(app, Msg::Tick(Instant::now()));
+    let key = matches!(msg, Msg::Key(_));
+    let mut out = app::update(app, msg);
+    if !key {
+        let until = Instant::now() + NEWS_PER_FRAME;
+        while Instant::now() < until {
+            let Some(event) = news() else { break };
+            out.extend(app::update(app, Msg::Worker(Box::new(event))));
+        }
+    }
+    out.extend(app::look(app));
+    out
+}
 
 type Term = Terminal<CrosstermBackend<Quiet<std::io::Stdout>>>;
 
@@ -313,7 +333,10 @@ async fn event_loop(
         panic!("{PANIC_FOR_TESTS} is set");
     }
     loop {
+        // The operator's keys first: under a flood of news a key waits for the turn under way
+        // and no longer.
         let msg = tokio::select! {
+            biased;
             event = terminal_events.next() => match event {
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => Msg::Key(key),
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
@@ -330,17 +353,7 @@ async fn event_loop(
             _ = term.recv() => return Ok(()),
             _ = hangup.recv() => return Ok(()),
         };
-        app::update(&mut app, Msg::Tick(Instant::now()));
-        let mut out = app::update(&mut app, msg);
-        // News comes in bursts (one poll answers for many rows): take in what is queued, for
-        // at most a frame's budget, then draw once, so a key never waits behind a frame per
-        // row nor behind a whole refresh.
-        let until = Instant::now() + NEWS_PER_FRAME;
-        while Instant::now() < until {
-            let Ok(event) = events.try_recv() else { break };
-            out.extend(app::update(&mut app, Msg::Worker(Box::new(event))));
-        }
-        out.extend(app::look(&mut app));
+        let out = turn(&mut app, msg, || events.try_recv().ok());
         for command in out {
             let _ = commands.send(command);
         }
