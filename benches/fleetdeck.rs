@@ -1159,15 +1159,15 @@ fn refresh_news(round: usize) -> Vec<Event> {
 type BenchTerm = Terminal<CrosstermBackend<tui::Quiet<std::io::Sink>>>;
 
 /// The event loop as `tui::event_loop` runs it — keys first, then worker news, one
-/// `tui::turn` and one frame written through crossterm — over a queue of news, while another
-/// thread presses `keys` at random moments 4–30 ms apart. Each sample is one key's time from
-/// the moment it was pressed to the end of the frame that answers it, so a turn under way when
-/// it came is counted. `more` refills the queue when it runs dry, until every key is pressed.
+/// `tui::turn` and one frame written through crossterm — while a producer thread (the
+/// worker's place) keeps news queued and another presses `keys` at random moments 4–30 ms
+/// apart. Each sample is one key's time from the moment it was pressed to the end of the frame
+/// that answers it, so a turn under way when it came is counted.
 fn drive(
     app: &mut App,
     terminal: &mut BenchTerm,
     keys: Vec<KeyCode>,
-    mut more: impl FnMut(usize) -> Vec<Event>,
+    news: impl FnMut(usize) -> Vec<Event> + Send + 'static,
 ) -> anyhow::Result<Vec<Duration>> {
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, KeyCode)>();
     let presser = std::thread::spawn(move || {
@@ -1179,37 +1179,59 @@ fn drive(
             }
         }
     });
-    let mut queue: VecDeque<Event> = VecDeque::new();
+    // Bounded, so the producer stays ahead of the loop without holding every round at once.
+    let (news_tx, news_rx) = std::sync::mpsc::sync_channel::<Event>(4096);
+    let producer = std::thread::spawn(move || {
+        let mut news = news;
+        for round in 0.. {
+            let batch = news(round);
+            if batch.is_empty() {
+                return;
+            }
+            for e in batch {
+                if news_tx.send(e).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     let mut samples = Vec::new();
-    let mut round = 0;
     loop {
         let (msg, pressed) = match rx.try_recv() {
             Ok((at, code)) => (key(code), Some(at)),
             Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                if queue.is_empty() {
-                    queue.extend(more(round));
-                    round += 1;
-                }
-                match queue.pop_front() {
-                    Some(e) => (Msg::Worker(Box::new(e)), None),
-                    // Nothing queued: wait for the next key, as the loop would.
-                    None => match rx.recv() {
-                        Ok((at, code)) => (key(code), Some(at)),
-                        Err(_) => break,
-                    },
-                }
-            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => match news_rx.try_recv() {
+                Ok(e) => (Msg::Worker(Box::new(e)), None),
+                // Nothing queued: wait for the next key, as the loop would.
+                Err(_) => match rx.recv_timeout(Duration::from_millis(1)) {
+                    Ok((at, code)) => (key(code), Some(at)),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            },
         };
-        let _ = tui::turn(app, msg, || queue.pop_front());
+        let code = match &msg {
+            Msg::Key(k) => Some(k.code),
+            _ => None,
+        };
+        let t0 = Instant::now();
+        let _ = tui::turn(app, msg, || news_rx.try_recv().ok());
+        let t1 = Instant::now();
         terminal.draw(|f| ui::draw(app, f))?;
         if let Some(at) = pressed {
             samples.push(at.elapsed());
+            if std::env::var_os("FLEETDECK_BENCH_TRACE").is_some() {
+                eprintln!("{code:?} turn {:?} draw {:?}", t1 - t0, t1.elapsed());
+            }
         }
     }
+    drop(news_rx);
     presser
         .join()
         .map_err(|_| anyhow::anyhow!("the key thread panicked"))?;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the news thread panicked"))?;
     Ok(samples)
 }
 
@@ -1239,17 +1261,20 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
 
     let mut alone = drive(&mut app, &mut terminal, moving(300), |_| Vec::new())?;
     goal(report, "a key alone", &mut alone);
-    let mut polled = drive(&mut app, &mut terminal, moving(300), |round| {
-        poll_news(&ops, round)
-    })?;
+    let polls = |ops: &Vec<usize>| {
+        let ops = ops.clone();
+        move |round| poll_news(&ops, round)
+    };
+    let mut polled = drive(&mut app, &mut terminal, moving(300), polls(&ops))?;
     goal(report, "polls' news for every row queued all along", &mut polled);
 
     // Full refreshes back to back, a poll's news between them.
-    let refreshes = std::cell::Cell::new(0);
-    let mut refreshing = drive(&mut app, &mut terminal, moving(600), |round| {
-        refreshes.set(refreshes.get() + 1);
+    let refreshes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counted, in_flight) = (refreshes.clone(), ops.clone());
+    let mut refreshing = drive(&mut app, &mut terminal, moving(600), move |round| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut news = refresh_news(round);
-        news.extend(poll_news(&ops, round));
+        news.extend(poll_news(&in_flight, round));
         news
     })?;
     goal(report, "full refreshes arriving (1,000 pages each)", &mut refreshing);
@@ -1269,14 +1294,14 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         typing.push(KeyCode::Esc);
         typing.push(KeyCode::Esc);
     }
-    let mut typed = drive(&mut app, &mut terminal, typing, |round| poll_news(&ops, round))?;
+    let mut typed = drive(&mut app, &mut terminal, typing, polls(&ops))?;
     goal(report, "typing a filter", &mut typed);
 
     // `s` through every column, and reversing, polls' news queued.
     let sorting: Vec<KeyCode> = (0..200)
         .map(|i| if i % 10 == 9 { KeyCode::Char('S') } else { KeyCode::Char('s') })
         .collect();
-    let mut sorted = drive(&mut app, &mut terminal, sorting, |round| poll_news(&ops, round))?;
+    let mut sorted = drive(&mut app, &mut terminal, sorting, polls(&ops))?;
     goal(report, "sorting by each column and reversing", &mut sorted);
     anyhow::ensure!(
         app.results.in_flight() == OPS_IN_FLIGHT,
@@ -1290,14 +1315,14 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
          at once; otherwise worker news for at most {} ms, then the in-view report) and writes \
          each frame through crossterm into a sink, while a second thread presses keys 4–30 ms \
          apart; a sample runs from the press to the end of the answering frame, so the turn \
-         under way when the key came is included. News is queued ahead of time, faster than \
-         any worker sends it: a poll's {OPS_IN_FLIGHT} row updates at a time, or {} full \
-         refreshes of 1,000 pages of 100 devices (a third of the Snow devices changing lock \
+         under way when the key came is included. A producer thread keeps news queued (up to 4,096 events \
+         ahead), faster than any worker sends it: a poll's {OPS_IN_FLIGHT} row updates at a time, \
+         or {} full refreshes of 1,000 pages of 100 devices (a third of the Snow devices changing lock \
          state, so rows move under the sort). The filter typed is `site-01`, two backspaces, \
          `2 lock`, Esc twice, 40 times; the sort keys are `s` nine times then `S`, 20 times. \
          Reading the key from a terminal is not included (the pseudo-terminal figure is).",
         tui::NEWS_PER_FRAME.as_millis(),
-        refreshes.get()
+        refreshes.load(std::sync::atomic::Ordering::Relaxed)
     ));
     Ok(())
 }

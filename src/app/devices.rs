@@ -84,11 +84,15 @@ pub struct Devices {
     /// Epoch seconds as of the last tick: what `status:unreachable` is judged against, the
     /// same clock the table's UNREACHABLE is drawn with.
     now: u64,
+    /// Each row's place by label (then row), every column's tie-break; built by the first
+    /// sort after rows come, go or are renamed, and kept until then: a refresh renames
+    /// nothing, so a sort after it compares numbers, not strings.
+    label_ranks: Option<Vec<u32>>,
 }
 
 /// What a row sorts by, borrowed from it where it can be, so a sort of 100,000 rows builds
 /// each key once instead of in every comparison.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Key<'a> {
     /// Unsorted: the service, then the scope's place in the order named.
     Arrival(Service, usize),
@@ -191,11 +195,15 @@ impl Devices {
         for d in devices {
             match self.index.get(&d.key()) {
                 Some(&i) => {
+                    if self.rows[i].label() != d.label() {
+                        self.label_ranks = None;
+                    }
                     self.rows[i].merge(d);
                     changed.push(i);
                 }
                 None => {
                     let i = self.rows.len();
+                    self.label_ranks = None;
                     self.index.insert(d.key(), i);
                     self.counts[d.service as usize] += 1;
                     self.rows.push(d);
@@ -256,6 +264,7 @@ impl Devices {
         }
         let at = self.current().map(Device::key);
         self.rows.retain(|d| keep(d));
+        self.label_ranks = None;
         self.index = self
             .rows
             .iter()
@@ -469,21 +478,64 @@ impl Devices {
         }
     }
 
-    /// Sorts every row, each key built once.
+    /// Sorts every row in the order `before` gives, comparing numbers: each row's column
+    /// value becomes the rank of its distinct value (a fleet has few statuses, versions or
+    /// regions), the label its cached place by label, and the row breaks what ties remain.
     fn resort(&mut self) {
         let sort = self.sort;
-        let mut keyed: Vec<((Key<'_>, &str), usize)> = self
+        let labels = self.label_ranks();
+        let keys: Vec<Key<'_>> = self
             .rows
             .iter()
+            .map(|d| sort_key(d, sort, self.rank(&d.scope)).0)
+            .collect();
+        let mut distinct: Vec<&Key<'_>> = keys
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        distinct.sort_unstable();
+        let value_rank: HashMap<&Key<'_>, u32> = distinct
+            .into_iter()
             .enumerate()
-            .map(|(i, d)| (sort_key(d, sort, self.rank(&d.scope)), i))
+            .map(|(r, k)| (k, r as u32))
+            .collect();
+        // Unsorted, the label is no part of the order: service and scope, then arrival.
+        let by_label = sort.is_some();
+        let mut keyed: Vec<(u64, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let label = if by_label { labels[i] } else { 0 };
+                ((u64::from(value_rank[k]) << 32) | u64::from(label), i as u32)
+            })
             .collect();
         keyed.sort_unstable();
         if self.reverse {
             keyed.reverse();
         }
-        self.order = keyed.into_iter().map(|(_, i)| i).collect();
+        self.order = keyed.into_iter().map(|(_, i)| i as usize).collect();
         self.reindex();
+    }
+
+    /// Each row's place by (label, row), built again only when stale.
+    fn label_ranks(&mut self) -> Vec<u32> {
+        if let Some(r) = &self.label_ranks
+            && r.len() == self.rows.len()
+        {
+            return r.clone();
+        }
+        let mut by: Vec<u32> = (0..self.rows.len() as u32).collect();
+        by.sort_unstable_by(|&a, &b| {
+            let (da, db) = (&self.rows[a as usize], &self.rows[b as usize]);
+            da.label().cmp(db.label()).then(a.cmp(&b))
+        });
+        let mut ranks = vec![0u32; by.len()];
+        for (r, &i) in by.iter().enumerate() {
+            ranks[i as usize] = r as u32;
+        }
+        self.label_ranks = Some(ranks.clone());
+        ranks
     }
 
     /// Judges every row by the filter again, then the view.
