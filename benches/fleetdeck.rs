@@ -1239,6 +1239,7 @@ fn drive(
 /// news, during full refreshes, while typing a filter, and on sorts.
 fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
     let (mut app, ops) = app_in_flight()?;
+
     // A fixed viewport: the backend never asks the (absent) terminal for its size.
     let mut terminal = Terminal::with_options(
         CrosstermBackend::new(tui::Quiet::new(std::io::sink())),
@@ -1264,6 +1265,16 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
     let polls = |ops: &Vec<usize>| {
         let ops = ops.clone();
         move |round| poll_news(&ops, round)
+    };
+    // As the worker sends them: a poll's news for every row every 2 s.
+    let paced = |ops: &Vec<usize>| {
+        let ops = ops.clone();
+        move |round| {
+            if round > 0 {
+                std::thread::sleep(Settings::default().poll_every);
+            }
+            poll_news(&ops, round)
+        }
     };
     let mut polled = drive(&mut app, &mut terminal, moving(300), polls(&ops))?;
     goal(report, "polls' news for every row queued all along", &mut polled);
@@ -1294,14 +1305,14 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         typing.push(KeyCode::Esc);
         typing.push(KeyCode::Esc);
     }
-    let mut typed = drive(&mut app, &mut terminal, typing, polls(&ops))?;
+    let mut typed = drive(&mut app, &mut terminal, typing, paced(&ops))?;
     goal(report, "typing a filter", &mut typed);
 
     // `s` through every column, and reversing, polls' news queued.
     let sorting: Vec<KeyCode> = (0..200)
         .map(|i| if i % 10 == 9 { KeyCode::Char('S') } else { KeyCode::Char('s') })
         .collect();
-    let mut sorted = drive(&mut app, &mut terminal, sorting, polls(&ops))?;
+    let mut sorted = drive(&mut app, &mut terminal, sorting, paced(&ops))?;
     goal(report, "sorting by each column and reversing", &mut sorted);
     anyhow::ensure!(
         app.results.in_flight() == OPS_IN_FLIGHT,
@@ -1318,8 +1329,10 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
          under way when the key came is included. A producer thread keeps news queued (up to 4,096 events \
          ahead), faster than any worker sends it: a poll's {OPS_IN_FLIGHT} row updates at a time, \
          or {} full refreshes of 1,000 pages of 100 devices (a third of the Snow devices changing lock \
-         state, so rows move under the sort). The filter typed is `site-01`, two backspaces, \
-         `2 lock`, Esc twice, 40 times; the sort keys are `s` nine times then `S`, 20 times. \
+         state, so rows move under the sort). While typing and sorting the news is what the \
+         worker sends: a poll's {OPS_IN_FLIGHT} row updates every 2 s. The filter typed is \
+         `site-01`, two backspaces, `2 lock`, Esc twice, 40 times; the sort keys are `s` nine \
+         times then `S`, 20 times. \
          Reading the key from a terminal is not included (the pseudo-terminal figure is).",
         tui::NEWS_PER_FRAME.as_millis(),
         refreshes.load(std::sync::atomic::Ordering::Relaxed)

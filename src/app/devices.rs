@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::fleet::filter::Filter;
+use crate::fleet::filter::{self, Filter};
 use crate::fleet::{Device, DeviceKey, Service, version_key};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,12 @@ pub struct Devices {
     /// sort after rows come, go or are renamed, and kept until then: a refresh renames
     /// nothing, so a sort after it compares numbers, not strings.
     label_ranks: Option<Vec<u32>>,
+    /// Every row's filter text ([`filter::haystack`]) in one buffer, and each row's slice of
+    /// it: a filter word is looked for in one contiguous scan per row. A row whose text
+    /// changes gets a new slice at the end; the buffer is rebuilt once half of it is stale.
+    hay: Vec<u8>,
+    hay_at: Vec<(u32, u32)>,
+    hay_stale: usize,
 }
 
 /// What a row sorts by, borrowed from it where it can be, so a sort of 100,000 rows builds
@@ -119,6 +125,12 @@ fn sort_key(d: &Device, column: Option<SortColumn>, rank: usize) -> (Key<'_>, &s
         Some(SortColumn::Tags) => Key::Owned(d.tags_text()),
     };
     (primary, d.label())
+}
+
+/// Row `i`'s slice of the filter text.
+fn hay_of<'a>(hay: &'a [u8], at: &[(u32, u32)], i: usize) -> &'a [u8] {
+    let (start, len) = at[i];
+    &hay[start as usize..(start + len) as usize]
 }
 
 impl Devices {
@@ -172,6 +184,7 @@ impl Devices {
         }
         if changed {
             let at = self.current_row();
+            self.rebuild_hay();
             self.resort();
             self.refilter();
             self.place_cursor(at);
@@ -199,6 +212,7 @@ impl Devices {
                         self.label_ranks = None;
                     }
                     self.rows[i].merge(d);
+                    self.write_hay(i);
                     changed.push(i);
                 }
                 None => {
@@ -207,6 +221,7 @@ impl Devices {
                     self.index.insert(d.key(), i);
                     self.counts[d.service as usize] += 1;
                     self.rows.push(d);
+                    self.write_hay(i);
                     self.passes.push(false);
                     self.order_pos.push(usize::MAX);
                     added.push(i);
@@ -241,7 +256,7 @@ impl Devices {
             self.insert_sorted(added);
         }
         for i in touched {
-            let passes = self.parsed.matches(&self.rows[i]);
+            let passes = self.matches(i);
             view_changed |= passes != self.passes[i];
             self.passes[i] = passes;
         }
@@ -265,6 +280,7 @@ impl Devices {
         let at = self.current().map(Device::key);
         self.rows.retain(|d| keep(d));
         self.label_ranks = None;
+        self.rebuild_hay();
         self.index = self
             .rows
             .iter()
@@ -302,8 +318,9 @@ impl Devices {
         self.filter = filter;
         if narrower {
             let (rows, parsed, passes) = (&self.rows, &self.parsed, &mut self.passes);
+            let (hay, hay_at) = (&self.hay, &self.hay_at);
             self.view.retain(|&i| {
-                let keep = parsed.matches(&rows[i]);
+                let keep = parsed.matches_in(&rows[i], hay_of(hay, hay_at, i));
                 passes[i] = keep;
                 keep
             });
@@ -484,30 +501,37 @@ impl Devices {
     fn resort(&mut self) {
         let sort = self.sort;
         let labels = self.label_ranks();
-        let keys: Vec<Key<'_>> = self
-            .rows
-            .iter()
-            .map(|d| sort_key(d, sort, self.rank(&d.scope)).0)
-            .collect();
-        let mut distinct: Vec<&Key<'_>> = keys
-            .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        // Each row's value numbered as first seen (one hash a row), then the few distinct
+        // values sorted and the numbers turned into ranks. By name the label is the order.
+        let mut seen: HashMap<Key<'_>, u32> = HashMap::new();
+        let firsts: Vec<u32> = if sort == Some(SortColumn::Name) {
+            vec![0; self.rows.len()]
+        } else {
+            self.rows
+                .iter()
+                .map(|d| {
+                    let next = seen.len() as u32;
+                    *seen
+                        .entry(sort_key(d, sort, self.rank(&d.scope)).0)
+                        .or_insert(next)
+                })
+                .collect()
+        };
+        let mut distinct: Vec<(Key<'_>, u32)> = seen.into_iter().collect();
         distinct.sort_unstable();
-        let value_rank: HashMap<&Key<'_>, u32> = distinct
-            .into_iter()
-            .enumerate()
-            .map(|(r, k)| (k, r as u32))
-            .collect();
+        let mut rank_of = vec![0u32; distinct.len()];
+        for (r, (_, first)) in distinct.iter().enumerate() {
+            rank_of[*first as usize] = r as u32;
+        }
         // Unsorted, the label is no part of the order: service and scope, then arrival.
         let by_label = sort.is_some();
-        let mut keyed: Vec<(u64, u32)> = keys
+        let mut keyed: Vec<(u64, u32)> = firsts
             .iter()
             .enumerate()
-            .map(|(i, k)| {
+            .map(|(i, &first)| {
+                let value = rank_of.get(first as usize).copied().unwrap_or(0);
                 let label = if by_label { labels[i] } else { 0 };
-                ((u64::from(value_rank[k]) << 32) | u64::from(label), i as u32)
+                ((u64::from(value) << 32) | u64::from(label), i as u32)
             })
             .collect();
         keyed.sort_unstable();
@@ -540,7 +564,7 @@ impl Devices {
 
     /// Judges every row by the filter again, then the view.
     fn refilter(&mut self) {
-        self.passes = self.rows.iter().map(|d| self.parsed.matches(d)).collect();
+        self.passes = (0..self.rows.len()).map(|i| self.matches(i)).collect();
         self.review();
     }
 
@@ -552,6 +576,44 @@ impl Devices {
             .copied()
             .filter(|&i| self.passes[i])
             .collect();
+    }
+
+    /// Whether row `i` passes the filter.
+    fn matches(&self, i: usize) -> bool {
+        self.parsed
+            .matches_in(&self.rows[i], hay_of(&self.hay, &self.hay_at, i))
+    }
+
+    /// Row `i`'s filter text, written again: in place when unchanged, else at the end.
+    fn write_hay(&mut self, i: usize) {
+        let start = self.hay.len();
+        filter::haystack(&self.rows[i], &mut self.hay);
+        let len = self.hay.len() - start;
+        let slice = (start as u32, len as u32);
+        if let Some(&(at, old)) = self.hay_at.get(i) {
+            let (at, old) = (at as usize, old as usize);
+            if old == len && self.hay[at..at + old] == self.hay[start..] {
+                self.hay.truncate(start);
+                return;
+            }
+            self.hay_stale += old;
+            self.hay_at[i] = slice;
+        } else {
+            self.hay_at.push(slice);
+        }
+        if self.hay_stale > self.hay.len() / 2 {
+            self.rebuild_hay();
+        }
+    }
+
+    fn rebuild_hay(&mut self) {
+        self.hay.clear();
+        self.hay_at.clear();
+        self.hay_stale = 0;
+        for i in 0..self.rows.len() {
+            self.write_hay(i);
+        }
+        self.hay.shrink_to_fit();
     }
 
     /// The view as a full rebuild would make it: what the incremental upkeep must equal.

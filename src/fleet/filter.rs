@@ -183,6 +183,51 @@ impl Filter {
             .iter()
             .all(|t| t.kind.matches(d, self.now) != t.negate)
     }
+
+    /// `matches`, with words looked for in the device's [`haystack`]: one scan of one
+    /// buffer instead of a field at a time through the device's own strings, each a pointer
+    /// away. The table judges 100,000 rows this way at every key of a filter.
+    pub fn matches_in(&self, d: &Device, hay: &[u8]) -> bool {
+        self.terms.iter().all(|t| {
+            let hit = match &t.kind {
+                Kind::Word(w) if !w.contains('\0') => {
+                    memchr::memmem::find(hay, w.as_bytes()).is_some()
+                }
+                kind => kind.matches(d, self.now),
+            };
+            hit != t.negate
+        })
+    }
+}
+
+/// What a word is looked for in, as one buffer: the device's label, id, region, account,
+/// context and each tag as `k=v`, lowercase, each ended by NUL so no match spans two. A word
+/// without '=' found in `k=v` lies in the key or the value, so `k=v` stands for all three
+/// of the word's tag checks.
+pub fn haystack(d: &Device, out: &mut Vec<u8>) {
+    fn lower(text: &str, out: &mut Vec<u8>) {
+        if text.is_ascii() {
+            out.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+        } else {
+            out.extend_from_slice(text.to_lowercase().as_bytes());
+        }
+    }
+    for field in [
+        d.label(),
+        &d.id,
+        &d.region,
+        d.account.as_deref().unwrap_or_default(),
+        d.context(),
+    ] {
+        lower(field, out);
+        out.push(0);
+    }
+    for (k, v) in &d.tags {
+        lower(k, out);
+        out.push(b'=');
+        lower(v, out);
+        out.push(0);
+    }
 }
 
 /// The devices dangerous to touch (production): filters, each with its text, any of which
@@ -542,6 +587,16 @@ mod tests {
             if n.narrows(&w) {
                 let wide = hits(&wider, &f);
                 prop_assert!(hits(&text, &f).iter().all(|d| wide.contains(d)), "{text:?} within {wider:?}");
+            }
+        }
+
+        #[test]
+        fn a_filter_judges_the_haystack_as_it_judges_the_device(text in "[a-zA-Z!:=*. 0-9é-]{0,24}") {
+            let f = Filter::parse(&text);
+            for d in fleet() {
+                let mut hay = Vec::new();
+                haystack(&d, &mut hay);
+                prop_assert_eq!(f.matches_in(&d, &hay), f.matches(&d), "{:?} on {}", text, d.id);
             }
         }
 
