@@ -18,13 +18,13 @@ use fleetdeck::aws::Connection;
 use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
 use fleetdeck::ops::{OpState, OpUpdate, Progress};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimConfig, SimHandle};
+use fleetdeck::worker::{self, Command, Event, Settings, Source};
 use fleetdeck::{tui, ui};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ratatui::backend::CrosstermBackend;
-use fleetdeck::worker::{self, Command, Event, Settings, Source};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -46,9 +46,15 @@ const SECTIONS: &[&str] = &[
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`. Names pick sections for a quick look: such a run prints
     // its figures and leaves BENCHMARKS.md alone, which only a whole run writes.
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let Some(bad) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
-        bail!("unknown section {bad}: the sections are {}", SECTIONS.join(", "));
+        bail!(
+            "unknown section {bad}: the sections are {}",
+            SECTIONS.join(", ")
+        );
     }
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,7 +100,10 @@ fn main() -> anyhow::Result<()> {
 
     let _ = std::fs::remove_dir_all(&scratch);
     if !only.is_empty() {
-        eprintln!("sections {} only: BENCHMARKS.md not written", only.join(", "));
+        eprintln!(
+            "sections {} only: BENCHMARKS.md not written",
+            only.join(", ")
+        );
         return Ok(());
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
@@ -803,7 +812,9 @@ async fn unlock(report: &mut Report, scratch: &Path) -> anyhow::Result<()> {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
         .arg("run")
         .args(["--endpoint-url", &h.endpoint, "--region", "us-east-1"])
-        .args(["--action", "unlock", "--filter", "svc:snow", "--yes", "--output", "json"])
+        .args([
+            "--action", "unlock", "--filter", "svc:snow", "--yes", "--output", "json",
+        ])
         .env("FLEETDECK_JOURNAL", &journal)
         .env("AWS_ACCESS_KEY_ID", &h.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &h.secret_access_key)
@@ -1167,13 +1178,14 @@ fn drive(
     app: &mut App,
     terminal: &mut BenchTerm,
     keys: Vec<KeyCode>,
+    gap: std::ops::Range<u64>,
     news: impl FnMut(usize) -> Vec<Event> + Send + 'static,
 ) -> anyhow::Result<Vec<Duration>> {
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, KeyCode)>();
     let presser = std::thread::spawn(move || {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for code in keys {
-            std::thread::sleep(Duration::from_millis(rng.random_range(4..30)));
+            std::thread::sleep(Duration::from_millis(rng.random_range(gap.clone())));
             if tx.send((Instant::now(), code)).is_err() {
                 return;
             }
@@ -1260,7 +1272,7 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         );
     };
 
-    let mut alone = drive(&mut app, &mut terminal, moving(300), |_| Vec::new())?;
+    let mut alone = drive(&mut app, &mut terminal, moving(300), 4..30, |_| Vec::new())?;
     goal(report, "a key alone", &mut alone);
     let polls = |ops: &Vec<usize>| {
         let ops = ops.clone();
@@ -1276,19 +1288,27 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
             poll_news(&ops, round)
         }
     };
-    let mut polled = drive(&mut app, &mut terminal, moving(300), polls(&ops))?;
-    goal(report, "polls' news for every row queued all along", &mut polled);
+    let mut polled = drive(&mut app, &mut terminal, moving(300), 4..30, polls(&ops))?;
+    goal(
+        report,
+        "polls' news for every row queued all along",
+        &mut polled,
+    );
 
     // Full refreshes back to back, a poll's news between them.
     let refreshes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (counted, in_flight) = (refreshes.clone(), ops.clone());
-    let mut refreshing = drive(&mut app, &mut terminal, moving(600), move |round| {
+    let mut refreshing = drive(&mut app, &mut terminal, moving(600), 4..30, move |round| {
         counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut news = refresh_news(round);
         news.extend(poll_news(&in_flight, round));
         news
     })?;
-    goal(report, "full refreshes arriving (1,000 pages each)", &mut refreshing);
+    goal(
+        report,
+        "full refreshes arriving (1,000 pages each)",
+        &mut refreshing,
+    );
     anyhow::ensure!(
         app.devices.len() == BIG_FLEET,
         "{} devices after the refreshes",
@@ -1305,14 +1325,21 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
         typing.push(KeyCode::Esc);
         typing.push(KeyCode::Esc);
     }
-    let mut typed = drive(&mut app, &mut terminal, typing, paced(&ops))?;
+    let mut typed = drive(&mut app, &mut terminal, typing, 4..30, paced(&ops))?;
     goal(report, "typing a filter", &mut typed);
 
     // `s` through every column, and reversing, polls' news queued.
-    let sorting: Vec<KeyCode> = (0..200)
-        .map(|i| if i % 10 == 9 { KeyCode::Char('S') } else { KeyCode::Char('s') })
+    // A sort is looked at before the next: 150–400 ms between keys.
+    let sorting: Vec<KeyCode> = (0..100)
+        .map(|i| {
+            if i % 10 == 9 {
+                KeyCode::Char('S')
+            } else {
+                KeyCode::Char('s')
+            }
+        })
         .collect();
-    let mut sorted = drive(&mut app, &mut terminal, sorting, paced(&ops))?;
+    let mut sorted = drive(&mut app, &mut terminal, sorting, 150..400, paced(&ops))?;
     goal(report, "sorting by each column and reversing", &mut sorted);
     anyhow::ensure!(
         app.results.in_flight() == OPS_IN_FLIGHT,
@@ -1325,14 +1352,14 @@ fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
          bench runs the event loop's own turn (`tui::turn`: keys first; a key's frame goes out \
          at once; otherwise worker news for at most {} ms, then the in-view report) and writes \
          each frame through crossterm into a sink, while a second thread presses keys 4–30 ms \
-         apart; a sample runs from the press to the end of the answering frame, so the turn \
+         apart (150–400 ms for sorts, each looked at before the next); a sample runs from the press to the end of the answering frame, so the turn \
          under way when the key came is included. A producer thread keeps news queued (up to 4,096 events \
          ahead), faster than any worker sends it: a poll's {OPS_IN_FLIGHT} row updates at a time, \
          or {} full refreshes of 1,000 pages of 100 devices (a third of the Snow devices changing lock \
          state, so rows move under the sort). While typing and sorting the news is what the \
          worker sends: a poll's {OPS_IN_FLIGHT} row updates every 2 s. The filter typed is \
          `site-01`, two backspaces, `2 lock`, Esc twice, 40 times; the sort keys are `s` nine \
-         times then `S`, 20 times. \
+         times then `S`, 10 times. \
          Reading the key from a terminal is not included (the pseudo-terminal figure is).",
         tui::NEWS_PER_FRAME.as_millis(),
         refreshes.load(std::sync::atomic::Ordering::Relaxed)
@@ -1365,7 +1392,9 @@ struct Watch {
 
 impl Watch {
     fn check(&mut self, contents: &str) {
-        if self.at.is_none() && !self.text.is_empty() && contents.contains(&self.text) == self.present
+        if self.at.is_none()
+            && !self.text.is_empty()
+            && contents.contains(&self.text) == self.present
         {
             self.at = Some(Instant::now());
         }
@@ -1595,7 +1624,9 @@ async fn terminal_end_to_end(report: &mut Report, scratch: &Path) -> anyhow::Res
         // 1,000 marked with Space (which moves on a row), rebooted, the count typed.
         pty.send(&[b' '; OPS_IN_FLIGHT])?;
         let marked = format!("{OPS_IN_FLIGHT} marked");
-        pty.wait("the marks", Duration::from_secs(30), |s| s.contains(&marked))?;
+        pty.wait("the marks", Duration::from_secs(30), |s| {
+            s.contains(&marked)
+        })?;
         pty.send(b"b")?;
         std::thread::sleep(Duration::from_millis(300));
         pty.send(b"\r")?;
@@ -1604,7 +1635,9 @@ async fn terminal_end_to_end(report: &mut Report, scratch: &Path) -> anyhow::Res
         std::thread::sleep(Duration::from_millis(300));
         pty.send(b"\r")?;
         let results = format!(" Results {OPS_IN_FLIGHT} ");
-        pty.wait("the results", Duration::from_secs(30), |s| s.contains(&results))?;
+        pty.wait("the results", Duration::from_secs(30), |s| {
+            s.contains(&results)
+        })?;
         // Every task created (100 calls at 8 at a time): the rows are in flight.
         std::thread::sleep(Duration::from_secs(5));
         let flight_window = Duration::from_secs(20);
@@ -1660,7 +1693,10 @@ async fn terminal_end_to_end(report: &mut Report, scratch: &Path) -> anyhow::Res
         "ui",
         format!("bytes written to the terminal while idle, {PTY_FLEET} devices, 120×40"),
         format!("{:.1} B/s", per_sec(idle, idle_window)),
-        format!("{idle} bytes in {} (a background refresh included)", secs(idle_window)),
+        format!(
+            "{idle} bytes in {} (a background refresh included)",
+            secs(idle_window)
+        ),
         "0",
     );
     let rate = per_sec(in_flight, flight_window);
@@ -1668,7 +1704,11 @@ async fn terminal_end_to_end(report: &mut Report, scratch: &Path) -> anyhow::Res
         "ui",
         format!("bytes written to the terminal, {OPS_IN_FLIGHT} operations in flight, 120×40"),
         format!("{:.0} B/s", rate),
-        format!("{:.2}× the 4 KB/s goal; {in_flight} bytes in {}", rate / 4000.0, secs(flight_window)),
+        format!(
+            "{:.2}× the 4 KB/s goal; {in_flight} bytes in {}",
+            rate / 4000.0,
+            secs(flight_window)
+        ),
         "≤ 4 KB/s",
     );
     let p99 = percentile(&mut samples, 99.0);
