@@ -1,6 +1,6 @@
 //! The operator's view end to end, in a pseudo-terminal on the demo: production counted in
 //! the confirmation, the drift view's key that marks every appliance behind, and results
-//! grouped per plan.
+//! grouped per plan, and an idle screen that stays silent while the background refresh runs.
 
 mod pty;
 
@@ -149,5 +149,35 @@ fn results_are_grouped_per_plan_each_under_its_own_header() {
             .unwrap()
     };
     assert_ne!(id(headers[0]), id(headers[1]), "{screen}");
+    tui.quit();
+}
+
+#[test]
+fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
+    let mut tui = Tui::start(&["--demo", "--ctx", "prod", "--refresh-secs", "1"]);
+    tui.ready();
+    // The log beside the journal records each listing as it ends.
+    let log = tui.journal.with_file_name("fleetdeck.log");
+    let listed = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("listed"))
+            .count()
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (bytes, before) = (tui.bytes(), listed());
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let refreshed = listed() - before;
+    assert!(
+        refreshed >= 4,
+        "{refreshed} listings in 5 s: no background refresh ran"
+    );
+    assert_eq!(
+        tui.bytes() - bytes,
+        0,
+        "an unchanged fleet redrew the screen:\n{}",
+        tui.contents()
+    );
     tui.quit();
 }

@@ -98,10 +98,11 @@ pub fn cut_middle(text: &str, width: usize) -> String {
     format!("{start}…{end}")
 }
 
-/// "3m", "5h", "8d": how long ago.
+/// "<1m", "3m", "5h", "8d": how long ago. No seconds: a cell that counted them would redraw
+/// an idle screen every second, bytes a slow link carries for nothing an operator acts on.
 fn ago(secs: u64) -> String {
     match secs {
-        0..60 => format!("{secs}s"),
+        0..60 => "<1m".to_string(),
         60..3600 => format!("{}m", secs / 60),
         3600..86_400 => format!("{}h", secs / 3600),
         _ => format!("{}d", secs / 86_400),

@@ -51,6 +51,8 @@ pub(super) struct Status {
     /// Listings under way, by scope and service.
     pub listing: HashSet<(String, Service)>,
     pub list_again: bool,
+    /// Whether the listing asked for again is only a background refresh's.
+    pub again_quietly: bool,
     /// Devices whose details are current, and when they were read; Snow's go stale.
     pub described: HashMap<DeviceKey, Instant>,
     /// DescribeDevice calls under way, so none is sent twice.
@@ -86,7 +88,7 @@ impl Worker {
         self.status
             .described
             .retain(|k, _| k.service == Service::Panorama);
-        self.list_everything();
+        self.list_everything(false);
     }
 
     /// The periodic refresh: the listings again, but a Snow device's details only once they
@@ -96,24 +98,36 @@ impl Worker {
         self.status
             .described
             .retain(|k, at| k.service == Service::Panorama || now - *at < SNOW_DETAILS_KEPT);
-        self.list_everything();
+        self.list_everything(true);
     }
 
-    fn list_everything(&mut self) {
+    /// Every service listed in every scope. A `quiet` listing (the background refresh's) is
+    /// not announced: an idle screen whose devices have not changed stays unchanged, and
+    /// writes nothing to a slow link.
+    fn list_everything(&mut self, quiet: bool) {
         if !self.status.listing.is_empty() {
+            let again_quietly = quiet && (!self.status.list_again || self.status.again_quietly);
             self.status.list_again = true;
+            self.status.again_quietly = again_quietly;
+            if !quiet {
+                // The operator asked: the listings under way are what they wait for now.
+                let under_way: Vec<_> = self.status.listing.iter().cloned().collect();
+                for (scope, service) in under_way {
+                    self.emit(Event::ListingStarted(scope, service));
+                }
+            }
             return;
         }
         let scopes: Vec<String> = self.places.iter().map(|p| p.conn.scope()).collect();
         for scope in scopes {
             for service in [Service::Panorama, Service::Snow] {
-                self.spawn_listing(&scope, service);
+                self.spawn_listing(&scope, service, quiet);
             }
         }
     }
 
     /// Lists one service in one scope, unless that is under way or the service is not there.
-    fn spawn_listing(&mut self, scope: &str, service: Service) {
+    fn spawn_listing(&mut self, scope: &str, service: Service, quiet: bool) {
         let Some(place) = self.place(scope) else {
             return;
         };
@@ -129,7 +143,9 @@ impl Worker {
         if !self.status.listing.insert((scope.to_string(), service)) {
             return;
         }
-        self.emit(Event::ListingStarted(scope.to_string(), service));
+        if !quiet {
+            self.emit(Event::ListingStarted(scope.to_string(), service));
+        }
         self.tasks.spawn(list(
             Where {
                 scope: scope.to_string(),
@@ -212,7 +228,7 @@ impl Worker {
 
     pub(super) fn listing_ended(&mut self) {
         if self.status.listing.is_empty() && std::mem::take(&mut self.status.list_again) {
-            self.list_everything();
+            self.list_everything(self.status.again_quietly);
         }
     }
 
@@ -364,7 +380,8 @@ impl Worker {
                 })
                 .collect();
             for scope in scopes {
-                self.spawn_listing(&scope, Service::Panorama);
+                // A job's progress read from the listing: the rows show it, not a spinner.
+                self.spawn_listing(&scope, Service::Panorama, true);
             }
             self.ask_jobs(true);
         }

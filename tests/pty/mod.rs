@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub struct Tui {
     pub journal: std::path::PathBuf,
     pub master: Box<dyn portable_pty::MasterPty + Send>,
     screen: Arc<Mutex<vt100::Parser>>,
+    /// Every byte read from the terminal so far.
+    read: Arc<AtomicU64>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn Child + Send + Sync>,
 }
@@ -73,12 +76,15 @@ impl Tui {
             0,
         )));
         let feed = screen.clone();
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = read.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
+                counted.fetch_add(n as u64, Ordering::Relaxed);
                 feed.lock().unwrap().process(&buf[..n]);
             }
         });
@@ -86,9 +92,15 @@ impl Tui {
             journal,
             master: pty.master,
             screen,
+            read,
             writer,
             child,
         }
+    }
+
+    /// How many bytes the program has written to the terminal so far.
+    pub fn bytes(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     pub fn contents(&self) -> String {
