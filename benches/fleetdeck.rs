@@ -66,8 +66,10 @@ fn main() -> anyhow::Result<()> {
         .join("target")
         .join(format!("bench-scratch-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let mut report = Report::default();
-    report.filesystem = filesystem(&scratch);
+    let mut report = Report {
+        filesystem: filesystem(&scratch),
+        ..Report::default()
+    };
 
     if run("panorama") {
         runtime.block_on(panorama(&mut report, &scratch))?;

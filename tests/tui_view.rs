@@ -154,7 +154,7 @@ fn results_are_grouped_per_plan_each_under_its_own_header() {
 
 #[test]
 fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
-    let mut tui = Tui::start(&["--demo", "--ctx", "prod", "--refresh-secs", "1"]);
+    let tui = Tui::start(&["--demo", "--ctx", "prod", "--refresh-secs", "1"]);
     tui.ready();
     // The log beside the journal records each listing as it ends.
     let log = tui.journal.with_file_name("fleetdeck.log");
