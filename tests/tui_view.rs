@@ -152,12 +152,55 @@ fn results_are_grouped_per_plan_each_under_its_own_header() {
     tui.quit();
 }
 
-#[test]
-fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
-    let tui = Tui::start(&["--demo", "--ctx", "prod", "--refresh-secs", "1"]);
+/// Appliances (no Seen cell) and Snow devices silent for days: nothing on this screen changes
+/// with the clock within the test's seconds, so any byte written is a redraw of nothing.
+const STILL_FLEET: &str = r#"
+[panorama]
+images = ["5.0.21"]
+[[panorama.devices]]
+name = "cam-01"
+software = "5.0.21"
+[[panorama.devices]]
+name = "cam-02"
+software = "5.0.10"
+[[snow.devices]]
+reachable = false
+software = "7.1.0"
+[[snow.devices]]
+reachable = false
+software = "7.0.4"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
+    let sim = fleetdeck::sim::start(fleetdeck::sim::SimConfig {
+        fleet: fleetdeck::sim::FleetSource::Toml(STILL_FLEET.into()),
+        ..fleetdeck::sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", sim.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", sim.secret_access_key.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    // A directory of its own: the log beside the journal is this run's alone.
+    let journal = std::env::temp_dir()
+        .join(format!("fleetdeck-idle-{}", uuid::Uuid::new_v4()))
+        .join("journal.jsonl");
+    let args = [
+        "--endpoint-url",
+        sim.endpoint.as_str(),
+        "--refresh-secs",
+        "1",
+    ];
+    let tui = Tui::start_with(&args, &env, journal.clone());
     tui.ready();
-    // The log beside the journal records each listing as it ends.
-    let log = tui.journal.with_file_name("fleetdeck.log");
+    // The log records each listing as it ends.
+    let log = journal.with_file_name("fleetdeck.log");
     let listed = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -180,4 +223,5 @@ fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
         tui.contents()
     );
     tui.quit();
+    sim.stop().await;
 }

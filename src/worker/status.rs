@@ -50,9 +50,9 @@ struct Watch {
 pub(super) struct Status {
     /// Listings under way, by scope and service.
     pub listing: HashSet<(String, Service)>,
-    pub list_again: bool,
-    /// Whether the listing asked for again is only a background refresh's.
-    pub again_quietly: bool,
+    /// A listing asked for while one was under way, to start when it ends: `Some(quiet)`,
+    /// quiet only if every ask since was the background refresh's.
+    pub list_again: Option<bool>,
     /// Devices whose details are current, and when they were read; Snow's go stale.
     pub described: HashMap<DeviceKey, Instant>,
     /// DescribeDevice calls under way, so none is sent twice.
@@ -106,9 +106,7 @@ impl Worker {
     /// writes nothing to a slow link.
     fn list_everything(&mut self, quiet: bool) {
         if !self.status.listing.is_empty() {
-            let again_quietly = quiet && (!self.status.list_again || self.status.again_quietly);
-            self.status.list_again = true;
-            self.status.again_quietly = again_quietly;
+            self.status.list_again = Some(quiet && self.status.list_again.unwrap_or(true));
             if !quiet {
                 // The operator asked: the listings under way are what they wait for now.
                 let under_way: Vec<_> = self.status.listing.iter().cloned().collect();
@@ -227,8 +225,11 @@ impl Worker {
     }
 
     pub(super) fn listing_ended(&mut self) {
-        if self.status.listing.is_empty() && std::mem::take(&mut self.status.list_again) {
-            self.list_everything(self.status.again_quietly);
+        if !self.status.listing.is_empty() {
+            return;
+        }
+        if let Some(quiet) = self.status.list_again.take() {
+            self.list_everything(quiet);
         }
     }
 
