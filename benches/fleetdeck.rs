@@ -893,11 +893,18 @@ async fn refresh(report: &mut Report, scratch: &Path) -> anyhow::Result<()> {
     })
     .await?;
     let mut s = connect(&h, scratch.join("refresh.jsonl")).await?;
-    // What the UI reports in view on a 200×60 terminal with the cursor on the first row.
-    let mut app = big_app(0, 200, 60);
+    // What the UI reports in view on a 200×60 terminal with the cursor on the first row; the
+    // app knows the worker's scope (context "sim"), or it would drop every row as not its own.
+    let sim = Connection {
+        context: "sim".into(),
+        ..connection()
+    };
+    let mut app = App::new(vec![sim], true, Instant::now());
+    app::update(&mut app, Msg::Resize(200, 60));
     let page = Event::DevicesPage(Service::Panorama, s.devices.clone());
     app::update(&mut app, Msg::Worker(Box::new(page)));
     let in_view = app::in_view(&app);
+    anyhow::ensure!(!in_view.is_empty(), "the app shows none of the listed rows");
     let before = panorama_calls(&h);
     s.commands.send(Command::Look(in_view.clone()))?;
     let mut described = 0;

@@ -236,6 +236,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     let mut session = Session::prepare(&args.session).await?;
     // Nothing is on screen to keep fresh: only what was sent is followed.
     session.settings.refresh_every = None;
+    session.settings.services = services_of(&args);
     staging.danger = Danger::new(&session.catalog.file.danger());
     let journal = session.settings.journal.clone();
     let (commands, mut events) = worker::spawn(session.source, session.settings);
@@ -415,7 +416,8 @@ async fn prepare(
     events: &mut mpsc::UnboundedReceiver<Event>,
     text: bool,
 ) -> anyhow::Result<Prepared> {
-    let (mut list, unfinished, accounts) = list_devices(events, text).await?;
+    let services = services_of(args);
+    let (mut list, unfinished, accounts) = list_devices(events, &services, text).await?;
     if let Some(plan) = &args.discard {
         return Ok(Prepared::Done(
             discard(commands, events, &unfinished, plan).await?,
@@ -786,10 +788,44 @@ fn advice(
     crate::aws::advice::advice(e, c, service, "ListDevices")
 }
 
-/// Reads both services' devices as the UI does; a service that cannot be listed is an error.
-/// Unfinished plans the journal offers arrive meanwhile, and are kept for `--resume`.
+/// The services a run's devices can be of: what its action applies to, narrowed by its filter
+/// or the services its `--devices` name. Resuming, discarding or retrying a plan reads both.
+fn services_of(args: &RunArgs) -> Vec<Service> {
+    let both = vec![Service::Panorama, Service::Snow];
+    if args.resume.is_some() || args.discard.is_some() || args.retry.is_some() {
+        return both;
+    }
+    let named: Option<Vec<Service>> = (!args.devices.is_empty())
+        .then(|| {
+            args.devices
+                .iter()
+                .map(|d| worker::parse_device_ref(d).map(|k| k.service))
+                .collect::<Option<Vec<_>>>()
+        })
+        .flatten();
+    let filter = args
+        .filter
+        .as_deref()
+        .map(crate::fleet::filter::Filter::parse);
+    both.into_iter()
+        .filter(|&s| {
+            let applies = match args.action {
+                Some(Action::Ota) => s == Service::Panorama,
+                Some(Action::Unlock) => s == Service::Snow,
+                Some(Action::Reboot) | None => true,
+            };
+            applies
+                && filter.as_ref().is_none_or(|f| f.admits(s))
+                && named.as_ref().is_none_or(|n| n.contains(&s))
+        })
+        .collect()
+}
+
+/// Reads the devices of `services` as the UI does; a service that cannot be listed is an
+/// error. Unfinished plans the journal offers arrive meanwhile, and are kept for `--resume`.
 async fn list_devices(
     events: &mut mpsc::UnboundedReceiver<Event>,
+    services: &[Service],
     text: bool,
 ) -> anyhow::Result<(Devices, Vec<Resumable>, BTreeMap<String, String>)> {
     let mut list = Devices::default();
@@ -824,8 +860,14 @@ async fn list_devices(
                 if left.is_none() {
                     let ended = c
                         .iter()
-                        .filter(|c| c.panorama_endpoint.contains(".amazonaws.com"));
-                    left = Some(c.len() * 2 - ended.count());
+                        .filter(|c| c.panorama_endpoint.contains(".amazonaws.com"))
+                        .count();
+                    let ended = if services.contains(&Service::Panorama) {
+                        ended
+                    } else {
+                        0
+                    };
+                    left = Some(c.len() * services.len() - ended);
                 }
                 list.set_scope_order(c.iter().map(|c| c.scope()).collect());
                 connections = c;

@@ -54,6 +54,7 @@ async fn create(
 
 /// Steps simulated time 5 s at a time (shorter than any stage) until the job ends, and
 /// returns every status seen, in order, without repeats, with the device's aggregated status.
+/// The simulator must run on `common::still()`'s clock, so both reads of a step see one moment.
 async fn watch_job(
     h: &fleetdeck::sim::SimHandle,
     client: &aws_sdk_panorama::Client,
@@ -212,7 +213,7 @@ async fn describe_device_reports_software_and_networking() {
 
 #[tokio::test]
 async fn an_ota_goes_through_every_stage_and_installs_the_image() {
-    let h = common::start(common::config()).await;
+    let h = common::start(common::still()).await;
     let client = common::panorama(&h);
     let job = create(
         &client,
@@ -271,7 +272,7 @@ async fn an_ota_goes_through_every_stage_and_installs_the_image() {
 
 #[tokio::test]
 async fn a_reboot_goes_pending_rebooting_completed() {
-    let h = common::start(common::config()).await;
+    let h = common::start(common::still()).await;
     let client = common::panorama(&h);
     let job = create(&client, SEA_LOBBY, JobType::Reboot, None).await;
     let seen = watch_job(&h, &client, &job, SEA_LOBBY).await;
@@ -292,7 +293,7 @@ async fn a_reboot_goes_pending_rebooting_completed() {
 
 #[tokio::test]
 async fn jobs_fail_for_offline_devices_refused_major_bumps_and_unknown_images() {
-    let h = common::start(common::config()).await;
+    let h = common::start(common::still()).await;
     let client = common::panorama(&h);
     use UpdateProgress::*;
 

@@ -178,6 +178,21 @@ impl Filter {
         self.terms.is_empty()
     }
 
+    /// Whether any device of `service` could pass: false where a term names the other
+    /// service (`svc:`, or `lock:`, which only Snow devices have), so a run need not list a
+    /// service its filter rules out.
+    pub fn admits(&self, service: Service) -> bool {
+        let names: &[&str] = match service {
+            Service::Panorama => &["panorama", "pan"],
+            Service::Snow => &["snow", "sdm"],
+        };
+        self.terms.iter().all(|t| match &t.kind {
+            Kind::Field(Field::Service, p) => names.iter().any(|n| p.matches(n)) != t.negate,
+            Kind::Field(Field::Lock, _) => t.negate || service == Service::Snow,
+            _ => true,
+        })
+    }
+
     pub fn matches(&self, d: &Device) -> bool {
         self.terms
             .iter()
@@ -504,6 +519,30 @@ mod tests {
         );
         assert_eq!(hits("ENV=Prod SITE=seattle", &f), ["sea-cam-1"]);
         assert_eq!(hits("env=prod*", &f).len(), 4, "a prefix takes production");
+    }
+
+    #[test]
+    fn a_filter_admits_a_service_unless_a_term_rules_it_out() {
+        let admits = |text: &str| {
+            let f = Filter::parse(text);
+            (f.admits(Service::Panorama), f.admits(Service::Snow))
+        };
+        assert_eq!(admits("svc:snow"), (false, true));
+        assert_eq!(admits("site=austin svc:pan"), (true, false));
+        assert_eq!(admits("!svc:snow"), (true, false));
+        assert_eq!(admits("svc:s*"), (false, true));
+        assert_eq!(admits("lock:locked"), (false, true));
+        assert_eq!(admits("!lock:locked"), (true, true));
+        assert_eq!(admits("site=austin"), (true, true));
+        assert_eq!(admits("svc:pan svc:snow"), (false, false));
+        // Whatever a filter admits, a device it lets through is of a service it admits.
+        let f = fleet();
+        for text in ["svc:snow", "!svc:pan", "lock:unlocked", "svc:pan env=prod"] {
+            let filter = Filter::parse(text);
+            for d in f.iter().filter(|d| filter.matches(d)) {
+                assert!(filter.admits(d.service), "{text} lets {} through", d.id);
+            }
+        }
     }
 
     #[test]

@@ -206,6 +206,9 @@ pub struct Settings {
     pub refresh_every: Option<Duration>,
     /// How often what is in flight is polled.
     pub poll_every: Duration,
+    /// The services listed: both for a view; a run whose targets are all of one service
+    /// lists only that one.
+    pub services: Vec<Service>,
     /// Refuse every call that changes a device.
     pub read_only: bool,
     /// Where intents and outcomes are written. Without one, nothing is dispatched.
@@ -226,6 +229,7 @@ impl Default for Settings {
             concurrency: 8,
             refresh_every: Some(Duration::from_secs(30)),
             poll_every: Duration::from_secs(2),
+            services: vec![Service::Panorama, Service::Snow],
             read_only: false,
             journal: None,
             call_timeout: Duration::from_secs(10),

@@ -118,7 +118,7 @@ impl Worker {
         }
         let scopes: Vec<String> = self.places.iter().map(|p| p.conn.scope()).collect();
         for scope in scopes {
-            for service in [Service::Panorama, Service::Snow] {
+            for service in self.settings.services.clone() {
                 self.spawn_listing(&scope, service, quiet);
             }
         }

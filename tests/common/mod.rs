@@ -9,12 +9,21 @@ use aws_sdk_panorama::config::retry::RetryConfig;
 use aws_sdk_panorama::config::{BehaviorVersion, Credentials, Region};
 use fleetdeck::sim::{self, QuotaMode, SimAccountInfo, SimConfig, SimHandle};
 
-/// The demo fleet with quotas off and the clock nearly still: tests step simulated time
-/// with `SimHandle::advance_clock` instead of sleeping.
+/// The demo fleet with quotas off: tests step simulated time with
+/// `SimHandle::advance_clock` instead of sleeping for it.
 pub fn config() -> SimConfig {
     SimConfig {
         quotas: QuotaMode::Off,
         ..SimConfig::default()
+    }
+}
+
+/// `config` with the clock all but stopped (a thousandth of real time), for a test that
+/// reads two things as of one moment: at real time a stage could end between the two reads.
+pub fn still() -> SimConfig {
+    SimConfig {
+        speed: 0.001,
+        ..config()
     }
 }
 
