@@ -19,9 +19,7 @@ pub struct Created {
 }
 
 /// An SDK tag map, in a stable order for display and sorting.
-fn tags(
-    map: Option<&std::collections::HashMap<String, String>>,
-) -> std::collections::BTreeMap<String, String> {
+fn tags(map: Option<&std::collections::HashMap<String, String>>) -> crate::fleet::Tags {
     map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
 }

@@ -4,7 +4,6 @@ pub mod filter;
 pub mod plan;
 pub mod validate;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 pub use plan::{Plan, Preflight, SnowOptions};
@@ -49,6 +48,80 @@ impl fmt::Display for DeviceKey {
     }
 }
 
+/// A device's tags, sorted by key. A sorted vector, not a `BTreeMap`: a map of even one tag
+/// allocates a whole node (about 540 bytes for `String` pairs), which at 100,000 devices is
+/// half the UI's memory; this holds exactly what the device has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags(Vec<(String, String)>);
+
+impl Tags {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Sets a tag; what it held before, if anything.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+}
+
+/// A key given twice keeps its last value, as a map's `collect` would.
+impl FromIterator<(String, String)> for Tags {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut pairs: Vec<(String, String)> = iter.into_iter().collect();
+        // Stable: of equal keys the last given ends last, and is the one kept.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match kept.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => kept.push(pair),
+            }
+        }
+        Self(kept)
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Tags {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a Tags {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// One row of the devices table, whichever service it comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Device {
@@ -64,7 +137,7 @@ pub struct Device {
     pub available_software: Option<String>,
     /// The newest job's or execution's type and state, e.g. "OTA COMPLETED".
     pub latest: Option<String>,
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
     /// Panorama: the image versions the appliance can take (LatestSoftware and
     /// AlternateSoftwares), from DescribeDevice.
     pub offered: Vec<String>,
@@ -90,7 +163,7 @@ impl Device {
             current_software: None,
             available_software: None,
             latest: None,
-            tags: BTreeMap::new(),
+            tags: Tags::default(),
             offered: Vec::new(),
             last_reached_out: None,
             scope: String::new(),
@@ -221,4 +294,33 @@ pub fn major_of(v: &str) -> u64 {
 /// The highest version among some, for prefilling an OTA form.
 pub fn highest<'a>(versions: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     versions.max_by_key(|v| version_key(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn tags_keep_key_order_and_the_last_value_of_a_key() {
+        let mut t: Tags = [pair("site", "a"), pair("env", "prod"), pair("site", "b")]
+            .into_iter()
+            .collect();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("site").map(String::as_str), Some("b"));
+        assert_eq!(
+            t.insert("env".into(), "dev".into()).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(t.insert("aisle".into(), "3".into()), None);
+        assert_eq!(t.get("nope"), None);
+        let keys: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["aisle", "env", "site"]);
+        let mut d = Device::new(Service::Snow, "smd-1");
+        d.tags = t;
+        assert_eq!(d.tags_text(), "aisle=3 env=dev site=b");
+    }
 }
