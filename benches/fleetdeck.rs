@@ -1008,13 +1008,13 @@ fn connection() -> Connection {
 fn device(i: usize) -> Device {
     if i < 50 {
         let mut d = Device::new(Service::Panorama, format!("device-{i:026}"));
-        d.name = Some(format!("site-{:03}-cam-{i:02}", i % 7));
+        d.name = Some(format!("site-{:03}-cam-{i:02}", i % 7).into());
         d.status = "UPDATE_NEEDED".into();
         d.connection = Some("ONLINE".into());
         d.current_software = Some("5.0.10".into());
         d.available_software = Some("5.0.21".into());
         d.latest = Some("OTA COMPLETED".into());
-        d.tags.insert("site".into(), format!("site-{:03}", i % 7));
+        d.tags.insert("site", format!("site-{:03}", i % 7));
         d
     } else {
         let mut d = Device::new(Service::Snow, format!("smd-{i:017}"));
@@ -1027,7 +1027,7 @@ fn device(i: usize) -> Device {
         d.connection = Some("2026-11-23T10:00:00Z".into());
         d.current_software = Some("1.4.2".into());
         d.latest = Some("reboot SUCCEEDED".into());
-        d.tags.insert("site".into(), format!("site-{:03}", i % 211));
+        d.tags.insert("site", format!("site-{:03}", i % 211));
         d
     }
 }

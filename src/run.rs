@@ -259,11 +259,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     let place = |d: Option<&Device>| match d {
         Some(d) => (
             d.context().to_string(),
-            d.region.clone(),
+            d.region.to_string(),
             d.account
-                .clone()
-                .or_else(|| accounts.get(&d.scope).cloned()),
-            d.scope.clone(),
+                .as_ref()
+                .map(|a| a.to_string())
+                .or_else(|| accounts.get(d.scope.as_str()).cloned()),
+            d.scope.to_string(),
         ),
         None => (String::new(), String::new(), None, String::new()),
     };
@@ -283,10 +284,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
                     Service::Panorama => "panorama",
                     Service::Snow => "snow-device-management",
                 },
-                device: k.id.clone(),
+                device: k.id.to_string(),
                 name: name_of
                     .get(k)
-                    .map_or(k.id.clone(), |d| d.label().to_string()),
+                    .map_or(k.id.as_str(), |d| d.label())
+                    .to_string(),
                 context,
                 region,
                 account,
@@ -326,7 +328,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
                 Service::Panorama => "panorama",
                 Service::Snow => "snow-device-management",
             },
-            device: d.id.clone(),
+            device: d.id.to_string(),
             name: d.label().to_string(),
             context,
             region,
@@ -680,7 +682,7 @@ async fn new_plan(
 fn print_targets(list: &Devices, keys: &[DeviceKey]) {
     let names: Vec<String> = keys
         .iter()
-        .map(|k| list.get(k).map_or(k.id.clone(), |d| d.label().to_string()))
+        .map(|k| list.get(k).map_or(k.id.as_str(), |d| d.label()).to_string())
         .collect();
     eprintln!("  {}", names.join(", "));
 }

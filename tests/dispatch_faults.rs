@@ -112,7 +112,7 @@ async fn every_device_gets_exactly_one_job_or_execution_under_faults() {
         assert_eq!(plan.snow_device_count(), 100);
         assert_eq!(plan.snow_tasks(), 10);
         for key in &plan.targets {
-            expected.insert((region.name.clone(), key.id.clone()), key.service);
+            expected.insert((region.name.clone(), key.id.to_string()), key.service);
         }
         total += plan.device_count();
         region

@@ -32,7 +32,7 @@ async fn the_sdk_clients_refuse_mutating_calls_before_sending() {
     assert_eq!(err.code, "ReadOnly", "{err}");
     let err = aws::snow::create_task(
         &clients.snow,
-        &[snow[0].id.clone()],
+        &[snow[0].id.to_string()],
         &Operation::Unlock,
         &SnowOptions::default(),
         "t-1",

@@ -23,7 +23,7 @@ fn fleet(n: usize) -> Vec<Device> {
             };
             let mut d = Device::new(service, format!("dev-{i}"));
             d.status = ["LOCKED", "UNLOCKED", "ONLINE", "UPDATE_NEEDED", "OFFLINE"][i % 5].into();
-            d.current_software = Some(format!("{}.0.{}", 4 + i % 2, i));
+            d.current_software = Some(format!("{}.0.{}", 4 + i % 2, i).into());
             d.available_software = Some("5.0.21".into());
             d.tags = [("site".to_string(), format!("s{}", i % 4))].into();
             d
@@ -107,7 +107,7 @@ fn apply(app: &mut App, step: Step, t0: Instant) -> Vec<Command> {
         Step::Resize(w, h) => Msg::Resize(w, h),
         Step::Devices(n) => Msg::Worker(Box::new(Event::DevicesPage(Service::Panorama, fleet(n)))),
         Step::Listed(n) => {
-            let ids: Vec<String> = fleet(n).into_iter().map(|d| d.id).collect();
+            let ids: Vec<String> = fleet(n).into_iter().map(|d| d.id.into()).collect();
             Msg::Worker(Box::new(Event::ListingDone(
                 String::new(),
                 Service::Snow,

@@ -47,7 +47,7 @@ fn appliance(name: &str, status: &str, current: &str, latest: Option<&str>, site
     d.status = status.into();
     d.current_software = Some(current.into());
     d.available_software = Some("5.0.21".into());
-    d.latest = latest.map(str::to_string);
+    d.latest = latest.map(Into::into);
     d.tags = [
         ("site".to_string(), site.to_string()),
         ("env".to_string(), "prod".to_string()),
@@ -62,7 +62,7 @@ fn snow(id: &str, state: &str, seen: &str, site: &str) -> Device {
     d.scope = "prod/us-west-2".into();
     d.region = "us-west-2".into();
     d.account = Some("123456789012".into());
-    d.connection = Some(format!("seen {seen} ago"));
+    d.connection = Some(format!("seen {seen} ago").into());
     d.current_software = Some("7.1.0".into());
     d.tags = [("site".to_string(), site.to_string())].into();
     d

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use compact_str::CompactString;
+
 use crate::fleet::filter::{self, Filter};
 use crate::fleet::{Device, DeviceKey, Service, version_key};
 
@@ -111,7 +113,7 @@ enum Key<'a> {
 
 fn sort_key(d: &Device, column: Option<SortColumn>, rank: usize) -> (Key<'_>, &str) {
     let version =
-        |v: &Option<String>| Key::Version(v.as_deref().map(version_key).unwrap_or_default());
+        |v: &Option<CompactString>| Key::Version(v.as_deref().map(version_key).unwrap_or_default());
     let primary = match column {
         None => return (Key::Arrival(d.service, rank), ""),
         Some(SortColumn::Service) => Key::Service(d.service),
@@ -176,9 +178,9 @@ impl Devices {
         let mut changed = false;
         for d in &mut self.rows {
             if d.account.is_none()
-                && let Some(a) = accounts.get(&d.scope)
+                && let Some(a) = accounts.get(d.scope.as_str())
             {
-                d.account = Some(a.clone());
+                d.account = Some(a.into());
                 changed = true;
             }
         }
@@ -677,12 +679,12 @@ mod tests {
             };
             let mut d = Device::new(service, format!("{}-{n}", if snow { "s" } else { "p" }));
             d.status = STATUS[status as usize].into();
-            d.current_software = Some(format!("5.{version}.{}", n % 3));
-            d.latest = (version > 2).then(|| format!("OTA {version}"));
+            d.current_software = Some(format!("5.{version}.{}", n % 3).into());
+            d.latest = (version > 2).then(|| format!("OTA {version}").into());
             if n.is_multiple_of(4) {
-                d.tags.insert("env".into(), "prod".into());
+                d.tags.insert("env", "prod");
             }
-            d.scope = format!("ctx/r{}", n % 2);
+            d.scope = format!("ctx/r{}", n % 2).into();
             d
         }
 

@@ -644,7 +644,7 @@ mod tests {
             .collect();
         let refs: Vec<&Device> = devices.iter().collect();
         let plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
-        let mut confirm = Confirm::new(plan, |k| k.id.clone());
+        let mut confirm = Confirm::new(plan, |k| k.id.to_string());
         assert!(confirm.must_type());
         assert_eq!(confirm.key(key('y')), ConfirmOutcome::Stay);
         assert_eq!(confirm.key(enter()), ConfirmOutcome::Stay);

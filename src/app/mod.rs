@@ -8,6 +8,7 @@ pub mod forms;
 
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
@@ -360,7 +361,7 @@ fn on_event(app: &mut App, event: Event) {
             let scopes: std::collections::HashSet<String> =
                 connections.iter().map(Connection::scope).collect();
             app.devices
-                .retain(|d| d.scope.is_empty() || scopes.contains(&d.scope));
+                .retain(|d| d.scope.is_empty() || scopes.contains(d.scope.as_str()));
             app.devices.loading.retain(|(s, _)| scopes.contains(s));
             app.failed_listings.retain(|(s, _)| scopes.contains(s));
             let accounts = connections
@@ -762,7 +763,8 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
                 let confirm = Confirm::new(*plan, |k| {
                     devices
                         .get(k)
-                        .map_or(k.id.clone(), |d| d.label().to_string())
+                        .map_or(k.id.as_str(), |d| d.label())
+                        .to_string()
                 });
                 app.overlay = Some(Overlay::Confirm(confirm));
                 Vec::new()
@@ -810,7 +812,8 @@ fn add_rows(app: &mut App, plan: &str, ops: &[(OpId, DeviceKey)], operation: &st
         let label = app
             .devices
             .get(key)
-            .map_or(key.id.clone(), |d| d.label().to_string());
+            .map_or(key.id.as_str(), |d| d.label())
+            .to_string();
         new.push(OpRow {
             id: *id,
             plan: plan.to_string(),
@@ -1048,7 +1051,7 @@ pub fn behind(devices: &Devices) -> Option<(String, Vec<DeviceKey>)> {
         d.current_software
             .iter()
             .chain(&d.available_software)
-            .map(String::as_str)
+            .map(CompactString::as_str)
     }))?
     .to_string();
     let key = crate::fleet::version_key(&newest);
@@ -1155,7 +1158,8 @@ fn retry_rest(app: &mut App) {
     let confirm = Confirm::new(plan, |k| {
         app.devices
             .get(k)
-            .map_or(k.id.clone(), |d| d.label().to_string())
+            .map_or(k.id.as_str(), |d| d.label())
+            .to_string()
     });
     app.overlay = Some(Overlay::Confirm(confirm));
 }

@@ -46,7 +46,7 @@ fn app_with_fleet() -> App {
         ("p3", "5.0.21", "5.0.21", "ONLINE"),
     ] {
         let mut d = Device::new(Service::Panorama, id);
-        d.name = Some(format!("cam-{id}"));
+        d.name = Some(format!("cam-{id}").into());
         d.current_software = Some(current.into());
         d.available_software = Some(available.into());
         d.status = status.into();
@@ -307,8 +307,8 @@ fn only_the_rows_around_the_cursor_are_reported_in_view() {
         press(&mut app, KeyCode::Down);
     }
     let around = ids(look(&mut app));
-    assert_eq!(around.first().map(String::as_str), Some("smd-040"));
-    assert_eq!(around.last().map(String::as_str), Some("smd-059"));
+    assert_eq!(around.first().map(CompactString::as_str), Some("smd-040"));
+    assert_eq!(around.last().map(CompactString::as_str), Some("smd-059"));
 }
 
 fn view(app: &App, phase: crate::ops::rollout::Phase) -> RolloutView {

@@ -3,7 +3,7 @@
 use aws_sdk_panorama::Client;
 use aws_sdk_panorama::types::{DeviceJob, DeviceJobConfig, JobType, OtaJobConfig};
 
-use super::{ApiError, Created, epoch, tags};
+use super::{ApiError, Created, account, epoch, tags};
 use crate::fleet::{Device, Operation, Service};
 use aws_sdk_panorama::operation::RequestId;
 
@@ -34,18 +34,18 @@ pub async fn list_devices(
         .iter()
         .filter_map(|d| {
             let mut device = Device::new(Service::Panorama, d.device_id()?);
-            device.name = d.name().map(str::to_string);
+            device.name = d.name().map(Into::into);
             device.status = d
                 .device_aggregated_status()
                 .map_or("", |s| s.as_str())
-                .to_string();
-            device.current_software = d.current_software().map(str::to_string);
-            device.latest = latest(d.latest_device_job());
+                .into();
+            device.current_software = d.current_software().map(Into::into);
+            device.latest = latest(d.latest_device_job()).map(Into::into);
             device.tags = tags(d.tags());
             Some(device)
         })
         .collect();
-    Ok((devices, out.next_token().map(str::to_string)))
+    Ok((devices, out.next_token().map(Into::into)))
 }
 
 pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiError> {
@@ -56,23 +56,23 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
         .await
         .map_err(ApiError::from_sdk)?;
     let mut device = Device::new(Service::Panorama, id);
-    device.name = d.name().map(str::to_string);
+    device.name = d.name().map(Into::into);
     device.status = d
         .device_aggregated_status()
         .map_or("", |s| s.as_str())
-        .to_string();
-    device.connection = d.device_connection_status().map(|s| s.as_str().to_string());
-    device.current_software = d.current_software().map(str::to_string);
-    device.available_software = d.latest_software().map(str::to_string);
+        .into();
+    device.connection = d.device_connection_status().map(|s| s.as_str().into());
+    device.current_software = d.current_software().map(Into::into);
+    device.available_software = d.latest_software().map(Into::into);
     device.offered = d
         .latest_software()
         .into_iter()
         .chain(d.alternate_softwares().iter().filter_map(|a| a.version()))
-        .map(str::to_string)
+        .map(Into::into)
         .collect();
-    device.latest = latest(d.latest_device_job());
+    device.latest = latest(d.latest_device_job()).map(Into::into);
     device.tags = tags(d.tags());
-    device.arn = d.arn().map(str::to_string);
+    device.account = account(d.arn());
     Ok(device)
 }
 
@@ -122,7 +122,7 @@ pub async fn create_job(
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    let request_id = out.request_id().map(str::to_string);
+    let request_id = out.request_id().map(Into::into);
     out.jobs()
         .first()
         .and_then(|j| j.job_id())
@@ -153,7 +153,7 @@ async fn device_jobs(client: &Client, device: &str) -> Result<Vec<DeviceJob>, Ap
             .await
             .map_err(ApiError::from_sdk)?;
         jobs.extend(out.device_jobs().iter().cloned());
-        token = out.next_token().map(str::to_string);
+        token = out.next_token().map(Into::into);
         if token.is_none() {
             return Ok(jobs);
         }
@@ -208,7 +208,7 @@ pub async fn job_ids(client: &Client, device: &str) -> Result<Vec<String>, ApiEr
     let jobs = device_jobs(client, device).await?;
     Ok(jobs
         .iter()
-        .filter_map(|j| j.job_id().map(str::to_string))
+        .filter_map(|j| j.job_id().map(Into::into))
         .collect())
 }
 

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_snowdevicemanagement::Client;
 use aws_sdk_snowdevicemanagement::types::{Command, Reboot, Unlock};
 
-use super::{ApiError, Created, ErrorKind, epoch, tags};
+use super::{ApiError, Created, ErrorKind, account, epoch, tags};
 use crate::fleet::{Device, Operation, Service, SnowOptions};
 use aws_sdk_snowdevicemanagement::operation::RequestId;
 
@@ -43,11 +43,11 @@ pub async fn list_devices(
         .filter_map(|d| {
             let mut device = Device::new(Service::Snow, d.managed_device_id()?);
             device.tags = tags(d.tags());
-            device.arn = d.managed_device_arn().map(str::to_string);
+            device.account = account(d.managed_device_arn());
             Some(device)
         })
         .collect();
-    Ok((devices, out.next_token().map(str::to_string)))
+    Ok((devices, out.next_token().map(Into::into)))
 }
 
 pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiError> {
@@ -58,17 +58,17 @@ pub async fn describe_device(client: &Client, id: &str) -> Result<Device, ApiErr
         .await
         .map_err(ApiError::from_sdk)?;
     let mut device = Device::new(Service::Snow, id);
-    device.status = d.device_state().map_or("", |s| s.as_str()).to_string();
-    device.connection = seen(epoch(d.last_reached_out_at()));
+    device.status = d.device_state().map_or("", |s| s.as_str()).into();
+    device.connection = seen(epoch(d.last_reached_out_at())).map(Into::into);
     device.last_reached_out = d
         .last_reached_out_at()
         .and_then(|t| u64::try_from(t.secs()).ok());
     device.current_software = d
         .software()
         .and_then(|s| s.installed_version())
-        .map(str::to_string);
+        .map(Into::into);
     device.tags = tags(d.tags());
-    device.arn = d.managed_device_arn().map(str::to_string);
+    device.account = account(d.managed_device_arn());
     Ok(device)
 }
 
@@ -102,7 +102,7 @@ pub async fn create_task(
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    let request_id = out.request_id().map(str::to_string);
+    let request_id = out.request_id().map(Into::into);
     out.task_id()
         .map(|id| Created {
             id: id.to_string(),
@@ -135,7 +135,7 @@ pub async fn executions(client: &Client, task: &str) -> Result<Vec<(String, Stri
                 out.push((d.to_string(), s.as_str().to_string()));
             }
         }
-        token = page.next_token().map(str::to_string);
+        token = page.next_token().map(Into::into);
         if token.is_none() {
             return Ok(out);
         }
@@ -235,7 +235,7 @@ pub async fn busy_devices(
                 }
             }
         }
-        token = page.next_token().map(str::to_string);
+        token = page.next_token().map(Into::into);
         if token.is_none() {
             return Ok(busy);
         }

@@ -6,6 +6,8 @@ pub mod validate;
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 pub use plan::{Plan, Preflight, SnowOptions};
 
 #[derive(
@@ -30,11 +32,11 @@ impl Service {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceKey {
     pub service: Service,
-    pub id: String,
+    pub id: CompactString,
 }
 
 impl DeviceKey {
-    pub fn new(service: Service, id: impl Into<String>) -> Self {
+    pub fn new(service: Service, id: impl Into<CompactString>) -> Self {
         Self {
             service,
             id: id.into(),
@@ -52,15 +54,20 @@ impl fmt::Display for DeviceKey {
 /// allocates a whole node (about 540 bytes for `String` pairs), which at 100,000 devices is
 /// half the UI's memory; this holds exactly what the device has.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tags(Vec<(String, String)>);
+pub struct Tags(Vec<(CompactString, CompactString)>);
 
 impl Tags {
-    pub fn get(&self, key: &str) -> Option<&String> {
-        self.find(key).ok().map(|i| &self.0[i].1)
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.find(key).ok().map(|i| self.0[i].1.as_str())
     }
 
     /// Sets a tag; what it held before, if anything.
-    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+    pub fn insert(
+        &mut self,
+        key: impl Into<CompactString>,
+        value: impl Into<CompactString>,
+    ) -> Option<CompactString> {
+        let (key, value) = (key.into(), value.into());
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -70,8 +77,8 @@ impl Tags {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn len(&self) -> usize {
@@ -88,12 +95,15 @@ impl Tags {
 }
 
 /// A key given twice keeps its last value, as a map's `collect` would.
-impl FromIterator<(String, String)> for Tags {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        let mut pairs: Vec<(String, String)> = iter.into_iter().collect();
+impl<K: Into<CompactString>, V: Into<CompactString>> FromIterator<(K, V)> for Tags {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut pairs: Vec<(CompactString, CompactString)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         // Stable: of equal keys the last given ends last, and is the one kept.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        let mut kept: Vec<(CompactString, CompactString)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match kept.last_mut() {
                 Some(last) if last.0 == pair.0 => *last = pair,
@@ -104,21 +114,21 @@ impl FromIterator<(String, String)> for Tags {
     }
 }
 
-impl<const N: usize> From<[(String, String); N]> for Tags {
-    fn from(pairs: [(String, String); N]) -> Self {
+impl<K: Into<CompactString>, V: Into<CompactString>, const N: usize> From<[(K, V); N]> for Tags {
+    fn from(pairs: [(K, V); N]) -> Self {
         pairs.into_iter().collect()
     }
 }
 
 impl<'a> IntoIterator for &'a Tags {
-    type Item = (&'a String, &'a String);
+    type Item = (&'a str, &'a str);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
+        std::slice::Iter<'a, (CompactString, CompactString)>,
+        fn(&'a (CompactString, CompactString)) -> (&'a str, &'a str),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -126,17 +136,17 @@ impl<'a> IntoIterator for &'a Tags {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Device {
     pub service: Service,
-    pub id: String,
-    pub name: Option<String>,
+    pub id: CompactString,
+    pub name: Option<CompactString>,
     /// Panorama: DeviceAggregatedStatus. Snow: the lock state.
-    pub status: String,
+    pub status: CompactString,
     /// Panorama: the connection status. Snow: when the device last reached out.
-    pub connection: Option<String>,
-    pub current_software: Option<String>,
+    pub connection: Option<CompactString>,
+    pub current_software: Option<CompactString>,
     /// Panorama: LatestSoftware, when it differs from the current one.
-    pub available_software: Option<String>,
+    pub available_software: Option<CompactString>,
     /// The newest job's or execution's type and state, e.g. "OTA COMPLETED".
-    pub latest: Option<String>,
+    pub latest: Option<CompactString>,
     pub tags: Tags,
     /// Panorama: the image versions the appliance can take (LatestSoftware and
     /// AlternateSoftwares), from DescribeDevice.
@@ -144,21 +154,19 @@ pub struct Device {
     /// Snow: when the device last reached out (epoch seconds, the service's clock).
     pub last_reached_out: Option<u64>,
     /// The scope it was read from ("context/region"): where its calls go.
-    pub scope: String,
-    pub region: String,
-    /// The device's ARN, where the read gave one (Snow listings, Panorama DescribeDevice).
-    pub arn: Option<String>,
+    pub scope: CompactString,
+    pub region: CompactString,
     /// The account: its ARN's, or its scope's once any ARN there named it.
-    pub account: Option<String>,
+    pub account: Option<CompactString>,
 }
 
 impl Device {
-    pub fn new(service: Service, id: impl Into<String>) -> Self {
+    pub fn new(service: Service, id: impl Into<CompactString>) -> Self {
         Self {
             service,
             id: id.into(),
             name: None,
-            status: String::new(),
+            status: CompactString::default(),
             connection: None,
             current_software: None,
             available_software: None,
@@ -166,9 +174,8 @@ impl Device {
             tags: Tags::default(),
             offered: Vec::new(),
             last_reached_out: None,
-            scope: String::new(),
-            region: String::new(),
-            arn: None,
+            scope: CompactString::default(),
+            region: CompactString::default(),
             account: None,
         }
     }
@@ -179,14 +186,17 @@ impl Device {
     }
 
     pub fn key(&self) -> DeviceKey {
-        DeviceKey::new(self.service, self.id.clone())
+        DeviceKey {
+            service: self.service,
+            id: self.id.clone(),
+        }
     }
 
     /// What an operator calls the device: its name, a Name tag, or its id.
     pub fn label(&self) -> &str {
         self.name
             .as_deref()
-            .or_else(|| self.tags.get("Name").map(String::as_str))
+            .or_else(|| self.tags.get("Name"))
             .unwrap_or(&self.id)
     }
 
@@ -208,7 +218,7 @@ impl Device {
     /// Merges what a newer read says, keeping what it does not know (a ListDevices row has
     /// no LatestSoftware; a DescribeDevice has it).
     pub fn merge(&mut self, newer: Device) {
-        let keep = |old: &mut Option<String>, new: Option<String>| {
+        let keep = |old: &mut Option<CompactString>, new: Option<CompactString>| {
             if new.is_some() {
                 *old = new;
             }
@@ -230,7 +240,6 @@ impl Device {
         if newer.last_reached_out.is_some() {
             self.last_reached_out = newer.last_reached_out;
         }
-        keep(&mut self.arn, newer.arn);
         keep(&mut self.account, newer.account);
         if !newer.scope.is_empty() {
             self.scope = newer.scope;
@@ -310,14 +319,11 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get("site").map(String::as_str), Some("b"));
-        assert_eq!(
-            t.insert("env".into(), "dev".into()).as_deref(),
-            Some("prod")
-        );
-        assert_eq!(t.insert("aisle".into(), "3".into()), None);
+        assert_eq!(t.get("site"), Some("b"));
+        assert_eq!(t.insert("env", "dev").as_deref(), Some("prod"));
+        assert_eq!(t.insert("aisle", "3"), None);
         assert_eq!(t.get("nope"), None);
-        let keys: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = t.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["aisle", "env", "site"]);
         let mut d = Device::new(Service::Snow, "smd-1");
         d.tags = t;

@@ -119,7 +119,7 @@ impl Plan {
                 major_bumps.push(d.label().to_string());
             }
             if !d.scope.is_empty() {
-                scopes.insert(d.key(), d.scope.clone());
+                scopes.insert(d.key(), d.scope.to_string());
             }
             targets.push(d.key());
         }

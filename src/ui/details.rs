@@ -18,22 +18,25 @@ pub fn draw(details: &Details, theme: &Theme, frame: &mut Frame, area: Rect) {
         ])
     };
     if let Some(d) = &details.device {
-        lines.push(field("Id", d.id.clone()));
+        lines.push(field("Id", d.id.to_string()));
         lines.push(field("Name", d.label().to_string()));
-        lines.push(field("Status", d.status.clone()));
+        lines.push(field("Status", d.status.to_string()));
         if let Some(c) = &d.connection {
-            lines.push(field("Connection", c.clone()));
+            lines.push(field("Connection", c.to_string()));
         }
         lines.push(field(
             "Software",
-            d.current_software.clone().unwrap_or_default(),
+            d.current_software
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
         ));
         if let Some(a) = &d.available_software {
-            lines.push(field("Available", a.clone()));
+            lines.push(field("Available", a.to_string()));
         }
         lines.push(field(
             "Latest",
-            d.latest.clone().unwrap_or_else(|| "none".into()),
+            d.latest.as_deref().unwrap_or("none").to_string(),
         ));
         lines.push(field("Tags", d.tags_text()));
     }

@@ -142,7 +142,7 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
         let danger = app.danger.of(d).is_some();
         let name_style = if danger { theme.danger() } else { plain };
         name.cells.push((d.label().to_string(), name_style));
-        let env_text = d.tags.get("env").cloned().unwrap_or_default();
+        let env_text = d.tags.get("env").unwrap_or_default().to_string();
         env.cells
             .push((env_text, if danger { theme.danger() } else { theme.dim() }));
         let unreachable = d.unreachable(app.now_epoch);
@@ -152,7 +152,11 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             d.status.as_str()
         };
         status.cells.push((state.to_string(), theme.state(state)));
-        let current = d.current_software.clone().unwrap_or_default();
+        let current = d
+            .current_software
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
         // ✓: DescribeDevice said nothing newer is offered; → the version offered.
         let text = match (&d.available_software, &d.current_software) {
             (Some(a), Some(c)) if a != c => format!("{c}→{a}"),
@@ -172,21 +176,23 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
                 theme.dim()
             },
         ));
-        region.cells.push((d.region.clone(), plain));
+        region.cells.push((d.region.to_string(), plain));
         let last = d
             .latest
-            .clone()
+            .as_ref()
+            .map(|l| l.to_string())
             .or_else(|| app.results.latest_of(&d.key()))
             .unwrap_or_default();
         let style = theme.state(&last);
         latest.cells.push((last, style));
-        account
-            .cells
-            .push((d.account.clone().unwrap_or_default(), theme.dim()));
+        account.cells.push((
+            d.account.as_deref().unwrap_or_default().to_string(),
+            theme.dim(),
+        ));
         let others: Vec<String> = d
             .tags
             .iter()
-            .filter(|(k, _)| k.as_str() != "env")
+            .filter(|(k, _)| *k != "env")
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         tags.cells.push((others.join(" "), theme.dim()));

@@ -17,7 +17,7 @@ pub fn versions(app: &App, service: Service) -> Vec<(String, usize)> {
     let mut unknown = 0;
     for d in app.devices.rows().iter().filter(|d| d.service == service) {
         match &d.current_software {
-            Some(v) => counts.entry(version_key(v)).or_insert((v.clone(), 0)).1 += 1,
+            Some(v) => counts.entry(version_key(v)).or_insert((v.to_string(), 0)).1 += 1,
             None => unknown += 1,
         }
     }

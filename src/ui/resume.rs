@@ -16,7 +16,8 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
         .map(|k| {
             app.devices
                 .get(k)
-                .map_or(k.id.clone(), |d| d.label().to_string())
+                .map_or(k.id.as_str(), |d| d.label())
+                .to_string()
         })
         .collect();
     let mut shown = names.iter().take(6).cloned().collect::<Vec<_>>().join(", ");

@@ -582,13 +582,13 @@ impl Worker {
             };
             self.op(*op, OpUpdate::new(OpState::Sent).with_id(job.clone()));
             match key.service {
-                Service::Panorama => self.follow_job(job.clone(), key.id.clone(), *op),
+                Service::Panorama => self.follow_job(job.clone(), key.id.to_string(), *op),
                 Service::Snow => self
                     .status
                     .snow_tasks
                     .entry(job.clone())
                     .or_default()
-                    .push((key.id.clone(), *op)),
+                    .push((key.id.to_string(), *op)),
             }
         }
     }
@@ -667,7 +667,7 @@ impl Worker {
         let _ = self.journal(&Record::Final {
             plan: o.plan.clone(),
             at: journal::now(),
-            device: o.key.id.clone(),
+            device: o.key.id.to_string(),
             state: o.state,
             resource_id: o.resource_id.clone(),
             error: o.error.as_ref().map(ErrorRecord::from),

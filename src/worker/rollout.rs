@@ -100,14 +100,14 @@ pub(super) fn fresh_work(
         if key.service == Service::Panorama {
             work.push(Work::Panorama {
                 op: *op,
-                device: key.id.clone(),
+                device: key.id.to_string(),
                 known_jobs: None,
                 last_sent: None,
             });
             continue;
         }
         let scope = scope_of(key);
-        let target = (key.id.clone(), *op);
+        let target = (key.id.to_string(), *op);
         if let Some(&i) = open.get(&scope)
             && let Some(Work::Snow { ops, .. }) = work.get_mut(i)
             && ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK
@@ -646,7 +646,7 @@ impl Worker {
         self.record(&Record::Health {
             plan: plan.clone(),
             at: journal::now(),
-            device,
+            device: device.to_string(),
             healthy,
             reason,
         });

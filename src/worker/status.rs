@@ -173,19 +173,14 @@ impl Worker {
         }
         self.learn_account(scope, &devices);
         let account = self.place(scope).and_then(|p| p.conn.account.clone());
-        for d in &mut devices {
-            d.account = d
-                .arn
-                .as_deref()
-                .and_then(crate::fleet::account_of_arn)
-                .map(str::to_string)
-                .or_else(|| account.clone());
+        for d in devices.iter_mut().filter(|d| d.account.is_none()) {
+            d.account = account.as_deref().map(Into::into);
         }
         if service == Service::Panorama {
             for d in &devices {
                 match &d.latest {
-                    Some(l) => self.status.latest.insert(d.id.clone(), l.clone()),
-                    None => self.status.latest.remove(&d.id),
+                    Some(l) => self.status.latest.insert(d.id.to_string(), l.to_string()),
+                    None => self.status.latest.remove(d.id.as_str()),
                 };
             }
             self.ask_jobs(false);
@@ -233,13 +228,10 @@ impl Worker {
         }
     }
 
-    /// The first ARN read in a scope names its account, which the header then shows.
+    /// The first ARN read in a scope names its account (a device's `account`, as read),
+    /// which the header then shows.
     fn learn_account(&mut self, scope: &str, devices: &[Device]) {
-        let Some(account) = devices
-            .iter()
-            .filter_map(|d| d.arn.as_deref())
-            .find_map(crate::fleet::account_of_arn)
-        else {
+        let Some(account) = devices.iter().find_map(|d| d.account.as_deref()) else {
             return;
         };
         let Some(place) = self.places.iter_mut().find(|p| p.conn.scope() == scope) else {
@@ -270,7 +262,7 @@ impl Worker {
             return;
         }
         match device {
-            Ok(mut device) => {
+            Ok(device) => {
                 let scope = device.scope.clone();
                 self.learn_account(&scope, std::slice::from_ref(&device));
                 // Only what is in view stays described: a read made to learn an account does
@@ -278,11 +270,6 @@ impl Worker {
                 if self.status.in_view.contains(&key) {
                     self.status.described.insert(key.clone(), Instant::now());
                 }
-                device.account = device
-                    .arn
-                    .as_deref()
-                    .and_then(crate::fleet::account_of_arn)
-                    .map(str::to_string);
                 self.emit(Event::DeviceUpdated(device));
             }
             Err(e) => self.emit(Event::DescribeFailed(key, e)),
@@ -631,8 +618,8 @@ pub(super) struct Where {
 
 impl Where {
     pub fn stamp(&self, mut d: Device) -> Device {
-        d.scope.clone_from(&self.scope);
-        d.region.clone_from(&self.region);
+        d.scope = self.scope.as_str().into();
+        d.region = self.region.as_str().into();
         d
     }
 }
@@ -674,7 +661,7 @@ async fn list(
                 return;
             }
             Ok((devices, next)) => {
-                ids.extend(devices.iter().map(|d| d.id.clone()));
+                ids.extend(devices.iter().map(|d| d.id.to_string()));
                 let devices = devices.into_iter().map(|d| at.stamp(d)).collect();
                 let _ = tx.send(Internal::Page(at.scope.clone(), service, devices));
                 token = next;
