@@ -3,10 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use compact_str::CompactString;
-
 use crate::fleet::filter::{self, Filter};
-use crate::fleet::{Device, DeviceKey, Service, version_key};
+use crate::fleet::{Device, DeviceKey, Service, Tags, version_key};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortColumn {
@@ -86,10 +84,10 @@ pub struct Devices {
     /// Epoch seconds as of the last tick: what `status:unreachable` is judged against, the
     /// same clock the table's UNREACHABLE is drawn with.
     now: u64,
-    /// Each row's place by label (then row), every column's tie-break; built by the first
+    /// The rows in order of label (then row), every column's tie-break; built by the first
     /// sort after rows come, go or are renamed, and kept until then: a refresh renames
-    /// nothing, so a sort after it compares numbers, not strings.
-    label_ranks: Option<Vec<u32>>,
+    /// nothing, so a sort after it compares no strings.
+    label_order: Option<Vec<u32>>,
     /// Every row's filter text ([`filter::haystack`]) in one buffer, and each row's slice of
     /// it: a filter word is looked for in one contiguous scan per row. A row whose text
     /// changes gets a new slice at the end; the buffer is rebuilt once half of it is stale.
@@ -98,8 +96,8 @@ pub struct Devices {
     hay_stale: usize,
 }
 
-/// What a row sorts by, borrowed from it where it can be, so a sort of 100,000 rows builds
-/// each key once instead of in every comparison.
+/// What a row sorts by, borrowed from it, so a sort of 100,000 rows allocates nothing per
+/// row: it hashes each row's key once, and compares only the few distinct ones.
 #[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Key<'a> {
     /// Unsorted: the service, then the scope's place in the order named.
@@ -107,13 +105,31 @@ enum Key<'a> {
     Service(Service),
     Text(&'a str),
     Maybe(Option<&'a str>),
-    Version(Vec<u64>),
-    Owned(String),
+    Version(Version<'a>),
+    Tags(&'a Tags),
+}
+
+/// A version as read, ordered numerically (4.3.100 after 4.3.93), then as text so that the
+/// order agrees with equality. The numbers are worked out per comparison, not per row.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Version<'a>(Option<&'a str>);
+
+impl Ord for Version<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let numbers = |v: &Self| v.0.map(version_key).unwrap_or_default();
+        numbers(self)
+            .cmp(&numbers(other))
+            .then(self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for Version<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 fn sort_key(d: &Device, column: Option<SortColumn>, rank: usize) -> (Key<'_>, &str) {
-    let version =
-        |v: &Option<CompactString>| Key::Version(v.as_deref().map(version_key).unwrap_or_default());
     let primary = match column {
         None => return (Key::Arrival(d.service, rank), ""),
         Some(SortColumn::Service) => Key::Service(d.service),
@@ -121,10 +137,10 @@ fn sort_key(d: &Device, column: Option<SortColumn>, rank: usize) -> (Key<'_>, &s
         Some(SortColumn::Region) => Key::Text(&d.region),
         Some(SortColumn::Account) => Key::Maybe(d.account.as_deref()),
         Some(SortColumn::Status) => Key::Text(&d.status),
-        Some(SortColumn::Current) => version(&d.current_software),
-        Some(SortColumn::Available) => version(&d.available_software),
+        Some(SortColumn::Current) => Key::Version(Version(d.current_software.as_deref())),
+        Some(SortColumn::Available) => Key::Version(Version(d.available_software.as_deref())),
         Some(SortColumn::Latest) => Key::Maybe(d.latest.as_deref()),
-        Some(SortColumn::Tags) => Key::Owned(d.tags_text()),
+        Some(SortColumn::Tags) => Key::Tags(&d.tags),
     };
     (primary, d.label())
 }
@@ -211,7 +227,7 @@ impl Devices {
             match self.index.get(&d.key()) {
                 Some(&i) => {
                     if self.rows[i].label() != d.label() {
-                        self.label_ranks = None;
+                        self.label_order = None;
                     }
                     self.rows[i].merge(d);
                     self.write_hay(i);
@@ -219,7 +235,7 @@ impl Devices {
                 }
                 None => {
                     let i = self.rows.len();
-                    self.label_ranks = None;
+                    self.label_order = None;
                     self.index.insert(d.key(), i);
                     self.counts[d.service as usize] += 1;
                     self.rows.push(d);
@@ -281,7 +297,7 @@ impl Devices {
         }
         let at = self.current().map(Device::key);
         self.rows.retain(|d| keep(d));
-        self.label_ranks = None;
+        self.label_order = None;
         self.rebuild_hay();
         self.index = self
             .rows
@@ -497,15 +513,23 @@ impl Devices {
         }
     }
 
-    /// Sorts every row in the order `before` gives, comparing numbers: each row's column
+    /// Sorts every row in the order `before` gives without comparing rows: each row's column
     /// value becomes the rank of its distinct value (a fleet has few statuses, versions or
-    /// regions), the label its cached place by label, and the row breaks what ties remain.
+    /// regions), and the rows, taken in their cached order by label (then row), are dealt
+    /// into one run per rank. One hash a row and two passes; no sort of 100,000 keys.
     fn resort(&mut self) {
         let sort = self.sort;
-        let labels = self.label_ranks();
-        // Each row's value numbered as first seen (one hash a row), then the few distinct
-        // values sorted and the numbers turned into ranks. By name the label is the order.
-        let mut seen: HashMap<Key<'_>, u32> = HashMap::new();
+        // Unsorted, the label is no part of the order: service and scope, then arrival.
+        let base = if sort.is_some() {
+            self.label_order()
+        } else {
+            (0..self.rows.len() as u32).collect()
+        };
+        // Each row's value numbered as first seen, then the few distinct values sorted and
+        // the numbers turned into ranks. By name the label is the whole order.
+        // foldhash: this hashes a key per row at every sort, and no one picks the keys to
+        // collide, so SipHash's defence is not needed here and its cost is.
+        let mut seen: HashMap<Key<'_>, u32, foldhash::fast::RandomState> = HashMap::default();
         let firsts: Vec<u32> = if sort == Some(SortColumn::Name) {
             vec![0; self.rows.len()]
         } else {
@@ -521,47 +545,45 @@ impl Devices {
         };
         let mut distinct: Vec<(Key<'_>, u32)> = seen.into_iter().collect();
         distinct.sort_unstable();
-        let mut rank_of = vec![0u32; distinct.len()];
+        let mut rank_of = vec![0u32; distinct.len().max(1)];
         for (r, (_, first)) in distinct.iter().enumerate() {
             rank_of[*first as usize] = r as u32;
         }
-        // Unsorted, the label is no part of the order: service and scope, then arrival.
-        let by_label = sort.is_some();
-        let mut keyed: Vec<(u64, u32)> = firsts
-            .iter()
-            .enumerate()
-            .map(|(i, &first)| {
-                let value = rank_of.get(first as usize).copied().unwrap_or(0);
-                let label = if by_label { labels[i] } else { 0 };
-                ((u64::from(value) << 32) | u64::from(label), i as u32)
-            })
-            .collect();
-        keyed.sort_unstable();
-        if self.reverse {
-            keyed.reverse();
+        // Where each rank's run starts, then the rows dealt out in label order.
+        let mut start = vec![0usize; rank_of.len() + 1];
+        for &first in &firsts {
+            start[rank_of[first as usize] as usize + 1] += 1;
         }
-        self.order = keyed.into_iter().map(|(_, i)| i as usize).collect();
+        for r in 1..start.len() {
+            start[r] += start[r - 1];
+        }
+        let mut order = vec![0usize; self.rows.len()];
+        for &i in &base {
+            let run = &mut start[rank_of[firsts[i as usize] as usize] as usize];
+            order[*run] = i as usize;
+            *run += 1;
+        }
+        if self.reverse {
+            order.reverse();
+        }
+        self.order = order;
         self.reindex();
     }
 
-    /// Each row's place by (label, row), built again only when stale.
-    fn label_ranks(&mut self) -> Vec<u32> {
-        if let Some(r) = &self.label_ranks
-            && r.len() == self.rows.len()
+    /// Every row in order of (label, row), built again only when stale.
+    fn label_order(&mut self) -> Vec<u32> {
+        if let Some(by) = &self.label_order
+            && by.len() == self.rows.len()
         {
-            return r.clone();
+            return by.clone();
         }
         let mut by: Vec<u32> = (0..self.rows.len() as u32).collect();
         by.sort_unstable_by(|&a, &b| {
             let (da, db) = (&self.rows[a as usize], &self.rows[b as usize]);
             da.label().cmp(db.label()).then(a.cmp(&b))
         });
-        let mut ranks = vec![0u32; by.len()];
-        for (r, &i) in by.iter().enumerate() {
-            ranks[i as usize] = r as u32;
-        }
-        self.label_ranks = Some(ranks.clone());
-        ranks
+        self.label_order = Some(by.clone());
+        by
     }
 
     /// Judges every row by the filter again, then the view.
@@ -716,6 +738,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn versions_sort_by_number_and_tags_pair_by_pair() {
+        let mut list = Devices::default();
+        let rows = [
+            ("a", "4.3.100", "site=b"),
+            ("b", "4.3.93", ""),
+            ("c", "10.0", "env=x"),
+        ];
+        list.upsert(
+            rows.iter()
+                .map(|(id, v, tag)| {
+                    let mut d = device(Service::Panorama, id, "ONLINE");
+                    d.current_software = Some((*v).into());
+                    if let Some((k, val)) = tag.split_once('=') {
+                        d.tags.insert(k, val);
+                    }
+                    d
+                })
+                .collect(),
+        );
+        let ids = |list: &Devices| -> Vec<String> {
+            (0..list.shown())
+                .map(|i| list.row(i).unwrap().id.to_string())
+                .collect()
+        };
+        while list.sort != Some(SortColumn::Current) {
+            list.cycle_sort();
+        }
+        assert_eq!(ids(&list), ["b", "a", "c"], "4.3.93 < 4.3.100 < 10.0");
+        while list.sort != Some(SortColumn::Tags) {
+            list.cycle_sort();
+        }
+        assert_eq!(ids(&list), ["b", "c", "a"], "none, env=x, site=b");
     }
 
     #[test]

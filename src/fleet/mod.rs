@@ -53,7 +53,8 @@ impl fmt::Display for DeviceKey {
 /// A device's tags, sorted by key. A sorted vector, not a `BTreeMap`: a map of even one tag
 /// allocates a whole node (about 540 bytes for `String` pairs), which at 100,000 devices is
 /// half the UI's memory; this holds exactly what the device has.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Ordered pair by pair (key, then value): the order the Tags column sorts by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tags(Vec<(CompactString, CompactString)>);
 
 impl Tags {
