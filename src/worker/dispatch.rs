@@ -268,6 +268,9 @@ async fn panorama_job(
             Some(Err(e)) => return End::Failed(e),
             Some(Ok(jobs)) => jobs,
         };
+        if ctx.hold.unless(ctx.limits.space_create()).await.is_none() {
+            return End::Paused;
+        }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
             Call::CreateJobForDevices,

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
@@ -22,8 +22,17 @@ const MAX_THROTTLES: u32 = 60;
 pub struct Limits {
     pub panorama_all: DefaultDirectRateLimiter,
     pub panorama_create: DefaultDirectRateLimiter,
+    /// When the last CreateJobForDevices went out. `panorama_create` orders the creates
+    /// waiting; this spaces the sends themselves, since a read made between the two waits
+    /// (the appliance's jobs before its create) can take a while, and without it the next
+    /// create, already paced, could follow the late one within the second and be throttled.
+    last_create: tokio::sync::Mutex<Option<Instant>>,
     pub calls: Semaphore,
 }
+
+/// A little over Panorama's 1 create a second: 30 ms of slack for the clocks and the
+/// network, so our pacing and the service's bucket do not disagree at the boundary.
+const CREATE_PERIOD: Duration = Duration::from_millis(1030);
 
 impl Limits {
     pub fn new(concurrency: usize) -> Self {
@@ -32,17 +41,26 @@ impl Limits {
             // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
             // are not paced here and need the headroom.
             panorama_all: RateLimiter::direct(per_second(4)),
-            // A little under 1 a second: 30 ms of slack for the clocks and the network, so
-            // our pacing and the service's bucket do not disagree at the boundary.
             panorama_create: RateLimiter::direct(
-                Quota::with_period(Duration::from_millis(1030)).unwrap_or(per_second(1)),
+                Quota::with_period(CREATE_PERIOD).unwrap_or(per_second(1)),
             ),
+            last_create: tokio::sync::Mutex::new(None),
             calls: Semaphore::new(concurrency.max(1)),
         }
     }
 
     pub async fn panorama_read(&self) {
         self.panorama_all.until_ready().await;
+    }
+
+    /// Waits until a create may go out, at least `CREATE_PERIOD` after the last one, and
+    /// counts it as sent. Call it right before the send.
+    pub async fn space_create(&self) {
+        let mut last = self.last_create.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until((at + CREATE_PERIOD).into()).await;
+        }
+        *last = Some(Instant::now());
     }
 
     /// A place among the calls under way. Take it after any pacing, never before.
