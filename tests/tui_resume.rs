@@ -37,14 +37,7 @@ async fn stopped_midway_then_resumed(stop: Stop) {
     })
     .await
     .unwrap();
-    let env = [
-        ("AWS_ACCESS_KEY_ID", sim.access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", sim.secret_access_key.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_CONFIG_FILE", "/dev/null"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let env = pty::sim_env(&sim);
     let args = ["--endpoint-url", sim.endpoint.as_str()];
     let journal =
         std::env::temp_dir().join(format!("fleetdeck-resume-{}.jsonl", uuid::Uuid::new_v4()));

@@ -179,14 +179,7 @@ async fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
     })
     .await
     .unwrap();
-    let env = [
-        ("AWS_ACCESS_KEY_ID", sim.access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", sim.secret_access_key.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_CONFIG_FILE", "/dev/null"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let env = pty::sim_env(&sim);
     // A directory of its own: the log beside the journal is this run's alone.
     let journal = std::env::temp_dir()
         .join(format!("fleetdeck-idle-{}", uuid::Uuid::new_v4()))

@@ -266,3 +266,16 @@ impl Drop for Tui {
         let _ = self.child.kill();
     }
 }
+
+/// The environment that points fleetdeck at a simulator's default account with its key,
+/// and away from any real AWS configuration on the machine.
+pub fn sim_env(sim: &fleetdeck::sim::SimHandle) -> [(&'static str, &str); 6] {
+    [
+        ("AWS_ACCESS_KEY_ID", sim.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", sim.secret_access_key.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
