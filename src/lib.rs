@@ -10,6 +10,7 @@ pub mod journal;
 pub mod keymap;
 pub mod log;
 pub mod ops;
+pub mod protocol;
 pub mod run;
 pub mod sim;
 pub mod tui;

@@ -11,7 +11,7 @@ use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
 use crate::ops::Book;
-use crate::worker::Event;
+use crate::protocol::Event;
 
 /// Names the log file instead of the default one.
 pub const PATH_VARIABLE: &str = "FLEETDECK_LOG";

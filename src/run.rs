@@ -15,18 +15,18 @@ use tokio::sync::mpsc;
 
 use crate::app::Devices;
 use crate::cli::{Action, Breach, Output, RunArgs};
-use crate::fleet::plan::likely_failure;
-use crate::fleet::{
-    Device, DeviceKey, Operation, Plan, Preflight, Service, SnowOptions, highest, validate,
-};
+use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions, highest, validate};
 use crate::journal::{self, Control};
+use crate::ops::plan::likely_failure;
 use crate::ops::rollout::{
     Gate, Health, OnBreach, Outcome as RolloutOutcome, Phase, Rollout, Size, duration_text,
     parse_duration, parse_waves,
 };
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
+use crate::ops::{Plan, Preflight};
+use crate::protocol::{Command, Event, Refusal, Resumable, RolloutView};
 use crate::tui::Session;
-use crate::worker::{self, Command, Event, Refusal, Resumable, RolloutView};
+use crate::worker;
 
 /// A device's part in the run, as the summary reports it.
 #[derive(Debug, Clone, Serialize)]

@@ -16,9 +16,10 @@ use crate::cli::TuiArgs;
 use crate::contexts::{self, Catalog, ConfigFile, Flags};
 use crate::journal;
 use crate::ops::Tally;
+use crate::protocol::{Command, Event, Settings, Source};
 use crate::sim::{self, SimConfig};
 use crate::ui;
-use crate::worker::{self, Command, Event, Settings, Source};
+use crate::worker;
 use tokio::sync::mpsc;
 
 /// Set in the environment, makes the program panic right after its first frame.

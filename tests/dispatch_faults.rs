@@ -6,11 +6,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Preflight, Service, SnowOptions};
+use fleetdeck::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use fleetdeck::journal::{self, Record};
 use fleetdeck::ops::{OpState, OpUpdate};
+use fleetdeck::ops::{Plan, Preflight};
+use fleetdeck::protocol::{Command, Event, Settings, Source};
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
-use fleetdeck::worker::{self, Command, Event, Settings, Source};
+use fleetdeck::worker;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 struct Region {

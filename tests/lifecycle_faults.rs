@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_snowdevicemanagement::types::{Command as SnowCommand, Reboot};
-use fleetdeck::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use fleetdeck::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use fleetdeck::journal::{self, Call, Record};
+use fleetdeck::ops::Plan;
 use fleetdeck::ops::{OpId, OpState, OpUpdate};
+use fleetdeck::protocol::{Command, Event, Settings, Source};
 use fleetdeck::sim::{FaultRule, SimConfig, SimHandle, TargetedFault};
-use fleetdeck::worker::{self, Command, Event, Settings, Source};
+use fleetdeck::worker;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 mod common;

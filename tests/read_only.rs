@@ -5,8 +5,10 @@ mod common;
 use std::time::Duration;
 
 use fleetdeck::aws;
-use fleetdeck::fleet::{Device, Operation, Plan, Service, SnowOptions};
-use fleetdeck::worker::{self, Command, Event, Settings, Source};
+use fleetdeck::fleet::{Device, Operation, Service, SnowOptions};
+use fleetdeck::ops::Plan;
+use fleetdeck::protocol::{Command, Event, Settings, Source};
+use fleetdeck::worker;
 
 #[tokio::test]
 async fn the_sdk_clients_refuse_mutating_calls_before_sending() {

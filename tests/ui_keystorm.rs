@@ -8,7 +8,7 @@ use fleetdeck::app::{self, App, Msg};
 use fleetdeck::aws::{ApiError, Connection, ErrorKind};
 use fleetdeck::fleet::{Device, Operation, Service};
 use fleetdeck::ops::{OpState, OpUpdate, Progress};
-use fleetdeck::worker::{Command, Event, Resumable};
+use fleetdeck::protocol::{Command, Event, Resumable};
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -10,7 +10,7 @@ use fleetdeck::fleet::Operation;
 use fleetdeck::fleet::{Device, Service};
 use fleetdeck::ops::rollout::{Figures, Gate, Phase, parse_waves};
 use fleetdeck::ops::{OpState, OpUpdate};
-use fleetdeck::worker::{Command, Event, RolloutView};
+use fleetdeck::protocol::{Command, Event, RolloutView};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -390,7 +390,7 @@ fn resume_offer() {
     let mut f = Fixture::new();
     // A fixed clock: the plan was confirmed 12 minutes before.
     f.app.now_epoch = 1_800_000_000;
-    f.worker(Event::Unfinished(fleetdeck::worker::Resumable {
+    f.worker(Event::Unfinished(fleetdeck::protocol::Resumable {
         plan: "29ef771b-2353-4c26-a3fe-b84d5e4c6674".into(),
         at: 1_800_000_000 - 720,
         operation: fleetdeck::fleet::Operation::Reboot,

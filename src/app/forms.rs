@@ -5,10 +5,11 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::fleet::{Device, Operation, Plan, Preflight, Service, SnowOptions, highest, validate};
+use crate::fleet::{Device, Operation, Service, SnowOptions, highest, validate};
 use crate::ops::rollout::{
     Gate, OnBreach, PRESETS, Rollout, Threshold, parse_duration, parse_waves, wave_sizes,
 };
+use crate::ops::{Plan, Preflight};
 
 /// From this many devices up, the operator types the number to confirm.
 pub const TYPE_TO_CONFIRM_FROM: usize = 10;

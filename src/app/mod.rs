@@ -18,7 +18,7 @@ use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::{self, Action, Scope};
 use crate::ops::rollout::Health;
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
-use crate::worker::{Command, Event, Refusal, Resumable, RolloutView};
+use crate::protocol::{Command, Event, Refusal, Resumable, RolloutView};
 
 pub use devices::{Devices, SortColumn};
 pub use forms::{Confirm, ConfirmOutcome, Field, Form, FormKind, FormOutcome};
@@ -671,7 +671,7 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Command
             KeyCode::Char('y') => {
                 app.tell(format!(
                     "Aborting rollout {}: nothing more is sent",
-                    crate::worker::short(&plan)
+                    crate::ops::short(&plan)
                 ));
                 vec![Command::Abort { plan }]
             }
@@ -1097,7 +1097,7 @@ fn open_rollout(app: &mut App) -> Option<RolloutView> {
         Some(v) => {
             app.tell(format!(
                 "Rollout {} has ended: nothing to pause, promote or abort (r retries the rest)",
-                crate::worker::short(&v.plan)
+                crate::ops::short(&v.plan)
             ));
             None
         }
@@ -1137,8 +1137,8 @@ fn retry_rest(app: &mut App) {
     if devices.is_empty() {
         return app.tell("Nothing to retry: every device of the rollout succeeded");
     }
-    let preflight = crate::fleet::Preflight::default();
-    let mut plan = crate::fleet::Plan::with(
+    let preflight = crate::ops::Preflight::default();
+    let mut plan = crate::ops::Plan::with(
         view.operation.clone(),
         view.snow.clone(),
         &devices,

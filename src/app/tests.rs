@@ -153,7 +153,7 @@ fn an_unconfirmed_row_is_still_work_left() {
 #[test]
 fn a_refused_plan_is_an_error_naming_the_plan_to_resume() {
     let mut app = app_with_fleet();
-    let refusal = crate::worker::Refusal {
+    let refusal = crate::protocol::Refusal {
         error: crate::aws::ApiError::new(
             crate::aws::ErrorKind::Conflict,
             "OverlapsUnfinishedPlan",

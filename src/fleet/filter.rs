@@ -153,7 +153,7 @@ impl Filter {
             .collect();
         Self {
             terms,
-            now: crate::journal::now(),
+            now: crate::fleet::now(),
         }
     }
 
@@ -457,7 +457,7 @@ mod tests {
     #[test]
     fn unreachable_is_the_status_the_table_shows() {
         let now = 1_000_000;
-        let stale = crate::fleet::plan::Preflight::DEFAULT_STALE.as_secs();
+        let stale = crate::fleet::STALE_AFTER.as_secs();
         let mut silent = snow("JID-silent", "LOCKED", &[]);
         silent.last_reached_out = Some(now - stale - 1);
         let mut heard = snow("JID-heard", "LOCKED", &[]);

@@ -1,14 +1,34 @@
 //! The domain both services map into: devices, operations and plans. No SDK types, no I/O.
 
 pub mod filter;
-pub mod plan;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compact_str::CompactString;
 
-pub use plan::{Plan, Preflight, SnowOptions};
+/// Snow Device Management takes at most this many targets per CreateTask.
+pub const SNOW_TARGETS_PER_TASK: usize = 10;
+
+/// A Snow device silent for longer than this is unreachable: the table says so, and
+/// preflight leaves it out by default.
+pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// The wall clock in epoch seconds, as the services' timestamps count.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a Snow task carries besides its command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnowOptions {
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -205,7 +225,7 @@ impl Device {
     /// says UNREACHABLE whatever its last lock state was, and `status:unreachable` finds it.
     pub fn unreachable(&self, now: u64) -> bool {
         self.last_reached_out
-            .is_some_and(|at| now.saturating_sub(at) > plan::Preflight::DEFAULT_STALE.as_secs())
+            .is_some_and(|at| now.saturating_sub(at) > STALE_AFTER.as_secs())
     }
 
     pub fn tags_text(&self) -> String {

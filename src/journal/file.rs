@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
@@ -22,11 +21,7 @@ const MAX_READ: u64 = 256 * 1024 * 1024;
 /// Ended plans older than this are dropped when the journal is opened.
 pub const RETENTION_SECS: u64 = 30 * 24 * 3600;
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::fleet::now;
 
 /// "2026-11-25 10:04:05" (UTC) for epoch seconds, as records are shown.
 pub fn when(at: u64) -> String {

@@ -438,7 +438,7 @@ pub fn unfinished_plans(records: &[Record]) -> Vec<Unfinished> {
                 }
             }
         }
-        for chunk in snow_fresh.chunks(crate::fleet::plan::SNOW_TARGETS_PER_TASK) {
+        for chunk in snow_fresh.chunks(crate::fleet::SNOW_TARGETS_PER_TASK) {
             pending.push(Pending::Snow {
                 devices: chunk.to_vec(),
                 token: None,

@@ -11,7 +11,10 @@
 //! The worker drives it, the journal records it, and the terminal UI and `fleetdeck run` are
 //! two views of it. No SDK types and no I/O here.
 
+pub mod plan;
 pub mod rollout;
+
+pub use plan::{Plan, Preflight};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::ApiError;
 use crate::fleet::DeviceKey;
+
+/// The first block of a plan's id, as the operator reads it.
+pub fn short(plan: &str) -> &str {
+    plan.split('-').next().unwrap_or(plan)
+}
 
 /// An operation's id, assigned by the engine, unique for the process.
 pub type OpId = usize;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::server;
+use super::routes;
 use super::wire::Service;
 
 /// Hits the `nth` call (1-based) of `operation` counted from when the rule was added, then
@@ -99,9 +99,9 @@ impl FaultRule {
                         "fault rule {self}: unknown service '{name}': use panorama or snow-device-management"
                     ));
                 };
-                server::serves(Some(service), operation)
+                routes::serves(Some(service), operation)
             }
-            None => server::serves(None, &self.operation),
+            None => routes::serves(None, &self.operation),
         };
         if known {
             Ok(())
@@ -109,7 +109,7 @@ impl FaultRule {
             Err(format!(
                 "fault rule {self}: no operation '{}' is served; the operations are {}",
                 self.operation,
-                server::operation_names().join(", ")
+                routes::operation_names().join(", ")
             ))
         }
     }

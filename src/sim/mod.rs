@@ -9,6 +9,7 @@ mod faults;
 pub mod fleet;
 mod panorama;
 mod quota;
+mod routes;
 mod server;
 mod snow;
 pub mod state;

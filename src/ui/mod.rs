@@ -299,7 +299,7 @@ fn abort(plan: &str, unsent: usize, theme: &Theme, frame: &mut Frame, area: Rect
     let text = vec![
         Line::from(format!(
             "Abort rollout {}? Nothing more is sent: {unsent} device{} never sent end SKIPPED, and its Snow tasks' queued executions are canceled.",
-            crate::worker::short(plan),
+            crate::ops::short(plan),
             if unsent == 1 { "" } else { "s" }
         )),
         Line::from(""),

@@ -11,10 +11,11 @@ use super::devices::Col;
 use super::theme::Theme;
 use crate::app::{App, OpRow, Pane};
 use crate::fleet::Service;
-use crate::fleet::plan::likely_failure;
 use crate::ops::OpState;
+use crate::ops::plan::likely_failure;
 use crate::ops::rollout::{Health, Outcome, Phase, duration_text};
-use crate::worker::{RolloutView, short};
+use crate::ops::short;
+use crate::protocol::RolloutView;
 
 /// A text gauge: `width` cells, filled for `done` of `total`.
 fn bar(done: usize, total: usize, width: usize) -> String {

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::theme::Theme;
 use crate::app::App;
-use crate::worker::Resumable;
+use crate::protocol::Resumable;
 
 pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area: Rect) {
     let names: Vec<String> = plan
@@ -68,7 +68,7 @@ pub fn draw(app: &App, plan: &Resumable, theme: &Theme, frame: &mut Frame, area:
     ));
     let block = Block::bordered().title(format!(
         " Unfinished {what} plan {} · confirmed {age} ago ",
-        crate::worker::short(&plan.plan)
+        crate::ops::short(&plan.plan)
     ));
     let rect = super::dialog(frame, area, 84, lines.len() as u16 + 4);
     frame.render_widget(

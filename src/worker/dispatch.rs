@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use super::Internal;
 use super::limits::{Limits, Retry, Stop, backoff};
 use crate::aws::{self, ApiError, Clients, Created, ErrorKind};
-use crate::fleet::plan::SNOW_TARGETS_PER_TASK;
-use crate::fleet::{Operation, Service, SnowOptions};
+use crate::fleet::{Operation, SNOW_TARGETS_PER_TASK, Service, SnowOptions};
 use crate::journal::{self, Call, ErrorRecord, Journal, Record};
 use crate::ops::{OpId, OpState, OpUpdate};
 

@@ -11,7 +11,6 @@
 mod dispatch;
 mod limits;
 mod plans;
-mod protocol;
 mod rollout;
 mod status;
 
@@ -25,12 +24,10 @@ use tokio::task::JoinSet;
 use crate::aws::{self, ApiError, Clients, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::journal::{self, Journal};
-use crate::ops::Book;
+use crate::ops::{Book, OpId, OpUpdate, Tally, short};
+use crate::protocol::{Command, Event, Resumable, Settings, Source};
 
-pub use crate::ops::{OpId, OpUpdate, Tally};
 pub use limits::Limits;
-pub use protocol::{Command, Event, Refusal, Resumable, RolloutView, Settings, Source};
-pub use rollout::short;
 
 /// What the worker's own sub-tasks report back to it.
 enum Internal {

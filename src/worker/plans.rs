@@ -8,15 +8,14 @@ use tokio::sync::mpsc;
 
 use super::dispatch::{self, Ctx, Log, Work};
 use super::rollout::Run;
-use super::{
-    Event, Internal, Place, Refusal, Resumable, RolloutView, Settings, Worker, device_ref,
-    parse_device_ref,
-};
+use super::{Internal, Place, Worker, device_ref, parse_device_ref};
 use crate::aws::{self, ApiError, ErrorKind};
-use crate::fleet::{DeviceKey, Operation, Plan, Service, SnowOptions};
+use crate::fleet::{DeviceKey, Operation, Service, SnowOptions};
 use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record, operation_of};
+use crate::ops::Plan;
 use crate::ops::rollout::{Phase, Verdict};
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
+use crate::protocol::{Event, Refusal, Resumable, RolloutView, Settings};
 
 /// Opens the journal the settings name. Without one nothing is dispatched, and the operator
 /// is told why.

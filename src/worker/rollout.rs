@@ -11,14 +11,15 @@ use tokio::sync::watch;
 
 use super::dispatch::Work;
 use super::limits::Stop;
-use super::{Event, Internal, RolloutView, Worker};
+use super::{Internal, Worker};
 use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use crate::journal::{self, Record};
 use crate::ops::rollout::{
     Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, duration_text, health,
 };
-use crate::ops::{OpId, OpState, OpUpdate};
+use crate::ops::{OpId, OpState, OpUpdate, short};
+use crate::protocol::{Event, RolloutView};
 
 /// One plan's rollout, as the worker drives it.
 pub(super) struct Run {
@@ -110,7 +111,7 @@ pub(super) fn fresh_work(
         let target = (key.id.to_string(), *op);
         if let Some(&i) = open.get(&scope)
             && let Some(Work::Snow { ops, .. }) = work.get_mut(i)
-            && ops.len() < crate::fleet::plan::SNOW_TARGETS_PER_TASK
+            && ops.len() < crate::fleet::SNOW_TARGETS_PER_TASK
         {
             ops.push(target);
             continue;
@@ -682,9 +683,4 @@ impl Worker {
             self.advance(&plan);
         }
     }
-}
-
-/// The first block of a plan's id, as the operator reads it.
-pub fn short(plan: &str) -> &str {
-    plan.split('-').next().unwrap_or(plan)
 }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::limits::Limits;
-use super::{Event, Internal, Worker};
+use super::{Internal, Worker};
 use crate::aws::{self, ApiError, Clients};
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::ops::{OpId, OpState, OpUpdate};
+use crate::protocol::Event;
 
 /// A followed job is asked about at least this often, whatever the listing says.
 const ASK_AT_LEAST_EVERY: Duration = Duration::from_secs(20);

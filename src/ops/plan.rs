@@ -4,16 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Device, DeviceKey, Operation, Service, major_of};
-use crate::ops::rollout::{Rollout, duration_text, wave_sizes};
-
-pub const SNOW_TARGETS_PER_TASK: usize = 10;
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnowOptions {
-    pub description: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
+use super::rollout::{Rollout, duration_text, wave_sizes};
+use crate::fleet::{
+    Device, DeviceKey, Operation, SNOW_TARGETS_PER_TASK, STALE_AFTER, Service, SnowOptions,
+    major_of, version_key,
+};
 
 /// A device left out of the plan, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,15 +33,13 @@ pub struct Preflight {
 }
 
 impl Preflight {
-    pub const DEFAULT_STALE: Duration = Duration::from_secs(3600);
+    pub const DEFAULT_STALE: Duration = STALE_AFTER;
 
     pub fn new(include_skipped: bool, stale: Duration) -> Self {
         Self {
             include_skipped,
             stale,
-            now: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            now: crate::fleet::now(),
         }
     }
 }
@@ -273,7 +266,7 @@ fn certain_to_fail(
             && !offered.contains(image_version)
         {
             let mut known = offered.clone();
-            known.sort_by_key(|v| super::version_key(v));
+            known.sort_by_key(|v| version_key(v));
             known.dedup();
             return Some(format!(
                 "no appliance in the plan offers {image_version} (offered: {})",

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::aws::{ApiError, Connection, Target};
-use crate::fleet::{Device, DeviceKey, Operation, Plan, Service, SnowOptions};
+use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
+use crate::ops::Plan;
 use crate::ops::rollout::{Decision, Figures, Gate, Health, Outcome, Phase, Size};
 use crate::ops::{OpId, OpUpdate, Tally};
 
