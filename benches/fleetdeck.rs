@@ -1110,7 +1110,7 @@ fn app_in_flight() -> anyhow::Result<(App, Vec<usize>)> {
         app::update(&mut app, key(KeyCode::Char('s')));
     }
     anyhow::ensure!(
-        app.devices.sort == Some(app::devices::SortColumn::Status),
+        app.devices.sort == Some(app::SortColumn::Status),
         "not sorted by Status: {:?}",
         app.devices.sort
     );

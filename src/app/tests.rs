@@ -4,7 +4,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::fleet::Operation;
-use crate::ops::{OpState, OpUpdate};
+use compact_str::CompactString;
+
+use crate::ops::{OpId, OpState, OpUpdate};
+use crate::protocol::RolloutView;
 
 /// The worker's answer to a dispatch: the plan journaled, one operation per target.
 fn start(app: &mut App, commands: &[Command]) {

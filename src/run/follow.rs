@@ -1,0 +1,309 @@
+//! Following a plan to its end: every operation's news into its summary row, each gate
+//! decision and wait told once, an approval timeout kept, and signals that stop dispatch
+//! cleanly (a second one exits at once).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+
+use super::progress::Progress;
+use super::summary::Outcome;
+use crate::journal;
+use crate::ops::rollout::{Health, Phase, duration_text};
+use crate::ops::{OpId, Tally};
+use crate::protocol::{Command, Event, RolloutView};
+
+/// SIGINT, SIGTERM and SIGHUP, taken over from their default of ending the process at once.
+pub struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// Stops the worker's dispatch and waits for the tally of what it left; `None` when it did
+/// not answer (it is gone, or took over a minute).
+pub async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Option<Tally> {
+    let (done, wait) = oneshot::channel();
+    commands.send(Command::Shutdown(done)).ok()?;
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// How following ended.
+pub enum Followed {
+    /// Every operation reached its end.
+    Done,
+    /// A signal stopped dispatch: the tally of what was left, if the worker answered.
+    Stopped(Option<Tally>),
+}
+
+/// What following a plan needs besides the rows.
+pub struct Following<'a> {
+    pub commands: &'a mpsc::UnboundedSender<Command>,
+    pub events: &'a mut mpsc::UnboundedReceiver<Event>,
+    pub signals: &'a mut Signals,
+    pub ids: &'a [OpId],
+    pub approve_timeout: Option<Duration>,
+    pub journal: Option<&'a std::path::Path>,
+}
+
+/// The rows, the rollout as last reported, and how progress is shown.
+pub struct Rows<'a> {
+    pub outcomes: &'a mut [Outcome],
+    pub rollout: &'a mut Option<RolloutView>,
+    pub progress: &'a mut Progress,
+}
+
+/// Follows every operation to its end. A signal stops dispatch (calls under way finish, the
+/// rest stays in the journal for `--resume`) and returns the tally; a second signal exits at
+/// once.
+pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Followed> {
+    let Following {
+        commands,
+        events,
+        signals,
+        ids,
+        approve_timeout,
+        journal,
+    } = f;
+    let mut stopping: Option<oneshot::Receiver<Tally>> = None;
+    let mut approval_by: Option<tokio::time::Instant> = None;
+    loop {
+        let ended = rows.rollout.as_ref().is_none_or(|r| r.outcome.is_some());
+        if stopping.is_none() && ended && rows.outcomes.iter().all(|o| o.engine_state.is_final()) {
+            break;
+        }
+        let approval = async {
+            match approval_by {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.recv() => {
+                let event = event.context("the worker stopped")?;
+                if let Some(view) = rows.take(ids, event, journal) {
+                    approval_by = approval_deadline(&view, approve_timeout, approval_by);
+                }
+            }
+            name = signals.next() => {
+                if stopping.is_some() {
+                    rows.progress.say(&format!("\n{name} again: exiting now; the journal has what was sent"));
+                    std::process::exit(130);
+                }
+                rows.progress.say(&format!(
+                    "\n{name}: stopping — calls under way finish, nothing more is sent, the rest is kept for --resume ({name} again exits at once)"
+                ));
+                let (done, wait) = oneshot::channel();
+                commands.send(Command::Shutdown(done)).context("the worker stopped")?;
+                stopping = Some(wait);
+            }
+            () = approval => {
+                approval_by = None;
+                if let Some(r) = rows.rollout.as_ref() {
+                    rows.progress.say(&format!(
+                        "no operator's word within {}: aborting the rollout",
+                        duration_text(approve_timeout.unwrap_or_default())
+                    ));
+                    commands
+                        .send(Command::Abort { plan: r.plan.clone() })
+                        .context("the worker stopped")?;
+                }
+            }
+            tally = async { stopping.as_mut().expect("guarded").await }, if stopping.is_some() => {
+                // The worker sent every row's last news before its answer: take it in.
+                while let Ok(event) = events.try_recv() {
+                    if let Event::Op(op, update) = event
+                        && let Some(at) = ids.iter().position(|id| *id == op)
+                    {
+                        rows.outcomes[at].apply(update);
+                    }
+                }
+                rows.progress.finish();
+                return Ok(Followed::Stopped(tally.ok()));
+            }
+        };
+    }
+    rows.progress.finish();
+    Ok(Followed::Done)
+}
+
+/// Waiting for an operator — an approval or a pause — is bounded by the timeout, counted
+/// from when the wait began.
+fn approval_deadline(
+    view: &RolloutView,
+    timeout: Option<Duration>,
+    current: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (&view.phase, timeout) {
+        (Phase::AwaitingApproval | Phase::Paused { .. }, Some(t)) => {
+            current.or(Some(tokio::time::Instant::now() + t))
+        }
+        _ => None,
+    }
+}
+
+impl Rows<'_> {
+    /// Takes one event from the worker; a rollout's new view is handed back.
+    fn take(
+        &mut self,
+        ids: &[OpId],
+        event: Event,
+        journal: Option<&std::path::Path>,
+    ) -> Option<RolloutView> {
+        match event {
+            Event::Op(op, update) => {
+                let at = ids.iter().position(|id| *id == op)?;
+                let changed = self.outcomes[at].apply(update);
+                self.progress.op(self.outcomes, at, changed);
+            }
+            // A scope's account learned after its listing (Panorama lists no ARNs).
+            Event::Connected(connections) => {
+                for o in self.outcomes.iter_mut().filter(|o| o.account.is_none()) {
+                    o.account = connections
+                        .iter()
+                        .find(|c| c.scope() == o.scope)
+                        .and_then(|c| c.account.clone());
+                }
+            }
+            Event::Rollout(view) => {
+                self.rollout_view(ids, &view, journal);
+                return Some(view);
+            }
+            Event::Health(op, health) => self.health(ids, op, health),
+            Event::Failure(message) => self.progress.say(&message),
+            Event::Notice(message) if message.contains("another shell") => {
+                self.progress.say(&message)
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn rollout_view(
+        &mut self,
+        ids: &[OpId],
+        view: &RolloutView,
+        journal: Option<&std::path::Path>,
+    ) {
+        // On stderr whatever the output: the JSON summary stays alone on stdout.
+        for line in rollout_lines(view, self.rollout.as_ref(), journal) {
+            self.progress.say(&line);
+        }
+        for (k, wave) in view.waves.iter().enumerate() {
+            for op in wave {
+                if let Some(at) = ids.iter().position(|id| id == op)
+                    && let Some(row) = self.outcomes.get_mut(at)
+                {
+                    row.wave = Some(k + 1);
+                }
+            }
+        }
+        self.progress.waves(self.outcomes, view.waves.len());
+        self.progress.waiting(waiting_for(view));
+        *self.rollout = Some(view.clone());
+    }
+
+    fn health(&mut self, ids: &[OpId], op: OpId, health: Health) {
+        let Some(at) = ids.iter().position(|id| *id == op) else {
+            return;
+        };
+        let row = &mut self.outcomes[at];
+        match health {
+            Health::Healthy => row.health = Some("healthy".into()),
+            Health::Unhealthy(why) => {
+                row.healthy = false;
+                self.progress.unhealthy(&row.name, &why);
+                row.health = Some(why);
+            }
+            Health::Checking => {}
+        }
+    }
+}
+
+/// What a rollout waits for, in a few words, while it waits.
+fn waiting_for(view: &RolloutView) -> Option<String> {
+    let n = view.waves.len();
+    let wave = view.wave + 1;
+    match &view.phase {
+        Phase::Checking => Some(format!("wave {wave}/{n}: checking the devices' health")),
+        Phase::Baking { until } => Some(format!(
+            "wave {wave}/{n}: baking until {} UTC",
+            journal::when(*until)
+        )),
+        Phase::AwaitingApproval => Some(format!(
+            "wave {wave}/{n} passed: waiting for approval (fleetdeck run --promote {})",
+            view.plan
+        )),
+        Phase::Paused { why } => Some(format!("paused: {why}")),
+        _ => None,
+    }
+}
+
+/// What a rollout decided and what it waits for, each said once.
+fn rollout_lines(
+    view: &RolloutView,
+    before: Option<&RolloutView>,
+    journal: Option<&std::path::Path>,
+) -> Vec<String> {
+    let n = view.waves.len();
+    let seen = before.map_or(0, |b| b.decisions.len());
+    let mut lines: Vec<String> = view
+        .decisions
+        .iter()
+        .skip(seen)
+        .map(|d| d.line(n))
+        .collect();
+    let same_phase = before.is_some_and(|b| b.phase == view.phase && b.wave == view.wave);
+    if same_phase {
+        return lines;
+    }
+    let with_journal = journal
+        .filter(|p| Some(*p) != journal::default_path().as_deref())
+        .map_or_else(String::new, |p| format!(" --journal {}", p.display()));
+    let plan = &view.plan;
+    let wave = view.wave + 1;
+    match &view.phase {
+        Phase::Sending if n > 1 => {
+            let size = view.waves.get(view.wave).map_or(0, Vec::len);
+            let s = if size == 1 { "" } else { "s" };
+            lines.push(format!("wave {wave}/{n}: sending {size} device{s}"));
+        }
+        Phase::Checking => lines.push(format!("wave {wave}/{n}: checking the devices' health")),
+        Phase::Baking { until } => lines.push(format!(
+            "wave {wave}/{n}: baking for {} before the next wave",
+            duration_text(Duration::from_secs(until.saturating_sub(journal::now())))
+        )),
+        Phase::AwaitingApproval => lines.push(format!(
+            "wave {wave}/{n} passed: waiting for approval. From another shell:\n  fleetdeck run --promote {plan}{with_journal}"
+        )),
+        Phase::Paused { why } => lines.push(format!(
+            "rollout paused: {why}. From another shell:\n  fleetdeck run --promote {plan}{with_journal}   (go on)\n  fleetdeck run --abort {plan}{with_journal}     (stop)"
+        )),
+        Phase::Aborted { why } => lines.push(format!("rollout ABORTED: {why}")),
+        _ => {}
+    }
+    lines
+}
