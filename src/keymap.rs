@@ -349,7 +349,7 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Results,
         "the job or execution: DescribeDeviceJob / DescribeExecution",
     )
-    .hint("open", 130),
+    .hint("open", 165),
     bind(
         &[(KeyCode::Char('C'), SHIFT), (KeyCode::Char('C'), NONE)],
         "C",

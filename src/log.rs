@@ -201,6 +201,20 @@ pub fn event(event: &Event, book: &Book) {
         ),
         Event::Health(id, health) => tracing::info!(op = id, health = ?health, "health"),
         Event::Unfinished(r) => tracing::info!(plan = %r.plan, "unfinished plan found"),
+        Event::Answered {
+            plan,
+            control,
+            by,
+            applied,
+            detail,
+        } => tracing::info!(
+            %plan,
+            word = control.word(),
+            by = %by.text(),
+            applied,
+            %detail,
+            "a word to a rollout"
+        ),
         Event::Notice(text) => tracing::info!("{text}"),
         Event::Failure(text) => tracing::warn!("{text}"),
         Event::DeviceUpdated(_) | Event::Details { .. } | Event::Inspected { .. } => {}

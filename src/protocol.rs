@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::aws::{ApiError, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use crate::ops::Plan;
-use crate::ops::rollout::{Decision, Figures, Gate, Health, Outcome, Phase, Size};
+use crate::ops::rollout::{Cause, Control, Decision, Figures, Gate, Health, Outcome, Phase, Size};
 use crate::ops::{OpId, OpUpdate, Tally};
 
 #[derive(Debug)]
@@ -32,12 +32,13 @@ pub enum Command {
     /// Close an unfinished plan: reconcile what may have been sent, abandon the rest.
     Discard { plan: String },
     /// A rollout goes on: past an approval, a bake, a pause or a breach the operator accepts.
-    Promote { plan: String },
+    /// Refused, and said so, when nothing waits for a promotion.
+    Promote { plan: String, by: Cause },
     /// A rollout sends nothing more until promoted or aborted.
-    Pause { plan: String },
+    Pause { plan: String, by: Cause },
     /// A rollout stops for good: nothing more is sent, what was not is skipped, queued Snow
     /// executions are canceled.
-    Abort { plan: String },
+    Abort { plan: String, by: Cause },
     /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
     /// with how the operations stand.
     Shutdown(tokio::sync::oneshot::Sender<Tally>),
@@ -112,6 +113,15 @@ pub enum Event {
     Rollout(RolloutView),
     /// A device's health after its operation succeeded, as a rollout's gate reads it.
     Health(OpId, Health),
+    /// What became of a word to a rollout (promote, pause, abort): applied, or refused and
+    /// why. Applied means applied to the rollout's state and journaled.
+    Answered {
+        plan: String,
+        control: Control,
+        by: Cause,
+        applied: bool,
+        detail: String,
+    },
     /// A plan a crash or a quit left open, for the same region and endpoint.
     Unfinished(Resumable),
     /// Passing news for the status line.

@@ -152,6 +152,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
     app.danger = crate::fleet::filter::Danger::new(&catalog.file.danger());
     app.catalog = catalog;
     app.read_only = args.read_only;
+    app.operator = journal::control::operator("the terminal UI");
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());
     app.log_path = crate::log::path().map(|p| p.display().to_string());
 

@@ -145,3 +145,28 @@ fn tags_outside_the_aws_rules_are_refused_before_anything_is_sent() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("51 tags: a task takes at most 50"), "{err}");
 }
+
+#[test]
+fn an_empty_entry_in_devices_is_named_before_anything_is_read() {
+    let endpoint = closed_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["run", "--endpoint-url", &endpoint, "--action", "reboot"])
+        .args(["--devices", "cam-00,,cam-01", "--yes"])
+        .env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("fleetdeck runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--devices has an empty entry (the 2nd of 3)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Nothing answers"),
+        "refused before any call: {err}"
+    );
+}

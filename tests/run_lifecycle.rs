@@ -258,3 +258,48 @@ async fn an_unlock_reads_each_device_once_and_sends_nothing_more_to_panorama() {
         n("snow-device-management:ListExecutions")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_every_operation_ended_without_its_end_is_closed_when_next_opened() {
+    use fleetdeck::journal::Record;
+    use fleetdeck::ops::OpState;
+    let sim = sim(QuotaMode::Off).await;
+    let j = journal();
+    // A process stopped between its last operation's end and the plan's: every device has
+    // its end, the plan none.
+    let plan = "11111111-2222-4333-8444-555555555555";
+    let records = [
+        serde_json::json!({"record": "plan", "plan": plan, "at": 1, "action": "reboot",
+            "region": "us-east-1", "endpoint": sim.endpoint,
+            "devices": ["panorama:device-ptgz4jfebz9sdo78xrlgqnbqrm"]}),
+        serde_json::json!({"record": "final", "plan": plan, "at": 2,
+            "device": "device-ptgz4jfebz9sdo78xrlgqnbqrm", "state": "SUCCEEDED",
+            "resource_id": "job-1"}),
+    ];
+    let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&j, lines.join("\n") + "\n").unwrap();
+    assert_eq!(
+        fleetdeck::journal::unfinished(&fleetdeck::journal::read(&j).unwrap()),
+        vec![plan.to_string()]
+    );
+    // Opened by a run: nothing of it is left to resume, and it is closed.
+    let out = output(&sim, &j, &["--resume", "--yes"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing to resume"), "{stderr}");
+    let after = fleetdeck::journal::read(&j).unwrap();
+    assert!(
+        fleetdeck::journal::unfinished(&after).is_empty(),
+        "{after:?}"
+    );
+    assert!(matches!(after.last(), Some(Record::End { plan: p, .. }) if p == plan));
+    assert!(matches!(
+        after.get(1),
+        Some(Record::Final {
+            state: OpState::Succeeded,
+            ..
+        })
+    ));
+    assert!(sim.ledger().is_empty(), "nothing was sent");
+    let _ = std::fs::remove_file(&j);
+}

@@ -259,7 +259,7 @@ async fn a_breach_pauses_then_an_abort_while_paused_stops_it_and_retry_sends_the
     let asked = output(&sim, &j, &["--abort", &plan]);
     assert!(asked.status.success(), "{}", text(&asked.stderr));
     assert!(
-        text(&asked.stderr).contains("taken by"),
+        text(&asked.stderr).contains("abort: applied by process"),
         "{}",
         text(&asked.stderr)
     );

@@ -404,3 +404,75 @@ fn resume_offer() {
     }));
     f.snapshot("resume");
 }
+
+/// Three contexts in five scopes: at 80 columns the header says less of each rather than run
+/// off the edge, and at 120 it has room for the accounts.
+#[test]
+fn header_with_three_contexts_fits() {
+    let t0 = Instant::now();
+    let scope = |context: &str, label: &str, region: &str, account: &str| Connection {
+        context: context.into(),
+        label: Some(label.into()),
+        region: region.into(),
+        account: Some(account.into()),
+        ..connection()
+    };
+    let connections = vec![
+        scope("prod", "prod", "us-east-1", "123456789012"),
+        scope("prod", "prod", "us-west-2", "123456789012"),
+        scope("lab", "lab", "us-west-2", "210987654321"),
+        scope("lab", "lab", "eu-west-1", "210987654321"),
+        scope("edge", "edge sites", "ap-southeast-2", "345678901234"),
+    ];
+    let app = App::new(connections, false, t0);
+    let f = Fixture { app, t0 };
+    f.snapshot("header_three_contexts");
+    for (w, h) in SIZES {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|fr| fleetdeck::ui::draw(&f.app, fr)).unwrap();
+        let screen = format!("{}", terminal.backend());
+        let header = screen.lines().next().unwrap_or_default();
+        for label in ["prod", "lab", "edge sites"] {
+            assert!(header.contains(label), "{w}x{h}: {header}");
+        }
+    }
+}
+
+/// A plan sent all at once: the plan's own line has its gauge, and the rollout's banner does
+/// not say it again.
+#[test]
+fn a_single_wave_rollout_has_one_gauge() {
+    let mut f = Fixture::new();
+    f.keys(" ").key(KeyCode::Down).keys(" ");
+    f.keys("b").key(KeyCode::Enter).keys("y");
+    f.at(3)
+        .op(0, "SENT", Some("job-3ye7lamgciu1p9iln26apd0z75"), None)
+        .op(1, "SENT", Some("job-tgpwxpd0ga8y54ga1u7ytgpwxp"), None)
+        .at(9)
+        .op(0, "COMPLETED", None, None);
+    f.worker(Event::Rollout(RolloutView {
+        plan: "plan-1".into(),
+        operation: Operation::Reboot,
+        snow: Default::default(),
+        sizes: parse_waves("rest").unwrap(),
+        gate: None,
+        waves: vec![vec![0, 1]],
+        wave: 0,
+        phase: Phase::Sending,
+        figures: Figures::default(),
+        decisions: Vec::new(),
+        outcome: None,
+        left_out: Vec::new(),
+    }));
+    f.snapshot("results_one_wave");
+    for (w, h) in SIZES {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|fr| fleetdeck::ui::draw(&f.app, fr)).unwrap();
+        let screen = format!("{}", terminal.backend());
+        assert_eq!(
+            screen.matches("1/2").count() + screen.matches("1 of 2").count(),
+            1,
+            "{w}x{h}:\n{screen}"
+        );
+    }
+}

@@ -81,8 +81,14 @@ pub(super) fn on_action(app: &mut App, action: Action) -> Vec<Command> {
         Action::Reboot => return open_form(app, FormKind::Reboot),
         Action::Unlock => return open_form(app, FormKind::Unlock),
         Action::CancelTask => return cancel(app),
-        Action::PauseRollout => return rollout_command(app, |plan| Command::Pause { plan }),
-        Action::Promote => return rollout_command(app, |plan| Command::Promote { plan }),
+        Action::PauseRollout => {
+            let by = app.operator.clone();
+            return rollout_command(app, |plan| Command::Pause { plan, by });
+        }
+        Action::Promote => {
+            let by = app.operator.clone();
+            return rollout_command(app, |plan| Command::Promote { plan, by });
+        }
         Action::AbortRollout => ask_abort(app),
         Action::RetryRest => retry_rest(app),
         Action::OpenResult => return inspect(app),
@@ -273,7 +279,10 @@ pub(super) fn open_rollout(app: &mut App) -> Option<RolloutView> {
     }
 }
 
-pub(super) fn rollout_command(app: &mut App, command: impl Fn(String) -> Command) -> Vec<Command> {
+pub(super) fn rollout_command(
+    app: &mut App,
+    command: impl FnOnce(String) -> Command,
+) -> Vec<Command> {
     match open_rollout(app) {
         Some(view) => vec![command(view.plan)],
         None => Vec::new(),

@@ -87,6 +87,20 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             }
             next_resume(app);
         }
+        Event::Answered {
+            plan,
+            control,
+            applied,
+            detail,
+            ..
+        } => {
+            let verdict = if applied { "done" } else { "refused" };
+            app.tell(format!(
+                "Rollout {}: {} {verdict}: {detail}",
+                crate::ops::short(&plan),
+                control.word()
+            ));
+        }
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }

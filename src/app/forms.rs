@@ -165,7 +165,16 @@ impl Staging {
             .parse()
             .map_err(|e| (Field::MaxFailed, e))?;
         let min_done = match self.min_done.value().trim().parse::<usize>() {
-            Ok(n) if n >= 1 => n,
+            Ok(n) if n >= 1 && n <= devices.max(1) => n,
+            // More than the plan has: the gate would never count a failure.
+            Ok(n) if n >= 1 => {
+                return Err((
+                    Field::MinDone,
+                    format!(
+                        "{n} is more than the plan's {devices} devices: the gate would never count a failure"
+                    ),
+                ));
+            }
             _ => return Err((Field::MinDone, "a count, 1 or more".into())),
         };
         let bake = parse_duration(self.bake.value()).map_err(|e| (Field::Bake, e))?;
@@ -347,7 +356,8 @@ impl Form {
                 out.push((field, e));
             }
         }
-        if let Err((field, e)) = self.staging.rollout(self.targets.len()) {
+        // Against what preflight leaves in the plan: the gate counts only what is sent.
+        if let Err((field, e)) = self.staging.rollout(self.preview().device_count()) {
             out.push((field, e));
         }
         out

@@ -188,7 +188,8 @@ fn abort_key(app: &mut App, plan: String, unsent: usize, key: KeyEvent) -> Vec<C
                 "Aborting rollout {}: nothing more is sent",
                 crate::ops::short(&plan)
             ));
-            vec![Command::Abort { plan }]
+            let by = app.operator.clone();
+            vec![Command::Abort { plan, by }]
         }
         KeyCode::Char('n') | KeyCode::Esc => Vec::new(),
         _ => {

@@ -18,6 +18,7 @@ use tui_input::Input;
 
 use crate::aws::Connection;
 use crate::fleet::{Device, DeviceKey, Service};
+use crate::ops::rollout::Cause;
 use crate::protocol::{Command, Event, Resumable};
 
 pub use actions::behind;
@@ -139,6 +140,8 @@ pub struct App {
     pub resumable: Vec<Resumable>,
     /// The devices last reported to the worker as in view.
     pub looked: Vec<DeviceKey>,
+    /// Who gives this terminal's words to a rollout, as the journal records it.
+    pub operator: Cause,
     pub quit: bool,
 }
 
@@ -183,6 +186,12 @@ impl App {
             log_path: None,
             resumable: Vec::new(),
             looked: Vec::new(),
+            operator: Cause::Operator {
+                user: "the operator".into(),
+                host: "this host".into(),
+                pid: std::process::id(),
+                via: "the terminal UI".into(),
+            },
             quit: false,
         }
     }

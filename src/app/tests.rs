@@ -398,11 +398,11 @@ fn rollout_keys_pause_promote_abort_and_retry_the_rest() {
     assert_eq!(app.focus, Pane::Results);
     assert!(matches!(
         press(&mut app, KeyCode::Char('p')).as_slice(),
-        [Command::Pause { plan: p }] if *p == plan
+        [Command::Pause { plan: p, by }] if *p == plan && *by == app.operator
     ));
     assert!(matches!(
         press(&mut app, KeyCode::Char('P')).as_slice(),
-        [Command::Promote { plan: p }] if *p == plan
+        [Command::Promote { plan: p, by }] if *p == plan && *by == app.operator
     ));
     // Abort asks first, naming what was never sent.
     assert!(press(&mut app, KeyCode::Char('X')).is_empty());
@@ -412,7 +412,7 @@ fn rollout_keys_pause_promote_abort_and_retry_the_rest() {
     ));
     assert!(matches!(
         press(&mut app, KeyCode::Char('y')).as_slice(),
-        [Command::Abort { plan: p }] if *p == plan
+        [Command::Abort { plan: p, by }] if *p == plan && *by == app.operator
     ));
     // Retry the rest only once it has ended: then a plan of what did not succeed.
     press(&mut app, KeyCode::Char('r'));

@@ -90,114 +90,132 @@ pub fn show(path: &Path, plan: &str, out: &mut impl Write) -> anyhow::Result<()>
         path.display()
     );
     for r in mine {
-        let line = match r {
-            Record::Wave { at, wave, .. } => format!("{}  wave     {} begins", when(*at), wave + 1),
-            Record::Gate { at, decision, .. } => format!(
-                "{}  gate     wave {} {}: {}",
-                when(*at),
-                decision.wave + 1,
-                decision.verdict.word(),
-                decision.detail
-            ),
-            Record::Health {
-                at,
-                device,
-                healthy,
-                reason,
-                ..
-            } => format!(
-                "{}  health   {device} {}{}",
-                when(*at),
-                if *healthy { "healthy" } else { "NOT HEALTHY" },
-                reason
-                    .as_ref()
-                    .map_or_else(String::new, |r| format!(": {r}"))
-            ),
-            Record::Plan {
-                at,
-                action,
-                devices,
-                region,
-                endpoint,
-                ..
-            } => format!(
-                "{}  plan     {action:?} of {} devices in {region} at {endpoint}",
-                when(*at),
-                devices.len()
-            ),
-            Record::Intent {
-                at,
-                operation,
-                devices,
-                token,
-                ..
-            } => format!(
-                "{}  intent   {operation:?} {}{}",
-                when(*at),
-                devices.join(","),
-                token
-                    .as_ref()
-                    .map_or_else(String::new, |t| format!(" token {t}"))
-            ),
-            Record::Outcome {
-                at,
-                operation,
-                devices,
-                resource_id,
-                error,
-                ..
-            } => format!(
-                "{}  outcome  {operation:?} {} {}",
-                when(*at),
-                devices.join(","),
-                match (resource_id, error) {
-                    (Some(id), _) => id.clone(),
-                    (None, Some(e)) => format!("{}: {}", e.code, e.message),
-                    (None, None) => "-".into(),
-                }
-            ),
-            Record::Final {
-                at,
-                device,
-                state,
-                resource_id,
-                error,
-                ..
-            } => format!(
-                "{}  final    {device} {} {}{}",
-                when(*at),
-                state.name(),
-                resource_id.as_deref().unwrap_or("-"),
-                error
-                    .as_ref()
-                    .map_or_else(String::new, |e| format!(" {}: {}", e.code, e.message))
-            ),
-            Record::Paused {
-                at,
-                unsent,
-                unconfirmed,
-                running,
-                ..
-            } => format!(
-                "{}  paused   {} unsent, {} unconfirmed, {} running",
-                when(*at),
-                unsent.len(),
-                unconfirmed.len(),
-                running.len()
-            ),
-            Record::End { at, abandoned, .. } => format!(
-                "{}  end      {}",
-                when(*at),
-                if abandoned.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} abandoned", abandoned.len())
-                }
-            ),
-        };
-        writeln!(out, "{}", line.trim_end())?;
+        writeln!(out, "{}", line(r).trim_end())?;
     }
     Ok(())
+}
+
+/// One record as `journal show` prints it: when, what, and its figures.
+fn line(r: &Record) -> String {
+    match r {
+        Record::Wave { .. } | Record::Gate { .. } | Record::Health { .. } => rollout_line(r),
+        Record::Intent { .. } | Record::Outcome { .. } | Record::Final { .. } => call_line(r),
+        Record::Plan {
+            at,
+            action,
+            devices,
+            region,
+            endpoint,
+            ..
+        } => format!(
+            "{}  plan     {action:?} of {} devices in {region} at {endpoint}",
+            when(*at),
+            devices.len()
+        ),
+        Record::Paused {
+            at,
+            unsent,
+            unconfirmed,
+            running,
+            ..
+        } => format!(
+            "{}  paused   {} unsent, {} unconfirmed, {} running",
+            when(*at),
+            unsent.len(),
+            unconfirmed.len(),
+            running.len()
+        ),
+        Record::End { at, abandoned, .. } => format!(
+            "{}  end      {}",
+            when(*at),
+            if abandoned.is_empty() {
+                String::new()
+            } else {
+                format!("{} abandoned", abandoned.len())
+            }
+        ),
+    }
+}
+
+fn rollout_line(r: &Record) -> String {
+    match r {
+        Record::Wave { at, wave, .. } => format!("{}  wave     {} begins", when(*at), wave + 1),
+        Record::Gate { at, decision, .. } => format!(
+            "{}  gate     wave {} {}: {}",
+            when(*at),
+            decision.wave + 1,
+            decision.verdict.word(),
+            decision.detail
+        ),
+        Record::Health {
+            at,
+            device,
+            healthy,
+            reason,
+            ..
+        } => format!(
+            "{}  health   {device} {}{}",
+            when(*at),
+            if *healthy { "healthy" } else { "NOT HEALTHY" },
+            reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(": {r}"))
+        ),
+        _ => String::new(),
+    }
+}
+
+fn call_line(r: &Record) -> String {
+    match r {
+        Record::Intent {
+            at,
+            operation,
+            devices,
+            token,
+            ..
+        } => format!(
+            "{}  intent   {operation:?} {}{}",
+            when(*at),
+            devices.join(","),
+            token
+                .as_ref()
+                .map_or_else(String::new, |t| format!(" token {t}"))
+        ),
+        Record::Outcome {
+            at,
+            operation,
+            devices,
+            resource_id,
+            error,
+            ..
+        } => format!(
+            "{}  outcome  {operation:?} {} {}",
+            when(*at),
+            devices.join(","),
+            match (resource_id, error) {
+                (Some(id), _) => id.clone(),
+                (None, Some(e)) => format!("{}: {}", e.code, e.message),
+                (None, None) => "-".into(),
+            }
+        ),
+        Record::Final {
+            at,
+            device,
+            state,
+            resource_id,
+            error,
+            ..
+        } => format!(
+            "{}  final    {device} {} {}{}",
+            when(*at),
+            state.name(),
+            resource_id.as_deref().unwrap_or("-"),
+            error
+                .as_ref()
+                .map_or_else(String::new, |e| format!(" {}: {}", e.code, e.message))
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The records of one plan, or of all, as JSON Lines.

@@ -3,6 +3,7 @@
 //! what was only planned. No credentials or secrets are ever written.
 
 pub mod cmd;
+pub mod control;
 mod file;
 mod reconcile;
 
@@ -16,11 +17,12 @@ use crate::ops::OpState;
 use crate::ops::rollout::{Decision, Gate, Size};
 
 pub use file::{
-    Contents, Control, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, control_dir,
-    default_path, now, read, read_checked, request, take_requests, when,
+    Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
+    read_checked, when,
 };
 pub use reconcile::{
-    Pending, RolloutState, Unfinished, rest_of, rollout_state, unfinished, unfinished_plans,
+    Finished, Pending, RolloutState, Unfinished, rest_of, rollout_state, unfinished,
+    unfinished_plans,
 };
 
 /// What a plan asks its devices to do, as the journal names it.

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::Record;
+use super::{ErrorRecord, Record};
 use crate::fleet::{SNOW_TARGETS_PER_TASK, Service};
 use crate::ops::OpState;
 use crate::ops::rollout::{Decision, Figures, Verdict};
@@ -83,6 +83,21 @@ pub struct Unfinished {
     pub running: Vec<(String, String)>,
     /// Where its rollout stood.
     pub rollout: RolloutState,
+    /// Devices whose operation ended, as recorded: a resume shows them as they ended, so its
+    /// gauges count the whole plan.
+    pub finished: Vec<Finished>,
+}
+
+/// An operation's end, as the journal recorded it, with the device's health after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    /// "panorama:<id>" or "snow:<id>".
+    pub device: String,
+    pub state: OpState,
+    pub resource_id: Option<String>,
+    pub error: Option<ErrorRecord>,
+    /// After a success in a gated rollout: healthy or not, and why not.
+    pub health: Option<Result<(), String>>,
 }
 
 impl Unfinished {
@@ -141,7 +156,56 @@ fn open_plan(records: &[Record], id: &str) -> Option<Unfinished> {
         pending,
         running,
         rollout: state_of(mine.iter().copied()),
+        finished: finished(devices, &mine),
     })
+}
+
+/// The operations that ended, each named as the plan names its device.
+fn finished(devices: &[String], mine: &[&Record]) -> Vec<Finished> {
+    let named = |bare: &str| {
+        devices
+            .iter()
+            .find(|d| d.split_once(':').is_some_and(|(_, id)| id == bare))
+            .cloned()
+    };
+    let mut out: Vec<Finished> = mine
+        .iter()
+        .filter_map(|r| match r {
+            Record::Final {
+                device,
+                state,
+                resource_id,
+                error,
+                ..
+            } => Some(Finished {
+                device: named(device)?,
+                state: *state,
+                resource_id: resource_id.clone(),
+                error: error.clone(),
+                health: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    for r in mine {
+        if let Record::Health {
+            device,
+            healthy,
+            reason,
+            ..
+        } = r
+            && let Some(f) = out
+                .iter_mut()
+                .find(|f| f.device.ends_with(&format!(":{device}")))
+        {
+            f.health = Some(if *healthy {
+                Ok(())
+            } else {
+                Err(reason.clone().unwrap_or_default())
+            });
+        }
+    }
+    out
 }
 
 /// Devices sent for sure (an outcome names the job or task), or settled another way (a final
@@ -511,6 +575,7 @@ mod tests {
                 failed,
             },
             detail: String::new(),
+            by: None,
         };
         let records = vec![
             p,

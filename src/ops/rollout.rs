@@ -387,6 +387,81 @@ pub struct Decision {
     pub figures: Figures,
     /// In words, for the operator.
     pub detail: String,
+    /// Who or what decided: an operator, the gate, a timeout. Journals before causes were
+    /// recorded have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Cause>,
+}
+
+/// A word to a rollout, from an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Go on past what it waits for: an approval, a bake, a pause or a breach.
+    Promote,
+    /// Send nothing more until promoted or aborted.
+    Pause,
+    /// Send nothing more, ever.
+    Abort,
+}
+
+impl Control {
+    pub const ALL: [Control; 3] = [Self::Promote, Self::Pause, Self::Abort];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Pause => "pause",
+            Self::Abort => "abort",
+        }
+    }
+}
+
+/// Why a rollout did what it did: the true cause, as the summary, the journal, the results
+/// pane and every skipped device's reason name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum Cause {
+    /// An operator's word: who, on which host, from which process, and through what (the
+    /// terminal UI, another shell).
+    Operator {
+        user: String,
+        host: String,
+        pid: u32,
+        via: String,
+    },
+    /// The gate's own reading of the figures.
+    Gate,
+    /// A wait ran out: what was waited for, how long, and the flag that set it.
+    Timeout {
+        waited_for: String,
+        secs: u64,
+        flag: String,
+    },
+}
+
+impl Cause {
+    /// "alice on jump-1 (process 4242, another shell)", "the gate", "no operator's word
+    /// within 3s (--approve-timeout)".
+    pub fn text(&self) -> String {
+        match self {
+            Self::Operator {
+                user,
+                host,
+                pid,
+                via,
+            } => format!("{user} on {host} (process {pid}, {via})"),
+            Self::Gate => "the gate".into(),
+            Self::Timeout {
+                waited_for,
+                secs,
+                flag,
+            } => format!(
+                "no {waited_for} within {} ({flag})",
+                duration_text(Duration::from_secs(*secs))
+            ),
+        }
+    }
 }
 
 impl Decision {

@@ -1,5 +1,7 @@
 //! `fleetdeck run --promote/--pause/--abort PLAN`: a word for the process that runs a plan,
-//! left beside the journal it holds.
+//! left in the mailbox beside the journal it holds. The word is answered only once it was
+//! applied and journaled, or refused with the reason; a word nobody takes in time is taken
+//! back, so nothing changes behind the sender's back.
 
 use std::time::Duration;
 
@@ -7,9 +9,15 @@ use anyhow::{Context, bail};
 
 use super::RunEnd;
 use crate::cli::RunArgs;
-use crate::journal::{self, Control};
+use crate::journal::{self, control};
+use crate::ops::rollout::Control;
 
-/// Leaves the word beside the journal and waits for the process holding it to take it.
+/// How long the holder has to take a word: it looks at every poll (2 s).
+const TAKE_WITHIN: Duration = Duration::from_secs(15);
+/// How long a taken word's answer may take: it is applied and journaled at once.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Leaves the word beside the journal and waits for the answer of the process holding it.
 pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Result<RunEnd> {
     let path = args
         .session
@@ -33,19 +41,50 @@ pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Resul
         ),
         Err(e) => bail!("{e}"),
     };
-    let file = journal::request(&path, plan, word)?;
     let holder = pid.map_or_else(|| "the process".to_string(), |p| format!("process {p}"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if !file.exists() {
-            eprintln!("{}: taken by {holder} running plan {plan}", word.word());
-            return Ok(RunEnd::Succeeded);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let ask = control::send(&path, plan, word, control::operator("another shell"))?;
+    let answer = match wait(&path, &ask.id, TAKE_WITHIN).await {
+        Some(a) => a,
+        // Not taken: taken back, so it can never be applied unseen.
+        None if control::withdraw(&path, &ask) => bail!(
+            "{holder} holds the journal but did not take the {} within {}s: nothing changed. Is it the one running plan {plan}?",
+            word.word(),
+            TAKE_WITHIN.as_secs()
+        ),
+        // Taken just now: its answer follows.
+        None => match wait(&path, &ask.id, ANSWER_WITHIN).await {
+            Some(a) => a,
+            None => bail!(
+                "{holder} took the {} but gave no answer within {}s: see `fleetdeck journal show {plan}` for whether it was applied",
+                word.word(),
+                ANSWER_WITHIN.as_secs()
+            ),
+        },
+    };
+    if !answer.applied {
+        bail!(
+            "{} refused by {holder} running plan {plan}: {}. Nothing changed.",
+            word.word(),
+            answer.detail
+        );
     }
-    let _ = std::fs::remove_file(&file);
-    bail!(
-        "{holder} holds the journal but did not take the {} within 15 s: is it the one running plan {plan}?",
-        word.word()
-    )
+    eprintln!(
+        "{}: applied by {holder} running plan {plan}: {}",
+        word.word(),
+        answer.detail
+    );
+    Ok(RunEnd::Succeeded)
+}
+
+async fn wait(path: &std::path::Path, id: &str, within: Duration) -> Option<control::Answer> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(a) = control::answer_to(path, id) {
+            return Some(a);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

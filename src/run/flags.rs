@@ -9,7 +9,8 @@ use anyhow::bail;
 use crate::cli::{Action, Breach, RunArgs};
 use crate::fleet::filter::{Danger, Filter};
 use crate::fleet::{Service, SnowOptions, validate};
-use crate::journal::{self, Control};
+use crate::journal;
+use crate::ops::rollout::Control;
 use crate::ops::rollout::{Gate, OnBreach, Rollout, Size, parse_duration, parse_waves};
 
 /// How the flags stage a new plan.

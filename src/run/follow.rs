@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::progress::Progress;
 use super::summary::Outcome;
 use crate::journal;
-use crate::ops::rollout::{Health, Phase, duration_text};
+use crate::ops::rollout::{Cause, Health, Phase, duration_text};
 use crate::ops::{OpId, Tally};
 use crate::protocol::{Command, Event, RolloutView};
 
@@ -123,12 +123,10 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
             () = approval => {
                 approval_by = None;
                 if let Some(r) = rows.rollout.as_ref() {
-                    rows.progress.say(&format!(
-                        "no operator's word within {}: aborting the rollout",
-                        duration_text(approve_timeout.unwrap_or_default())
-                    ));
+                    let by = timed_out(r, approve_timeout.unwrap_or_default());
+                    rows.progress.say(&format!("{}: aborting the rollout", by.text()));
                     commands
-                        .send(Command::Abort { plan: r.plan.clone() })
+                        .send(Command::Abort { plan: r.plan.clone(), by })
                         .context("the worker stopped")?;
                 }
             }
@@ -148,6 +146,19 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
     }
     rows.progress.finish();
     Ok(Followed::Done)
+}
+
+/// The cause of an abort by `--approve-timeout`: what the rollout waited for, and how long.
+fn timed_out(view: &RolloutView, after: Duration) -> Cause {
+    let waited_for = match view.phase {
+        Phase::Paused { .. } => "promotion after the pause",
+        _ => "approval",
+    };
+    Cause::Timeout {
+        waited_for: waited_for.into(),
+        secs: after.as_secs(),
+        flag: format!("--approve-timeout {}", duration_text(after)),
+    }
 }
 
 /// Waiting for an operator — an approval or a pause — is bounded by the timeout, counted
@@ -194,8 +205,19 @@ impl Rows<'_> {
             }
             Event::Health(op, health) => self.health(ids, op, health),
             Event::Failure(message) => self.progress.say(&message),
-            Event::Notice(message) if message.contains("another shell") => {
-                self.progress.say(&message)
+            Event::Answered {
+                control,
+                by,
+                applied,
+                detail,
+                ..
+            } => {
+                let verdict = if applied { "applied" } else { "refused" };
+                self.progress.say(&format!(
+                    "{} from {}: {verdict}: {detail}",
+                    control.word(),
+                    by.text()
+                ));
             }
             _ => {}
         }

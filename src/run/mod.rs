@@ -66,11 +66,14 @@ impl RunEnd {
 
 /// Runs the operation (or resumes or discards a plan) and reports how it ended.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
-    if let Some((plan, word)) = flags::control_of(&args) {
-        return control::control(&args, plan, word).await;
-    }
+    // Every mode of `run` can lead to a call that changes a device: a new plan, a resume, a
+    // retry, a discard's reconciliation, and a word to a running rollout (a promotion sends
+    // the next wave). Refused before anything is read or sent.
     if args.session.read_only {
         bail!("--read-only: `run` changes devices, so there is nothing it may do");
+    }
+    if let Some((plan, word)) = flags::control_of(&args) {
+        return control::control(&args, plan, word).await;
     }
     let snow = flags::check(&args)?;
     let mut staging = Staging::of(&args)?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::summary::Outcome;
+use crate::ops::rollout::duration_text;
 
 pub enum Progress {
     Bars(Bars),
@@ -89,13 +90,25 @@ pub struct Bars {
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:<10} [{bar:30}] {pos}/{len} final · {msg} · {rate} · ETA {eta}",
+        "{prefix:<10} [{bar:30}] {pos}/{len} final · {msg} · {rate} · {left}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .with_key(
         "rate",
         |state: &ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = write!(w, "{:.1}/s", state.per_sec());
+        },
+    )
+    // Time left only once something has ended to reckon it from, and while anything is left.
+    .with_key(
+        "left",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+            let _ = match (state.pos(), left) {
+                (_, 0) => write!(w, "done"),
+                (0, _) => write!(w, "ETA —"),
+                _ => write!(w, "ETA {}", duration_text(state.eta())),
+            };
         },
     )
     .progress_chars("█▌░")

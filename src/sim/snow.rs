@@ -327,63 +327,13 @@ impl Snow {
     }
 
     pub fn create_task(&mut self, req: &ApiRequest, ctx: &mut Ctx) -> ApiResult {
-        let token = req.body_str("clientToken")?;
-        let description = req.body_str("description")?;
-        let targets = req.body_list_of_str("targets")?;
-        let tags = req.body_map_of_str("tags")?;
-        let command = req.body_object("command")?;
-
-        let mut c = Checker::default();
-        if let Some(t) = &token {
-            c.length("clientToken", t, 1, 64);
-            c.pattern("clientToken", t, &TOKEN_RE, "[!-~]+");
-        }
-        if let Some(d) = &description {
-            c.length("description", d, 1, 128);
-            c.pattern("description", d, &DESCRIPTION_RE, "[A-Za-z0-9 _.,!#]*");
-        }
-        c.required("targets", &targets);
-        if let Some(t) = &targets {
-            c.count("targets", t.len(), 1, 10);
-            let mut seen = std::collections::HashSet::new();
-            if t.iter().any(|id| !seen.insert(id)) {
-                c.rule("targets", "Value at 'targets' failed to satisfy constraint: Member must not contain duplicates");
-            }
-        }
-        if let Some(t) = &tags {
-            c.tags("tags", t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        }
-        c.required("command", &command);
-        let mut verb = None;
-        if let Some(cmd) = command {
-            let set: Vec<&String> = cmd
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, _)| k)
-                .collect();
-            match set.as_slice() {
-                [one] if COMMANDS.contains(&one.as_str()) => {
-                    if !cmd[one.as_str()].is_object() {
-                        return Err(serialization(&format!("'command.{one}' must be a structure")));
-                    }
-                    verb = COMMANDS.iter().copied().find(|v| *v == one.as_str());
-                }
-                [one] => c.rule(
-                    "command",
-                    &format!("Value at 'command' failed to satisfy constraint: '{one}' is not a member of the union: [reboot, unlock]"),
-                ),
-                _ => c.rule(
-                    "command",
-                    &format!("Value at 'command' failed to satisfy constraint: Union must have exactly one member set, found {}", set.len()),
-                ),
-            }
-        }
-        c.finish(Service::Snow)?;
-        let (Some(targets), Some(verb)) = (targets, verb) else {
-            return Err(ApiError::internal());
-        };
-        let tags: BTreeMap<String, String> = tags.unwrap_or_default().into_iter().collect();
-
+        let TaskInput {
+            token,
+            description,
+            targets,
+            tags,
+            verb,
+        } = TaskInput::read(req)?;
         let fingerprint = {
             let mut h = DefaultHasher::new();
             (verb, &description, &tags, &targets).hash(&mut h);
@@ -414,32 +364,7 @@ impl Snow {
         );
         let mut executions = Vec::with_capacity(devices.len());
         for (e, &d) in devices.iter().enumerate() {
-            let now = ctx.now;
-            let busy = self.devices[d]
-                .current
-                .is_some_and(|(t, x)| !self.tasks[t].executions[x].timeline.ended_at(now));
-            let timeline = if busy {
-                Timeline::build(now, "REJECTED", &[])
-            } else if !self.devices[d].reachable {
-                Timeline::build(now, "QUEUED", &[("TIMED_OUT", TIMEOUT_AFTER)])
-            } else {
-                let queued = jitter(ctx.rng, QUEUED_FOR);
-                let runs = jitter(ctx.rng, RUNS_FOR);
-                Timeline::build(
-                    now,
-                    "QUEUED",
-                    &[("IN_PROGRESS", queued), ("SUCCEEDED", runs)],
-                )
-            };
-            if !busy {
-                self.devices[d].current = Some((task_index, e));
-            }
-            executions.push(Execution {
-                id: random_id(ctx.rng, "execution-", 20),
-                device: d,
-                timeline,
-                applied: false,
-            });
+            executions.push(self.start_execution(ctx, (task_index, e), d));
             ctx.ledger.record(LedgerEntry {
                 seq: 0,
                 account: ctx.account.to_string(),
@@ -450,7 +375,7 @@ impl Snow {
                 resource_id: task_id.clone(),
                 action: verb.to_string(),
                 client_token: token.clone(),
-                at: now,
+                at: ctx.now,
             });
         }
         self.tasks.push(Task {
@@ -470,6 +395,38 @@ impl Snow {
         }
         self.active.push(task_index);
         Ok(json!({ "taskId": task_id, "taskArn": arn }))
+    }
+
+    /// Device `d`'s execution of a new task: REJECTED at once while its execution of another
+    /// task has not ended, QUEUED until it times out when the device is unreachable, else
+    /// QUEUED, IN_PROGRESS, SUCCEEDED.
+    fn start_execution(&mut self, ctx: &mut Ctx, at: (usize, usize), d: usize) -> Execution {
+        let now = ctx.now;
+        let busy = self.devices[d]
+            .current
+            .is_some_and(|(t, x)| !self.tasks[t].executions[x].timeline.ended_at(now));
+        let timeline = if busy {
+            Timeline::build(now, "REJECTED", &[])
+        } else if !self.devices[d].reachable {
+            Timeline::build(now, "QUEUED", &[("TIMED_OUT", TIMEOUT_AFTER)])
+        } else {
+            let queued = jitter(ctx.rng, QUEUED_FOR);
+            let runs = jitter(ctx.rng, RUNS_FOR);
+            Timeline::build(
+                now,
+                "QUEUED",
+                &[("IN_PROGRESS", queued), ("SUCCEEDED", runs)],
+            )
+        };
+        if !busy {
+            self.devices[d].current = Some(at);
+        }
+        Execution {
+            id: random_id(ctx.rng, "execution-", 20),
+            device: d,
+            timeline,
+            applied: false,
+        }
     }
 
     pub fn describe_task(&self, req: &ApiRequest, now: f64) -> ApiResult {
@@ -652,5 +609,97 @@ fn gateway(ip: &str) -> String {
     match ip.rsplit_once('.') {
         Some((net, _)) => format!("{net}.1"),
         None => ip.to_string(),
+    }
+}
+
+/// A CreateTask request, read and checked against the model's constraints.
+struct TaskInput {
+    token: Option<String>,
+    description: Option<String>,
+    targets: Vec<String>,
+    tags: BTreeMap<String, String>,
+    verb: &'static str,
+}
+
+impl TaskInput {
+    fn read(req: &ApiRequest) -> ApiResult<Self> {
+        let token = req.body_str("clientToken")?;
+        let description = req.body_str("description")?;
+        let targets = req.body_list_of_str("targets")?;
+        let tags = req.body_map_of_str("tags")?;
+        let command = req.body_object("command")?;
+
+        let mut c = Checker::default();
+        if let Some(t) = &token {
+            c.length("clientToken", t, 1, 64);
+            c.pattern("clientToken", t, &TOKEN_RE, "[!-~]+");
+        }
+        if let Some(d) = &description {
+            c.length("description", d, 1, 128);
+            c.pattern("description", d, &DESCRIPTION_RE, "[A-Za-z0-9 _.,!#]*");
+        }
+        c.required("targets", &targets);
+        if let Some(t) = &targets {
+            c.count("targets", t.len(), 1, 10);
+            let mut seen = std::collections::HashSet::new();
+            if t.iter().any(|id| !seen.insert(id)) {
+                c.rule("targets", "Value at 'targets' failed to satisfy constraint: Member must not contain duplicates");
+            }
+        }
+        if let Some(t) = &tags {
+            c.tags("tags", t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        c.required("command", &command);
+        let verb = match command {
+            Some(cmd) => command_verb(cmd, &mut c)?,
+            None => None,
+        };
+        c.finish(Service::Snow)?;
+        let (Some(targets), Some(verb)) = (targets, verb) else {
+            return Err(ApiError::internal());
+        };
+        Ok(Self {
+            token,
+            description,
+            targets,
+            tags: tags.unwrap_or_default().into_iter().collect(),
+            verb,
+        })
+    }
+}
+
+/// The one command a task's `command` union sets, or the rule it breaks.
+fn command_verb(
+    cmd: &serde_json::Map<String, serde_json::Value>,
+    c: &mut Checker,
+) -> ApiResult<Option<&'static str>> {
+    let set: Vec<&String> = cmd
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    match set.as_slice() {
+        [one] if COMMANDS.contains(&one.as_str()) => {
+            if !cmd[one.as_str()].is_object() {
+                return Err(serialization(&format!(
+                    "'command.{one}' must be a structure"
+                )));
+            }
+            Ok(COMMANDS.iter().copied().find(|v| *v == one.as_str()))
+        }
+        [one] => {
+            c.rule(
+                "command",
+                &format!("Value at 'command' failed to satisfy constraint: '{one}' is not a member of the union: [reboot, unlock]"),
+            );
+            Ok(None)
+        }
+        _ => {
+            c.rule(
+                "command",
+                &format!("Value at 'command' failed to satisfy constraint: Union must have exactly one member set, found {}", set.len()),
+            );
+            Ok(None)
+        }
     }
 }

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::theme::Theme;
 use crate::app::{App, Field, Form};
 use crate::fleet::Service;
+use crate::ops::Plan;
 
 fn names(list: &[String], max: usize) -> String {
     let mut out = list
@@ -38,6 +39,58 @@ pub fn draw(app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect
         )),
         Line::from(""),
     ];
+    let cursor = fields(form, theme, &mut lines);
+    lines.push(Line::from(""));
+    warnings(form, &preview, theme, &mut lines);
+    let waves: Vec<String> = preview
+        .waves()
+        .iter()
+        .map(|w| w.len().to_string())
+        .collect();
+    if waves.len() > 1 {
+        lines.push(Line::from(format!(
+            "{} waves of {} devices",
+            waves.len(),
+            waves.join(" · ")
+        )));
+    }
+    lines.push(Line::from(format!("Will make: {}", preview.calls())));
+    if let Some(danger) = app.danger.summary(&form.targets) {
+        lines.push(Line::from(Span::styled(
+            format!("Targets include {danger}"),
+            theme.danger(),
+        )));
+    }
+    if let Some(why) = &form.refused {
+        lines.push(Line::from(Span::styled(why.clone(), theme.error())));
+    }
+    lines.push(Line::from(Span::styled(
+        "Enter review · Tab next field · Esc cancel",
+        theme.dim(),
+    )));
+    let block = Block::bordered().title(format!(" {} ", form.kind.title()));
+    // Long lines wrap: count the rows they take at the dialog's width.
+    let width = 76u16.min(area.width).saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let rect = super::dialog(frame, area, 76, rows as u16 + 2);
+    let inner = block.inner(rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+    if let Some((x, y)) = cursor {
+        frame.set_cursor_position((
+            (inner.x + x).min(inner.right().saturating_sub(1)),
+            (inner.y + y).min(inner.bottom().saturating_sub(1)),
+        ));
+    }
+}
+
+/// Each field with its value and its error as typed; where the cursor goes in the focused
+/// text field.
+fn fields(form: &Form, theme: &Theme, lines: &mut Vec<Line<'static>>) -> Option<(u16, u16)> {
     let errors = form.errors();
     let mut cursor = None;
     for (i, field) in form.fields().into_iter().enumerate() {
@@ -82,10 +135,14 @@ pub fn draw(app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect
             )));
         }
     }
-    lines.push(Line::from(""));
+    cursor
+}
+
+/// What matters before anything is sent: major version updates, the devices preflight leaves
+/// out, and those the operation does not apply to.
+fn warnings(form: &Form, preview: &Plan, theme: &Theme, lines: &mut Vec<Line<'static>>) {
     if !preview.major_bumps.is_empty() {
-        let allowed = form.allow_major;
-        let text = if allowed {
+        let text = if form.allow_major {
             format!(
                 "Major version update for: {}",
                 names(&preview.major_bumps, 4)
@@ -132,50 +189,5 @@ pub fn draw(app: &App, form: &Form, theme: &Theme, frame: &mut Frame, area: Rect
             ),
             theme.dim(),
         )));
-    }
-    let waves: Vec<String> = preview
-        .waves()
-        .iter()
-        .map(|w| w.len().to_string())
-        .collect();
-    if waves.len() > 1 {
-        lines.push(Line::from(format!(
-            "{} waves of {} devices",
-            waves.len(),
-            waves.join(" · ")
-        )));
-    }
-    lines.push(Line::from(format!("Will make: {}", preview.calls())));
-    if let Some(danger) = app.danger.summary(&form.targets) {
-        lines.push(Line::from(Span::styled(
-            format!("Targets include {danger}"),
-            theme.danger(),
-        )));
-    }
-    if let Some(why) = &form.refused {
-        lines.push(Line::from(Span::styled(why.clone(), theme.error())));
-    }
-    lines.push(Line::from(Span::styled(
-        "Enter review · Tab next field · Esc cancel",
-        theme.dim(),
-    )));
-    let block = Block::bordered().title(format!(" {} ", form.kind.title()));
-    // Wrapped lines take more rows than there are lines: leave room for a few.
-    // Long lines wrap: count the rows they take at the dialog's width.
-    let width = 76u16.min(area.width).saturating_sub(2).max(1) as usize;
-    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
-    let rect = super::dialog(frame, area, 76, rows as u16 + 2);
-    let inner = block.inner(rect);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
-    if let Some((x, y)) = cursor {
-        frame.set_cursor_position((
-            (inner.x + x).min(inner.right().saturating_sub(1)),
-            (inner.y + y).min(inner.bottom().saturating_sub(1)),
-        ));
     }
 }

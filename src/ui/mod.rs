@@ -73,21 +73,63 @@ pub fn spinner(app: &App) -> &'static str {
 }
 
 /// The header: every context in use with its account, regions, read-only mark and SSO
-/// token expiry, then the endpoint when it is not AWS's.
+/// token expiry, then the endpoint when it is not AWS's. A narrower terminal gets less of
+/// each (the accounts' last four digits and no endpoint, then the labels and how many
+/// regions), and when even that does not fit, the contexts that fit and how many more.
 fn status_bar(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    // Narrow terminals get the accounts' last four digits and no endpoint, so every context
-    // stays in view.
-    let full = header_spans(app, theme, false);
-    let width: usize = full.iter().map(|s| s.content.chars().count()).sum();
-    let spans = if width > usize::from(area.width) {
-        header_spans(app, theme, true)
-    } else {
-        full
+    let width = usize::from(area.width);
+    let fits = |spans: &[Span]| {
+        spans
+            .iter()
+            .map(|s| s.content.chars().count())
+            .sum::<usize>()
+            <= width
     };
+    let contexts = context_names(app).len();
+    let mut spans = Vec::new();
+    'found: for detail in [
+        Detail::Full,
+        Detail::Compact,
+        Detail::Minimal,
+        Detail::Labels,
+    ] {
+        for shown in (1..=contexts.max(1)).rev() {
+            // Fewer contexts only at the least detail.
+            if shown < contexts && detail != Detail::Labels {
+                break;
+            }
+            spans = header_spans(app, theme, detail, shown);
+            if fits(&spans) {
+                break 'found;
+            }
+        }
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn header_spans<'a>(app: &App, theme: &Theme, compact: bool) -> Vec<Span<'a>> {
+/// How much the header says of each context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    Full,
+    /// The accounts' last four digits, no endpoint.
+    Compact,
+    /// The label and its regions' count.
+    Minimal,
+    /// The label alone.
+    Labels,
+}
+
+fn context_names(app: &App) -> Vec<&str> {
+    let mut contexts: Vec<&str> = Vec::new();
+    for c in &app.connections {
+        if !contexts.contains(&c.context.as_str()) {
+            contexts.push(&c.context);
+        }
+    }
+    contexts
+}
+
+fn header_spans<'a>(app: &App, theme: &Theme, detail: Detail, shown: usize) -> Vec<Span<'a>> {
     let mut spans = vec![Span::styled(" fleetdeck ", theme.title())];
     if app.connections.iter().any(|c| c.demo) {
         spans.push(Span::styled(" DEMO ", theme.badge()));
@@ -97,54 +139,18 @@ fn header_spans<'a>(app: &App, theme: &Theme, compact: bool) -> Vec<Span<'a>> {
         spans.push(Span::styled(" READ-ONLY ", theme.badge()));
         spans.push(Span::raw(" "));
     }
-    let mut contexts: Vec<&str> = Vec::new();
-    for c in &app.connections {
-        if !contexts.contains(&c.context.as_str()) {
-            contexts.push(&c.context);
-        }
-    }
-    for (i, name) in contexts.iter().enumerate() {
-        let scopes: Vec<&crate::aws::Connection> = app
-            .connections
-            .iter()
-            .filter(|c| c.context == *name)
-            .collect();
-        let Some(first) = scopes.first() else {
-            continue;
-        };
+    let contexts = context_names(app);
+    for (i, name) in contexts.iter().take(shown).enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", theme.dim()));
         }
-        let label = first.label.as_deref().unwrap_or(name);
+        context_spans(app, theme, name, detail, &mut spans);
+    }
+    if contexts.len() > shown {
         spans.push(Span::styled(
-            format!(" {label} "),
-            theme.label(first.colour.as_deref()),
-        ));
-        if label != *name {
-            spans.push(Span::raw(format!(" {name}")));
-        }
-        let mut accounts: Vec<&str> = scopes.iter().filter_map(|c| c.account.as_deref()).collect();
-        accounts.dedup();
-        let account = if accounts.is_empty() {
-            "account ?".to_string()
-        } else if compact {
-            let tail = |a: &&str| format!("…{}", &a[a.len().saturating_sub(4)..]);
-            accounts.iter().map(tail).collect::<Vec<_>>().join(",")
-        } else {
-            accounts.join(",")
-        };
-        let regions: Vec<&str> = scopes.iter().map(|c| c.region.as_str()).collect();
-        spans.push(Span::styled(
-            format!(" {account} {}", regions.join(",")),
+            format!(" +{} more (:ctx)", contexts.len() - shown),
             theme.dim(),
         ));
-        if first.read_only && !app.read_only {
-            spans.push(Span::styled(" read-only", theme.warn()));
-        }
-        if let Some(at) = first.sso_expires {
-            let (text, style) = sso_text(at, app.now_epoch);
-            spans.push(Span::styled(text, style(theme)));
-        }
     }
     let endpoints: std::collections::BTreeSet<&str> = app
         .connections
@@ -152,11 +158,66 @@ fn header_spans<'a>(app: &App, theme: &Theme, compact: bool) -> Vec<Span<'a>> {
         .flat_map(|c| [c.panorama_endpoint.as_str(), c.snow_endpoint.as_str()])
         .filter(|e| !e.contains(".amazonaws.com"))
         .collect();
-    if !endpoints.is_empty() && !compact {
+    if !endpoints.is_empty() && detail == Detail::Full {
         let list: Vec<&str> = endpoints.into_iter().collect();
         spans.push(Span::styled(format!(" · {}", list.join(" ")), theme.dim()));
     }
     spans
+}
+
+/// One context: its label, account, regions, read-only mark and SSO expiry, as `detail` says.
+fn context_spans<'a>(
+    app: &App,
+    theme: &Theme,
+    name: &str,
+    detail: Detail,
+    spans: &mut Vec<Span<'a>>,
+) {
+    let scopes: Vec<&crate::aws::Connection> = app
+        .connections
+        .iter()
+        .filter(|c| c.context == name)
+        .collect();
+    let Some(first) = scopes.first() else {
+        return;
+    };
+    let label = first.label.as_deref().unwrap_or(name);
+    spans.push(Span::styled(
+        format!(" {label} "),
+        theme.label(first.colour.as_deref()),
+    ));
+    if label != name && matches!(detail, Detail::Full | Detail::Compact) {
+        spans.push(Span::raw(format!(" {name}")));
+    }
+    let mut accounts: Vec<&str> = scopes.iter().filter_map(|c| c.account.as_deref()).collect();
+    accounts.dedup();
+    let regions: Vec<&str> = scopes.iter().map(|c| c.region.as_str()).collect();
+    let text = match detail {
+        Detail::Labels => String::new(),
+        Detail::Minimal if regions.len() == 1 => format!(" {}", regions[0]),
+        Detail::Minimal => format!(" {} regions", regions.len()),
+        _ => {
+            let account = if accounts.is_empty() {
+                "account ?".to_string()
+            } else if detail == Detail::Compact {
+                let tail = |a: &&str| format!("…{}", &a[a.len().saturating_sub(4)..]);
+                accounts.iter().map(tail).collect::<Vec<_>>().join(",")
+            } else {
+                accounts.join(",")
+            };
+            format!(" {account} {}", regions.join(","))
+        }
+    };
+    if !text.is_empty() {
+        spans.push(Span::styled(text, theme.dim()));
+    }
+    if first.read_only && !app.read_only {
+        spans.push(Span::styled(" read-only", theme.warn()));
+    }
+    if let Some(at) = first.sso_expires {
+        let (text, style) = sso_text(at, app.now_epoch);
+        spans.push(Span::styled(text, style(theme)));
+    }
 }
 
 /// "SSO 2h10m" while the token lasts; "SSO expired" (an error) once it has not.
@@ -221,9 +282,76 @@ fn message_line(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// The key bar, from the keymap: the pane's keys by priority, as many as fit, in the
-/// keymap's order; "? help" and "q quit" are the last to go.
+/// The key bar. With a dialog open, that dialog's keys; otherwise the keymap's for the pane
+/// in focus by priority, as many as fit, in the keymap's order ("? help" and "q quit" are
+/// the last to go), leaving out keys that do nothing now (rollout keys with no rollout).
 fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let hints: Vec<(&str, &str)> = match &app.overlay {
+        Some(overlay) => overlay_hints(overlay),
+        None => pane_hints(app, usize::from(area.width)),
+    };
+    let mut spans = Vec::new();
+    for (k, w) in hints {
+        spans.push(Span::styled(format!(" {k} "), theme.header()));
+        spans.push(Span::styled(format!("{w} "), theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The keys an open dialog takes.
+fn overlay_hints(overlay: &Overlay) -> Vec<(&'static str, &'static str)> {
+    match overlay {
+        Overlay::Form(_) => vec![
+            ("Tab", "next field"),
+            ("Shift-Tab", "back"),
+            ("Space", "toggle"),
+            ("Enter", "review"),
+            ("Esc", "cancel"),
+        ],
+        Overlay::Confirm(c) if c.must_type() => vec![
+            ("0-9", "type the count"),
+            ("Enter", "go"),
+            ("↑↓", "scroll"),
+            ("Esc", "back"),
+        ],
+        Overlay::Confirm(_) => vec![("y Enter", "go"), ("↑↓", "scroll"), ("n Esc", "back")],
+        Overlay::Quit => vec![("y", "quit"), ("Ctrl-C", "force"), ("any key", "stay")],
+        Overlay::Cancel { .. } => vec![("y", "send CancelTask"), ("n Esc", "keep it")],
+        Overlay::Abort { .. } => vec![("y", "abort"), ("n Esc", "keep it")],
+        Overlay::HiddenMarks { .. } => vec![
+            ("y", "include all"),
+            ("n", "only those shown"),
+            ("Esc", "back"),
+        ],
+        Overlay::Resume(_) => vec![("r", "resume"), ("d", "discard"), ("Esc", "later")],
+        Overlay::Drift => vec![("m", "mark behind, OTA"), ("Esc", "close")],
+        Overlay::ErrorLog { .. } => vec![("↑↓", "scroll"), ("Esc", "close")],
+        Overlay::Help | Overlay::Details(_) | Overlay::Inspect { .. } => vec![("Esc", "close")],
+    }
+}
+
+/// Whether a key does something now: pausing, promoting or aborting needs a rollout under
+/// way, retrying one that has ended, canceling a Snow row.
+fn applies(app: &App, action: crate::keymap::Action) -> bool {
+    use crate::keymap::Action;
+    let rollout = app.results.rollout_in_focus();
+    let ended = |r: &crate::protocol::RolloutView| r.outcome.is_some() || r.phase.is_end();
+    match action {
+        Action::PauseRollout | Action::Promote | Action::AbortRollout => {
+            rollout.is_some_and(|r| !ended(r))
+        }
+        Action::RetryRest => rollout.is_some_and(ended),
+        Action::CancelTask => app
+            .results
+            .rows
+            .get(app.results.cursor)
+            .is_some_and(|r| r.key.service == crate::fleet::Service::Snow),
+        _ => true,
+    }
+}
+
+/// The pane's keys that fit in `width` columns, by priority, in the keymap's order.
+fn pane_hints(app: &App, width: usize) -> Vec<(&'static str, &'static str)> {
     let scope = match app.focus {
         Pane::Devices => crate::keymap::Scope::Devices,
         Pane::Results => crate::keymap::Scope::Results,
@@ -233,6 +361,7 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .enumerate()
         .filter(|(_, b)| b.scope == scope || b.scope == crate::keymap::Scope::Everywhere)
         .filter(|(_, b)| !(app.read_only && b.mutating))
+        .filter(|(_, b)| applies(app, b.action))
         .filter_map(|(i, b)| b.hint.map(|(word, p)| (i, b.shown, word, p)))
         .collect();
     if !app.errors.is_empty() {
@@ -242,7 +371,7 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let cost = |k: &str, w: &str| k.chars().count() + w.chars().count() + 3;
     let mut by_priority = offered.clone();
     by_priority.sort_by_key(|o| std::cmp::Reverse(o.3));
-    let mut room = usize::from(area.width);
+    let mut room = width;
     let mut kept: Vec<usize> = Vec::new();
     for (i, k, w, _) in by_priority {
         let c = cost(k, w);
@@ -251,12 +380,11 @@ fn key_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             kept.push(i);
         }
     }
-    let mut spans = Vec::new();
-    for (_, k, w, _) in offered.iter().filter(|o| kept.contains(&o.0)) {
-        spans.push(Span::styled(format!(" {k} "), theme.header()));
-        spans.push(Span::styled(format!("{w} "), theme.dim()));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    offered
+        .into_iter()
+        .filter(|o| kept.contains(&o.0))
+        .map(|(_, k, w, _)| (k, w))
+        .collect()
 }
 
 /// "12–40 of 100" on a pane's bottom border, when it holds more than it shows.

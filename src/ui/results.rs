@@ -74,11 +74,13 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
         _ => theme.dim(),
     };
     head.push(Span::styled(word, style));
-    let mut gauges = vec![Span::raw(format!(
-        "{} {done}/{total}",
-        bar(done, total, 12)
-    ))];
+    // One wave: the plan's own line above its rows has the gauge already.
+    let mut gauges = Vec::new();
     if view.waves.len() > 1 {
+        gauges.push(Span::raw(format!(
+            "{} {done}/{total}",
+            bar(done, total, 12)
+        )));
         for (k, w) in view.waves.iter().enumerate() {
             let style = if k == view.wave {
                 theme.title()
@@ -98,13 +100,23 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
         }
     }
     if let Some(g) = view.gate {
+        let f = view.figures;
+        // Below --min-done the failures are not counted yet: the figure says so.
+        let from = if f.finished < g.min_done.max(1) {
+            format!(", counted from {} done", g.min_done.max(1))
+        } else {
+            String::new()
+        };
         gauges.push(Span::raw(format!(
-            "  · {} failed of {} (max {})",
-            view.figures.failed, view.figures.finished, g.max_failed
+            "  · {} failed of {} (max {}{from})",
+            f.failed, f.finished, g.max_failed
         )));
     }
     if !view.left_out.is_empty() {
         gauges.push(Span::raw(format!(" · {} left out", view.left_out.len())));
+    }
+    if gauges.is_empty() {
+        return vec![Line::from(head)];
     }
     vec![Line::from(head), Line::from(gauges)]
 }

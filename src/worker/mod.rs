@@ -8,11 +8,14 @@
 //! - `dispatch`: the calls that send operations;
 //! - `status`: listing, describing and polling what was sent.
 
+mod cancel;
 mod dispatch;
 mod limits;
 mod plans;
 mod rollout;
 mod status;
+mod unfinished;
+mod words;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use tokio::task::JoinSet;
 use crate::aws::{self, ApiError, Clients, Connection, Target};
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::journal::{self, Journal};
+use crate::ops::rollout::Control;
 use crate::ops::{Book, OpId, OpUpdate, Tally, short};
 use crate::protocol::{Command, Event, Resumable, Settings, Source};
 
@@ -183,6 +187,11 @@ struct Worker {
     canceling: std::collections::HashSet<String>,
     /// Every plan's rollout (a plan sent all at once is a rollout of one wave).
     rollouts: HashMap<String, rollout::Run>,
+    /// Plans closed in the journal by this process.
+    ended: std::collections::HashSet<String>,
+    /// While a burst of news is taken in, the rollouts it moved: each is advanced once the
+    /// burst is in, so a gate reads every end a poll brought, not the first of them.
+    moved: Option<std::collections::HashSet<String>>,
 }
 
 async fn run(
@@ -219,6 +228,8 @@ async fn run(
         status: status::Status::default(),
         canceling: Default::default(),
         rollouts: HashMap::new(),
+        ended: Default::default(),
+        moved: None,
     };
     worker.use_places(places);
     // Without a view the interval still exists, at a period that never comes round.
@@ -232,7 +243,16 @@ async fn run(
             // News from sub-tasks first: a task's last updates are applied before its end is
             // seen, so a shutdown never tallies states older than what was reported.
             biased;
-            Some(news) = internal_rx.recv() => worker.internal(news),
+            Some(news) = internal_rx.recv() => {
+                worker.moved = Some(Default::default());
+                worker.internal(news);
+                // What is queued behind it came with it (a poll's ends, a batch's outcomes).
+                for _ in 0..BURST {
+                    let Ok(more) = internal_rx.try_recv() else { break };
+                    worker.internal(more);
+                }
+                worker.advance_moved();
+            }
             command = commands.recv() => match command {
                 Some(c) => worker.command(c),
                 None => break,
@@ -258,6 +278,9 @@ async fn run(
     worker.tasks.abort_all();
     worker.dispatching.abort_all();
 }
+
+/// How much queued news is taken in before the rollouts it moved are advanced.
+const BURST: usize = 256;
 
 /// The text a panic carried.
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -358,9 +381,15 @@ impl Worker {
             Command::Resume { plan } => self.resume(&plan),
             Command::Discard { plan } => self.discard(&plan),
             Command::CancelTask { task_id } => self.cancel(task_id),
-            Command::Promote { plan } => self.promote(&plan),
-            Command::Pause { plan } => self.pause(&plan),
-            Command::Abort { plan } => self.abort_by_operator(&plan),
+            Command::Promote { plan, by } => {
+                self.word(&plan, Control::Promote, by);
+            }
+            Command::Pause { plan, by } => {
+                self.word(&plan, Control::Pause, by);
+            }
+            Command::Abort { plan, by } => {
+                self.word(&plan, Control::Abort, by);
+            }
             Command::Shutdown(done) => {
                 let _ = self.stop_tx.send(true);
                 self.shutting_down = Some(done);
@@ -437,7 +466,9 @@ impl Worker {
                 // A row failed without a record (a panic) keeps its plan open in the journal.
                 if record_final {
                     self.record_final(op);
-                    self.end_plan(&plan);
+                    self.rollout_op(op, state);
+                    self.end_if_settled(&plan);
+                    return;
                 }
             }
         }

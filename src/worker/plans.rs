@@ -1,21 +1,21 @@
 //! Plans through their life: begun (journaled, checked against unfinished plans and busy
 //! devices), resumed, discarded, paused by a quit and ended; and the one CancelTask per task.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::dispatch::{self, Ctx, Log, Work};
 use super::rollout::Run;
-use super::{Internal, Place, Worker, device_ref, parse_device_ref};
-use crate::aws::{self, ApiError, ErrorKind};
+use super::{Place, Worker, device_ref, parse_device_ref};
+use crate::aws::{ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Service, SnowOptions};
-use crate::journal::{self, Action, Call, ErrorRecord, Journal, Record, operation_of};
+use crate::journal::{self, Action, ErrorRecord, Journal, Record, operation_of};
 use crate::ops::Plan;
-use crate::ops::rollout::{Phase, Verdict};
+use crate::ops::rollout::{Health, Phase, Verdict};
 use crate::ops::{OpId, OpState, OpUpdate, Tally};
-use crate::protocol::{Event, Refusal, Resumable, RolloutView, Settings};
+use crate::protocol::{Event, Refusal, RolloutView, Settings};
 
 /// Opens the journal the settings name. Without one nothing is dispatched, and the operator
 /// is told why.
@@ -49,7 +49,7 @@ fn action_of(operation: &Operation) -> Action {
 }
 
 impl Worker {
-    fn journal(&self, record: &Record) -> Result<(), String> {
+    pub(super) fn journal(&self, record: &Record) -> Result<(), String> {
         let Some(j) = &self.journal else {
             return Err("no journal".into());
         };
@@ -90,189 +90,6 @@ impl Worker {
         }
     }
 
-    /// Offers the plans a crash or a quit left open, where they were made against this same
-    /// region and endpoint (a demo's simulator is gone with its process, so its plans are not).
-    pub(super) fn offer_unfinished(&mut self) {
-        let Some(path) = &self.settings.journal else {
-            return;
-        };
-        let records = match journal::read_checked(path) {
-            Ok(c) => {
-                for warning in c.warnings {
-                    self.emit(Event::Failure(format!("The journal: {warning}")));
-                }
-                c.records
-            }
-            Err(e) => return self.emit(Event::Failure(format!("{e:#}"))),
-        };
-        let paused: std::collections::HashSet<&str> = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Paused { plan, .. } => Some(plan.as_str()),
-                _ => None,
-            })
-            .collect();
-        for u in journal::unfinished_plans(&records) {
-            let Record::Plan {
-                plan, at, devices, ..
-            } = &u.plan
-            else {
-                continue;
-            };
-            if self.plan_routes(&u.plan).is_none() {
-                // Some of its scopes are here, not all: it cannot be resumed now, but its
-                // devices here are still in it, so no new plan may take them.
-                let missing = self.missing_scopes(&u.plan);
-                if !missing.is_empty() && self.reaches_here(&u.plan) {
-                    self.elsewhere.insert(plan.clone(), (u, missing));
-                }
-                continue;
-            }
-            let Some((operation, _)) = operation_of(&u.plan) else {
-                continue;
-            };
-            let pending = u
-                .pending_devices()
-                .iter()
-                .filter_map(|d| parse_device_ref(d))
-                .collect();
-            let offer = Resumable {
-                plan: plan.clone(),
-                at: *at,
-                operation,
-                pending,
-                paused: paused.contains(plan.as_str()),
-                total: devices.len(),
-                running: u.running.len(),
-            };
-            self.offered.insert(plan.clone(), offer.clone());
-            self.emit(Event::Unfinished(offer));
-            self.unfinished.insert(plan.clone(), u);
-        }
-    }
-
-    /// Where a journaled plan's devices are, when every scope it reaches is in use with the
-    /// same endpoint (a demo's simulator is gone with its process, so its plans are not). An
-    /// older journal's plan reached one scope: the one with its region and endpoint.
-    fn plan_routes(&self, record: &Record) -> Option<HashMap<DeviceKey, String>> {
-        let Record::Plan {
-            region,
-            endpoint,
-            scopes,
-            routes,
-            devices,
-            ..
-        } = record
-        else {
-            return None;
-        };
-        if scopes.is_empty() {
-            let place = self
-                .places
-                .iter()
-                .find(|p| p.conn.region == *region && p.conn.snow_endpoint == *endpoint)?;
-            let scope = place.conn.scope();
-            return Some(
-                devices
-                    .iter()
-                    .filter_map(|d| parse_device_ref(d))
-                    .map(|k| (k, scope.clone()))
-                    .collect(),
-            );
-        }
-        let here = scopes.iter().all(|(scope, endpoint)| {
-            self.place(scope)
-                .is_some_and(|p| p.conn.snow_endpoint == *endpoint)
-        });
-        if !here {
-            return None;
-        }
-        Some(
-            routes
-                .iter()
-                .filter_map(|(d, scope)| Some((parse_device_ref(d)?, scope.clone())))
-                .collect(),
-        )
-    }
-
-    /// The scopes a journaled plan reaches that are not in use with its endpoint.
-    fn missing_scopes(&self, record: &Record) -> Vec<String> {
-        let Record::Plan { scopes, .. } = record else {
-            return Vec::new();
-        };
-        scopes
-            .iter()
-            .filter(|(scope, endpoint)| {
-                self.place(scope)
-                    .is_none_or(|p| p.conn.snow_endpoint != **endpoint)
-            })
-            .map(|(scope, _)| scope.clone())
-            .collect()
-    }
-
-    /// Whether any scope of a journaled plan is in use with its endpoint.
-    fn reaches_here(&self, record: &Record) -> bool {
-        let Record::Plan { scopes, .. } = record else {
-            return false;
-        };
-        scopes.iter().any(|(scope, endpoint)| {
-            self.place(scope)
-                .is_some_and(|p| p.conn.snow_endpoint == *endpoint)
-        })
-    }
-
-    fn resumable(&self, id: &str) -> Option<Resumable> {
-        self.offered.get(id).cloned()
-    }
-
-    /// Why a device may not be in a new plan: an unfinished plan from the journal names it, or
-    /// an operation of this process has it in flight.
-    fn overlap(&self, keys: &[DeviceKey]) -> Option<(ApiError, Option<String>)> {
-        for key in keys {
-            let name = device_ref(key);
-            if let Some((id, _)) = self
-                .unfinished
-                .iter()
-                .find(|(_, u)| u.pending_devices().contains(&name))
-            {
-                let detail = format!(
-                    "{} is in the unfinished plan {id}: resume it or discard it first",
-                    key.id
-                );
-                return Some((
-                    ApiError::new(ErrorKind::Conflict, "OverlapsUnfinishedPlan", detail),
-                    Some(id.clone()),
-                ));
-            }
-            if let Some((id, (_, missing))) = self
-                .elsewhere
-                .iter()
-                .find(|(_, (u, _))| u.pending_devices().contains(&name))
-            {
-                let detail = format!(
-                    "{} is in the unfinished plan {id}, which also reaches {} (not in use): start with those contexts too to resume or discard it",
-                    key.id,
-                    missing.join(", ")
-                );
-                return Some((
-                    ApiError::new(ErrorKind::Conflict, "OverlapsUnfinishedPlan", detail),
-                    None,
-                ));
-            }
-            if let Some(op) = self.book.live_op(key) {
-                let detail = format!(
-                    "{} already has an operation under way (plan {})",
-                    key.id, op.plan
-                );
-                return Some((
-                    ApiError::new(ErrorKind::Conflict, "DeviceInFlight", detail),
-                    None,
-                ));
-            }
-        }
-        None
-    }
-
     /// A plan reaching a scope not in use, or a read-only one, is not sent.
     fn scope_refusal(&self, plan: &Plan) -> Option<ApiError> {
         for k in &plan.targets {
@@ -297,6 +114,57 @@ impl Worker {
         None
     }
 
+    /// The journal's record of a confirmed plan: its operation, every scope it reaches with
+    /// its endpoint, each device's scope, its waves and gate, what preflight left out. `None`
+    /// for a plan with no device in a scope in use.
+    fn plan_record(&self, id: &str, plan: &Plan, waves: &[Vec<DeviceKey>]) -> Option<Record> {
+        let (image_version, allow_major) = match &plan.operation {
+            Operation::Ota {
+                image_version,
+                allow_major,
+            } => (Some(image_version.clone()), *allow_major),
+            _ => (None, false),
+        };
+        let scope_names = plan.scope_names();
+        let first = scope_names.first().and_then(|s| self.place(s))?;
+        Some(Record::Plan {
+            plan: id.to_string(),
+            at: journal::now(),
+            action: action_of(&plan.operation),
+            image_version,
+            allow_major,
+            description: plan.snow.description.clone(),
+            tags: plan.snow.tags.clone(),
+            region: first.conn.region.clone(),
+            endpoint: first.conn.snow_endpoint.clone(),
+            scopes: scope_names
+                .iter()
+                .filter_map(|s| Some((s.clone(), self.place(s)?.conn.snow_endpoint.clone())))
+                .collect(),
+            routes: plan
+                .scopes
+                .iter()
+                .map(|(k, s)| (device_ref(k), s.clone()))
+                .collect(),
+            devices: waves.iter().flatten().map(device_ref).collect(),
+            rollout: Some(journal::RolloutRecord {
+                sizes: plan.rollout.waves.clone(),
+                waves: waves
+                    .iter()
+                    .map(|w| w.iter().map(device_ref).collect())
+                    .collect(),
+                gate: plan.rollout.gate_for(waves.len()),
+            }),
+            left_out: plan
+                .left_out()
+                .map(|s| journal::LeftOut {
+                    device: device_ref(&s.key),
+                    reason: s.reason.clone(),
+                })
+                .collect(),
+        })
+    }
+
     /// Journals a confirmed plan, gives each distinct device an operation, and sends.
     pub(super) fn dispatch(&mut self, mut plan: Plan) {
         if let Some(e) = self.refusal() {
@@ -313,13 +181,6 @@ impl Worker {
             return self.refuse(e, overlaps);
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let (image_version, allow_major) = match &plan.operation {
-            Operation::Ota {
-                image_version,
-                allow_major,
-            } => (Some(image_version.clone()), *allow_major),
-            _ => (None, false),
-        };
         let waves = plan.waves();
         let gate = plan.rollout.gate_for(waves.len());
         // Every target's scope: the one it was read from, else the only one there is.
@@ -331,49 +192,13 @@ impl Worker {
             }
         }
         let routes = plan.scopes.clone();
-        let scope_names = plan.scope_names();
-        let Some(first) = scope_names.first().and_then(|s| self.place(s)) else {
+        let Some(record) = self.plan_record(&id, &plan, &waves) else {
             let e = ApiError::new(
                 ErrorKind::Validation,
                 "EmptyPlan",
                 "the plan has no devices",
             );
             return self.refuse(e, None);
-        };
-        let record = Record::Plan {
-            plan: id.clone(),
-            at: journal::now(),
-            action: action_of(&plan.operation),
-            image_version,
-            allow_major,
-            description: plan.snow.description.clone(),
-            tags: plan.snow.tags.clone(),
-            region: first.conn.region.clone(),
-            endpoint: first.conn.snow_endpoint.clone(),
-            scopes: scope_names
-                .iter()
-                .filter_map(|s| Some((s.clone(), self.place(s)?.conn.snow_endpoint.clone())))
-                .collect(),
-            routes: routes
-                .iter()
-                .map(|(k, s)| (device_ref(k), s.clone()))
-                .collect(),
-            devices: waves.iter().flatten().map(device_ref).collect(),
-            rollout: Some(journal::RolloutRecord {
-                sizes: plan.rollout.waves.clone(),
-                waves: waves
-                    .iter()
-                    .map(|w| w.iter().map(device_ref).collect())
-                    .collect(),
-                gate,
-            }),
-            left_out: plan
-                .left_out()
-                .map(|s| journal::LeftOut {
-                    device: device_ref(&s.key),
-                    reason: s.reason.clone(),
-                })
-                .collect(),
         };
         if let Err(why) = self.journal(&record) {
             let e = ApiError::new(ErrorKind::Validation, "JournalWriteFailed", why);
@@ -415,10 +240,76 @@ impl Worker {
     }
 
     /// Sends what an unfinished plan never confirmed: appliances reconciled first against the
-    /// jobs they had before the crash, Snow batches again under their journaled tokens.
+    /// jobs they had before the crash, Snow batches again under their journaled tokens. What
+    /// ended before is shown as it ended, so the plan and its gauges are whole again.
     pub(super) fn resume(&mut self, id: &str) {
-        if let Some(e) = self.refusal() {
+        let Some((u, operation, snow)) = self.take_unfinished(id) else {
+            return;
+        };
+        let running: Vec<(DeviceKey, String)> = u
+            .running
+            .iter()
+            .filter_map(|(d, job)| parse_device_ref(d).map(|k| (k, job.clone())))
+            .collect();
+        let open: Vec<DeviceKey> = u
+            .pending_devices()
+            .iter()
+            .filter_map(|d| parse_device_ref(d))
+            .chain(running.iter().map(|(k, _)| k.clone()))
+            .collect();
+        if let Some(e) = self.resume_refusal(id, &u, &open) {
+            self.unfinished.insert(id.to_string(), u);
             return self.refuse(e, None);
+        }
+        if let Some(routes) = self.plan_routes(&u.plan) {
+            self.routes.extend(routes);
+        }
+        let all: Vec<DeviceKey> = match &u.plan {
+            Record::Plan { devices, .. } => {
+                devices.iter().filter_map(|d| parse_device_ref(d)).collect()
+            }
+            _ => open.clone(),
+        };
+        let ops = self.book.add_plan(id, &all);
+        self.emit(Event::PlanStarted {
+            plan: id.to_string(),
+            operation: operation.clone(),
+            ops: ops.clone(),
+            resumed: true,
+        });
+        let health = self.restore_finished(&ops, &u.finished);
+        let view = resumed_view(id, &u, &ops, &operation, &snow);
+        let held = !matches!(view.phase, Phase::Sending);
+        let mut run = Run::new(view, operation.clone(), snow.clone(), &u.rollout);
+        if held {
+            run.hold_now();
+        }
+        run.health
+            .extend(health.iter().map(|(op, h)| (*op, h.clone())));
+        self.rollouts.insert(id.to_string(), run);
+        // Sends begun before the stop are resolved now, whatever the phase; what was never
+        // sent goes when its wave does.
+        let work = resumed_work(&u.pending, &ops);
+        self.start(id, operation.clone(), snow, work);
+        self.follow_again(&ops, &running);
+        self.recheck_health(&ops, &health, &operation);
+        self.send_unsent(id);
+        self.skip_aborted(id);
+        self.advance(id);
+        if let Some(run) = self.rollouts.get(id) {
+            self.emit(Event::Rollout(run.view.clone()));
+        }
+    }
+
+    /// The unfinished plan to resume and its operation, taken from those offered; refused
+    /// with the reason when dispatch may not happen or the plan is unknown or unreadable.
+    fn take_unfinished(
+        &mut self,
+        id: &str,
+    ) -> Option<(journal::Unfinished, Operation, SnowOptions)> {
+        if let Some(e) = self.refusal() {
+            self.refuse(e, None);
+            return None;
         }
         let Some(u) = self.unfinished.remove(id) else {
             let e = ApiError::new(
@@ -426,7 +317,8 @@ impl Worker {
                 "NoSuchPlan",
                 format!("no unfinished plan {id} for the contexts in use"),
             );
-            return self.refuse(e, None);
+            self.refuse(e, None);
+            return None;
         };
         let Some((operation, snow)) = operation_of(&u.plan) else {
             let e = ApiError::new(
@@ -434,141 +326,93 @@ impl Worker {
                 "UnreadablePlan",
                 format!("the journal's plan {id} names no operation fleetdeck can carry out"),
             );
-            return self.refuse(e, None);
+            self.refuse(e, None);
+            return None;
         };
-        let running: Vec<(DeviceKey, String)> = u
-            .running
-            .iter()
-            .filter_map(|(d, job)| parse_device_ref(d).map(|k| (k, job.clone())))
-            .collect();
-        let keys: Vec<DeviceKey> = u
-            .pending_devices()
-            .iter()
-            .filter_map(|d| parse_device_ref(d))
-            .chain(running.iter().map(|(k, _)| k.clone()))
-            .collect();
-        if let Some((e, _)) = self.overlap(&keys) {
-            self.unfinished.insert(id.to_string(), u);
-            return self.refuse(e, None);
+        Some((u, operation, snow))
+    }
+
+    /// Why a resume may not go on: a device of it is taken, or a context it reaches is
+    /// read-only now (refused as a new plan would be).
+    fn resume_refusal(
+        &self,
+        id: &str,
+        u: &journal::Unfinished,
+        open: &[DeviceKey],
+    ) -> Option<ApiError> {
+        if let Some((e, _)) = self.overlap(open) {
+            return Some(e);
         }
-        if let Some(routes) = self.plan_routes(&u.plan) {
-            // A context that is read-only now refuses the resume, as it would a new plan.
-            let read_only = routes
-                .values()
-                .filter_map(|s| self.place(s))
-                .find(|p| p.conn.read_only)
-                .map(|p| p.conn.context.clone());
-            if let Some(context) = read_only {
-                self.unfinished.insert(id.to_string(), u);
-                let e = ApiError::new(
-                    ErrorKind::Validation,
-                    "ReadOnly",
-                    format!("context {context} is read-only: plan {id} was not resumed"),
-                );
-                return self.refuse(e, None);
+        let routes = self.plan_routes(&u.plan)?;
+        let context = routes
+            .values()
+            .filter_map(|s| self.place(s))
+            .find(|p| p.conn.read_only)
+            .map(|p| p.conn.context.clone())?;
+        Some(ApiError::new(
+            ErrorKind::Validation,
+            "ReadOnly",
+            format!("context {context} is read-only: plan {id} was not resumed"),
+        ))
+    }
+
+    /// Puts the operations that ended before in their recorded end, without journaling them
+    /// again; their health as recorded, for the gate.
+    fn restore_finished(
+        &mut self,
+        ops: &[(OpId, DeviceKey)],
+        finished: &[journal::Finished],
+    ) -> Vec<(OpId, Health)> {
+        let mut health = Vec::new();
+        for f in finished {
+            let Some(key) = parse_device_ref(&f.device) else {
+                continue;
+            };
+            let Some((op, _)) = ops.iter().find(|(_, k)| *k == key) else {
+                continue;
+            };
+            let mut update = OpUpdate::new(f.state);
+            update.resource_id.clone_from(&f.resource_id);
+            update.error = f
+                .error
+                .as_ref()
+                .map(|e| ApiError::new(ErrorKind::Other, e.code.clone(), e.message.clone()));
+            if self.book.apply(*op, &update) != crate::ops::Applied::Ignored {
+                self.emit(Event::Op(*op, update));
             }
-            self.routes.extend(routes);
-        }
-        let ops = self.book.add_plan(id, &keys);
-        self.emit(Event::PlanStarted {
-            plan: id.to_string(),
-            operation: operation.clone(),
-            ops: ops.clone(),
-            resumed: true,
-        });
-        let (waves, gate, left_out, sizes) = match &u.plan {
-            Record::Plan {
-                rollout: Some(r),
-                left_out,
-                ..
-            } => (r.waves.clone(), r.gate, left_out.clone(), r.sizes.clone()),
-            Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone(), Vec::new()),
-            _ => (Vec::new(), None, Vec::new(), Vec::new()),
-        };
-        let left_out = left_out
-            .iter()
-            .filter_map(|l| parse_device_ref(&l.device))
-            .collect();
-        let state = &u.rollout;
-        let mut view = RolloutView {
-            plan: id.to_string(),
-            operation: operation.clone(),
-            snow: snow.clone(),
-            sizes,
-            gate,
-            waves: group(&ops, waves.len().max(1), |k| {
-                let name = device_ref(k);
-                Some(waves.iter().position(|w| w.contains(&name)).unwrap_or(0))
-            }),
-            wave: state.wave,
-            phase: Phase::Sending,
-            figures: state.figures,
-            decisions: state.decisions.clone(),
-            outcome: None,
-            left_out,
-        };
-        // A rollout that was paused or aborted stays so: the operator resumes its dispatch,
-        // not past its gate.
-        match state.decisions.last() {
-            Some(d) if d.verdict == Verdict::Aborted => {
-                view.phase = Phase::Aborted {
-                    why: d.detail.clone(),
-                }
+            match &f.health {
+                Some(Ok(())) => health.push((*op, Health::Healthy)),
+                Some(Err(why)) => health.push((*op, Health::Unhealthy(why.clone()))),
+                None => {}
             }
-            Some(d) if d.verdict == Verdict::Paused => {
-                view.phase = Phase::Paused {
-                    why: d.detail.clone(),
-                }
+        }
+        health
+    }
+
+    /// A gated rollout's successes whose health was never recorded (the process ended while
+    /// reading it) are read again.
+    fn recheck_health(
+        &mut self,
+        ops: &[(OpId, DeviceKey)],
+        known: &[(OpId, Health)],
+        operation: &Operation,
+    ) {
+        for (op, key) in ops {
+            let Some(o) = self.book.get(*op) else {
+                continue;
+            };
+            let gated = self
+                .rollouts
+                .get(&o.plan)
+                .is_some_and(|r| r.view.gate.is_some());
+            if o.state != OpState::Succeeded || !gated || known.iter().any(|(k, _)| k == op) {
+                continue;
             }
-            _ => {}
-        }
-        let held = !matches!(view.phase, Phase::Sending);
-        let mut run = Run::new(view, operation.clone(), snow.clone(), state);
-        if held {
-            run.hold_now();
-        }
-        self.rollouts.insert(id.to_string(), run);
-        let op_of = |service: Service, device: &str| {
-            ops.iter()
-                .find(|(_, k)| k.service == service && k.id == device)
-                .map(|(op, _)| *op)
-        };
-        // Sends begun before the stop are resolved now, whatever the phase; what was never
-        // sent goes when its wave does.
-        let work = u
-            .pending
-            .iter()
-            .filter_map(|p| match p {
-                journal::Pending::Panorama {
-                    device,
-                    known_jobs: Some(known),
-                    last_sent,
-                } => Some(Work::Panorama {
-                    op: op_of(Service::Panorama, device)?,
-                    device: device.clone(),
-                    known_jobs: Some(known.clone()),
-                    last_sent: *last_sent,
-                }),
-                journal::Pending::Snow {
-                    devices,
-                    token: Some(token),
-                } => Some(Work::Snow {
-                    ops: devices
-                        .iter()
-                        .filter_map(|d| op_of(Service::Snow, d).map(|op| (d.clone(), op)))
-                        .collect(),
-                    token: Some(token.clone()),
-                }),
-                _ => None,
-            })
-            .collect();
-        self.start(id, operation, snow, work);
-        self.follow_again(&ops, &running);
-        self.send_unsent(id);
-        self.skip_aborted(id);
-        self.advance(id);
-        if let Some(run) = self.rollouts.get(id) {
-            self.emit(Event::Rollout(run.view.clone()));
+            let task = o.resource_id.clone();
+            if let Some(run) = self.rollouts.get_mut(&o.plan.clone()) {
+                run.health.insert(*op, Health::Checking);
+            }
+            self.check_health(*op, key.clone(), operation.clone(), task);
         }
     }
 
@@ -673,8 +517,24 @@ impl Worker {
         });
     }
 
-    /// Every operation of the plan is final: it is closed in the journal.
+    /// Closes a plan whose every operation is final, once no device's health is still being
+    /// read for its gate: the health records come before the plan's end.
+    pub(super) fn end_if_settled(&mut self, plan: &str) {
+        let checking = self.rollouts.get(plan).is_some_and(|r| {
+            r.health
+                .values()
+                .any(|h| *h == crate::ops::rollout::Health::Checking)
+        });
+        if self.book.plan_done(plan) && !checking {
+            self.end_plan(plan);
+        }
+    }
+
+    /// Every operation of the plan is final: it is closed in the journal, once.
     pub(super) fn end_plan(&mut self, plan: &str) {
+        if !self.ended.insert(plan.to_string()) {
+            return;
+        }
         let _ = self.journal(&Record::End {
             plan: plan.to_string(),
             at: journal::now(),
@@ -718,203 +578,93 @@ impl Worker {
             let _ = done.send(tally);
         }
     }
+}
 
-    /// Closes an unfinished plan without sending: an appliance whose send may have happened
-    /// is read first, and a job found is recorded as the plan's; the rest are abandoned.
-    pub(super) fn discard(&mut self, id: &str) {
-        let Some(u) = self.unfinished.remove(id) else {
-            return self.emit(Event::Failure(format!(
-                "No unfinished plan {id} for the contexts in use to discard"
-            )));
-        };
-        if self.journal.is_none() || self.settings.read_only {
-            self.unfinished.insert(id.to_string(), u);
-            return self.emit(Event::Failure(format!(
-                "Plan {id} was not discarded: the journal cannot be written here"
-            )));
-        }
-        // Each appliance is read in its own scope.
-        let routes = self.plan_routes(&u.plan).unwrap_or_default();
-        let reach: HashMap<String, (aws_sdk_panorama::Client, Arc<super::limits::Limits>)> = u
-            .pending
+/// A resumed plan's rollout as the journal left it: its waves, gate and decisions; a
+/// rollout that was paused or aborted stays so (the operator resumes its dispatch, not past
+/// its gate).
+fn resumed_view(
+    id: &str,
+    u: &journal::Unfinished,
+    ops: &[(OpId, DeviceKey)],
+    operation: &Operation,
+    snow: &SnowOptions,
+) -> RolloutView {
+    let (waves, gate, left_out, sizes) = match &u.plan {
+        Record::Plan {
+            rollout: Some(r),
+            left_out,
+            ..
+        } => (r.waves.clone(), r.gate, left_out.clone(), r.sizes.clone()),
+        Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone(), Vec::new()),
+        _ => (Vec::new(), None, Vec::new(), Vec::new()),
+    };
+    let state = &u.rollout;
+    let phase = match state.decisions.last() {
+        Some(d) if d.verdict == Verdict::Aborted => Phase::Aborted {
+            why: d.detail.clone(),
+        },
+        Some(d) if d.verdict == Verdict::Paused => Phase::Paused {
+            why: d.detail.clone(),
+        },
+        _ => Phase::Sending,
+    };
+    RolloutView {
+        plan: id.to_string(),
+        operation: operation.clone(),
+        snow: snow.clone(),
+        sizes,
+        gate,
+        waves: group(ops, waves.len().max(1), |k| {
+            let name = device_ref(k);
+            Some(waves.iter().position(|w| w.contains(&name)).unwrap_or(0))
+        }),
+        wave: state.wave,
+        phase,
+        figures: state.figures,
+        decisions: state.decisions.clone(),
+        outcome: None,
+        left_out: left_out
             .iter()
-            .filter_map(|p| match p {
-                journal::Pending::Panorama { device, .. } => {
-                    let key = DeviceKey::new(Service::Panorama, device.clone());
-                    let place = match routes.get(&key) {
-                        Some(s) => self.place(s),
-                        None => self.place_of(&key),
-                    }?;
-                    let client = place.clients.panorama().ok()?.clone();
-                    Some((device.clone(), (client, place.limits.clone())))
-                }
-                journal::Pending::Snow { .. } => None,
-            })
-            .collect();
-        let tx = self.internal.clone();
-        let plan = id.to_string();
-        self.dispatching.spawn(async move {
-            let mut adopted = Vec::new();
-            let mut abandoned = Vec::new();
-            for p in &u.pending {
-                match p {
-                    journal::Pending::Panorama {
-                        device,
-                        known_jobs: Some(known),
-                        ..
-                    } if reach.contains_key(device) => {
-                        let Some((client, limits)) = reach.get(device) else {
-                            continue;
-                        };
-                        limits.panorama_read().await;
-                        match aws::panorama::job_ids(client, device).await {
-                            Ok(now) => match now.iter().find(|j| !known.contains(j)) {
-                                Some(job) => adopted.push((device.clone(), job.clone())),
-                                None => abandoned.push(format!("panorama:{device}")),
-                            },
-                            Err(_) => abandoned.push(format!("panorama:{device}")),
-                        }
-                    }
-                    journal::Pending::Panorama { device, .. } => {
-                        abandoned.push(format!("panorama:{device}"))
-                    }
-                    journal::Pending::Snow { devices, .. } => {
-                        abandoned.extend(devices.iter().map(|d| format!("snow:{d}")))
-                    }
-                }
-            }
-            let _ = tx.send(Internal::Discarded {
-                plan,
-                adopted,
-                abandoned,
-            });
-        });
+            .filter_map(|l| parse_device_ref(&l.device))
+            .collect(),
     }
+}
 
-    pub(super) fn discarded(
-        &mut self,
-        plan: &str,
-        adopted: Vec<(String, String)>,
-        abandoned: Vec<String>,
-    ) {
-        for (device, job) in &adopted {
-            let _ = self.journal(&Record::Outcome {
-                plan: plan.to_string(),
-                at: journal::now(),
-                service: Service::Panorama,
-                operation: Call::CreateJobForDevices,
-                devices: vec![device.clone()],
-                resource_id: Some(job.clone()),
-                request_id: None,
-                error: None,
-            });
-        }
-        let n = abandoned.len();
-        if self
-            .journal(&Record::End {
-                plan: plan.to_string(),
-                at: journal::now(),
-                abandoned,
-            })
-            .is_ok()
-        {
-            let found = if adopted.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; {} sent before had a job: {}",
-                    adopted.len(),
-                    adopted
-                        .iter()
-                        .map(|(d, j)| format!("{d} {j}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            self.emit(Event::Notice(format!(
-                "Plan {plan} discarded: {n} devices abandoned, nothing sent{found}"
-            )));
-        }
-    }
-
-    /// One CancelTask per task, journaled like every mutating call, never resent by the SDK;
-    /// an unanswered one is resolved by reading the task's executions.
-    pub(super) fn cancel(&mut self, task: String) {
-        if self.settings.read_only {
-            return self.emit(Event::Failure(format!(
-                "Read-only mode: CancelTask {task} was not sent"
-            )));
-        }
-        if !self.canceling.insert(task.clone()) {
-            return;
-        }
-        let Some(ops) = self.status.snow_tasks.get(&task).cloned() else {
-            self.canceling.remove(&task);
-            return self.emit(Event::Failure(format!(
-                "CancelTask {task} was not sent: the task has ended or is not followed here"
-            )));
-        };
-        let plan = ops
-            .first()
-            .and_then(|(_, op)| self.book.get(*op))
-            .map(|o| o.plan.clone())
-            .unwrap_or_default();
-        let log = Log {
-            journal: self.journal.clone(),
-            plan,
-        };
-        let devices: Vec<String> = ops.iter().map(|(d, _)| d.clone()).collect();
-        if let Err(e) = log.intent(
-            Service::Snow,
-            Call::CancelTask,
-            &devices,
-            None,
-            &[],
-            Some(&task),
-        ) {
-            self.canceling.remove(&task);
-            return self.emit(Event::Failure(format!(
-                "CancelTask {task} was not sent: {e}"
-            )));
-        }
-        let Some(client) = self.task_place(&task).map(|p| p.clients.snow.clone()) else {
-            self.canceling.remove(&task);
-            return self.emit(Event::Failure(format!(
-                "CancelTask {task} was not sent: its context is no longer in use"
-            )));
-        };
-        let tx = self.internal.clone();
-        // Among the dispatch tasks: a shutdown waits for its answer to be journaled.
-        self.dispatching.spawn(async move {
-            let mut result = aws::snow::cancel_task(&client, &task).await;
-            if let Err(e) = &result
-                && !e.certainly_not_applied()
-                && let Ok(true) = aws::snow::task_was_canceled(&client, &task).await
-            {
-                result = Ok(());
-            }
-            let created = crate::aws::Created {
-                id: task.clone(),
-                request_id: None,
-            };
-            let recorded = log.outcome(
-                Service::Snow,
-                Call::CancelTask,
-                &devices,
-                result.as_ref().map(|()| &created),
-            );
-            let message = match result {
-                Ok(()) => format!("CancelTask {task}: its queued executions are canceled"),
-                Err(e) => format!("CancelTask {task} failed: {e}"),
-            };
-            if let Err(e) = recorded {
-                let _ = tx.send(Internal::Warn(format!(
-                    "The journal could not record CancelTask {task}: {e}"
-                )));
-            }
-            let _ = tx.send(Internal::Canceled { task, message });
-        });
-    }
+/// The sends a crash or a stop interrupted, to be resolved first: an appliance against its
+/// jobs before the send, a Snow batch under its token.
+fn resumed_work(pending: &[journal::Pending], ops: &[(OpId, DeviceKey)]) -> Vec<Work> {
+    let op_of = |service: Service, device: &str| {
+        ops.iter()
+            .find(|(_, k)| k.service == service && k.id == device)
+            .map(|(op, _)| *op)
+    };
+    pending
+        .iter()
+        .filter_map(|p| match p {
+            journal::Pending::Panorama {
+                device,
+                known_jobs: Some(known),
+                last_sent,
+            } => Some(Work::Panorama {
+                op: op_of(Service::Panorama, device)?,
+                device: device.clone(),
+                known_jobs: Some(known.clone()),
+                last_sent: *last_sent,
+            }),
+            journal::Pending::Snow {
+                devices,
+                token: Some(token),
+            } => Some(Work::Snow {
+                ops: devices
+                    .iter()
+                    .filter_map(|d| op_of(Service::Snow, d).map(|op| (d.clone(), op)))
+                    .collect(),
+                token: Some(token.clone()),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The operations of each wave: `wave_of` places a device (unplaced ones go to the first).

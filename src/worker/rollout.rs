@@ -16,9 +16,10 @@ use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use crate::journal::{self, Record};
 use crate::ops::rollout::{
-    Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, duration_text, health,
+    Cause, Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, duration_text,
+    health,
 };
-use crate::ops::{OpId, OpState, OpUpdate, short};
+use crate::ops::{OpId, OpState, OpUpdate};
 use crate::protocol::{Event, RolloutView};
 
 /// One plan's rollout, as the worker drives it.
@@ -27,21 +28,20 @@ pub(super) struct Run {
     pub operation: Operation,
     pub snow: SnowOptions,
     /// Set by a pause or an abort: no new send of the plan begins. A promotion replaces it.
-    hold_tx: watch::Sender<bool>,
+    pub(super) hold_tx: watch::Sender<bool>,
     pub hold: Stop,
     /// Failures the operator accepted by promoting past a breach.
-    accepted: usize,
-    /// What a resumed plan had finished before this process.
-    prior: Figures,
-    health: HashMap<OpId, Health>,
+    pub(super) accepted: usize,
+    /// Each succeeded operation's health, as the gate reads it.
+    pub health: HashMap<OpId, Health>,
     /// When the current wave passed its gate (epoch seconds).
-    passed_at: Option<u64>,
+    pub(super) passed_at: Option<u64>,
     /// The operator promoted the current wave: no bake or approval is waited for.
-    promoted: bool,
+    pub(super) promoted: bool,
     /// The pause came from a breached gate (a promotion then accepts its failures).
-    breached: bool,
+    pub(super) breached: bool,
     /// What a pause interrupted, to go back to when promoted.
-    before_pause: Option<Phase>,
+    pub(super) before_pause: Option<Phase>,
 }
 
 impl Run {
@@ -65,7 +65,6 @@ impl Run {
             hold_tx,
             hold,
             accepted,
-            prior: state.figures,
             health: HashMap::new(),
             passed_at: state.passed_at,
             promoted: false,
@@ -136,7 +135,8 @@ impl Worker {
         }
     }
 
-    fn decide(&mut self, plan: &str, verdict: Verdict, detail: String) {
+    /// Records a decision and its cause in the view and the journal.
+    pub(super) fn decide(&mut self, plan: &str, verdict: Verdict, detail: String, by: Cause) {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return;
         };
@@ -145,6 +145,7 @@ impl Worker {
             verdict,
             figures: run.view.figures,
             detail,
+            by: Some(by),
         };
         run.view.decisions.push(decision.clone());
         self.record(&Record::Gate {
@@ -217,7 +218,7 @@ impl Worker {
             return Figures::default();
         };
         let gated = run.gate().is_some();
-        let mut f = run.prior;
+        let mut f = Figures::default();
         for op in self.book.ops_of(plan) {
             match op.state {
                 OpState::Succeeded => match run.health.get(&op.id) {
@@ -275,6 +276,26 @@ impl Worker {
         }
     }
 
+    /// Advances a rollout now, or once the burst of news under way is in.
+    fn advance_soon(&mut self, plan: &str) {
+        match &mut self.moved {
+            Some(moved) => {
+                moved.insert(plan.to_string());
+            }
+            None => self.advance(plan),
+        }
+    }
+
+    /// Advances the rollouts a burst of news moved.
+    pub(super) fn advance_moved(&mut self) {
+        let Some(moved) = self.moved.take() else {
+            return;
+        };
+        for plan in moved {
+            self.advance(&plan);
+        }
+    }
+
     /// One move of the rollout; true when another may follow at once.
     fn step(&mut self, plan: &str) -> bool {
         let figures = self.figures(plan);
@@ -306,11 +327,11 @@ impl Worker {
                 "{} failed of {} finished, more than the {} allowed",
                 figures.failed, figures.finished, g.max_failed
             );
-            self.decide(plan, Verdict::Breached, detail.clone());
+            self.decide(plan, Verdict::Breached, detail.clone(), Cause::Gate);
             let why = format!("the gate was breached: {detail}");
             match g.on_breach {
-                OnBreach::Abort => self.abort(plan, why),
-                OnBreach::Pause => self.hold(plan, why, true),
+                OnBreach::Abort => self.abort(plan, why, Cause::Gate),
+                OnBreach::Pause => self.hold(plan, why, true, Cause::Gate),
             }
             return false;
         }
@@ -342,7 +363,7 @@ impl Worker {
                 ),
                 None => "every operation finished".into(),
             };
-            self.decide(plan, Verdict::Passed, detail);
+            self.decide(plan, Verdict::Passed, detail, Cause::Gate);
         }
         self.after_pass(plan)
     }
@@ -360,7 +381,7 @@ impl Worker {
         self.after_bake(plan)
     }
 
-    fn after_bake(&mut self, plan: &str) -> bool {
+    pub(super) fn after_bake(&mut self, plan: &str) -> bool {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return false;
         };
@@ -388,7 +409,7 @@ impl Worker {
     }
 
     /// Stops the plan's new sends and waits for the operator.
-    fn hold(&mut self, plan: &str, why: String, breached: bool) {
+    pub(super) fn hold(&mut self, plan: &str, why: String, breached: bool, by: Cause) {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return;
         };
@@ -396,18 +417,18 @@ impl Worker {
         run.breached = breached;
         run.before_pause = Some(run.view.phase.clone());
         run.view.phase = Phase::Paused { why: why.clone() };
-        self.decide(plan, Verdict::Paused, why);
+        self.decide(plan, Verdict::Paused, why, by);
     }
 
     /// Stops the plan for good: nothing more is sent, what was not is skipped, queued Snow
     /// executions are canceled.
-    fn abort(&mut self, plan: &str, why: String) {
+    pub(super) fn abort(&mut self, plan: &str, why: String, by: Cause) {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return;
         };
         let _ = run.hold_tx.send(true);
         run.view.phase = Phase::Aborted { why: why.clone() };
-        self.decide(plan, Verdict::Aborted, why);
+        self.decide(plan, Verdict::Aborted, why, by);
         self.skip_aborted(plan);
         let tasks: Vec<String> = self
             .status
@@ -459,89 +480,7 @@ impl Worker {
         }
     }
 
-    pub(super) fn promote(&mut self, plan: &str) {
-        let Some(run) = self.rollouts.get_mut(plan) else {
-            return self.emit(Event::Failure(format!(
-                "No rollout {plan} runs here to promote"
-            )));
-        };
-        match run.view.phase.clone() {
-            Phase::AwaitingApproval | Phase::Baking { .. } => {
-                run.promoted = true;
-                self.decide(plan, Verdict::Promoted, "promoted by the operator".into());
-                self.after_bake(plan);
-            }
-            Phase::Paused { .. } => {
-                // Past a breach the failures so far are accepted; past a pause of one's own
-                // the gate stands as it was, and so does a bake or an approval it interrupted.
-                if run.breached {
-                    run.accepted = run.view.figures.failed;
-                }
-                let (tx, hold) = Stop::new();
-                run.hold_tx = tx;
-                run.hold = hold;
-                run.view.phase = match run.before_pause.take() {
-                    Some(p @ (Phase::Baking { .. } | Phase::AwaitingApproval)) => p,
-                    _ => Phase::Sending,
-                };
-                let detail = if run.breached {
-                    format!(
-                        "promoted by the operator, accepting {} failed",
-                        run.view.figures.failed
-                    )
-                } else {
-                    "resumed by the operator".to_string()
-                };
-                run.breached = false;
-                self.decide(plan, Verdict::Promoted, detail);
-                self.send_unsent(plan);
-            }
-            Phase::Sending | Phase::Checking => {
-                return self.emit(Event::Notice(format!(
-                    "Rollout {} is sending its wave: nothing waits for a promotion",
-                    short(plan)
-                )));
-            }
-            Phase::Aborted { .. } | Phase::Done => {
-                return self.emit(Event::Notice(format!(
-                    "Rollout {} has ended: nothing to promote",
-                    short(plan)
-                )));
-            }
-        }
-        self.advance(plan);
-        // The promotion itself changed the view before `advance` looked at it.
-        self.emit_view(plan);
-    }
-
-    pub(super) fn pause(&mut self, plan: &str) {
-        let Some(run) = self.rollouts.get(plan) else {
-            return;
-        };
-        if matches!(
-            run.view.phase,
-            Phase::Paused { .. } | Phase::Aborted { .. } | Phase::Done
-        ) {
-            return;
-        }
-        self.hold(plan, "paused by the operator".into(), false);
-        self.advance(plan);
-        self.emit_view(plan);
-    }
-
-    pub(super) fn abort_by_operator(&mut self, plan: &str) {
-        let Some(run) = self.rollouts.get(plan) else {
-            return;
-        };
-        if matches!(run.view.phase, Phase::Aborted { .. } | Phase::Done) {
-            return;
-        }
-        self.abort(plan, "aborted by the operator".into());
-        self.advance(plan);
-        self.emit_view(plan);
-    }
-
-    fn emit_view(&self, plan: &str) {
+    pub(super) fn emit_view(&self, plan: &str) {
         if let Some(run) = self.rollouts.get(plan) {
             self.emit(Event::Rollout(run.view.clone()));
         }
@@ -565,11 +504,11 @@ impl Worker {
         if aborted && state == OpState::Paused {
             self.skip_aborted(&plan);
         }
-        self.advance(&plan);
+        self.advance_soon(&plan);
     }
 
     /// Reads the device until it is healthy, or the health timeout passes.
-    fn check_health(
+    pub(super) fn check_health(
         &mut self,
         op: OpId,
         key: DeviceKey,
@@ -652,27 +591,14 @@ impl Worker {
             reason,
         });
         self.emit(Event::Health(op, health));
-        self.advance(&plan);
+        self.end_if_settled(&plan);
+        self.advance_soon(&plan);
     }
 
-    /// The clock moved: bakes may have ended, and another shell may have asked something of
-    /// a rollout (`fleetdeck run --promote PLAN`).
+    /// The clock moved: bakes may have ended, and another process may have a word for a
+    /// rollout (`fleetdeck run --promote PLAN`).
     pub(super) fn rollout_tick(&mut self) {
-        if let Some(path) = self.settings.journal.clone() {
-            let asks = journal::take_requests(&path, self.rollouts.keys().map(String::as_str));
-            for (plan, control) in asks {
-                self.emit(Event::Notice(format!(
-                    "Rollout {}: {} asked from another shell",
-                    short(&plan),
-                    control.word()
-                )));
-                match control {
-                    journal::Control::Promote => self.promote(&plan),
-                    journal::Control::Pause => self.pause(&plan),
-                    journal::Control::Abort => self.abort_by_operator(&plan),
-                }
-            }
-        }
+        self.take_words();
         let baking: Vec<String> = self
             .rollouts
             .iter()
