@@ -30,8 +30,7 @@ pub struct ConfigFile {
     pub danger: Option<Vec<String>>,
 }
 
-/// The danger filters when the file names none.
-pub const DEFAULT_DANGER: &str = "env=prod";
+pub use crate::fleet::filter::DEFAULT_DANGER;
 
 impl ConfigFile {
     /// The danger filters: the file's, or `env=prod`. Blank entries are dropped.
@@ -367,6 +366,31 @@ pub struct Catalog {
     pub demo: Option<Demo>,
 }
 
+/// One target per context and region; a context naming no region gets its profile's.
+fn targets_of(contexts: &[Context]) -> Vec<crate::aws::Target> {
+    let mut out = Vec::new();
+    for c in contexts {
+        let regions: Vec<Option<String>> = if c.regions.is_empty() {
+            vec![None]
+        } else {
+            c.regions.iter().cloned().map(Some).collect()
+        };
+        for region in regions {
+            out.push(crate::aws::Target {
+                context: c.name.clone(),
+                profile: c.profile.clone(),
+                region,
+                endpoint_url: c.endpoint_url.clone(),
+                read_only: c.read_only,
+                label: c.label.clone(),
+                colour: c.colour.clone(),
+                demo_key: None,
+            });
+        }
+    }
+    out
+}
+
 impl Catalog {
     pub fn targets(&self, flags: &Flags) -> Result<Vec<crate::aws::Target>, String> {
         if self.demo.is_some() && !flags.profiles.is_empty() {
@@ -377,7 +401,7 @@ impl Catalog {
             ));
         }
         let contexts = resolve(flags, &self.env, &self.file)?;
-        let mut targets = crate::aws::Target::all(&contexts);
+        let mut targets = targets_of(&contexts);
         if let Some(demo) = &self.demo {
             for t in &mut targets {
                 t.demo_key = demo.keys.get(&t.context).cloned();

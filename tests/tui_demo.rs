@@ -34,7 +34,7 @@ fn ota_three_appliances_to_completion_and_see_the_new_version() {
     let confirm = tui.wait_for("Confirm: 3 devices");
     assert!(confirm.contains("3 CreateJobForDevices"), "{confirm}");
     tui.send("y");
-    tui.wait_for("COMPLETED 3");
+    tui.wait_results(&[("COMPLETED", 3)]);
     tui.send(ESC); // clear the filter: the updated appliances no longer need an update
     for device in ["sea-dock-cam-02", "sea-lobby-cam-01", "pdx-line1-cam-01"] {
         let row = tui.wait_row(device, &["ONLINE", "OTA COMPLETED"]);
@@ -65,7 +65,7 @@ fn unlock_two_locked_snow_devices() {
     tui.send(ENTER);
     tui.wait_for("Confirm: 2 devices");
     tui.send("y");
-    tui.wait_for("SUCCEEDED 2");
+    tui.wait_results(&[("SUCCEEDED", 2)]);
     tui.wait_row("smd-ybj6e3wtfq4o4", &["UNLOCKED"]);
     tui.wait_row("smd-hrdslj0if9xa9", &["UNLOCKED"]);
     tui.quit();
@@ -87,9 +87,7 @@ fn reboot_a_mixed_selection_in_one_go() {
     assert!(confirm.contains("4 CreateJobForDevices"), "{confirm}");
     assert!(confirm.contains("1 CreateTask"), "{confirm}");
     tui.send("y");
-    tui.wait_until("4 COMPLETED and 2 SUCCEEDED", |s| {
-        s.contains("COMPLETED 4") && s.contains("SUCCEEDED 2")
-    });
+    tui.wait_results(&[("COMPLETED", 4), ("SUCCEEDED", 2)]);
     tui.quit();
 }
 

@@ -73,14 +73,13 @@ async fn stopped_midway_then_resumed(stop: Stop) {
             assert!(screen.contains("start fleetdeck again"), "{screen}");
         }
     }
+    // The process is gone: what it sent is in the ledger, and the rest is the resume's. The
+    // ledger at the end is the judge of exactly once.
     let sent_before = sim.ledger().len();
     assert!(
         sent_before < 12,
         "the stop came too late to test anything: {sent_before} sent"
     );
-    // Nothing more goes out once it has stopped.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(sim.ledger().len(), sent_before, "sent after the stop");
 
     // Restart on the same journal: the plan is offered, and resumed.
     let mut tui = Tui::start_with(&args, &env, journal.clone());

@@ -201,14 +201,12 @@ async fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
             .filter(|l| l.contains("listed"))
             .count()
     };
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // A background refresh has run once the log records a listing more than the first.
+    let first = listed();
+    wait_for_log(|| listed() > first, "a background refresh");
     let (bytes, before) = (tui.bytes(), listed());
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    let refreshed = listed() - before;
-    assert!(
-        refreshed >= 4,
-        "{refreshed} listings in 5 s: no background refresh ran"
-    );
+    // Four more refreshes (one a second), each a whole listing the screen could redraw.
+    wait_for_log(|| listed() >= before + 4, "four more background refreshes");
     assert_eq!(
         tui.bytes() - bytes,
         0,
@@ -217,4 +215,16 @@ async fn an_idle_screen_writes_nothing_while_the_background_refresh_runs() {
     );
     tui.quit();
     sim.stop().await;
+}
+
+/// Waits for what the log records, with a deadline.
+fn wait_for_log(done: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -3,7 +3,6 @@
 use compact_str::CompactString;
 use tui_input::Input;
 
-use super::keys::next_resume;
 use super::{App, Confirm, Details, Devices, Form, FormKind, Overlay, Pane, in_view, work_left};
 use crate::fleet::{Device, DeviceKey, Service};
 use crate::keymap::Action;
@@ -99,7 +98,7 @@ pub(super) fn on_action(app: &mut App, action: Action) -> Vec<Command> {
                 app.tell("No unfinished plans: the journal holds none for the contexts in use");
             } else {
                 app.resumable.append(&mut app.put_off);
-                next_resume(app);
+                app.next_resume();
             }
         }
     }

@@ -1,7 +1,6 @@
 //! The worker's news into the state: listings and reads into the devices table, plans and
 //! their operations into the results, unfinished plans offered, notices and errors.
 
-use super::keys::next_resume;
 use super::{App, OpRow, Overlay, Pane};
 use crate::aws::{ApiError, Connection};
 use crate::fleet::{Device, DeviceKey, Service};
@@ -85,7 +84,7 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             {
                 app.resumable.push(plan);
             }
-            next_resume(app);
+            app.next_resume();
         }
         Event::Answered {
             plan,

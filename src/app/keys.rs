@@ -246,7 +246,7 @@ fn resume_key(app: &mut App, plan: Resumable, key: KeyEvent) -> Vec<Command> {
     match key.code {
         KeyCode::Char('r') if !app.read_only => {
             let commands = resume(app, plan);
-            next_resume(app);
+            app.next_resume();
             commands
         }
         KeyCode::Char('d') if !app.read_only => {
@@ -254,12 +254,12 @@ fn resume_key(app: &mut App, plan: Resumable, key: KeyEvent) -> Vec<Command> {
                 "Discarding plan {}: reconciling what may have been sent; nothing is sent",
                 plan.plan
             ));
-            next_resume(app);
+            app.next_resume();
             vec![Command::Discard { plan: plan.plan }]
         }
         KeyCode::Esc => {
             app.put_off.push(plan);
-            next_resume(app);
+            app.next_resume();
             Vec::new()
         }
         _ => {
@@ -284,13 +284,6 @@ fn form_key(app: &mut App, mut form: Box<super::Form>, key: KeyEvent) {
             });
             app.overlay = Some(Overlay::Confirm(confirm));
         }
-    }
-}
-
-/// Shows the next unfinished plan, when nothing else is on screen.
-pub(super) fn next_resume(app: &mut App) {
-    if app.overlay.is_none() && !app.resumable.is_empty() {
-        app.overlay = Some(Overlay::Resume(app.resumable.remove(0)));
     }
 }
 

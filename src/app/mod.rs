@@ -258,6 +258,13 @@ impl App {
         self.connections.iter().find(|c| c.scope() == scope)
     }
 
+    /// Shows the next unfinished plan, when nothing else is on screen.
+    pub(crate) fn next_resume(&mut self) {
+        if self.overlay.is_none() && !self.resumable.is_empty() {
+            self.overlay = Some(Overlay::Resume(self.resumable.remove(0)));
+        }
+    }
+
     fn page(&self) -> isize {
         (self.height as isize / 2 - 3).max(1)
     }

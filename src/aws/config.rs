@@ -31,33 +31,6 @@ pub struct Target {
     pub demo_key: Option<(String, String)>,
 }
 
-impl Target {
-    /// One target per context and region; a context naming no region gets its profile's.
-    pub fn all(contexts: &[crate::contexts::Context]) -> Vec<Target> {
-        let mut out = Vec::new();
-        for c in contexts {
-            let regions: Vec<Option<String>> = if c.regions.is_empty() {
-                vec![None]
-            } else {
-                c.regions.iter().cloned().map(Some).collect()
-            };
-            for region in regions {
-                out.push(Target {
-                    context: c.name.clone(),
-                    profile: c.profile.clone(),
-                    region,
-                    endpoint_url: c.endpoint_url.clone(),
-                    read_only: c.read_only,
-                    label: c.label.clone(),
-                    colour: c.colour.clone(),
-                    demo_key: None,
-                });
-            }
-        }
-        out
-    }
-}
-
 /// Where one scope's calls go, as the header shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connection {

@@ -13,6 +13,9 @@
 
 use super::{Device, Service};
 
+/// The danger filters when the config file names none.
+pub const DEFAULT_DANGER: &str = "env=prod";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
     Status,
@@ -254,7 +257,7 @@ pub struct Danger {
 
 impl Default for Danger {
     fn default() -> Self {
-        Self::new(&[crate::contexts::DEFAULT_DANGER.to_string()])
+        Self::new(&[DEFAULT_DANGER.to_string()])
     }
 }
 

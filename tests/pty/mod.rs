@@ -15,6 +15,8 @@ pub const ENTER: &str = "\r";
 pub const ESC: &str = "\x1b";
 pub const TAB: &str = "\t";
 pub const WAIT: Duration = Duration::from_secs(90);
+/// The quiet after a lone Esc that makes it a key of its own.
+const ESC_GAP: Duration = Duration::from_millis(60);
 
 pub struct Tui {
     /// The journal this run writes, in a directory of its own.
@@ -110,8 +112,12 @@ impl Tui {
     pub fn send(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
-        // Let the program read each burst as keys, not as one escape sequence.
-        std::thread::sleep(Duration::from_millis(60));
+        // A terminal tells a lone Esc from the start of an escape sequence (Alt+key, an
+        // arrow) only by the gap after it: keys written next must not follow it at once.
+        // Nothing is waited for here; the tests wait on the screen.
+        if keys.ends_with('\x1b') {
+            std::thread::sleep(ESC_GAP);
+        }
     }
 
     pub fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
@@ -131,6 +137,22 @@ impl Tui {
 
     pub fn wait_for(&self, text: &str) -> String {
         self.wait_until(&format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// Waits until the results pane's title counts exactly these states (as "Results 6
+    /// COMPLETED 4 SUCCEEDED 2"): read from the title alone, since a row's state and its
+    /// elapsed time ("COMPLETED 4s") would read as a count too.
+    pub fn wait_results(&self, states: &[(&str, usize)]) -> String {
+        let total: usize = states.iter().map(|(_, n)| n).sum();
+        let mut want = format!("Results {total} ");
+        for (state, n) in states {
+            want.push_str(&format!("{state} {n} "));
+        }
+        self.wait_until(&format!("the results title {want:?}"), |s| {
+            s.lines()
+                .find(|l| l.contains("┌ Results "))
+                .is_some_and(|l| l.contains(&want))
+        })
     }
 
     /// Waits until the screen line naming `device` contains every one of `parts`.
