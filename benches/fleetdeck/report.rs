@@ -73,7 +73,7 @@ impl Report {
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::from(
             "# Benchmarks\n\n\
-             Written by `cargo bench --bench fleetdeck` (benches/fleetdeck.rs); run it again to \
+             Written by `cargo bench --bench fleetdeck` (benches/fleetdeck/); run it again to \
              regenerate this file (`cargo bench --bench fleetdeck -- keys pty` runs some sections \
              and prints them without writing it). It takes about ten minutes and needs the `aws` \
              CLI and Python's boto3 on PATH for the baselines. Everything runs on loopback: the simulator binds 127.0.0.1.\n\n",

@@ -86,8 +86,10 @@ impl Tui {
                 if n == 0 {
                     break;
                 }
-                counted.fetch_add(n as u64, Ordering::Relaxed);
+                // On screen first, then counted: a count that stopped growing means what it
+                // counts is all on screen.
                 feed.lock().unwrap().process(&buf[..n]);
+                counted.fetch_add(n as u64, Ordering::Release);
             }
         });
         Self {
@@ -102,7 +104,7 @@ impl Tui {
 
     /// How many bytes the program has written to the terminal so far.
     pub fn bytes(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
+        self.read.load(Ordering::Acquire)
     }
 
     pub fn contents(&self) -> String {
@@ -120,10 +122,26 @@ impl Tui {
         }
     }
 
+    /// The screen once the program's output has paused: a frame can reach the terminal in
+    /// several reads, and a screen read between them is half of one.
+    fn settled(&self) -> String {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut last = self.bytes();
+        loop {
+            std::thread::sleep(Duration::from_millis(15));
+            let now = self.bytes();
+            if now == last || Instant::now() > deadline {
+                return self.contents();
+            }
+            last = now;
+        }
+    }
+
+    /// Waits until the screen, read whole, satisfies `ok`.
     pub fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let screen = self.contents();
+            let screen = self.settled();
             if ok(&screen) {
                 return screen;
             }
