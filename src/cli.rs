@@ -88,6 +88,23 @@ pub struct TuiArgs {
     /// Seconds between background refreshes of the devices list.
     #[arg(long, default_value_t = 30)]
     pub refresh_secs: u64,
+    /// Team mode: share leases, plans and words with the team through this DynamoDB table
+    /// (also a context's `team` in the config file). Its endpoint comes from aws-config
+    /// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_STS); --endpoint-url is the fleet's only.
+    #[arg(
+        long,
+        value_name = "TABLE",
+        env = "FLEETDECK_TEAM",
+        conflicts_with = "demo"
+    )]
+    pub team: Option<String>,
+    /// Team mode: the AWS profile whose credentials reach the team's table (default: the
+    /// context's `team_profile`, then aws-config's default chain).
+    #[arg(long, value_name = "PROFILE", env = "FLEETDECK_TEAM_PROFILE")]
+    pub team_profile: Option<String>,
+    /// Team mode: the table's region (default: the context's `team_region`, then aws-config's).
+    #[arg(long, value_name = "REGION", env = "FLEETDECK_TEAM_REGION")]
+    pub team_region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +116,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Read the dispatch journal: its plans, one plan's records, or its raw lines.
     Journal(JournalArgs),
+    /// Team mode's table: make it, list its plans and held devices, approve a plan.
+    Team(TeamArgs),
     /// Print a shell completion script, e.g. `fleetdeck completions bash >
     /// ~/.local/share/bash-completion/completions/fleetdeck`.
     Completions {
@@ -131,6 +150,58 @@ pub enum JournalCommand {
     Show { plan: String },
     /// The raw JSON Lines of one plan, or of all.
     Export { plan: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct TeamArgs {
+    /// The team's DynamoDB table (also FLEETDECK_TEAM, or a context's `team`).
+    #[arg(long, value_name = "TABLE", env = "FLEETDECK_TEAM", global = true)]
+    pub team: Option<String>,
+    /// The profile whose credentials reach the table (default: aws-config's).
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        env = "FLEETDECK_TEAM_PROFILE",
+        global = true
+    )]
+    pub team_profile: Option<String>,
+    /// The table's region (default: aws-config's).
+    #[arg(
+        long,
+        value_name = "REGION",
+        env = "FLEETDECK_TEAM_REGION",
+        global = true
+    )]
+    pub team_region: Option<String>,
+    #[command(subcommand)]
+    pub what: TeamCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Make the team's table (on-demand, TTL on `expires`) and store the team's settings;
+    /// run again to change the settings.
+    Init {
+        /// How long a plan's lease lasts without its owner's heartbeat.
+        #[arg(long, value_name = "DURATION", default_value = "2m")]
+        lease: String,
+        /// Plans touching at least min devices the filter matches wait for a second
+        /// identity's approval (`fleetdeck team approve PLAN`), e.g. env=prod,min=10.
+        #[arg(long, value_name = "FILTER[,min=N]")]
+        require_approval: Option<String>,
+    },
+    /// Live and recent plans across the team: owner, progress, phase.
+    Plans {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Devices held by a plan now, with their holder.
+    Leases {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Approve a plan waiting for a second operator (two-person rule).
+    Approve { plan: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -254,6 +325,12 @@ pub struct RunArgs {
     /// Abort a running rollout: nothing more is sent.
     #[arg(long, value_name = "PLAN")]
     pub abort: Option<String>,
+    /// Team mode: wait this long for devices another plan holds, instead of leaving them out.
+    #[arg(long, value_name = "DURATION", requires = "team")]
+    pub wait_for_leases: Option<String>,
+    /// Team mode: when the team table cannot be reached this long, stop (exit 4, resumable).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub team_timeout: String,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,

@@ -75,6 +75,11 @@ pub struct ContextEntry {
     pub label: Option<String>,
     /// The label's colour: red, yellow, green, blue, magenta, cyan.
     pub colour: Option<String>,
+    /// Team mode: the DynamoDB table the team shares, and the profile and region that reach
+    /// it (default: the context's own profile, and aws-config's region).
+    pub team: Option<String>,
+    pub team_profile: Option<String>,
+    pub team_region: Option<String>,
 }
 
 /// One context as used: a profile and the regions it reaches.
@@ -414,6 +419,43 @@ impl Catalog {
     /// Context names the file (or the demo) defines.
     pub fn context_names(&self) -> Vec<String> {
         self.file.contexts.keys().cloned().collect()
+    }
+
+    /// Team mode for the contexts in use: `--team` or `FLEETDECK_TEAM` (as `flag`), else the
+    /// contexts' `team`, which must then name one table. `None`: no team mode.
+    pub fn team(
+        &self,
+        flags: &Flags,
+        flag: Option<&str>,
+    ) -> Result<Option<crate::team::TeamConfig>, String> {
+        let contexts = resolve(flags, &self.env, &self.file)?;
+        let entries: Vec<&ContextEntry> = contexts
+            .iter()
+            .filter_map(|c| self.file.contexts.get(&c.name))
+            .collect();
+        let from_file = |table: &str| {
+            let e = entries.iter().find(|e| e.team.as_deref() == Some(table));
+            crate::team::TeamConfig {
+                table: table.to_string(),
+                profile: e.and_then(|e| e.team_profile.clone().or_else(|| e.profile.clone())),
+                region: e.and_then(|e| e.team_region.clone()),
+            }
+        };
+        if let Some(table) = flag.map(str::trim).filter(|t| !t.is_empty()) {
+            return Ok(Some(from_file(table)));
+        }
+        let mut tables: Vec<&str> = entries.iter().filter_map(|e| e.team.as_deref()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        match tables.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(from_file(one))),
+            many => Err(format!(
+                "the contexts in use name {} team tables ({}): one session works with one team; pass --team TABLE",
+                many.len(),
+                many.join(", ")
+            )),
+        }
     }
 }
 

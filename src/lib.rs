@@ -13,6 +13,7 @@ pub mod ops;
 pub mod protocol;
 pub mod run;
 pub mod sim;
+pub mod team;
 pub mod tui;
 pub mod ui;
 pub mod worker;

@@ -4,7 +4,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 
-use fleetdeck::cli::{self, Cli, Command, JournalArgs, JournalCommand, Quotas, SimArgs};
+use fleetdeck::cli::{
+    self, Cli, Command, JournalArgs, JournalCommand, Output, Quotas, SimArgs, TeamArgs, TeamCommand,
+};
 use fleetdeck::sim::{self, FleetSource, QuotaMode, SimAccount, SimConfig};
 
 /// Errors are printed as their message and its causes; the backtrace a set RUST_BACKTRACE
@@ -49,6 +51,9 @@ fn real_main() -> anyhow::Result<()> {
         Some(Command::Completions { shell }) => return print_completions(*shell),
         Some(Command::Man { dir }) => return print_man(dir.as_deref()),
         Some(Command::Journal(_)) => {}
+        Some(Command::Team(_)) => {
+            fleetdeck::log::init(cli.log_level, cli.log_file.clone(), None)?;
+        }
         Some(Command::Sim(_)) => {
             fleetdeck::log::init(cli.log_level, cli.log_file.clone(), None)?;
         }
@@ -68,6 +73,7 @@ fn real_main() -> anyhow::Result<()> {
         Some(Command::Completions { .. } | Command::Man { .. }) => Ok(()),
         Some(Command::Sim(args)) => runtime.block_on(run_sim(*args)),
         Some(Command::Journal(args)) => read_journal(args),
+        Some(Command::Team(args)) => runtime.block_on(team(args, &cli.tui)),
         Some(Command::Run(args)) => {
             let end = runtime.block_on(fleetdeck::run::run(*args))?;
             if end.code() != 0 {
@@ -132,6 +138,59 @@ The config file, the contexts in use, the journal, the log file and its level.
 \fBAWS_PROFILE\fR, \fBAWS_REGION\fR, \fBAWS_ENDPOINT_URL\fR, \fBAWS_ENDPOINT_URL_PANORAMA\fR, \fBAWS_ENDPOINT_URL_SNOW_DEVICE_MANAGEMENT\fR
 As for the AWS CLI and SDKs.
 "#;
+
+/// `fleetdeck team …`: the table from `--team` (or FLEETDECK_TEAM, or the contexts' `team`).
+async fn team(args: TeamArgs, tui: &cli::TuiArgs) -> anyhow::Result<()> {
+    use fleetdeck::team::cmd;
+    let flag = args.team.as_deref().or(tui.team.as_deref());
+    let catalog_team = {
+        let path = tui
+            .config
+            .clone()
+            .or_else(fleetdeck::contexts::default_path);
+        let file = match &path {
+            Some(p) => fleetdeck::contexts::read_file(p)?,
+            None => fleetdeck::contexts::ConfigFile::default(),
+        };
+        let catalog = fleetdeck::contexts::Catalog {
+            file,
+            env: fleetdeck::contexts::Env::read(),
+            ..Default::default()
+        };
+        let flags = fleetdeck::contexts::Flags {
+            ctx: tui.ctx.clone(),
+            profiles: tui.profiles.clone(),
+            regions: tui.regions.clone(),
+            ..Default::default()
+        };
+        catalog.team(&flags, flag).map_err(anyhow::Error::msg)?
+    };
+    let Some(mut config) = catalog_team else {
+        anyhow::bail!(
+            "name the team's table: --team TABLE (or FLEETDECK_TEAM, or `team` in a context of the config file)"
+        );
+    };
+    if let Some(p) = args.team_profile.clone().or(tui.team_profile.clone()) {
+        config.profile = Some(p);
+    }
+    if let Some(r) = args.team_region.clone().or(tui.team_region.clone()) {
+        config.region = Some(r);
+    }
+    let mut out = std::io::stdout().lock();
+    match args.what {
+        TeamCommand::Init {
+            lease,
+            require_approval,
+        } => cmd::init(&config, &lease, require_approval.as_deref(), &mut out).await,
+        TeamCommand::Plans { output } => {
+            cmd::plans(&config, output == Output::Json, &mut out).await
+        }
+        TeamCommand::Leases { output } => {
+            cmd::leases(&config, output == Output::Json, &mut out).await
+        }
+        TeamCommand::Approve { plan } => cmd::approve(&config, &plan, &mut out).await,
+    }
+}
 
 fn read_journal(args: JournalArgs) -> anyhow::Result<()> {
     use fleetdeck::journal::cmd;

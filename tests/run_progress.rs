@@ -37,8 +37,8 @@ fn a_terminal_gets_a_bar_per_wave_and_a_spinner_while_the_rollout_waits() {
     );
     // Wave 1 passes and the rollout waits: a spinner says for what, with the command.
     let screen = tui.wait_for("waiting for approval (fleetdeck run --promote");
-    assert!(screen.contains("wave 1/2   ["), "a bar per wave:\n{screen}");
-    assert!(screen.contains("wave 2/2   ["), "a bar per wave:\n{screen}");
+    assert!(screen.contains("wave 1/2 ["), "a bar per wave:\n{screen}");
+    assert!(screen.contains("wave 2/2 ["), "a bar per wave:\n{screen}");
     assert!(
         screen.contains("2/2 final · 2 sent · 0 failed"),
         "the first wave's figures:\n{screen}"

@@ -468,3 +468,46 @@ async fn a_crash_while_the_canary_runs_resumes_by_waiting_for_it() {
     }
     let _ = std::fs::remove_file(&j);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_in_the_last_wave_with_nothing_left_to_hold_ends_the_rollout() {
+    // cam-02 alone is the last wave, and its OTA fails: the gate breaks with --on-breach
+    // pause, but every device has been sent and has ended, so nothing is left for a word to
+    // change. The rollout ends PARTIAL rather than wait for ever, and the plan's end comes
+    // after the gate's records.
+    let sim = sim(fleet(3, &[2]), QuotaMode::Off, 300.0).await;
+    let j = journal();
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "ota",
+            "--image-version",
+            "5.0.21",
+            "--all",
+            "--waves",
+            "2,rest",
+            "--on-breach",
+            "pause",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "PARTIAL", "{s}");
+    let records = fleetdeck::journal::read(&j).unwrap();
+    let end = records
+        .iter()
+        .position(|r| matches!(r, fleetdeck::journal::Record::End { .. }))
+        .expect("the plan ended");
+    let last_gate = records
+        .iter()
+        .rposition(|r| matches!(r, fleetdeck::journal::Record::Gate { .. }))
+        .expect("the gate decided");
+    assert!(last_gate < end, "{records:?}");
+    let _ = std::fs::remove_file(&j);
+}

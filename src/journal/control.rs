@@ -33,8 +33,12 @@ pub struct Answer {
     pub detail: String,
 }
 
-/// A word older than this is not applied: its sender has given up and withdrawn it, or died.
-pub const ASK_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a sender waits for its word to be taken; a word older than this is not applied
+/// (its sender has taken it back, or died before it could).
+pub const ASK_LIFETIME: Duration = Duration::from_secs(15);
+
+/// Answers nobody came for are swept after this.
+const ANSWER_LIFETIME: Duration = Duration::from_secs(120);
 
 /// The operator of this process: the login name, the host, the process, and how they speak
 /// (the terminal UI, another shell).
@@ -140,6 +144,10 @@ pub fn take<'a>(journal: &Path, plans: impl Iterator<Item = &'a str>) -> Vec<Ask
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".answer") {
+            sweep(&entry);
+            continue;
+        }
         let Some(stem) = name.strip_suffix(".ask") else {
             continue;
         };
@@ -176,6 +184,19 @@ pub fn take<'a>(journal: &Path, plans: impl Iterator<Item = &'a str>) -> Vec<Ask
     }
     out.sort_by_key(|a| a.at);
     out
+}
+
+/// An answer older than its lifetime was not read by its sender (gone): it goes.
+fn sweep(entry: &std::fs::DirEntry) {
+    let old = entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > ANSWER_LIFETIME);
+    if old {
+        let _ = std::fs::remove_file(entry.path());
+    }
 }
 
 /// Answers a word, after what it asked was applied and journaled (or refused).

@@ -187,6 +187,33 @@ impl Journal {
 }
 
 /// Takes the journal's lock, recording this process's id in the lock file.
+/// The process that holds the journal, if one does: a probe that changes nothing (opening
+/// the journal would compact and repair it). `Ok(None)`: nobody holds it.
+pub fn holder(path: &Path) -> Result<Option<Option<u32>>, OpenError> {
+    let lock_path = lock_path(path);
+    let mut lock = match OpenOptions::new().read(true).write(true).open(&lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(OpenError::Io(anyhow::Error::new(e).context(format!(
+                "cannot open the journal's lock {}",
+                lock_path.display()
+            ))));
+        }
+    };
+    match lock.try_lock() {
+        Ok(()) => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut held = String::new();
+            let _ = lock.read_to_string(&mut held);
+            Ok(Some(held.trim().parse().ok()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(OpenError::Io(
+            anyhow::Error::new(e).context(format!("cannot lock the journal {}", path.display())),
+        )),
+    }
+}
+
 fn take_lock(path: &Path) -> Result<File, OpenError> {
     let lock_path = lock_path(path);
     let mut lock = OpenOptions::new()

@@ -17,7 +17,7 @@ use crate::ops::OpState;
 use crate::ops::rollout::{Decision, Gate, Size};
 
 pub use file::{
-    Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, now, read,
+    Contents, Journal, OpenError, PATH_VARIABLE, RETENTION_SECS, default_path, holder, now, read,
     read_checked, when,
 };
 pub use reconcile::{

@@ -147,8 +147,16 @@ fn open_plan(records: &[Record], id: &str) -> Option<Unfinished> {
         .collect();
     let pending = pending(devices, &confirmed(&mine, &finals), &intents(&mine));
     let running = running(&mine, &finals);
+    let finished = finished(devices, &mine);
+    // A gated plan whose successes' health was never read (the process ended while reading
+    // it) still needs its gate's word before it can end.
+    let gated = matches!(plan, Record::Plan { rollout: Some(r), .. } if r.gate.is_some() || r.waves.len() > 1);
+    let unread = gated
+        && finished
+            .iter()
+            .any(|f| f.state == OpState::Succeeded && f.health.is_none());
     // A plan a crash cut off after its last send still has operations to follow.
-    if pending.is_empty() && running.is_empty() {
+    if pending.is_empty() && running.is_empty() && !unread {
         return None;
     }
     Some(Unfinished {
@@ -156,7 +164,7 @@ fn open_plan(records: &[Record], id: &str) -> Option<Unfinished> {
         pending,
         running,
         rollout: state_of(mine.iter().copied()),
-        finished: finished(devices, &mine),
+        finished,
     })
 }
 

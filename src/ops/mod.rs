@@ -317,8 +317,11 @@ impl Book {
         if update.resource_id.is_some() {
             op.resource_id.clone_from(&update.resource_id);
         }
-        if let Some(e) = &update.error {
-            op.error = Some(e.clone());
+        match &update.error {
+            Some(e) => op.error = Some(e.clone()),
+            // A call tried again and answered: the failure of an earlier try is not its end.
+            None if matches!(update.state, OpState::Sent | OpState::Succeeded) => op.error = None,
+            None => {}
         }
         let plan = op.plan.clone();
         if update.state.is_final() && self.plan_done(&plan) {

@@ -437,6 +437,10 @@ pub enum Cause {
         waited_for: String,
         secs: u64,
         flag: String,
+        /// The wave whose wait ran out (from 0): a timeout that fired as the wait ended (a
+        /// promotion just landed) is refused, not applied to the next wave.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wave: Option<usize>,
     },
 }
 
@@ -456,6 +460,7 @@ impl Cause {
                 waited_for,
                 secs,
                 flag,
+                ..
             } => format!(
                 "no {waited_for} within {} ({flag})",
                 duration_text(Duration::from_secs(*secs))

@@ -13,7 +13,7 @@ use crate::journal::{self, control};
 use crate::ops::rollout::Control;
 
 /// How long the holder has to take a word: it looks at every poll (2 s).
-const TAKE_WITHIN: Duration = Duration::from_secs(15);
+const TAKE_WITHIN: Duration = control::ASK_LIFETIME;
 /// How long a taken word's answer may take: it is applied and journaled at once.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
@@ -27,15 +27,10 @@ pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Resul
         .context("no journal path: pass --journal PATH (the one the rollout runs with)")?;
     let records = journal::read(&path)
         .with_context(|| format!("cannot read the journal {}", path.display()))?;
-    if !journal::unfinished(&records).iter().any(|p| p == plan) {
-        bail!(
-            "the journal {} has no unfinished plan {plan} (see `fleetdeck journal list`)",
-            path.display()
-        );
-    }
-    let pid = match journal::Journal::open(&path) {
-        Err(journal::OpenError::Locked { pid, .. }) => pid,
-        Ok(_) => bail!(
+    let plan = &unfinished_named(&journal::unfinished(&records), plan, &path)?;
+    let pid = match journal::holder(&path) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => bail!(
             "no fleetdeck process is running plan {plan} (nothing holds the journal {}); carry it on with:\n  fleetdeck run --resume {plan}",
             path.display()
         ),
@@ -43,7 +38,17 @@ pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Resul
     };
     let holder = pid.map_or_else(|| "the process".to_string(), |p| format!("process {p}"));
     let ask = control::send(&path, plan, word, control::operator("another shell"))?;
-    let answer = match wait(&path, &ask.id, TAKE_WITHIN).await {
+    // A signal while waiting takes the word back when it was not taken yet.
+    let waited = tokio::select! {
+        a = wait(&path, &ask.id, TAKE_WITHIN) => a,
+        _ = tokio::signal::ctrl_c() => {
+            if control::withdraw(&path, &ask) {
+                bail!("interrupted: the {} was taken back before {holder} took it; nothing changed", word.word());
+            }
+            bail!("interrupted after {holder} took the {}: see `fleetdeck journal show {plan}` for what it did", word.word());
+        }
+    };
+    let answer = match waited {
         Some(a) => a,
         // Not taken: taken back, so it can never be applied unseen.
         None if control::withdraw(&path, &ask) => bail!(
@@ -74,6 +79,31 @@ pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Resul
         answer.detail
     );
     Ok(RunEnd::Succeeded)
+}
+
+/// The unfinished plan a word names: its whole id, or the start of one (as the UI and the
+/// spinner show it, "3f2a9c1d").
+fn unfinished_named(
+    open: &[String],
+    named: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    let found: Vec<&String> = open.iter().filter(|p| p.starts_with(named)).collect();
+    match found.as_slice() {
+        [one] if !named.is_empty() => Ok((*one).clone()),
+        [] | [_] => bail!(
+            "the journal {} has no unfinished plan {named} (see `fleetdeck journal list`)",
+            path.display()
+        ),
+        many => bail!(
+            "{named} is the start of {} unfinished plans ({}): give more of the id",
+            many.len(),
+            many.iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 async fn wait(path: &std::path::Path, id: &str, within: Duration) -> Option<control::Answer> {

@@ -124,7 +124,10 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                 approval_by = None;
                 if let Some(r) = rows.rollout.as_ref() {
                     let by = timed_out(r, approve_timeout.unwrap_or_default());
-                    rows.progress.say(&format!("{}: aborting the rollout", by.text()));
+                    rows.progress.say(&format!(
+                        "{}: aborting the rollout",
+                        upper_first(&by.text())
+                    ));
                     commands
                         .send(Command::Abort { plan: r.plan.clone(), by })
                         .context("the worker stopped")?;
@@ -148,6 +151,14 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
     Ok(Followed::Done)
 }
 
+/// "No approval within 3s …" from "no approval within 3s …".
+fn upper_first(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// The cause of an abort by `--approve-timeout`: what the rollout waited for, and how long.
 fn timed_out(view: &RolloutView, after: Duration) -> Cause {
     let waited_for = match view.phase {
@@ -158,6 +169,7 @@ fn timed_out(view: &RolloutView, after: Duration) -> Cause {
         waited_for: waited_for.into(),
         secs: after.as_secs(),
         flag: format!("--approve-timeout {}", duration_text(after)),
+        wave: Some(view.wave),
     }
 }
 
@@ -168,8 +180,14 @@ fn approval_deadline(
     timeout: Option<Duration>,
     current: Option<tokio::time::Instant>,
 ) -> Option<tokio::time::Instant> {
+    // An operator's own pause is theirs to end; a breach's pause waits for a word too.
+    let breach = view
+        .decisions
+        .last()
+        .is_some_and(|d| d.by == Some(Cause::Gate));
     match (&view.phase, timeout) {
-        (Phase::AwaitingApproval | Phase::Paused { .. }, Some(t)) => {
+        (Phase::AwaitingApproval, Some(t)) => current.or(Some(tokio::time::Instant::now() + t)),
+        (Phase::Paused { .. }, Some(t)) if breach => {
             current.or(Some(tokio::time::Instant::now() + t))
         }
         _ => None,
@@ -213,11 +231,12 @@ impl Rows<'_> {
                 ..
             } => {
                 let verdict = if applied { "applied" } else { "refused" };
-                self.progress.say(&format!(
-                    "{} from {}: {verdict}: {detail}",
-                    control.word(),
-                    by.text()
-                ));
+                let from = match by {
+                    Cause::Operator { .. } => format!(" from {}", by.text()),
+                    _ => String::new(),
+                };
+                self.progress
+                    .say(&format!("{}{from}: {verdict}: {detail}", control.word()));
             }
             _ => {}
         }
@@ -277,7 +296,7 @@ fn waiting_for(view: &RolloutView) -> Option<String> {
         )),
         Phase::AwaitingApproval => Some(format!(
             "wave {wave}/{n} passed: waiting for approval (fleetdeck run --promote {})",
-            view.plan
+            crate::ops::short(&view.plan)
         )),
         Phase::Paused { why } => Some(format!("paused: {why}")),
         _ => None,

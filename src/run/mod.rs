@@ -70,7 +70,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     // retry, a discard's reconciliation, and a word to a running rollout (a promotion sends
     // the next wave). Refused before anything is read or sent.
     if args.session.read_only {
-        bail!("--read-only: `run` changes devices, so there is nothing it may do");
+        bail!(
+            "--read-only: `run` changes devices, so there is nothing it may do; to look without touching anything, use `fleetdeck --read-only` or `fleetdeck journal show PLAN`"
+        );
     }
     if let Some((plan, word)) = flags::control_of(&args) {
         return control::control(&args, plan, word).await;

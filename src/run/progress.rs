@@ -90,7 +90,7 @@ pub struct Bars {
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:<10} [{bar:30}] {pos}/{len} final · {msg} · {rate} · {left}",
+        "{prefix:<9}[{wide_bar}] {pos}/{len} final · {msg} · {rate} · {left}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .with_key(
@@ -172,14 +172,21 @@ impl Bars {
             let rows = outcomes
                 .iter()
                 .filter(|o| !several || o.wave == Some(k + 1));
-            let (mut sent, mut done, mut failed) = (0, 0, 0);
+            let (mut sent, mut done, mut failed, mut skipped) = (0, 0, 0, 0);
             for o in rows {
-                sent += usize::from(o.engine_state.was_sent());
-                done += usize::from(o.engine_state.is_final());
-                failed += usize::from(o.engine_state.is_final() && !o.ok());
+                let state = o.engine_state;
+                sent += usize::from(state.was_sent());
+                done += usize::from(state.is_final());
+                // Never sent is not failed: a skipped device is counted apart.
+                skipped += usize::from(state == crate::ops::OpState::Skipped);
+                failed += usize::from(state.is_final() && state.was_sent() && !o.ok());
             }
             bar.set_position(done as u64);
-            bar.set_message(format!("{sent} sent · {failed} failed"));
+            bar.set_message(if skipped > 0 {
+                format!("{sent} sent · {failed} failed · {skipped} skipped")
+            } else {
+                format!("{sent} sent · {failed} failed")
+            });
         }
     }
 

@@ -334,12 +334,20 @@ fn overlay_hints(overlay: &Overlay) -> Vec<(&'static str, &'static str)> {
 /// way, retrying one that has ended, canceling a Snow row.
 fn applies(app: &App, action: crate::keymap::Action) -> bool {
     use crate::keymap::Action;
+    use crate::ops::rollout::Phase;
     let rollout = app.results.rollout_in_focus();
     let ended = |r: &crate::protocol::RolloutView| r.outcome.is_some() || r.phase.is_end();
+    let phase = rollout.filter(|r| !ended(r)).map(|r| &r.phase);
     match action {
-        Action::PauseRollout | Action::Promote | Action::AbortRollout => {
-            rollout.is_some_and(|r| !ended(r))
-        }
+        Action::PauseRollout => matches!(
+            phase,
+            Some(Phase::Sending | Phase::Checking | Phase::Baking { .. } | Phase::AwaitingApproval)
+        ),
+        Action::Promote => matches!(
+            phase,
+            Some(Phase::AwaitingApproval | Phase::Baking { .. } | Phase::Paused { .. })
+        ),
+        Action::AbortRollout => phase.is_some(),
         Action::RetryRest => rollout.is_some_and(ended),
         Action::CancelTask => app
             .results

@@ -113,7 +113,8 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
         )));
     }
     if !view.left_out.is_empty() {
-        gauges.push(Span::raw(format!(" · {} left out", view.left_out.len())));
+        let sep = if gauges.is_empty() { "" } else { " · " };
+        gauges.push(Span::raw(format!("{sep}{} left out", view.left_out.len())));
     }
     if gauges.is_empty() {
         return vec![Line::from(head)];

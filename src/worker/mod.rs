@@ -189,6 +189,9 @@ struct Worker {
     rollouts: HashMap<String, rollout::Run>,
     /// Plans closed in the journal by this process.
     ended: std::collections::HashSet<String>,
+    /// Plans with an operation ended without its record (a dispatch task panicked): kept open
+    /// in the journal for a resume to reconcile.
+    unrecorded: std::collections::HashSet<String>,
     /// While a burst of news is taken in, the rollouts it moved: each is advanced once the
     /// burst is in, so a gate reads every end a poll brought, not the first of them.
     moved: Option<std::collections::HashSet<String>>,
@@ -229,6 +232,7 @@ async fn run(
         canceling: Default::default(),
         rollouts: HashMap::new(),
         ended: Default::default(),
+        unrecorded: Default::default(),
         moved: None,
     };
     worker.use_places(places);
@@ -453,25 +457,18 @@ impl Worker {
 
     fn op_with(&mut self, op: OpId, update: OpUpdate, record_final: bool) {
         let state = update.state;
-        match self.book.apply(op, &update) {
-            crate::ops::Applied::Ignored => return,
-            crate::ops::Applied::Changed => {
-                if record_final && state.is_final() {
-                    self.record_final(op);
-                }
-                self.emit(Event::Op(op, update));
-            }
-            crate::ops::Applied::PlanDone(plan) => {
-                self.emit(Event::Op(op, update));
+        if self.book.apply(op, &update) == crate::ops::Applied::Ignored {
+            return;
+        }
+        if state.is_final() {
+            if record_final {
+                self.record_final(op);
+            } else if let Some(o) = self.book.get(op) {
                 // A row failed without a record (a panic) keeps its plan open in the journal.
-                if record_final {
-                    self.record_final(op);
-                    self.rollout_op(op, state);
-                    self.end_if_settled(&plan);
-                    return;
-                }
+                self.unrecorded.insert(o.plan.clone());
             }
         }
+        self.emit(Event::Op(op, update));
         self.rollout_op(op, state);
     }
 

@@ -1,5 +1,6 @@
 //! Plans through their life: begun (journaled, checked against unfinished plans and busy
-//! devices), resumed, discarded, paused by a quit and ended; and the one CancelTask per task.
+//! devices), resumed (what ended before restored, what was sent followed again), paused by a
+//! quit, and ended once their rollout has its outcome.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -380,11 +381,13 @@ impl Worker {
             if self.book.apply(*op, &update) != crate::ops::Applied::Ignored {
                 self.emit(Event::Op(*op, update));
             }
-            match &f.health {
-                Some(Ok(())) => health.push((*op, Health::Healthy)),
-                Some(Err(why)) => health.push((*op, Health::Unhealthy(why.clone()))),
-                None => {}
-            }
+            let h = match &f.health {
+                Some(Ok(())) => Health::Healthy,
+                Some(Err(why)) => Health::Unhealthy(why.clone()),
+                None => continue,
+            };
+            self.emit(Event::Health(*op, h.clone()));
+            health.push((*op, h));
         }
         health
     }
@@ -517,15 +520,17 @@ impl Worker {
         });
     }
 
-    /// Closes a plan whose every operation is final, once no device's health is still being
-    /// read for its gate: the health records come before the plan's end.
+    /// Closes a plan whose every operation is final and whose rollout has its outcome (no
+    /// device's health still being read, no pause waiting for a word): the health and gate
+    /// records come before the plan's end. A row failed without a record (a panic) keeps its
+    /// plan open for a resume to reconcile.
     pub(super) fn end_if_settled(&mut self, plan: &str) {
-        let checking = self.rollouts.get(plan).is_some_and(|r| {
-            r.health
-                .values()
-                .any(|h| *h == crate::ops::rollout::Health::Checking)
-        });
-        if self.book.plan_done(plan) && !checking {
+        let ended = self
+            .rollouts
+            .get(plan)
+            .is_none_or(|r| r.view.outcome.is_some());
+        let unrecorded = self.unrecorded.contains(plan);
+        if self.book.plan_done(plan) && ended && !unrecorded {
             self.end_plan(plan);
         }
     }

@@ -274,6 +274,9 @@ impl Worker {
         {
             self.emit(Event::Rollout(run.view.clone()));
         }
+        // The plan ends in the journal once its rollout has an outcome: the gate's records,
+        // and a pause's, come before its end, and a word can still reach a rollout that waits.
+        self.end_if_settled(plan);
     }
 
     /// Advances a rollout now, or once the burst of news under way is in.
@@ -318,6 +321,13 @@ impl Worker {
                 }
                 return false;
             }
+            // Held when nothing is left that a word could change: every wave begun, every
+            // operation final and read. The rollout ends as it stands.
+            Phase::Paused { .. } if last && all_final && checked => {
+                run.view.phase = Phase::Done;
+                run.view.outcome = Some(outcome);
+                return false;
+            }
             Phase::AwaitingApproval | Phase::Paused { .. } | Phase::Done => return false,
         }
         if let Some(g) = gate
@@ -333,7 +343,8 @@ impl Worker {
                 OnBreach::Abort => self.abort(plan, why, Cause::Gate),
                 OnBreach::Pause => self.hold(plan, why, true, Cause::Gate),
             }
-            return false;
+            // Another step sees whether anything is left for the pause to hold.
+            return true;
         }
         if !checked {
             run.view.phase = if settled {
@@ -591,7 +602,6 @@ impl Worker {
             reason,
         });
         self.emit(Event::Health(op, health));
-        self.end_if_settled(&plan);
         self.advance_soon(&plan);
     }
 

@@ -16,10 +16,9 @@ type Said = Result<String, String>;
 impl Worker {
     /// Applies a word and says what became of it.
     pub(super) fn word(&mut self, plan: &str, control: Control, by: Cause) -> (bool, String) {
-        let said = match control {
-            Control::Promote => self.promote(plan, &by),
-            Control::Pause => self.pause(plan, &by),
-            Control::Abort => self.abort_by(plan, &by),
+        let said = match self.word_refusal() {
+            Some(why) => Err(why),
+            None => self.apply_word(plan, control, &by),
         };
         let (applied, detail) = match said {
             Ok(d) => (true, d),
@@ -33,6 +32,24 @@ impl Worker {
             detail: detail.clone(),
         });
         (applied, detail)
+    }
+
+    /// Why no word can be applied now: the process is stopping, or the journal cannot record
+    /// the decision (a word is answered only once journaled).
+    fn word_refusal(&self) -> Option<String> {
+        if self.stop.is_set() {
+            return Some("fleetdeck is stopping: nothing changed".into());
+        }
+        let broken = self.journal.as_ref().and_then(|j| j.broken());
+        broken.map(|why| format!("the journal cannot be written ({why}): nothing changed"))
+    }
+
+    fn apply_word(&mut self, plan: &str, control: Control, by: &Cause) -> Said {
+        match control {
+            Control::Promote => self.promote(plan, by),
+            Control::Pause => self.pause(plan, by),
+            Control::Abort => self.abort_by(plan, by),
+        }
     }
 
     /// Takes the words other processes left for this process's rollouts, applies each, and
@@ -128,6 +145,17 @@ impl Worker {
             }
             _ => {}
         }
+        // The last wave wholly sent: nothing is left that a pause would hold back.
+        let unsent = self
+            .book
+            .ops_of(plan)
+            .any(|o| !o.state.was_sent() && !o.state.is_final());
+        if run.view.wave + 1 >= run.view.waves.len() && !unsent {
+            return Err(format!(
+                "every device of rollout {}'s last wave has been sent: nothing is left to pause (abort cancels queued Snow executions)",
+                short(plan)
+            ));
+        }
         self.hold(plan, format!("paused by {}", by.text()), false, by.clone());
         self.advance(plan);
         self.emit_view(plan);
@@ -143,6 +171,20 @@ impl Worker {
                 "rollout {} has ended: nothing to abort",
                 short(plan)
             ));
+        }
+        // A timeout fired as its wait ended (a promotion landed first): the rollout no longer
+        // waits for what timed out.
+        if let Cause::Timeout { wave: Some(w), .. } = by {
+            let waits = matches!(
+                run.view.phase,
+                Phase::AwaitingApproval | Phase::Paused { .. }
+            );
+            if !waits || run.view.wave != *w {
+                return Err(format!(
+                    "the wait of wave {} ended before its timeout was applied: nothing changed",
+                    w + 1
+                ));
+            }
         }
         let why = match by {
             Cause::Timeout { .. } => format!("aborted: {}", by.text()),

@@ -1,0 +1,546 @@
+//! A plan in the team's table: its lease (owner, epoch, and a record version that changes on
+//! every heartbeat), its mirror (what it does, its phase and figures, its decisions), the words
+//! other hosts leave for it, and the approvals of the two-person rule.
+//!
+//! Taking a plan over never trusts clocks to agree: the taker reads the record version, waits
+//! a whole lease duration on its own clock, and takes the plan only with a conditional write
+//! that the version is still the one it saw, bumping the epoch. The old owner's next renewal,
+//! or its next check before a send, then fails: it sends nothing more.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::Team;
+use super::table::{self, Item, failed_condition, get_bool, get_list_s, get_n, get_s, key, n, s};
+use crate::aws::{ApiError, ErrorKind};
+use crate::ops::rollout::{Cause, Control};
+
+/// A plan's lease as its owner holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanLease {
+    pub plan: String,
+    pub epoch: u64,
+    /// The record version of the owner's last write: a renewal is conditional on it.
+    pub rvn: String,
+}
+
+/// A plan as `team plans` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanRow {
+    pub plan: String,
+    pub owner_arn: String,
+    pub owner_host: String,
+    pub owner_pid: u32,
+    pub epoch: u64,
+    pub rvn: String,
+    pub created_by: String,
+    pub created_at: u64,
+    /// The owner's clock at its last renewal: for reading only, never for deciding.
+    pub renewed_at: u64,
+    pub operation: String,
+    pub devices: usize,
+    pub phase: String,
+    pub wave: usize,
+    pub waves: usize,
+    pub sent: usize,
+    pub finals: usize,
+    pub failed: usize,
+    /// Set once the plan has ended.
+    pub outcome: Option<String>,
+    pub needs_approval: bool,
+    pub approvals: Vec<String>,
+    /// The journal's record of the plan (JSON): what a host taking it over carries on.
+    pub record: Option<String>,
+}
+
+impl PlanRow {
+    pub fn ended(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    pub fn approved(&self) -> bool {
+        !self.needs_approval || !self.approvals.is_empty()
+    }
+
+    fn of(i: &Item) -> Option<Self> {
+        Some(Self {
+            plan: get_s(i, "sk")?,
+            owner_arn: get_s(i, "owner_arn").unwrap_or_default(),
+            owner_host: get_s(i, "owner_host").unwrap_or_default(),
+            owner_pid: get_n(i, "owner_pid").unwrap_or(0) as u32,
+            epoch: get_n(i, "epoch").unwrap_or(0),
+            rvn: get_s(i, "rvn").unwrap_or_default(),
+            created_by: get_s(i, "created_by").unwrap_or_default(),
+            created_at: get_n(i, "created_at").unwrap_or(0),
+            renewed_at: get_n(i, "renewed_at").unwrap_or(0),
+            operation: get_s(i, "operation").unwrap_or_default(),
+            devices: get_n(i, "devices").unwrap_or(0) as usize,
+            phase: get_s(i, "phase").unwrap_or_default(),
+            wave: get_n(i, "wave").unwrap_or(0) as usize,
+            waves: get_n(i, "waves").unwrap_or(1) as usize,
+            sent: get_n(i, "sent").unwrap_or(0) as usize,
+            finals: get_n(i, "finals").unwrap_or(0) as usize,
+            failed: get_n(i, "failed").unwrap_or(0) as usize,
+            outcome: get_s(i, "outcome"),
+            needs_approval: get_bool(i, "needs_approval"),
+            approvals: get_list_s(i, "approvals"),
+            record: get_s(i, "record"),
+        })
+    }
+}
+
+/// What the owner tells the team of its plan at each heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: String,
+    pub wave: usize,
+    pub waves: usize,
+    pub sent: usize,
+    pub finals: usize,
+    pub failed: usize,
+}
+
+/// Why a renewal did not go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Another host holds the plan now (named when it could be read).
+    Lost(String),
+    Unreachable(ApiError),
+}
+
+/// A word to a plan's rollout in the team's table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    pub plan: String,
+    pub sk: String,
+    pub control: Control,
+    pub by: Cause,
+    pub at: u64,
+}
+
+fn rvn() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn names(exprs: &[&str]) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for e in exprs {
+        for part in e.split('#').skip(1) {
+            let word: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !word.is_empty() {
+                out.insert(format!("#{word}"), word);
+            }
+        }
+    }
+    out
+}
+
+impl Team {
+    /// Writes a new plan's lease and mirror: this process owns it at epoch 1.
+    pub async fn start_plan(
+        &self,
+        plan: &str,
+        operation: &str,
+        record: &str,
+        devices: usize,
+        needs_approval: bool,
+    ) -> Result<PlanLease, ApiError> {
+        let lease = PlanLease {
+            plan: plan.to_string(),
+            epoch: 1,
+            rvn: rvn(),
+        };
+        let now = crate::fleet::now();
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key("plans", plan)))
+            .item("owner_arn", s(self.me.arn.clone()))
+            .item("owner_host", s(self.me.host.clone()))
+            .item("owner_pid", n(self.me.pid))
+            .item("epoch", n(1))
+            .item("rvn", s(lease.rvn.clone()))
+            .item("created_by", s(self.me.arn.clone()))
+            .item("created_at", n(now))
+            .item("renewed_at", n(now))
+            .item("lease_secs", n(self.settings.lease.as_secs()))
+            .item("operation", s(operation))
+            .item("devices", n(devices))
+            .item(
+                "phase",
+                s(if needs_approval {
+                    "awaiting a second operator's approval"
+                } else {
+                    "acquiring leases"
+                }),
+            )
+            .item("needs_approval", AttributeValue::Bool(needs_approval))
+            .item("record", s(record))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        Ok(lease)
+    }
+
+    /// The owner's heartbeat: a new record version, on the condition that the plan is still
+    /// its own at its epoch and version; the plan's figures go with it.
+    pub async fn renew(&self, lease: &PlanLease, p: &Progress) -> Result<PlanLease, Renewal> {
+        let next = PlanLease {
+            rvn: rvn(),
+            ..lease.clone()
+        };
+        let update = "SET #rvn = :next, #renewed_at = :now, #phase = :phase, #wave = :wave, \
+                      #waves = :waves, #sent = :sent, #finals = :finals, #failed = :failed";
+        let condition = "#epoch = :e AND #rvn = :rvn";
+        let sent = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("plans", &lease.plan)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&[update, condition])))
+            .set_expression_attribute_values(Some(table::values([
+                (":next", s(next.rvn.clone())),
+                (":now", n(crate::fleet::now())),
+                (":phase", s(p.phase.clone())),
+                (":wave", n(p.wave)),
+                (":waves", n(p.waves)),
+                (":sent", n(p.sent)),
+                (":finals", n(p.finals)),
+                (":failed", n(p.failed)),
+                (":e", n(lease.epoch)),
+                (":rvn", s(lease.rvn.clone())),
+            ])))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Ok(_) => Ok(next),
+            Err(e) if failed_condition(&e) => {
+                let by = match self.plan(&lease.plan).await {
+                    Ok(Some(row)) => format!(
+                        "{} on {} (process {}, epoch {})",
+                        row.owner_arn, row.owner_host, row.owner_pid, row.epoch
+                    ),
+                    _ => "another host".into(),
+                };
+                Err(Renewal::Lost(by))
+            }
+            Err(e) => Err(Renewal::Unreachable(e)),
+        }
+    }
+
+    /// The plan has ended: its outcome, and its records kept for a month.
+    pub async fn end_plan(&self, lease: &PlanLease, outcome: &str) -> Result<(), ApiError> {
+        let update = "SET #outcome = :o, #ended_at = :now, #phase = :phase, #expires = :ttl";
+        let condition = "#epoch = :e";
+        let now = crate::fleet::now();
+        let sent = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("plans", &lease.plan)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&[update, condition])))
+            .set_expression_attribute_values(Some(table::values([
+                (":o", s(outcome)),
+                (":now", n(now)),
+                (":phase", s("ended")),
+                (":ttl", n(now + table::KEEP_SECS)),
+                (":e", n(lease.epoch)),
+            ])))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Err(e) if failed_condition(&e) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Every plan the table knows, oldest first.
+    pub async fn plans(&self) -> Result<Vec<PlanRow>, ApiError> {
+        let items = table::query_all(&self.db, &self.table, "plans", None).await?;
+        let mut rows: Vec<PlanRow> = items.iter().filter_map(PlanRow::of).collect();
+        rows.sort_by_key(|r| r.created_at);
+        Ok(rows)
+    }
+
+    pub async fn plan(&self, id: &str) -> Result<Option<PlanRow>, ApiError> {
+        let got = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("plans", id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        Ok(got.item().and_then(PlanRow::of))
+    }
+
+    /// Whether a plan has ended (or is unknown to the table): its devices are free to take.
+    pub async fn plan_ended(&self, id: &str) -> Result<bool, ApiError> {
+        Ok(self.plan(id).await?.is_none_or(|r| r.ended()))
+    }
+
+    /// Takes a plan over: on the condition that its record version is still `observed`, this
+    /// process becomes its owner at the next epoch.
+    pub async fn take_over(
+        &self,
+        row: &PlanRow,
+        observed: &str,
+    ) -> Result<Option<PlanLease>, ApiError> {
+        let lease = PlanLease {
+            plan: row.plan.clone(),
+            epoch: row.epoch + 1,
+            rvn: rvn(),
+        };
+        let update = "SET #owner_arn = :arn, #owner_host = :host, #owner_pid = :pid, \
+                      #epoch = :e, #rvn = :next, #renewed_at = :now";
+        let condition = "#rvn = :seen AND attribute_not_exists(#outcome)";
+        let sent = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("plans", &row.plan)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&[update, condition])))
+            .set_expression_attribute_values(Some(table::values([
+                (":arn", s(self.me.arn.clone())),
+                (":host", s(self.me.host.clone())),
+                (":pid", n(self.me.pid)),
+                (":e", n(lease.epoch)),
+                (":next", s(lease.rvn.clone())),
+                (":now", n(crate::fleet::now())),
+                (":seen", s(observed)),
+            ])))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Ok(_) => Ok(Some(lease)),
+            Err(e) if failed_condition(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A decision of the plan's rollout, mirrored for the team.
+    pub async fn mirror_decision(&self, plan: &str, n_: usize, text: &str) -> Result<(), ApiError> {
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key(&format!("plan#{plan}"), &format!("gate#{n_:04}"))))
+            .item("decision", s(text))
+            .item("at", n(crate::fleet::now()))
+            .item("expires", n(crate::fleet::now() + table::KEEP_SECS))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)
+            .map(drop)
+    }
+
+    /// The decisions mirrored for a plan, in order.
+    pub async fn decisions(&self, plan: &str) -> Result<Vec<String>, ApiError> {
+        let items = table::query_all(
+            &self.db,
+            &self.table,
+            &format!("plan#{plan}"),
+            Some("gate#"),
+        )
+        .await?;
+        Ok(items.iter().filter_map(|i| get_s(i, "decision")).collect())
+    }
+
+    /// Leaves a word for the plan's owner, wherever it runs.
+    pub async fn send_word(
+        &self,
+        plan: &str,
+        control: Control,
+        by: &Cause,
+    ) -> Result<Word, ApiError> {
+        let at = crate::fleet::now();
+        let word = Word {
+            plan: plan.to_string(),
+            sk: format!("word#{at:012}#{}", uuid::Uuid::new_v4()),
+            control,
+            by: by.clone(),
+            at,
+        };
+        let by_json = serde_json::to_string(by)
+            .map_err(|e| ApiError::new(ErrorKind::Other, "Serialize", e.to_string()))?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key(&format!("plan#{plan}"), &word.sk)))
+            .item("control", s(control.word()))
+            .item("by", s(by_json))
+            .item("at", n(at))
+            .item("status", s("pending"))
+            .item("expires", n(at + table::KEEP_SECS))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        Ok(word)
+    }
+
+    /// The words waiting for a plan, oldest first.
+    pub async fn pending_words(&self, plan: &str) -> Result<Vec<Word>, ApiError> {
+        let items = table::query_all(
+            &self.db,
+            &self.table,
+            &format!("plan#{plan}"),
+            Some("word#"),
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter(|i| get_s(i, "status").as_deref() == Some("pending"))
+            .filter_map(|i| {
+                let control = Control::ALL
+                    .into_iter()
+                    .find(|c| Some(c.word()) == get_s(i, "control").as_deref())?;
+                Some(Word {
+                    plan: plan.to_string(),
+                    sk: get_s(i, "sk")?,
+                    control,
+                    by: serde_json::from_str(&get_s(i, "by")?).ok()?,
+                    at: get_n(i, "at").unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    /// Answers a word once it was applied (and journaled) or refused: only a word still
+    /// pending (a sender who withdrew it first is not answered).
+    pub async fn answer_word(
+        &self,
+        w: &Word,
+        applied: bool,
+        detail: &str,
+    ) -> Result<bool, ApiError> {
+        let update = "SET #status = :st, #detail = :d, #by_owner = :owner";
+        let condition = "#status = :pending";
+        let sent = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&[update, condition])))
+            .set_expression_attribute_values(Some(table::values([
+                (":st", s(if applied { "applied" } else { "refused" })),
+                (":d", s(detail)),
+                (":owner", s(self.who())),
+                (":pending", s("pending")),
+            ])))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if failed_condition(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A word's answer, once given: applied or not, what it said, and who gave it.
+    pub async fn word_answer(&self, w: &Word) -> Result<Option<(bool, String, String)>, ApiError> {
+        let got = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        let Some(i) = got.item() else {
+            return Ok(None);
+        };
+        Ok(match get_s(i, "status").as_deref() {
+            Some("applied") | Some("refused") => Some((
+                get_s(i, "status").as_deref() == Some("applied"),
+                get_s(i, "detail").unwrap_or_default(),
+                get_s(i, "by_owner").unwrap_or_default(),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Takes back a word nobody took: true when it was still pending, so it never applies.
+    pub async fn withdraw_word(&self, w: &Word) -> Result<bool, ApiError> {
+        let sent = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if failed_condition(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Approves a plan under the two-person rule: refused for the plan's creator, and for a
+    /// plan that needs no approval or has ended.
+    pub async fn approve(&self, plan: &str) -> Result<(), String> {
+        let row = match self.plan(plan).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(format!("team table {} has no plan {plan}", self.table)),
+            Err(e) => return Err(super::refused(&self.table, &e)),
+        };
+        if row.ended() {
+            return Err(format!("plan {plan} has ended: nothing to approve"));
+        }
+        if !row.needs_approval {
+            return Err(format!(
+                "plan {plan} needs no approval: the team's rule does not cover its devices"
+            ));
+        }
+        if row.created_by == self.me.arn {
+            return Err(format!(
+                "plan {plan} was made by {} — you: the two-person rule needs a different identity to approve it",
+                row.created_by
+            ));
+        }
+        let update = "SET #approvals = list_append(if_not_exists(#approvals, :none), :me)";
+        let condition = "#created_by <> :arn AND attribute_not_exists(#outcome)";
+        let sent = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("plans", plan)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&[update, condition])))
+            .set_expression_attribute_values(Some(table::values([
+                (":none", AttributeValue::L(Vec::new())),
+                (":me", AttributeValue::L(vec![s(self.me.arn.clone())])),
+                (":arn", s(self.me.arn.clone())),
+            ])))
+            .send()
+            .await
+            .map_err(ApiError::from_sdk);
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if failed_condition(&e) => Err(format!(
+                "plan {plan} was not approved: it ended, or its creator is you"
+            )),
+            Err(e) => Err(super::refused(&self.table, &e)),
+        }
+    }
+}
