@@ -215,6 +215,8 @@ pub fn event(event: &Event, book: &Book) {
             %detail,
             "a word to a rollout"
         ),
+        Event::Team { plan, standing, .. } => tracing::info!(%plan, %standing, "team"),
+        Event::Leases(held) => tracing::debug!(held = held.len(), "team leases read"),
         Event::Notice(text) => tracing::info!("{text}"),
         Event::Failure(text) => tracing::warn!("{text}"),
         Event::DeviceUpdated(_) | Event::Details { .. } | Event::Inspected { .. } => {}

@@ -39,6 +39,8 @@ pub enum Command {
     /// A rollout stops for good: nothing more is sent, what was not is skipped, queued Snow
     /// executions are canceled.
     Abort { plan: String, by: Cause },
+    /// Read who holds which devices in the team's table (team mode): `Event::Leases`.
+    ReadLeases,
     /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
     /// with how the operations stand.
     Shutdown(tokio::sync::oneshot::Sender<Tally>),
@@ -60,6 +62,7 @@ impl Command {
             Self::Promote { .. } => "promote",
             Self::Pause { .. } => "pause",
             Self::Abort { .. } => "abort",
+            Self::ReadLeases => "read-leases",
             Self::Shutdown(_) => "shutdown",
         }
     }
@@ -68,7 +71,11 @@ impl Command {
     pub fn is_read(&self) -> bool {
         matches!(
             self,
-            Self::Refresh | Self::Describe(_) | Self::Inspect { .. } | Self::Look(_)
+            Self::Refresh
+                | Self::Describe(_)
+                | Self::Inspect { .. }
+                | Self::Look(_)
+                | Self::ReadLeases
         )
     }
 }
@@ -124,6 +131,16 @@ pub enum Event {
     },
     /// A plan a crash or a quit left open, for the same region and endpoint.
     Unfinished(Resumable),
+    /// How a plan stands with the team's table (team mode): leasing, waiting for approval,
+    /// leased, taken over, or the table not answering.
+    Team {
+        plan: String,
+        standing: String,
+        /// How long the table has not answered, when it has not.
+        down_secs: Option<u64>,
+    },
+    /// The team's held devices, as just read (team mode).
+    Leases(Vec<(DeviceKey, String)>),
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed. Repeats are folded by the UI.
@@ -228,6 +245,10 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// How long a device may take to be healthy after its operation succeeded.
     pub health_timeout: Duration,
+    /// Team mode: the team's table. Without it, the local journal alone.
+    pub team: Option<crate::team::TeamConfig>,
+    /// Team mode: wait this long for devices another plan holds, instead of leaving them out.
+    pub wait_for_leases: Option<Duration>,
     /// Makes every appliance's dispatch task panic, for the test that proves a panicking task
     /// fails its rows instead of leaving them in flight. Never set otherwise.
     #[doc(hidden)]
@@ -245,6 +266,8 @@ impl Default for Settings {
             journal: None,
             call_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(600),
+            team: None,
+            wait_for_leases: None,
             panic_in_dispatch_for_tests: false,
         }
     }

@@ -100,6 +100,12 @@ pub(super) fn on_event(app: &mut App, event: Event) {
                 control.word()
             ));
         }
+        Event::Team { plan, standing, .. } => {
+            app.results.team.insert(plan, standing);
+        }
+        Event::Leases(held) => {
+            app.held = held.into_iter().collect();
+        }
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }

@@ -142,6 +142,8 @@ pub struct App {
     pub looked: Vec<DeviceKey>,
     /// Who gives this terminal's words to a rollout, as the journal records it.
     pub operator: Cause,
+    /// Team mode: devices another plan of the team holds, and who holds them.
+    pub held: std::collections::HashMap<DeviceKey, String>,
     pub quit: bool,
 }
 
@@ -192,6 +194,7 @@ impl App {
                 pid: std::process::id(),
                 via: "the terminal UI".into(),
             },
+            held: Default::default(),
             quit: false,
         }
     }

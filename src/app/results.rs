@@ -44,6 +44,8 @@ pub struct Results {
     pub cursor: usize,
     /// Each plan's rollout as the worker last reported it, oldest first.
     pub rollouts: Vec<RolloutView>,
+    /// Team mode: how each plan stands with the team's table.
+    pub team: std::collections::HashMap<String, String>,
 }
 
 impl Results {

@@ -19,6 +19,9 @@ pub struct Skipped {
     /// Left out by preflight (certain to fail), rather than because the operation does not
     /// apply: `include_skipped` sends these anyway.
     pub preflight: bool,
+    /// Team mode: another plan of the team holds it (the reason names who). Never sent,
+    /// whatever `include_skipped` says.
+    pub held: bool,
 }
 
 /// What preflight checks before a plan is sent.
@@ -94,6 +97,7 @@ impl Plan {
                 label: d.label().to_string(),
                 reason,
                 preflight,
+                held: false,
             };
             if let Some(reason) = skip_reason(&operation, d) {
                 skipped.push(skip(reason, false));
@@ -170,7 +174,34 @@ impl Plan {
     pub fn left_out(&self) -> impl Iterator<Item = &Skipped> {
         self.skipped
             .iter()
-            .filter(|s| s.preflight && !self.include_skipped)
+            .filter(|s| s.held || (s.preflight && !self.include_skipped))
+    }
+
+    /// Team mode: leaves out the devices another plan holds, each named with its holder
+    /// ("held by ARN on HOST (plan ID, OTA 5.0.21, since …)"), as preflight leaves out what
+    /// is certain to fail.
+    pub fn leave_out_held(
+        &mut self,
+        held: &std::collections::HashMap<DeviceKey, String>,
+        label: impl Fn(&DeviceKey) -> String,
+    ) {
+        let taken: Vec<DeviceKey> = self
+            .targets
+            .iter()
+            .filter(|k| held.contains_key(*k))
+            .cloned()
+            .collect();
+        self.targets.retain(|k| !held.contains_key(k));
+        for k in taken {
+            self.scopes.remove(&k);
+            self.skipped.push(Skipped {
+                label: label(&k),
+                reason: held[&k].clone(),
+                key: k,
+                preflight: false,
+                held: true,
+            });
+        }
     }
 
     pub fn panorama(&self) -> impl Iterator<Item = &DeviceKey> {

@@ -11,10 +11,13 @@ use tokio::time::Instant;
 
 use super::Internal;
 use super::limits::{Limits, Retry, Stop, backoff};
+use super::team::{Blocked, Guard};
 use crate::aws::{self, ApiError, Clients, Created, ErrorKind};
 use crate::fleet::{Operation, SNOW_TARGETS_PER_TASK, Service, SnowOptions};
 use crate::journal::{self, Call, ErrorRecord, Journal, Record};
 use crate::ops::{OpId, OpState, OpUpdate};
+use crate::team::Holder;
+use crate::team::leases::Sending;
 
 /// Writes the intents and outcomes of one plan's calls. An intent that cannot be written
 /// stops the call: nothing is sent that the journal does not know of.
@@ -126,6 +129,8 @@ pub(super) struct Ctx {
     pub settle: Duration,
     pub operation: Operation,
     pub snow: SnowOptions,
+    /// Team mode: the plan's gate to the team's table, asked before anything is sent.
+    pub guard: Option<Arc<Guard>>,
     pub panic_for_tests: bool,
 }
 
@@ -158,6 +163,11 @@ fn busy(detail: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, "DeviceBusy", detail)
 }
 
+/// Another plan of the team holds the device: it is left out, naming who.
+fn held(h: &Holder) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, "DeviceHeld", h.text())
+}
+
 /// Carries out one appliance's part.
 pub(super) async fn panorama(
     ctx: Ctx,
@@ -174,6 +184,18 @@ pub(super) async fn panorama(
         Ok(c) => c.clone(),
         Err(e) => return ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
     };
+    if let Some(g) = &ctx.guard {
+        let key = crate::fleet::DeviceKey::new(Service::Panorama, device.clone());
+        match g.admit(&key, &ctx.hold).await {
+            Ok(()) => {}
+            Err(Blocked::Held(h)) => {
+                return ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(&h)));
+            }
+            // A send begun before a crash may have gone: it stays unconfirmed.
+            Err(Blocked::Stopped) if known_jobs.is_some() => return,
+            Err(Blocked::Stopped) => return ctx.report(op, OpUpdate::new(OpState::Paused)),
+        }
+    }
     match panorama_job(&ctx, &client, op, &device, known_jobs, last_sent).await {
         End::Sent(job) => {
             let _ = ctx.tx.send(Internal::PanoramaJob {
@@ -267,6 +289,16 @@ async fn panorama_job(
             Some(Err(e)) => return End::Failed(e),
             Some(Ok(jobs)) => jobs,
         };
+        // Team mode: still this plan's, with what a taker would need left with the lease.
+        if let Some(g) = &ctx.guard {
+            let key = crate::fleet::DeviceKey::new(Service::Panorama, device);
+            let sending = Sending::Panorama {
+                known_jobs: before.clone(),
+            };
+            if g.before_send(&[key], &sending, &ctx.hold).await.is_err() {
+                return End::Paused;
+            }
+        }
         if ctx.hold.unless(ctx.limits.space_create()).await.is_none() {
             return End::Paused;
         }
@@ -427,11 +459,25 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
             ctx.report(*op, OpUpdate::new(state));
         }
     }
-    let fresh: Vec<(String, OpId)> = batches
+    let mut fresh: Vec<(String, OpId)> = batches
         .iter()
         .filter(|(_, token)| token.is_none())
         .flat_map(|(ops, _)| ops.clone())
         .collect();
+    if let Some(g) = &ctx.guard {
+        let mut admitted = Vec::new();
+        for (device, op) in fresh {
+            let key = crate::fleet::DeviceKey::new(Service::Snow, device.clone());
+            match g.admit(&key, &ctx.hold).await {
+                Ok(()) => admitted.push((device, op)),
+                Err(Blocked::Held(h)) => {
+                    ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(&h)))
+                }
+                Err(Blocked::Stopped) => ctx.report(op, OpUpdate::new(OpState::Paused)),
+            }
+        }
+        fresh = admitted;
+    }
     let busy_now = if fresh.is_empty() {
         Default::default()
     } else {
@@ -510,6 +556,22 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
     loop {
         if until(maybe_sent).is_set() {
             return stopped(maybe_sent);
+        }
+        // Team mode: the batch is still this plan's, and its token is left with its leases.
+        if let Some(g) = &ctx.guard {
+            let keys: Vec<crate::fleet::DeviceKey> = targets
+                .iter()
+                .map(|d| crate::fleet::DeviceKey::new(Service::Snow, d.clone()))
+                .collect();
+            let sending = Sending::Snow {
+                token: token.clone(),
+            };
+            if g.before_send(&keys, &sending, until(maybe_sent))
+                .await
+                .is_err()
+            {
+                return stopped(maybe_sent);
+            }
         }
         if let Err(e) = ctx.log.intent(
             Service::Snow,

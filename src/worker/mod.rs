@@ -14,6 +14,7 @@ mod limits;
 mod plans;
 mod rollout;
 mod status;
+mod team;
 mod unfinished;
 mod words;
 
@@ -75,6 +76,21 @@ enum Internal {
     },
     /// Something the operator should know, that stops nothing by itself.
     Warn(String),
+    /// A team plan's lease written and its devices acquired (or not).
+    Leased {
+        plan: String,
+        result: Result<(crate::team::PlanLease, crate::team::Acquired), ApiError>,
+        needs_approval: bool,
+    },
+    /// A team plan's heartbeat: its renewal, the words left for it, its approval.
+    Renewed {
+        plan: String,
+        renewed: Result<crate::team::PlanLease, crate::team::plans::Renewal>,
+        words: Vec<crate::team::Word>,
+        approved: bool,
+    },
+    /// The team table connected at start, or why not.
+    TeamReady(Result<Arc<crate::team::Team>, String>),
     /// A health check after a success ended, with the device as last read.
     Health {
         op: OpId,
@@ -195,6 +211,16 @@ struct Worker {
     /// While a burst of news is taken in, the rollouts it moved: each is advanced once the
     /// burst is in, so a gate reads every end a poll brought, not the first of them.
     moved: Option<std::collections::HashSet<String>>,
+    /// Team mode: the team's table, once reached.
+    team: Option<Arc<crate::team::Team>>,
+    /// Team mode: why the table cannot be used (not reached yet, refused): nothing is sent.
+    team_problem: Option<String>,
+    /// Team mode: each plan's gate to the table.
+    guards: HashMap<String, Arc<team::Guard>>,
+    /// A new heartbeat period for the loop to take up (the table's lease, once read).
+    heartbeat_every: Option<Duration>,
+    /// Team mode with a two-person rule: the devices as last listed, for the rule's filter.
+    known: HashMap<DeviceKey, Device>,
 }
 
 async fn run(
@@ -234,7 +260,28 @@ async fn run(
         ended: Default::default(),
         unrecorded: Default::default(),
         moved: None,
+        team: None,
+        team_problem: settings
+            .team
+            .as_ref()
+            .map(|t| format!("the team table {} is being reached", t.table)),
+        guards: HashMap::new(),
+        heartbeat_every: None,
+        known: HashMap::new(),
     };
+    if let Some(config) = settings.team.clone() {
+        let tx = worker.internal.clone();
+        let attempt = settings.call_timeout;
+        worker.tasks.spawn(async move {
+            let ready = crate::team::Team::connect(&config, attempt)
+                .await
+                .map(Arc::new);
+            let _ = tx.send(Internal::TeamReady(ready));
+        });
+    }
+    // Team mode's heartbeat: three times a lease, once the table's settings are read.
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(86_400 * 365));
+    heartbeat.tick().await;
     worker.use_places(places);
     // Without a view the interval still exists, at a period that never comes round.
     let every = settings.refresh_every;
@@ -265,7 +312,13 @@ async fn run(
             _ = poll.tick() => {
                 worker.poll();
                 worker.rollout_tick();
+                if let Some(every) = worker.heartbeat_every.take() {
+                    heartbeat = tokio::time::interval(every);
+                    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    heartbeat.tick().await;
+                }
             }
+            _ = heartbeat.tick() => worker.heartbeat(),
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
                 if let Err(e) = joined && e.is_panic() {
                     worker.emit(Event::Failure(format!(
@@ -394,6 +447,7 @@ impl Worker {
             Command::Abort { plan, by } => {
                 self.word(&plan, Control::Abort, by);
             }
+            Command::ReadLeases => self.read_leases(),
             Command::Shutdown(done) => {
                 let _ = self.stop_tx.send(true);
                 self.shutting_down = Some(done);
@@ -446,6 +500,18 @@ impl Worker {
             }
             Internal::Warn(message) => self.emit(Event::Failure(message)),
             Internal::Health { op, health, device } => self.health_read(op, health, device),
+            Internal::Leased {
+                plan,
+                result,
+                needs_approval,
+            } => self.leased(&plan, result, needs_approval),
+            Internal::Renewed {
+                plan,
+                renewed,
+                words,
+                approved,
+            } => self.renewed(&plan, renewed, words, approved),
+            Internal::TeamReady(ready) => self.team_ready(ready),
         }
     }
 
@@ -461,6 +527,7 @@ impl Worker {
             return;
         }
         if state.is_final() {
+            self.team_release(op);
             if record_final {
                 self.record_final(op);
             } else if let Some(o) = self.book.get(op) {
@@ -524,6 +591,13 @@ impl Worker {
                 aws::ErrorKind::Validation,
                 "ShuttingDown",
                 "fleetdeck is stopping: nothing more is sent",
+            ));
+        }
+        if let Some(why) = &self.team_problem {
+            return Some(ApiError::new(
+                aws::ErrorKind::Unavailable,
+                "TeamTableUnavailable",
+                why.clone(),
             ));
         }
         if let Some(why) = &self.journal_problem {

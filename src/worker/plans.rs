@@ -87,6 +87,7 @@ impl Worker {
             settle: self.settings.call_timeout * 2,
             operation,
             snow,
+            guard: self.guards.get(plan).cloned(),
             panic_for_tests: self.settings.panic_in_dispatch_for_tests,
         }
     }
@@ -207,6 +208,13 @@ impl Worker {
         }
         self.routes.extend(routes);
         let keys: Vec<DeviceKey> = waves.iter().flatten().cloned().collect();
+        // Team mode: the plan's lease and its devices' are taken before anything is sent; its
+        // sends wait at its guard meanwhile.
+        if self.team.is_some() {
+            let needs_approval = self.needs_approval(&keys);
+            let json = serde_json::to_string(&record).unwrap_or_default();
+            self.team_begin(&id, &plan.operation, json, keys.clone(), needs_approval);
+        }
         let ops = self.book.add_plan(&id, &keys);
         self.emit(Event::PlanStarted {
             plan: id.clone(),
@@ -540,6 +548,7 @@ impl Worker {
         if !self.ended.insert(plan.to_string()) {
             return;
         }
+        self.team_end(plan);
         let _ = self.journal(&Record::End {
             plan: plan.to_string(),
             at: journal::now(),

@@ -148,6 +148,11 @@ impl Worker {
             by: Some(by),
         };
         run.view.decisions.push(decision.clone());
+        let (n, line) = (
+            run.view.decisions.len(),
+            decision.line(run.view.waves.len()),
+        );
+        self.team_decision(plan, n, line);
         self.record(&Record::Gate {
             plan: plan.to_string(),
             at: journal::now(),

@@ -172,6 +172,16 @@ impl Worker {
         for d in &devices {
             self.routes.insert(d.key(), scope.to_string());
         }
+        // A team's two-person rule reads the devices' tags: kept only when there is one.
+        if self
+            .team
+            .as_ref()
+            .is_some_and(|t| t.settings.approval.is_some())
+        {
+            for d in &devices {
+                self.known.insert(d.key(), d.clone());
+            }
+        }
         self.learn_account(scope, &devices);
         let account = self.place(scope).and_then(|p| p.conn.account.clone());
         for d in devices.iter_mut().filter(|d| d.account.is_none()) {

@@ -21,7 +21,6 @@ use super::{Internal, Worker};
 use crate::aws::{ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation};
 use crate::ops::OpState;
-use crate::ops::rollout::Cause;
 use crate::protocol::Event;
 use crate::team::leases::{Refused, Sending};
 use crate::team::plans::{Progress, Renewal};
@@ -50,6 +49,10 @@ pub struct Guard {
     lease: Mutex<Option<PlanLease>>,
     /// Devices another plan holds: never sent to.
     held: Mutex<HashMap<DeviceKey, Holder>>,
+    /// `--wait-for-leases`: until when a held device is waited for rather than left out.
+    wait_until: Mutex<Option<Instant>>,
+    /// Told when devices waited for are leased.
+    held_changed: watch::Sender<u64>,
     /// When the plan's lease was last written, on this process's clock.
     renewed: Mutex<Instant>,
     /// Since when the table has not answered, if it has not.
@@ -67,12 +70,15 @@ pub enum Blocked {
 impl Guard {
     pub fn new(team: Arc<Team>, plan: &str) -> Arc<Self> {
         let (standing, _) = watch::channel(Standing::Leasing);
+        let (held_changed, _) = watch::channel(0);
         Arc::new(Self {
             team,
             plan: plan.to_string(),
             standing,
             lease: Mutex::new(None),
             held: Mutex::new(HashMap::new()),
+            wait_until: Mutex::new(None),
+            held_changed,
             renewed: Mutex::new(Instant::now()),
             down_since: Mutex::new(None),
         })
@@ -117,10 +123,57 @@ impl Guard {
         if open != Some(true) {
             return Err(Blocked::Stopped);
         }
-        match self.held.lock().ok().and_then(|h| h.get(key).cloned()) {
-            Some(h) => Err(Blocked::Held(h)),
-            None => Ok(()),
+        let mut changed = self.held_changed.subscribe();
+        loop {
+            let Some(h) = self.held.lock().ok().and_then(|h| h.get(key).cloned()) else {
+                return Ok(());
+            };
+            // `--wait-for-leases`: waited for until the deadline, as heartbeats try again.
+            let until = self.wait_until.lock().ok().and_then(|w| *w);
+            match until {
+                Some(t) if Instant::now() < t => {
+                    let woke = hold
+                        .unless(async {
+                            tokio::select! {
+                                _ = changed.changed() => {}
+                                _ = tokio::time::sleep_until(t.into()) => {}
+                            }
+                        })
+                        .await;
+                    if woke.is_none() {
+                        return Err(Blocked::Stopped);
+                    }
+                }
+                _ => return Err(Blocked::Held(h)),
+            }
         }
+    }
+
+    /// Devices still held, for a heartbeat to try again while they are waited for.
+    fn waited_for(&self) -> Vec<DeviceKey> {
+        let waiting = self
+            .wait_until
+            .lock()
+            .ok()
+            .and_then(|w| *w)
+            .is_some_and(|t| Instant::now() < t);
+        if !waiting {
+            return Vec::new();
+        }
+        self.held
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Devices now leased that were held: no longer waited for.
+    fn got(&self, keys: &[DeviceKey]) {
+        if let Ok(mut h) = self.held.lock() {
+            for k in keys {
+                h.remove(k);
+            }
+        }
+        self.held_changed.send_modify(|n| *n += 1);
     }
 
     /// Right before a send: the lease is fresh on this process's clock, and the table says the
@@ -142,7 +195,9 @@ impl Guard {
                 match self.team.check(&lease, keys, sending).await {
                     Ok(()) => return Ok(()),
                     Err(Refused::Lost) => {
-                        self.set(Standing::Lost("its devices' leases are no longer this plan's".into()));
+                        self.set(Standing::Lost(
+                            "its devices' leases are no longer this plan's".into(),
+                        ));
                         return Err(Blocked::Stopped);
                     }
                     Err(Refused::Unreachable(e)) => self.down(e),
@@ -179,6 +234,53 @@ pub fn operation_text(op: &Operation) -> String {
 }
 
 impl Worker {
+    /// The table answered at start (plans may begin), or refused (nothing is sent: fail
+    /// closed, and say why).
+    pub(super) fn team_ready(&mut self, ready: Result<Arc<Team>, String>) {
+        match ready {
+            Ok(team) => {
+                tracing::info!(table = %team.table, me = %team.who(), "team table in use");
+                self.heartbeat_every = Some(team.settings.heartbeat());
+                self.team = Some(team);
+                self.team_problem = None;
+                self.emit(Event::Notice(
+                    "Team table in use: plans share leases with the team".into(),
+                ));
+                self.read_leases();
+            }
+            Err(why) => {
+                self.team_problem = Some(why.clone());
+                self.emit(Event::Failure(why));
+            }
+        }
+    }
+
+    /// Who holds which devices, read from the table for the views and preflight.
+    pub(super) fn read_leases(&mut self) {
+        let Some(team) = self.team.clone() else {
+            let _ = self.events.send(Event::Leases(Vec::new()));
+            return;
+        };
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            match team.leased().await {
+                Ok(held) => {
+                    let mine = team.me.pid;
+                    let list = held
+                        .into_iter()
+                        .filter(|(_, h)| !(h.pid == mine && h.host == team.me.host))
+                        .map(|(k, h)| (k, h.text()))
+                        .collect();
+                    let _ = events.send(Event::Leases(list));
+                }
+                Err(e) => {
+                    let _ = events.send(Event::Failure(crate::team::refused(&team.table, &e)));
+                    let _ = events.send(Event::Leases(Vec::new()));
+                }
+            }
+        });
+    }
+
     /// A plan in team mode: its lease written and its devices acquired, in a task of its own;
     /// its sends wait at its guard meanwhile.
     pub(super) fn team_begin(
@@ -241,8 +343,19 @@ impl Worker {
         if let Ok(mut h) = guard.held.lock() {
             h.extend(acquired.held.iter().cloned());
         }
+        if let Some(wait) = self.settings.wait_for_leases
+            && let Ok(mut w) = guard.wait_until.lock()
+        {
+            *w = Some(Instant::now() + wait);
+        }
+        let waiting = self.settings.wait_for_leases.is_some();
         for (key, holder) in &acquired.held {
-            self.emit(Event::Notice(format!("{} left out: {}", key.id, holder.text())));
+            let what = if waiting { "waits" } else { "left out" };
+            self.emit(Event::Notice(format!(
+                "{} {what}: {}",
+                key.id,
+                holder.text()
+            )));
         }
         match (needs_approval, &guard.team.settings.approval) {
             (true, Some(rule)) => guard.set(Standing::AwaitingApproval(format!(
@@ -254,13 +367,19 @@ impl Worker {
         self.emit_team(plan);
     }
 
-    /// Whether the team's approval rule covers a plan: enough of its devices match the filter.
-    pub(super) fn needs_approval(&self, devices: &[&crate::fleet::Device]) -> bool {
+    /// Whether the team's approval rule covers a plan: enough of its devices, as last listed,
+    /// match the rule's filter.
+    pub(super) fn needs_approval(&self, keys: &[DeviceKey]) -> bool {
         let Some(rule) = self.team.as_ref().and_then(|t| t.settings.approval.clone()) else {
             return false;
         };
         let filter = crate::fleet::filter::Filter::parse(&rule.filter);
-        devices.iter().filter(|d| filter.matches(d)).count() >= rule.min
+        let matching = keys
+            .iter()
+            .filter_map(|k| self.known.get(k))
+            .filter(|d| filter.matches(d))
+            .count();
+        matching >= rule.min
     }
 
     /// Every heartbeat: each live plan's lease renewed with its figures, its words and its
@@ -275,14 +394,31 @@ impl Worker {
             let waiting = matches!(guard.standing(), Standing::AwaitingApproval(_));
             let tx = self.internal.clone();
             let team = guard.team.clone();
+            let again = guard.waited_for();
+            let op = self
+                .rollouts
+                .get(&plan)
+                .map(|r| operation_text(&r.operation))
+                .unwrap_or_default();
+            let waiter = guard.clone();
             self.tasks.spawn(async move {
                 let renewed = team.renew(&lease, &progress).await;
+                if !again.is_empty()
+                    && renewed.is_ok()
+                    && let Ok(a) = team.acquire(&lease, &op, &again).await
+                {
+                    waiter.got(&a.ours);
+                }
                 let words = match &renewed {
                     Ok(_) => team.pending_words(&plan).await.unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
                 let approved = if waiting && renewed.is_ok() {
-                    team.plan(&plan).await.ok().flatten().is_some_and(|r| r.approved())
+                    team.plan(&plan)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|r| r.approved())
                 } else {
                     false
                 };
@@ -426,7 +562,13 @@ impl Worker {
         self.tasks.spawn(async move {
             let _ = guard
                 .team
-                .release(&lease, &key, &outcome, resource.as_deref(), error.as_deref())
+                .release(
+                    &lease,
+                    &key,
+                    &outcome,
+                    resource.as_deref(),
+                    error.as_deref(),
+                )
                 .await;
         });
     }
@@ -482,30 +624,17 @@ impl Worker {
                 },
                 Standing::Lost(why) | Standing::Failed(why) => why,
             };
+            let down_secs = g
+                .down_since
+                .lock()
+                .ok()
+                .and_then(|d| d.as_ref().map(|(t, _)| t.elapsed().as_secs()));
             self.emit(Event::Team {
                 plan: plan.to_string(),
                 standing: text,
+                down_secs,
             });
         }
-    }
-
-    /// How long the table has not answered for any plan of this process, if it has not.
-    pub(super) fn team_down_for(&self) -> Option<Duration> {
-        self.guards
-            .values()
-            .filter_map(|g| g.down_since.lock().ok().and_then(|d| d.as_ref().map(|(t, _)| t.elapsed())))
-            .max()
-    }
-
-    /// The operator who approves or speaks to a plan through the team: their identity.
-    pub(super) fn team_cause(&self, via: &str) -> Option<Cause> {
-        let t = self.team.as_ref()?;
-        Some(Cause::Operator {
-            user: t.me.arn.clone(),
-            host: t.me.host.clone(),
-            pid: t.me.pid,
-            via: via.to_string(),
-        })
     }
 }
 
