@@ -326,7 +326,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PLAN")]
     pub abort: Option<String>,
     /// Team mode: wait this long for devices another plan holds, instead of leaving them out.
-    #[arg(long, value_name = "DURATION", requires = "team")]
+    #[arg(long, value_name = "DURATION")]
     pub wait_for_leases: Option<String>,
     /// Team mode: when the team table cannot be reached this long, stop (exit 4, resumable).
     #[arg(long, value_name = "DURATION", default_value = "5m")]

@@ -217,6 +217,8 @@ pub fn event(event: &Event, book: &Book) {
         ),
         Event::Team { plan, standing, .. } => tracing::info!(%plan, %standing, "team"),
         Event::Leases(held) => tracing::debug!(held = held.len(), "team leases read"),
+        Event::TeamJoined(Ok(who)) => tracing::info!(%who, "team table reached"),
+        Event::TeamJoined(Err(why)) => tracing::warn!(%why, "team table refused"),
         Event::Notice(text) => tracing::info!("{text}"),
         Event::Failure(text) => tracing::warn!("{text}"),
         Event::DeviceUpdated(_) | Event::Details { .. } | Event::Inspected { .. } => {}

@@ -165,17 +165,15 @@ async fn team(args: TeamArgs, tui: &cli::TuiArgs) -> anyhow::Result<()> {
         };
         catalog.team(&flags, flag).map_err(anyhow::Error::msg)?
     };
-    let Some(mut config) = catalog_team else {
+    let Some(config) = catalog_team else {
         anyhow::bail!(
             "name the team's table: --team TABLE (or FLEETDECK_TEAM, or `team` in a context of the config file)"
         );
     };
-    if let Some(p) = args.team_profile.clone().or(tui.team_profile.clone()) {
-        config.profile = Some(p);
-    }
-    if let Some(r) = args.team_region.clone().or(tui.team_region.clone()) {
-        config.region = Some(r);
-    }
+    let config = config.overridden(
+        args.team_profile.clone().or(tui.team_profile.clone()),
+        args.team_region.clone().or(tui.team_region.clone()),
+    );
     let mut out = std::io::stdout().lock();
     match args.what {
         TeamCommand::Init {

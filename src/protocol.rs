@@ -141,6 +141,9 @@ pub enum Event {
     },
     /// The team's held devices, as just read (team mode).
     Leases(Vec<(DeviceKey, String)>),
+    /// Team mode at start: the table reached ("TABLE as ARN on HOST"), or why it cannot be
+    /// used (nothing is sent then).
+    TeamJoined(Result<String, String>),
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed. Repeats are folded by the UI.

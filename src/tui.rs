@@ -99,13 +99,7 @@ impl Session {
             refresh_every: Some(Duration::from_secs(args.refresh_secs.max(1))),
             ..Settings::default()
         };
-        let flags = Flags {
-            ctx: args.ctx.clone(),
-            profiles: args.profiles.clone(),
-            regions: args.regions.clone(),
-            endpoint_url: args.endpoint_url.clone(),
-            read_only: args.read_only,
-        };
+        let flags = flags_of(args);
         // The demo's simulator starts in-process on loopback before the first frame: it is
         // local and quick, and its endpoint belongs in that frame's header.
         let (mut catalog, sim) = if args.demo {
@@ -126,6 +120,11 @@ impl Session {
             (catalog, None)
         };
         let targets = catalog.targets(&flags).map_err(anyhow::Error::msg)?;
+        let mut settings = settings;
+        settings.team = catalog
+            .team(&flags, args.team.as_deref())
+            .map_err(anyhow::Error::msg)?
+            .map(|t| t.overridden(args.team_profile.clone(), args.team_region.clone()));
         catalog.flags = flags;
         let connections = targets.iter().map(aws::config::first_guess).collect();
         Ok(Self {
@@ -135,6 +134,38 @@ impl Session {
             settings,
             sim,
         })
+    }
+}
+
+/// Team mode's table for these flags, without starting anything: `--team` or FLEETDECK_TEAM,
+/// else the `team` of the contexts in use.
+pub fn team_config(args: &TuiArgs) -> anyhow::Result<Option<crate::team::TeamConfig>> {
+    let file = if args.demo {
+        contexts::parse(DEMO_CONTEXTS).map_err(anyhow::Error::msg)?
+    } else {
+        match args.config.clone().or_else(contexts::default_path) {
+            Some(p) => contexts::read_file(&p)?,
+            None => ConfigFile::default(),
+        }
+    };
+    let catalog = Catalog {
+        file,
+        env: contexts::Env::read(),
+        ..Catalog::default()
+    };
+    Ok(catalog
+        .team(&flags_of(args), args.team.as_deref())
+        .map_err(anyhow::Error::msg)?
+        .map(|t| t.overridden(args.team_profile.clone(), args.team_region.clone())))
+}
+
+fn flags_of(args: &TuiArgs) -> Flags {
+    Flags {
+        ctx: args.ctx.clone(),
+        profiles: args.profiles.clone(),
+        regions: args.regions.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        read_only: args.read_only,
     }
 }
 

@@ -106,6 +106,13 @@ pub(super) fn on_event(app: &mut App, event: Event) {
         Event::Leases(held) => {
             app.held = held.into_iter().collect();
         }
+        Event::TeamJoined(Ok(who)) => {
+            app.tell(format!(
+                "Team table {who}: plans share leases with the team"
+            ));
+            app.team_who = Some(who);
+        }
+        Event::TeamJoined(Err(why)) => app.fail(why),
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }

@@ -144,6 +144,8 @@ pub struct App {
     pub operator: Cause,
     /// Team mode: devices another plan of the team holds, and who holds them.
     pub held: std::collections::HashMap<DeviceKey, String>,
+    /// Team mode: the table and who this session is to it, once reached.
+    pub team_who: Option<String>,
     pub quit: bool,
 }
 
@@ -195,6 +197,7 @@ impl App {
                 via: "the terminal UI".into(),
             },
             held: Default::default(),
+            team_who: None,
             quit: false,
         }
     }

@@ -30,6 +30,7 @@ pub async fn list_devices(
     events: &mut mpsc::UnboundedReceiver<Event>,
     services: &[Service],
     text: bool,
+    team: bool,
 ) -> anyhow::Result<Listed> {
     let mut list = Devices::default();
     let mut unfinished = Vec::new();
@@ -37,8 +38,15 @@ pub async fn list_devices(
     // Every scope's listings: both services, less Panorama where AWS's own endpoint is used.
     let mut left: Option<usize> = None;
     let mut failures = Failures::default();
-    while left != Some(0) {
+    // Team mode: the table must have answered too, before anything is chosen.
+    let mut joined = !team;
+    while left != Some(0) || !joined {
         match events.recv().await.context("the worker stopped")? {
+            Event::TeamJoined(Ok(who)) => {
+                joined = true;
+                eprintln!("team table {who}");
+            }
+            Event::TeamJoined(Err(why)) => bail!("{why}"),
             Event::DevicesPage(_, page) => list.upsert(page),
             Event::ListingDone(..) => left = left.map(|n| n.saturating_sub(1)),
             Event::ListingFailed(scope, service, e) => {
@@ -145,7 +153,7 @@ pub async fn new_plan(
     args: &RunArgs,
     snow: SnowOptions,
     staging: &Staging,
-    ch: Channels<'_>,
+    mut ch: Channels<'_>,
     list: &mut Devices,
 ) -> anyhow::Result<Plan> {
     let (operation, snow, chosen, rollout) = match &args.retry {
@@ -171,10 +179,13 @@ pub async fn new_plan(
     if args.filter.is_none() {
         describe(ch.commands, ch.events, list, snow_keys).await?;
     }
-    let operation = ota_version(operation, &chosen, ch, list).await?;
+    let operation = ota_version(operation, &chosen, &mut ch, list).await?;
     let refs: Vec<&Device> = chosen.iter().filter_map(|k| list.get(k)).collect();
     let preflight = Preflight::new(args.include_skipped, staging.stale);
     let mut plan = Plan::with(operation, snow, &refs, preflight);
+    if staging.team {
+        held_by_others(&mut plan, staging, &mut ch, list).await?;
+    }
     if let Some(canary) = &args.canary {
         canaries_first(&mut plan, &refs, canary)?;
     }
@@ -184,6 +195,43 @@ pub async fn new_plan(
     }
     tell_plan(&plan, list, staging)?;
     Ok(plan)
+}
+
+/// Team mode: the devices another plan holds, read from the team's table, are left out
+/// (named with their holder), or told as waited for under `--wait-for-leases`.
+async fn held_by_others(
+    plan: &mut Plan,
+    staging: &Staging,
+    ch: &mut Channels<'_>,
+    list: &Devices,
+) -> anyhow::Result<()> {
+    ch.commands
+        .send(Command::ReadLeases)
+        .context("the worker stopped")?;
+    let held: std::collections::HashMap<DeviceKey, String> = loop {
+        match ch.events.recv().await.context("the worker stopped")? {
+            Event::Leases(held) => break held.into_iter().collect(),
+            Event::Failure(message) => bail!("{message}"),
+            _ => {}
+        }
+    };
+    match staging.wait_for_leases {
+        Some(wait) => {
+            for k in plan.targets.iter().filter(|k| held.contains_key(*k)) {
+                let name = list.get(k).map_or(k.id.as_str(), |d| d.label());
+                eprintln!(
+                    "waits up to {} for: {name} — {}",
+                    crate::ops::rollout::duration_text(wait),
+                    held[k]
+                );
+            }
+        }
+        None => plan.leave_out_held(&held, |k| {
+            list.get(k)
+                .map_or_else(|| k.id.to_string(), |d| d.label().to_string())
+        }),
+    }
+    Ok(())
 }
 
 fn operation_of(action: Action, args: &RunArgs) -> Operation {
@@ -223,7 +271,7 @@ fn retried(
 async fn ota_version(
     operation: Operation,
     chosen: &[DeviceKey],
-    ch: Channels<'_>,
+    ch: &mut Channels<'_>,
     list: &mut Devices,
 ) -> anyhow::Result<Operation> {
     let Operation::Ota {
@@ -267,6 +315,7 @@ fn tell_plan(plan: &Plan, list: &Devices, staging: &Staging) -> anyhow::Result<(
         let what = match (s.preflight, plan.include_skipped) {
             (true, false) => "left out (certain to fail)",
             (true, true) => "sent anyway (preflight expects it to fail)",
+            (false, _) if s.held => "left out (another plan holds it)",
             (false, _) => "skipped",
         };
         eprintln!("{what}: {} — {}", s.label, s.reason);

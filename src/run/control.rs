@@ -19,6 +19,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// Leaves the word beside the journal and waits for the answer of the process holding it.
 pub async fn control(args: &RunArgs, plan: &str, word: Control) -> anyhow::Result<RunEnd> {
+    if let Some(team) = crate::tui::team_config(&args.session)? {
+        return team_control(&team, plan, word).await;
+    }
     let path = args
         .session
         .journal
@@ -117,4 +120,69 @@ async fn wait(path: &std::path::Path, id: &str, within: Duration) -> Option<cont
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Team mode: the word goes through the team's table to the plan's owner, wherever it runs;
+/// the owner takes it at its next heartbeat and answers once it was applied and journaled.
+async fn team_control(
+    config: &crate::team::TeamConfig,
+    named: &str,
+    word: Control,
+) -> anyhow::Result<RunEnd> {
+    let team = crate::team::Team::connect(config, Duration::from_secs(10))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let row = team.named(named).await.map_err(anyhow::Error::msg)?;
+    let plan = row.plan.as_str();
+    let owner = format!(
+        "{} on {} (process {})",
+        row.owner_arn, row.owner_host, row.owner_pid
+    );
+    let refused = |e: crate::aws::ApiError| anyhow::anyhow!(crate::team::refused(&team.table, &e));
+    let ask = team
+        .send_word(plan, word, &team.operator("the team table"))
+        .await
+        .map_err(refused)?;
+    // The owner looks at every heartbeat: two of them, and the time a call may take.
+    let take_within = team.settings.heartbeat() * 2 + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + take_within;
+    let answer = loop {
+        let polled = tokio::select! {
+            a = team.word_answer(&ask) => a.map_err(refused)?,
+            _ = tokio::signal::ctrl_c() => {
+                if team.withdraw_word(&ask).await.unwrap_or(false) {
+                    bail!("interrupted: the {} was taken back before {owner} took it; nothing changed", word.word());
+                }
+                bail!("interrupted: {owner} may have taken the {} already: see `fleetdeck team plans` for what it did", word.word());
+            }
+        };
+        if let Some(a) = polled {
+            break a;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if team.withdraw_word(&ask).await.map_err(refused)? {
+                bail!(
+                    "{owner} runs plan {plan} but did not take the {} within {}s: it was taken back, nothing changed. Is the owner still running (see `fleetdeck team plans`)?",
+                    word.word(),
+                    take_within.as_secs()
+                );
+            }
+            // Taken just now: its answer follows.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (applied, detail, by) = answer;
+    if !applied {
+        bail!(
+            "{} refused by {by} running plan {plan}: {detail}. Nothing changed.",
+            word.word()
+        );
+    }
+    eprintln!(
+        "{}: applied by {by} running plan {plan}: {detail}",
+        word.word()
+    );
+    Ok(RunEnd::Succeeded)
 }

@@ -22,6 +22,12 @@ pub struct Staging {
     pub danger: Danger,
     /// Abort a rollout that waits this long for an operator.
     pub approve_timeout: Option<Duration>,
+    /// Team mode: wait this long for devices another plan holds (else they are left out).
+    pub wait_for_leases: Option<Duration>,
+    /// Team mode: stop (resumable) when the team's table has not answered this long.
+    pub team_timeout: Duration,
+    /// Team mode is on (`--team`, FLEETDECK_TEAM or a context's `team`).
+    pub team: bool,
 }
 
 impl Staging {
@@ -33,12 +39,23 @@ impl Staging {
             }
             None => None,
         };
+        let wait_for_leases = match &args.wait_for_leases {
+            Some(t) => {
+                Some(parse_duration(t).map_err(|e| anyhow::anyhow!("--wait-for-leases: {e}"))?)
+            }
+            None => None,
+        };
+        let team_timeout = parse_duration(&args.team_timeout)
+            .map_err(|e| anyhow::anyhow!("--team-timeout: {e}"))?;
         Ok(Self {
             rollout: rollout_of(args)?,
             stale,
             journal: args.session.journal.clone().or_else(journal::default_path),
             danger: Danger::default(),
             approve_timeout,
+            wait_for_leases,
+            team_timeout,
+            team: false,
         })
     }
 }

@@ -55,8 +55,12 @@ pub async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Option<Tally
 pub enum Followed {
     /// Every operation reached its end.
     Done,
-    /// A signal stopped dispatch: the tally of what was left, if the worker answered.
-    Stopped(Option<Tally>),
+    /// A signal (or, with `team_down`, the team's table not answering for `--team-timeout`)
+    /// stopped dispatch: the tally of what was left, if the worker answered.
+    Stopped {
+        tally: Option<Tally>,
+        team_down: bool,
+    },
 }
 
 /// What following a plan needs besides the rows.
@@ -67,6 +71,8 @@ pub struct Following<'a> {
     pub ids: &'a [OpId],
     pub approve_timeout: Option<Duration>,
     pub journal: Option<&'a std::path::Path>,
+    /// Team mode: how long the team's table may not answer before the run stops.
+    pub team_timeout: Option<Duration>,
 }
 
 /// The rows, the rollout as last reported, and how progress is shown.
@@ -74,6 +80,8 @@ pub struct Rows<'a> {
     pub outcomes: &'a mut [Outcome],
     pub rollout: &'a mut Option<RolloutView>,
     pub progress: &'a mut Progress,
+    /// Team mode: how the plan stands with the table, as last told.
+    pub team: Option<String>,
 }
 
 /// Follows every operation to its end. A signal stops dispatch (calls under way finish, the
@@ -87,9 +95,13 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
         ids,
         approve_timeout,
         journal,
+        team_timeout,
     } = f;
     let mut stopping: Option<oneshot::Receiver<Tally>> = None;
     let mut approval_by: Option<tokio::time::Instant> = None;
+    // Team mode: since when the table has not answered, as the worker reports it.
+    let mut team_down: Option<tokio::time::Instant> = None;
+    let mut gave_up = false;
     loop {
         let ended = rows.rollout.as_ref().is_none_or(|r| r.outcome.is_some());
         if stopping.is_none() && ended && rows.outcomes.iter().all(|o| o.engine_state.is_final()) {
@@ -101,9 +113,22 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                 None => std::future::pending().await,
             }
         };
+        let team_limit = async {
+            match (team_down, team_timeout) {
+                (Some(since), Some(t)) => tokio::time::sleep_until(since + t).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             event = events.recv() => {
                 let event = event.context("the worker stopped")?;
+                if let Event::Team { down_secs, .. } = &event {
+                    team_down = down_secs.map(|s| {
+                        team_down.unwrap_or_else(|| {
+                            tokio::time::Instant::now() - Duration::from_secs(s)
+                        })
+                    });
+                }
                 if let Some(view) = rows.take(ids, event, journal) {
                     approval_by = approval_deadline(&view, approve_timeout, approval_by);
                 }
@@ -119,6 +144,17 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                 let (done, wait) = oneshot::channel();
                 commands.send(Command::Shutdown(done)).context("the worker stopped")?;
                 stopping = Some(wait);
+            }
+            () = team_limit, if stopping.is_none() => {
+                let t = team_timeout.unwrap_or_default();
+                rows.progress.say(&format!(
+                    "the team table has not answered for {} (--team-timeout): stopping — nothing more is sent, the plan is kept for --resume",
+                    duration_text(t)
+                ));
+                let (done, wait) = oneshot::channel();
+                commands.send(Command::Shutdown(done)).context("the worker stopped")?;
+                stopping = Some(wait);
+                gave_up = true;
             }
             () = approval => {
                 approval_by = None;
@@ -143,7 +179,7 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                     }
                 }
                 rows.progress.finish();
-                return Ok(Followed::Stopped(tally.ok()));
+                return Ok(Followed::Stopped { tally: tally.ok(), team_down: gave_up });
             }
         };
     }
@@ -223,6 +259,15 @@ impl Rows<'_> {
             }
             Event::Health(op, health) => self.health(ids, op, health),
             Event::Failure(message) => self.progress.say(&message),
+            Event::Team { plan, standing, .. } => {
+                if self.team.as_ref() != Some(&standing) {
+                    self.progress.say(&format!(
+                        "plan {} in the team table: {standing}",
+                        crate::ops::short(&plan)
+                    ));
+                    self.team = Some(standing);
+                }
+            }
             Event::Answered {
                 control,
                 by,

@@ -51,6 +51,9 @@ pub enum RunEnd {
     Stopped,
     /// A signal came before anything was sent (exit 130).
     Interrupted,
+    /// Team mode: the team's table did not answer for `--team-timeout`; nothing more was
+    /// sent and the plan is kept for `--resume` (exit 4).
+    TeamDown,
 }
 
 impl RunEnd {
@@ -60,6 +63,7 @@ impl RunEnd {
             Self::SomeFailed => 1,
             Self::Aborted => 3,
             Self::Stopped | Self::Interrupted => 130,
+            Self::TeamDown => 4,
         }
     }
 }
@@ -83,6 +87,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     // stops dispatch cleanly instead of killing the process mid-call.
     let mut signals = Signals::new()?;
     let mut session = Session::prepare(&args.session).await?;
+    staging.team = session.settings.team.is_some();
+    if staging.wait_for_leases.is_some() && !staging.team {
+        bail!(
+            "--wait-for-leases waits for devices the team's other plans hold: it needs team mode (--team TABLE, FLEETDECK_TEAM or a context's `team`)"
+        );
+    }
+    session.settings.wait_for_leases = staging.wait_for_leases;
     // Nothing is on screen to keep fresh: only what was sent is followed.
     session.settings.refresh_every = None;
     session.settings.services = flags::services_of(&args);
@@ -172,6 +183,7 @@ async fn send(p: ToSend, w: Wiring<'_>, mut progress: Progress) -> anyhow::Resul
         signals: w.signals,
         ids: &ids,
         approve_timeout: w.staging.approve_timeout,
+        team_timeout: w.staging.team.then_some(w.staging.team_timeout),
         journal: w.staging.journal.as_deref(),
     };
     let mut rollout = None;
@@ -179,6 +191,7 @@ async fn send(p: ToSend, w: Wiring<'_>, mut progress: Progress) -> anyhow::Resul
         outcomes: &mut outcomes,
         rollout: &mut rollout,
         progress: &mut progress,
+        team: None,
     };
     let followed = follow::follow(f, rows).await?;
     summary::complete(&mut outcomes, &p.left_out, &operation, &p.accounts, |k| {
@@ -205,9 +218,14 @@ async fn finish(
         rollout,
         followed,
     } = sent;
-    let tally = match followed {
-        Followed::Stopped(tally) => tally,
-        Followed::Done => follow::shutdown(commands).await,
+    let (tally, team_down) = match followed {
+        Followed::Stopped { tally, team_down } => (tally, team_down),
+        Followed::Done => (follow::shutdown(commands).await, false),
+    };
+    let stopped = if team_down {
+        RunEnd::TeamDown
+    } else {
+        RunEnd::Stopped
     };
     let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
     summary::report(&plan, &outcomes, rollout.as_ref(), output)?;
@@ -215,7 +233,7 @@ async fn finish(
         eprintln!(
             "stopped without confirming every call's end; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan}"
         );
-        return Ok(RunEnd::Stopped);
+        return Ok(stopped);
     };
     if tally.left() > 0 {
         eprintln!(
@@ -224,7 +242,7 @@ async fn finish(
             tally.unsent,
             tally.unconfirmed,
         );
-        return Ok(RunEnd::Stopped);
+        return Ok(stopped);
     }
     if rollout.as_ref().and_then(|r| r.outcome) == Some(RolloutOutcome::Aborted) {
         return Ok(RunEnd::Aborted);
@@ -251,7 +269,7 @@ async fn prepare(
         devices: mut list,
         unfinished,
         accounts,
-    } = choose::list_devices(events, &services, text).await?;
+    } = choose::list_devices(events, &services, text, staging.team).await?;
     if let Some(plan) = &args.discard {
         return Ok(Prepared::Done(
             discard(commands, events, &unfinished, plan).await?,
@@ -265,9 +283,18 @@ async fn prepare(
             if !args.yes {
                 confirm::confirm(plan.device_count()).await?;
             }
+            // A device another plan holds is named with its holder, as is; the rest with
+            // preflight's reason.
             let left_out = plan
                 .left_out()
-                .filter_map(|s| list.get(&s.key).map(|d| (d.clone(), s.reason.clone())))
+                .filter_map(|s| {
+                    let why = if s.held {
+                        s.reason.clone()
+                    } else {
+                        format!("left out by preflight: {}", s.reason)
+                    };
+                    list.get(&s.key).map(|d| (d.clone(), why))
+                })
                 .collect();
             (Command::Dispatch(Box::new(plan)), left_out)
         }

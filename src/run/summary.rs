@@ -128,6 +128,9 @@ impl Outcome {
             self.resource_id = update.resource_id;
         }
         match update.error {
+            // A device another plan of the team holds: named with its holder, as preflight
+            // names it.
+            Some(e) if e.code == "DeviceHeld" => self.error = Some(e.message),
             Some(e) => self.error = Some(e.to_string()),
             // A call that was retried and then succeeded keeps no error of its tries.
             None if self.engine_state == OpState::Succeeded || update.state == OpState::Sent => {
@@ -152,7 +155,7 @@ pub fn complete(
         let place = Place::of(Some(d), accounts);
         let mut row = Outcome::new(&d.key(), d.label(), place, operation, OpState::Skipped);
         row.state = OpState::Skipped.name();
-        row.error = Some(format!("left out by preflight: {reason}"));
+        row.error = Some(reason.clone());
         outcomes.push(row);
     }
     for o in outcomes.iter_mut() {

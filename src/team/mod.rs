@@ -40,6 +40,15 @@ pub struct TeamConfig {
     pub region: Option<String>,
 }
 
+impl TeamConfig {
+    /// `--team-profile` and `--team-region` over the context's.
+    pub fn overridden(mut self, profile: Option<String>, region: Option<String>) -> Self {
+        self.profile = profile.or(self.profile);
+        self.region = region.or(self.region);
+        self
+    }
+}
+
 /// Who this process is, as every lease and word names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {

@@ -235,8 +235,15 @@ impl Team {
     }
 
     /// The plan has ended: its outcome, and its records kept for a month.
-    pub async fn end_plan(&self, lease: &PlanLease, outcome: &str) -> Result<(), ApiError> {
-        let update = "SET #outcome = :o, #ended_at = :now, #phase = :phase, #expires = :ttl";
+    pub async fn end_plan(
+        &self,
+        lease: &PlanLease,
+        outcome: &str,
+        p: &Progress,
+    ) -> Result<(), ApiError> {
+        let update = "SET #outcome = :o, #ended_at = :now, #phase = :phase, #expires = :ttl, \
+                      #wave = :wave, #waves = :waves, #sent = :sent, #finals = :finals, \
+                      #failed = :failed";
         let condition = "#epoch = :e";
         let now = crate::fleet::now();
         let sent = self
@@ -252,6 +259,11 @@ impl Team {
                 (":now", n(now)),
                 (":phase", s("ended")),
                 (":ttl", n(now + table::KEEP_SECS)),
+                (":wave", n(p.wave)),
+                (":waves", n(p.waves)),
+                (":sent", n(p.sent)),
+                (":finals", n(p.finals)),
+                (":failed", n(p.failed)),
                 (":e", n(lease.epoch)),
             ])))
             .send()
@@ -495,17 +507,55 @@ impl Team {
         }
     }
 
+    /// The plan a word or an approval names: its whole id, or the start of one, among the
+    /// team's plans that have not ended.
+    pub async fn named(&self, named: &str) -> Result<PlanRow, String> {
+        let rows = self
+            .plans()
+            .await
+            .map_err(|e| super::refused(&self.table, &e))?;
+        let found: Vec<&PlanRow> = rows
+            .iter()
+            .filter(|r| !named.is_empty() && r.plan.starts_with(named))
+            .collect();
+        let live: Vec<&PlanRow> = found.iter().copied().filter(|r| !r.ended()).collect();
+        match (live.as_slice(), found.as_slice()) {
+            ([one], _) => Ok((*one).clone()),
+            ([], [ended, ..]) => Err(format!(
+                "plan {} has ended ({}): nothing to do",
+                ended.plan,
+                ended.outcome.as_deref().unwrap_or("ENDED")
+            )),
+            ([], []) => Err(format!(
+                "team table {} has no plan {named} (see `fleetdeck team plans`)",
+                self.table
+            )),
+            (many, _) => Err(format!(
+                "{named} is the start of {} live plans ({}): give more of the id",
+                many.len(),
+                many.iter()
+                    .map(|r| r.plan.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// The cause a word from this identity carries.
+    pub fn operator(&self, via: &str) -> Cause {
+        Cause::Operator {
+            user: self.me.arn.clone(),
+            host: self.me.host.clone(),
+            pid: self.me.pid,
+            via: via.to_string(),
+        }
+    }
+
     /// Approves a plan under the two-person rule: refused for the plan's creator, and for a
     /// plan that needs no approval or has ended.
-    pub async fn approve(&self, plan: &str) -> Result<(), String> {
-        let row = match self.plan(plan).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err(format!("team table {} has no plan {plan}", self.table)),
-            Err(e) => return Err(super::refused(&self.table, &e)),
-        };
-        if row.ended() {
-            return Err(format!("plan {plan} has ended: nothing to approve"));
-        }
+    pub async fn approve(&self, named: &str) -> Result<String, String> {
+        let row = self.named(named).await?;
+        let plan = row.plan.as_str();
         if !row.needs_approval {
             return Err(format!(
                 "plan {plan} needs no approval: the team's rule does not cover its devices"
@@ -536,7 +586,7 @@ impl Team {
             .await
             .map_err(ApiError::from_sdk);
         match sent {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(row.plan.clone()),
             Err(e) if failed_condition(&e) => Err(format!(
                 "plan {plan} was not approved: it ended, or its creator is you"
             )),

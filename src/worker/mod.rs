@@ -217,6 +217,8 @@ struct Worker {
     team_problem: Option<String>,
     /// Team mode: each plan's gate to the table.
     guards: HashMap<String, Arc<team::Guard>>,
+    /// Team mode: writes to the table a stop waits for (releases, ends, decisions, answers).
+    team_writes: JoinSet<()>,
     /// A new heartbeat period for the loop to take up (the table's lease, once read).
     heartbeat_every: Option<Duration>,
     /// Team mode with a two-person rule: the devices as last listed, for the rule's filter.
@@ -266,6 +268,7 @@ async fn run(
             .as_ref()
             .map(|t| format!("the team table {} is being reached", t.table)),
         guards: HashMap::new(),
+        team_writes: JoinSet::new(),
         heartbeat_every: None,
         known: HashMap::new(),
     };
@@ -319,6 +322,7 @@ async fn run(
                 }
             }
             _ = heartbeat.tick() => worker.heartbeat(),
+            Some(_) = worker.team_writes.join_next(), if !worker.team_writes.is_empty() => {}
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
                 if let Err(e) = joined && e.is_panic() {
                     worker.emit(Event::Failure(format!(

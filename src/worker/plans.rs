@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -588,9 +589,21 @@ impl Worker {
             }
         }
         let tally: Tally = self.book.tally();
-        if let Some(done) = self.shutting_down.take() {
+        let Some(done) = self.shutting_down.take() else {
+            return;
+        };
+        // Team mode: the table hears of every release and end before the process goes (for
+        // as long as it answers).
+        let mut writes = std::mem::take(&mut self.team_writes);
+        if writes.is_empty() {
             let _ = done.send(tally);
+            return;
         }
+        tokio::spawn(async move {
+            let all = async { while writes.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(15), all).await;
+            let _ = done.send(tally);
+        });
     }
 }
 

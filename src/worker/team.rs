@@ -11,6 +11,7 @@
 //! are confirmed still ours.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,10 @@ pub struct Guard {
     renewed: Mutex<Instant>,
     /// Since when the table has not answered, if it has not.
     pub down_since: Mutex<Option<(Instant, ApiError)>>,
+    /// A renewal is under way: the next waits for it (each is conditional on the last).
+    renewing: AtomicBool,
+    /// The plan has ended here: no more renewals.
+    ended: AtomicBool,
 }
 
 /// Why a send did not go.
@@ -81,6 +86,8 @@ impl Guard {
             held_changed,
             renewed: Mutex::new(Instant::now()),
             down_since: Mutex::new(None),
+            renewing: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         })
     }
 
@@ -241,16 +248,18 @@ impl Worker {
             Ok(team) => {
                 tracing::info!(table = %team.table, me = %team.who(), "team table in use");
                 self.heartbeat_every = Some(team.settings.heartbeat());
+                self.emit(Event::TeamJoined(Ok(format!(
+                    "{} as {}",
+                    team.table,
+                    team.who()
+                ))));
                 self.team = Some(team);
                 self.team_problem = None;
-                self.emit(Event::Notice(
-                    "Team table in use: plans share leases with the team".into(),
-                ));
                 self.read_leases();
             }
             Err(why) => {
                 self.team_problem = Some(why.clone());
-                self.emit(Event::Failure(why));
+                self.emit(Event::TeamJoined(Err(why)));
             }
         }
     }
@@ -386,10 +395,13 @@ impl Worker {
     /// approvals read.
     pub(super) fn heartbeat(&mut self) {
         for (plan, guard) in self.guards.clone() {
-            if matches!(guard.standing(), Standing::Lost(_) | Standing::Failed(_)) {
+            let Some(lease) = guard.lease() else { continue };
+            if matches!(guard.standing(), Standing::Lost(_) | Standing::Failed(_))
+                || guard.ended.load(Ordering::Acquire)
+                || guard.renewing.swap(true, Ordering::AcqRel)
+            {
                 continue;
             }
-            let Some(lease) = guard.lease() else { continue };
             let progress = self.team_progress(&plan);
             let waiting = matches!(guard.standing(), Standing::AwaitingApproval(_));
             let tx = self.internal.clone();
@@ -443,6 +455,10 @@ impl Worker {
         let Some(guard) = self.guards.get(plan).cloned() else {
             return;
         };
+        guard.renewing.store(false, Ordering::Release);
+        if guard.ended.load(Ordering::Acquire) {
+            return;
+        }
         match renewed {
             Ok(lease) => {
                 if let Ok(mut l) = guard.lease.lock() {
@@ -484,7 +500,7 @@ impl Worker {
         for w in words {
             let (applied, detail) = self.word(&w.plan, w.control, w.by.clone());
             let team = guard.team.clone();
-            self.tasks.spawn(async move {
+            self.team_writes.spawn(async move {
                 let _ = team.answer_word(&w, applied, &detail).await;
             });
         }
@@ -559,7 +575,7 @@ impl Worker {
         if guard.held.lock().is_ok_and(|h| h.contains_key(&key)) {
             return;
         }
-        self.tasks.spawn(async move {
+        self.team_writes.spawn(async move {
             let _ = guard
                 .team
                 .release(
@@ -592,9 +608,9 @@ impl Worker {
                 crate::ops::rollout::Outcome::Aborted => "ABORTED",
             });
         let progress = self.team_progress(plan);
-        self.tasks.spawn(async move {
-            let _ = guard.team.renew(&lease, &progress).await;
-            let _ = guard.team.end_plan(&lease, outcome).await;
+        guard.ended.store(true, Ordering::Release);
+        self.team_writes.spawn(async move {
+            let _ = guard.team.end_plan(&lease, outcome, &progress).await;
         });
     }
 
@@ -603,7 +619,7 @@ impl Worker {
         let Some(guard) = self.guards.get(plan).cloned() else {
             return;
         };
-        self.tasks.spawn(async move {
+        self.team_writes.spawn(async move {
             let _ = guard.team.mirror_decision(&guard.plan, n, &line).await;
         });
     }
