@@ -39,6 +39,9 @@ pub enum Command {
     /// A rollout stops for good: nothing more is sent, what was not is skipped, queued Snow
     /// executions are canceled.
     Abort { plan: String, by: Cause },
+    /// Team mode: take over a plan another host ran and abandoned (named by its id or the
+    /// start of one), then resume it: `Event::PlanStarted`, or `Event::PlanRefused`.
+    TakeOver { plan: String },
     /// Read who holds which devices in the team's table (team mode): `Event::Leases`.
     ReadLeases,
     /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
@@ -63,6 +66,7 @@ impl Command {
             Self::Pause { .. } => "pause",
             Self::Abort { .. } => "abort",
             Self::ReadLeases => "read-leases",
+            Self::TakeOver { .. } => "take-over",
             Self::Shutdown(_) => "shutdown",
         }
     }
@@ -138,6 +142,9 @@ pub enum Event {
         standing: String,
         /// How long the table has not answered, when it has not.
         down_secs: Option<u64>,
+        /// Nothing more may be sent for the plan from here: another host took it over, or
+        /// its lease could not be written.
+        stopped: bool,
     },
     /// The team's held devices, as just read (team mode).
     Leases(Vec<(DeviceKey, String)>),

@@ -290,3 +290,352 @@ async fn two_hosts_on_the_same_devices_give_each_device_one_operation() {
     assert_eq!(plans.len(), 2, "{plans:#?}");
     assert!(plans.iter().all(|p| p["outcome"].is_string()), "{plans:#?}");
 }
+
+/// Appliances sent to so far, read from the simulator's ledger.
+fn creates(sim: &SimHandle) -> usize {
+    sim.ledger().len()
+}
+
+/// Waits until `n` operations were created, then until the owner is well inside its pacing
+/// wait before the next (1.03 s between creates): a freeze or a kill then lands between two
+/// sends, never between a check and its send.
+async fn between_sends(sim: &SimHandle, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while creates(sim) < n {
+        assert!(Instant::now() < deadline, "{n} creates never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// The one live plan in the team's table, as `team plans` shows it.
+fn live_plan(t: &Team, who: &str) -> serde_json::Value {
+    let out = t.team(who, &["plans", "--output", "json"]);
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let live: Vec<serde_json::Value> = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["outcome"].is_null())
+        .cloned()
+        .collect();
+    assert_eq!(live.len(), 1, "{plans:#}");
+    live[0].clone()
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_killed_midway_is_taken_over_after_its_lease_and_no_device_gets_two() {
+    let t = Team::new();
+    let sim = sim(fleet(5, 2)).await;
+    let ja = headless::journal("team-killed");
+    let a = t
+        .run(
+            &sim,
+            &ja,
+            "alice",
+            &["--action", "reboot", "--all", "--yes"],
+        )
+        .spawn()
+        .unwrap();
+    between_sends(&sim, 4).await;
+    signal(&a, nix::sys::signal::Signal::SIGKILL);
+    let _ = finish(a).await;
+    let sent_by_alice = creates(&sim);
+    let plan = live_plan(&t, "bob");
+    let id = plan["plan"].as_str().unwrap().to_string();
+    assert!(
+        plan["owner"].as_str().unwrap().ends_with("user/alice"),
+        "{plan:#}"
+    );
+
+    // Bob's host takes it over: it watches the record for a whole lease, then carries on.
+    let jb = headless::journal("team-taker");
+    let began = Instant::now();
+    let b = output(t.run(
+        &sim,
+        &jb,
+        "bob",
+        &["--resume", &id, "--yes", "--output", "json"],
+    ))
+    .await;
+    let said = text(&b.stderr);
+    assert_eq!(b.status.code(), Some(0), "{said}");
+    assert!(began.elapsed() >= Duration::from_secs(6), "waited a lease");
+    assert!(said.contains("watching its record"), "{said}");
+    assert!(
+        said.contains("taken over from arn:aws:iam::123456789012:user/alice"),
+        "{said}"
+    );
+    let per = operations(&sim).await;
+    assert_eq!(per.len(), 7, "{per:?}");
+    assert!(
+        per.values().all(|n| *n == 1),
+        "each device once: {per:?}\n{said}"
+    );
+    assert!(creates(&sim) > sent_by_alice, "bob sent the rest");
+    let rows = summary(&b);
+    assert_eq!(rows.len(), 7, "{rows:#?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "COMPLETED" || r["state"] == "SUCCEEDED"),
+        "{rows:#?}"
+    );
+    let ended = t.team("bob", &["plans", "--output", "json"]);
+    let ended: serde_json::Value = serde_json::from_slice(&ended.stdout).unwrap();
+    assert_eq!(ended[0]["outcome"], "SUCCEEDED", "{ended:#}");
+    assert_eq!(ended[0]["epoch"], 2, "{ended:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_frozen_past_its_lease_finds_its_plan_taken_and_sends_nothing_more() {
+    let t = Team::new();
+    let sim = sim(fleet(6, 0)).await;
+    let ja = headless::journal("team-frozen");
+    let mut a = t
+        .run(
+            &sim,
+            &ja,
+            "alice",
+            &["--action", "reboot", "--all", "--yes"],
+        )
+        .spawn()
+        .unwrap();
+    between_sends(&sim, 2).await;
+    signal(&a, nix::sys::signal::Signal::SIGSTOP);
+    let frozen_at = creates(&sim);
+    let id = live_plan(&t, "bob")["plan"].as_str().unwrap().to_string();
+    let jb = headless::journal("team-thaw-taker");
+    let b = output(t.run(&sim, &jb, "bob", &["--resume", &id, "--yes"])).await;
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b.stderr));
+    let after_bob = creates(&sim);
+    assert!(after_bob > frozen_at, "bob sent the rest");
+
+    // Alice wakes: her next renewal finds the plan taken, and she sends nothing more.
+    signal(&a, nix::sys::signal::Signal::SIGCONT);
+    let mut seen = String::new();
+    read_until(&mut a, "taken over by", &mut seen);
+    let out = finish(a).await;
+    seen.push_str(&text(&out.stderr));
+    // Her rollout ends aborted, what she never sent named as taken over.
+    assert_eq!(out.status.code(), Some(3), "{seen}");
+    assert!(seen.contains("nothing more is sent from here"), "{seen}");
+    assert!(
+        seen.contains("rollout ABORTED: taken over by arn:aws:iam::123456789012:user/bob"),
+        "{seen}"
+    );
+    assert_eq!(
+        creates(&sim),
+        after_bob,
+        "alice sent nothing after waking:\n{seen}"
+    );
+    let per = operations(&sim).await;
+    assert!(per.values().all(|n| *n == 1), "each device once: {per:?}");
+    assert_eq!(per.len(), 6, "{per:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_gone_midway_stops_the_sends_and_the_plan_resumes_on_a_new_table() {
+    let mut t = Team::new();
+    let sim = sim(fleet(5, 0)).await;
+    let ja = headless::journal("team-down");
+    let a = t
+        .run(
+            &sim,
+            &ja,
+            "alice",
+            &[
+                "--action",
+                "reboot",
+                "--all",
+                "--yes",
+                "--team-timeout",
+                "4s",
+            ],
+        )
+        .spawn()
+        .unwrap();
+    between_sends(&sim, 2).await;
+    t.moto.kill();
+    let at_kill = creates(&sim);
+    let out = finish(a).await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert_eq!(
+        creates(&sim),
+        at_kill,
+        "nothing sent without the table:\n{said}"
+    );
+    assert!(said.contains("Team table fleet-team"), "{said}");
+    assert!(said.contains("Nothing new is sent"), "{said}");
+    assert!(said.contains("--team-timeout"), "{said}");
+    assert!(said.contains("fleetdeck run --resume"), "{said}");
+
+    // A new table server, empty: made again, and the plan carries on from alice's journal.
+    t.moto.restart();
+    let alice = t.moto.user("alice");
+    let bob = t.moto.user("bob");
+    t.creds = team::credentials(&[("alice", alice), ("bob", bob)]);
+    let made = t.team("alice", &["init", "--lease", "6s"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let resumed = output(t.run(&sim, &ja, "alice", &["--resume", "--yes"])).await;
+    let said = text(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{said}");
+    let per = operations(&sim).await;
+    assert_eq!(per.len(), 5, "{per:?}");
+    assert!(
+        per.values().all(|n| *n == 1),
+        "each device once: {per:?}\n{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_under_the_two_person_rule_waits_for_another_identity_and_takes_words_from_other_hosts()
+ {
+    let t = Team::new();
+    let rule = t.team(
+        "alice",
+        &[
+            "init",
+            "--lease",
+            "6s",
+            "--require-approval",
+            "env=prod,min=1",
+        ],
+    );
+    assert!(rule.status.success(), "{}", text(&rule.stderr));
+    let mut toml = fleet(0, 0);
+    for i in 0..3 {
+        toml.push_str(&format!(
+            "[[panorama.devices]]\nname = \"cam-{i:02}\"\nsoftware = \"5.0.10\"\ntags = {{ env = \"prod\" }}\n"
+        ));
+    }
+    let sim = sim(toml).await;
+    let ja = headless::journal("team-approval");
+    let mut a = t
+        .run(
+            &sim,
+            &ja,
+            "alice",
+            &[
+                "--action",
+                "reboot",
+                "--all",
+                "--waves",
+                "1,rest",
+                "--approve",
+                "--yes",
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    read_until(
+        &mut a,
+        "waiting for a second operator's approval",
+        &mut seen,
+    );
+    let id = live_plan(&t, "bob")["plan"].as_str().unwrap().to_string();
+    assert_eq!(creates(&sim), 0, "nothing sent before the approval");
+
+    let own = t.team("alice", &["approve", &id]);
+    let said = text(&own.stderr);
+    assert!(!own.status.success(), "{said}");
+    assert!(
+        said.contains("two-person rule needs a different identity"),
+        "{said}"
+    );
+    assert_eq!(creates(&sim), 0);
+
+    let other = t.team("bob", &["approve", &id]);
+    assert!(other.status.success(), "{}", text(&other.stderr));
+    assert!(text(&other.stdout).contains("approved by arn:aws:iam::123456789012:user/bob"));
+    read_until(&mut a, "waiting for approval", &mut seen);
+    assert_eq!(creates(&sim), 1, "the canary went: {seen}");
+
+    // Bob, from his own host, promotes alice's rollout through the table; the word is
+    // answered once alice applied it, within a heartbeat (2 s for a 6 s lease).
+    let jb = headless::journal("team-word");
+    let began = Instant::now();
+    let word = output(t.run(&sim, &jb, "bob", &["--promote", &id[..8]])).await;
+    let said = text(&word.stderr);
+    assert!(word.status.success(), "{said}");
+    assert!(
+        said.contains("promote: applied by arn:aws:iam::123456789012:user/alice"),
+        "{said}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        began.elapsed()
+    );
+    let out = finish(a).await;
+    seen.push_str(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    assert!(
+        seen.contains("promote from arn:aws:iam::123456789012:user/bob"),
+        "{seen}"
+    );
+    let per = operations(&sim).await;
+    assert!(per.len() == 3 && per.values().all(|n| *n == 1), "{per:?}");
+    let plans = t.team("bob", &["plans", "--output", "json"]);
+    let plans: serde_json::Value = serde_json::from_slice(&plans.stdout).unwrap();
+    assert_eq!(
+        plans[0]["approvals"][0],
+        "arn:aws:iam::123456789012:user/bob"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_from_another_host_stops_the_rollout_within_a_heartbeat() {
+    let t = Team::new();
+    let sim = sim(fleet(4, 0)).await;
+    let ja = headless::journal("team-abort");
+    let mut a = t
+        .run(
+            &sim,
+            &ja,
+            "alice",
+            &[
+                "--action",
+                "reboot",
+                "--all",
+                "--waves",
+                "1,rest",
+                "--approve",
+                "--yes",
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut a, "waiting for approval", &mut seen);
+    let id = live_plan(&t, "bob")["plan"].as_str().unwrap().to_string();
+    let jb = headless::journal("team-abort-word");
+    let word = output(t.run(&sim, &jb, "bob", &["--abort", &id])).await;
+    let said = text(&word.stderr);
+    assert!(word.status.success(), "{said}");
+    assert!(said.contains("abort: applied by"), "{said}");
+    let out = finish(a).await;
+    seen.push_str(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{seen}");
+    assert_eq!(creates(&sim), 1, "only the canary went");
+    let ended = live_or_ended(&t, &id);
+    assert_eq!(ended["outcome"], "ABORTED", "{ended:#}");
+}
+
+fn live_or_ended(t: &Team, id: &str) -> serde_json::Value {
+    let out = t.team("bob", &["plans", "--output", "json"]);
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"] == id)
+        .cloned()
+        .unwrap_or_default()
+}

@@ -151,6 +151,19 @@ impl OpState {
         }
     }
 
+    /// A final state by its stable name (as the team's table records an outcome).
+    pub fn final_named(name: &str) -> Option<Self> {
+        [
+            Self::Succeeded,
+            Self::Failed,
+            Self::TimedOut,
+            Self::Canceled,
+            Self::Skipped,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
     /// Whether `next` may follow this state. A final state never changes; nothing goes back
     /// to planned once sent; a paused operation only moves again when its plan is resumed.
     pub fn may_become(self, next: OpState) -> bool {

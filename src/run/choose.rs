@@ -320,6 +320,11 @@ fn tell_plan(plan: &Plan, list: &Devices, staging: &Staging) -> anyhow::Result<(
         };
         eprintln!("{what}: {} — {}", s.label, s.reason);
     }
+    if plan.is_empty() && plan.skipped.iter().all(|s| s.held) {
+        bail!(
+            "every chosen device is held by another plan of the team (named above): nothing was sent. Wait for them with --wait-for-leases DURATION, or, if their plan's owner is gone, take it over with `fleetdeck run --resume PLAN`"
+        );
+    }
     if plan.is_empty() {
         bail!(
             "the {} applies to none of the chosen devices (pass --include-skipped to send those preflight left out)",

@@ -55,12 +55,21 @@ pub async fn shutdown(commands: &mpsc::UnboundedSender<Command>) -> Option<Tally
 pub enum Followed {
     /// Every operation reached its end.
     Done,
-    /// A signal (or, with `team_down`, the team's table not answering for `--team-timeout`)
-    /// stopped dispatch: the tally of what was left, if the worker answered.
+    /// A signal (or the team's table: see `team`) stopped dispatch: the tally of what was
+    /// left, if the worker answered.
     Stopped {
         tally: Option<Tally>,
-        team_down: bool,
+        team: Option<TeamStop>,
     },
+}
+
+/// Why team mode stopped a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamStop {
+    /// The table did not answer for `--team-timeout`: the plan is kept for `--resume`.
+    Down,
+    /// Another host took the plan over (or its lease could not be written).
+    Lost,
 }
 
 /// What following a plan needs besides the rows.
@@ -101,7 +110,7 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
     let mut approval_by: Option<tokio::time::Instant> = None;
     // Team mode: since when the table has not answered, as the worker reports it.
     let mut team_down: Option<tokio::time::Instant> = None;
-    let mut gave_up = false;
+    let mut gave_up: Option<TeamStop> = None;
     loop {
         let ended = rows.rollout.as_ref().is_none_or(|r| r.outcome.is_some());
         if stopping.is_none() && ended && rows.outcomes.iter().all(|o| o.engine_state.is_final()) {
@@ -122,12 +131,20 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
         tokio::select! {
             event = events.recv() => {
                 let event = event.context("the worker stopped")?;
-                if let Event::Team { down_secs, .. } = &event {
+                if let Event::Team { down_secs, stopped, .. } = &event {
                     team_down = down_secs.map(|s| {
                         team_down.unwrap_or_else(|| {
                             tokio::time::Instant::now() - Duration::from_secs(s)
                         })
                     });
+                    // Taken over, or never leased: nothing more goes from here; what is
+                    // left is told and kept.
+                    if *stopped && stopping.is_none() {
+                        let (done, wait) = oneshot::channel();
+                        commands.send(Command::Shutdown(done)).context("the worker stopped")?;
+                        stopping = Some(wait);
+                        gave_up = Some(TeamStop::Lost);
+                    }
                 }
                 if let Some(view) = rows.take(ids, event, journal) {
                     approval_by = approval_deadline(&view, approve_timeout, approval_by);
@@ -154,7 +171,7 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                 let (done, wait) = oneshot::channel();
                 commands.send(Command::Shutdown(done)).context("the worker stopped")?;
                 stopping = Some(wait);
-                gave_up = true;
+                gave_up = Some(TeamStop::Down);
             }
             () = approval => {
                 approval_by = None;
@@ -179,7 +196,7 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
                     }
                 }
                 rows.progress.finish();
-                return Ok(Followed::Stopped { tally: tally.ok(), team_down: gave_up });
+                return Ok(Followed::Stopped { tally: tally.ok(), team: gave_up });
             }
         };
     }
@@ -258,15 +275,14 @@ impl Rows<'_> {
                 return Some(view);
             }
             Event::Health(op, health) => self.health(ids, op, health),
-            Event::Failure(message) => self.progress.say(&message),
-            Event::Team { plan, standing, .. } => {
-                if self.team.as_ref() != Some(&standing) {
-                    self.progress.say(&format!(
-                        "plan {} in the team table: {standing}",
-                        crate::ops::short(&plan)
-                    ));
-                    self.team = Some(standing);
-                }
+            Event::Failure(message) | Event::Notice(message) => self.progress.say(&message),
+            // Told once per change.
+            Event::Team { plan, standing, .. } if self.team.as_ref() != Some(&standing) => {
+                self.progress.say(&format!(
+                    "plan {} in the team table: {standing}",
+                    crate::ops::short(&plan)
+                ));
+                self.team = Some(standing);
             }
             Event::Answered {
                 control,

@@ -218,17 +218,22 @@ async fn finish(
         rollout,
         followed,
     } = sent;
-    let (tally, team_down) = match followed {
-        Followed::Stopped { tally, team_down } => (tally, team_down),
-        Followed::Done => (follow::shutdown(commands).await, false),
+    let (tally, team) = match followed {
+        Followed::Stopped { tally, team } => (tally, team),
+        Followed::Done => (follow::shutdown(commands).await, None),
     };
-    let stopped = if team_down {
-        RunEnd::TeamDown
-    } else {
-        RunEnd::Stopped
+    let stopped = match team {
+        Some(follow::TeamStop::Down) => RunEnd::TeamDown,
+        _ => RunEnd::Stopped,
     };
     let path = journal.map_or_else(String::new, |p| format!(" (journal {})", p.display()));
     summary::report(&plan, &outcomes, rollout.as_ref(), output)?;
+    if team == Some(follow::TeamStop::Lost) {
+        eprintln!(
+            "plan {plan} is no longer this host's: what this run did not send is its new owner's (see `fleetdeck team plans`)"
+        );
+        return Ok(RunEnd::Aborted);
+    }
     let Some(tally) = tally else {
         eprintln!(
             "stopped without confirming every call's end; the plan is kept{path}. Finish it with:\n  fleetdeck run --resume {plan}"
@@ -276,6 +281,9 @@ async fn prepare(
         ));
     }
     let (command, left_out) = match &args.resume {
+        Some(wanted) if staging.team && !has_local(&unfinished, wanted) => {
+            (take_over(args, wanted).await?, Vec::new())
+        }
         Some(wanted) => (resume(args, &list, &unfinished, wanted).await?, Vec::new()),
         None => {
             let ch = Channels { commands, events };
@@ -305,6 +313,40 @@ async fn prepare(
         left_out,
         accounts,
     })))
+}
+
+/// Whether this host's journal holds the plan `--resume` names (or, unnamed, any).
+fn has_local(unfinished: &[Resumable], wanted: &str) -> bool {
+    if wanted.is_empty() {
+        !unfinished.is_empty()
+    } else {
+        unfinished.iter().any(|u| u.plan.starts_with(wanted))
+    }
+}
+
+/// Team mode, `--resume [PLAN]` of a plan this host's journal does not hold: another host's,
+/// taken over once its owner is seen silent for a whole lease.
+async fn take_over(args: &RunArgs, wanted: &str) -> anyhow::Result<Command> {
+    let config = crate::tui::team_config(&args.session)?.context("team mode is off")?;
+    let team = crate::team::Team::connect(&config, std::time::Duration::from_secs(10))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let row = team.named(wanted).await.map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "take over {} plan {} from {} on {} (process {}): {} of {} devices final, phase {}",
+        row.operation,
+        row.plan,
+        row.owner_arn,
+        row.owner_host,
+        row.owner_pid,
+        row.finals,
+        row.devices,
+        row.phase
+    );
+    if !args.yes {
+        confirm::confirm(row.devices.saturating_sub(row.finals)).await?;
+    }
+    Ok(Command::TakeOver { plan: row.plan })
 }
 
 /// `--resume [PLAN]`: the unfinished plan, named and confirmed.
@@ -349,7 +391,7 @@ async fn wait_started(
                 ),
                 None => bail!("nothing was sent: {error}"),
             },
-            Event::Failure(message) => eprintln!("{message}"),
+            Event::Failure(message) | Event::Notice(message) => eprintln!("{message}"),
             _ => {}
         }
     }

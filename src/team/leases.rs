@@ -305,12 +305,21 @@ impl Team {
         Ok(out)
     }
 
-    /// Every device the team holds now, with its holder.
+    /// Every device the team holds now, with its holder; a device whose plan has ended is
+    /// free (its plan stopped following it), whatever its item still says.
     pub async fn leased(&self) -> Result<Vec<(DeviceKey, Holder)>, ApiError> {
         let items = table::query_all(&self.db, &self.table, "devices", None).await?;
+        let ended: std::collections::HashSet<String> = self
+            .plans()
+            .await?
+            .into_iter()
+            .filter(|r| r.ended())
+            .map(|r| r.plan)
+            .collect();
         Ok(items
             .iter()
             .filter_map(|i| Some((device_of(&get_s(i, "sk")?)?, Holder::of(i)?)))
+            .filter(|(_, h)| !ended.contains(&h.plan))
             .collect())
     }
 

@@ -21,6 +21,9 @@ pub struct PlanLease {
     pub epoch: u64,
     /// The record version of the owner's last write: a renewal is conditional on it.
     pub rvn: String,
+    /// When the write that set `rvn` began, on this process's clock: a taker's watch of it
+    /// cannot have begun earlier, so the lease is counted from here.
+    pub written: std::time::Instant,
 }
 
 /// A plan as `team plans` lists it.
@@ -151,6 +154,7 @@ impl Team {
             plan: plan.to_string(),
             epoch: 1,
             rvn: rvn(),
+            written: std::time::Instant::now(),
         };
         let now = crate::fleet::now();
         self.db
@@ -190,6 +194,7 @@ impl Team {
     pub async fn renew(&self, lease: &PlanLease, p: &Progress) -> Result<PlanLease, Renewal> {
         let next = PlanLease {
             rvn: rvn(),
+            written: std::time::Instant::now(),
             ..lease.clone()
         };
         let update = "SET #rvn = :next, #renewed_at = :now, #phase = :phase, #wave = :wave, \
@@ -312,6 +317,7 @@ impl Team {
             plan: row.plan.clone(),
             epoch: row.epoch + 1,
             rvn: rvn(),
+            written: std::time::Instant::now(),
         };
         let update = "SET #owner_arn = :arn, #owner_host = :host, #owner_pid = :pid, \
                       #epoch = :e, #rvn = :next, #renewed_at = :now";
@@ -514,9 +520,16 @@ impl Team {
             .plans()
             .await
             .map_err(|e| super::refused(&self.table, &e))?;
+        // Unnamed: the one live plan another process owns.
         let found: Vec<&PlanRow> = rows
             .iter()
-            .filter(|r| !named.is_empty() && r.plan.starts_with(named))
+            .filter(|r| {
+                if named.is_empty() {
+                    !(r.owner_host == self.me.host && r.owner_pid == self.me.pid)
+                } else {
+                    r.plan.starts_with(named)
+                }
+            })
             .collect();
         let live: Vec<&PlanRow> = found.iter().copied().filter(|r| !r.ended()).collect();
         match (live.as_slice(), found.as_slice()) {
@@ -526,13 +539,22 @@ impl Team {
                 ended.plan,
                 ended.outcome.as_deref().unwrap_or("ENDED")
             )),
+            ([], []) if named.is_empty() => Err(format!(
+                "team table {} has no live plan to take over (see `fleetdeck team plans`)",
+                self.table
+            )),
             ([], []) => Err(format!(
                 "team table {} has no plan {named} (see `fleetdeck team plans`)",
                 self.table
             )),
             (many, _) => Err(format!(
-                "{named} is the start of {} live plans ({}): give more of the id",
+                "{} live plans match{}: name one ({})",
                 many.len(),
+                if named.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {named}")
+                },
                 many.iter()
                     .map(|r| r.plan.as_str())
                     .collect::<Vec<_>>()

@@ -290,6 +290,11 @@ async fn panorama_job(
             Some(Ok(jobs)) => jobs,
         };
         // Team mode: still this plan's, with what a taker would need left with the lease.
+        if ctx.hold.unless(ctx.limits.space_create()).await.is_none() {
+            return End::Paused;
+        }
+        // Team mode: checked after the pacing, so that nothing but the journal's intent
+        // stands between the table's word and the send.
         if let Some(g) = &ctx.guard {
             let key = crate::fleet::DeviceKey::new(Service::Panorama, device);
             let sending = Sending::Panorama {
@@ -298,9 +303,6 @@ async fn panorama_job(
             if g.before_send(&[key], &sending, &ctx.hold).await.is_err() {
                 return End::Paused;
             }
-        }
-        if ctx.hold.unless(ctx.limits.space_create()).await.is_none() {
-            return End::Paused;
         }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,

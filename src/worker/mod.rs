@@ -14,6 +14,7 @@ mod limits;
 mod plans;
 mod rollout;
 mod status;
+mod takeover;
 mod team;
 mod unfinished;
 mod words;
@@ -91,6 +92,8 @@ enum Internal {
     },
     /// The team table connected at start, or why not.
     TeamReady(Result<Arc<crate::team::Team>, String>),
+    /// Another host's plan taken over (or why not).
+    TakenOver(Result<Box<takeover::Taken>, ApiError>),
     /// A health check after a success ended, with the device as last read.
     Health {
         op: OpId,
@@ -217,6 +220,8 @@ struct Worker {
     team_problem: Option<String>,
     /// Team mode: each plan's gate to the table.
     guards: HashMap<String, Arc<team::Guard>>,
+    /// Team mode: the lease of a plan just taken over, for its resume.
+    taking: Option<crate::team::PlanLease>,
     /// Team mode: writes to the table a stop waits for (releases, ends, decisions, answers).
     team_writes: JoinSet<()>,
     /// A new heartbeat period for the loop to take up (the table's lease, once read).
@@ -269,6 +274,7 @@ async fn run(
             .map(|t| format!("the team table {} is being reached", t.table)),
         guards: HashMap::new(),
         team_writes: JoinSet::new(),
+        taking: None,
         heartbeat_every: None,
         known: HashMap::new(),
     };
@@ -282,9 +288,8 @@ async fn run(
             let _ = tx.send(Internal::TeamReady(ready));
         });
     }
-    // Team mode's heartbeat: three times a lease, once the table's settings are read.
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(86_400 * 365));
-    heartbeat.tick().await;
+    // Team mode's heartbeat: three times a lease, from when the table's settings are read.
+    let mut heartbeat: Option<tokio::time::Interval> = None;
     worker.use_places(places);
     // Without a view the interval still exists, at a period that never comes round.
     let every = settings.refresh_every;
@@ -293,6 +298,17 @@ async fn run(
     let mut poll = tokio::time::interval(settings.poll_every);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        if let Some(every) = worker.heartbeat_every.take() {
+            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            heartbeat = Some(beat);
+        }
+        let beat = async {
+            match heartbeat.as_mut() {
+                Some(b) => b.tick().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             // News from sub-tasks first: a task's last updates are applied before its end is
             // seen, so a shutdown never tallies states older than what was reported.
@@ -315,13 +331,8 @@ async fn run(
             _ = poll.tick() => {
                 worker.poll();
                 worker.rollout_tick();
-                if let Some(every) = worker.heartbeat_every.take() {
-                    heartbeat = tokio::time::interval(every);
-                    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    heartbeat.tick().await;
-                }
             }
-            _ = heartbeat.tick() => worker.heartbeat(),
+            _ = beat => worker.heartbeat(),
             Some(_) = worker.team_writes.join_next(), if !worker.team_writes.is_empty() => {}
             Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
                 if let Err(e) = joined && e.is_panic() {
@@ -452,6 +463,7 @@ impl Worker {
                 self.word(&plan, Control::Abort, by);
             }
             Command::ReadLeases => self.read_leases(),
+            Command::TakeOver { plan } => self.take_over(plan),
             Command::Shutdown(done) => {
                 let _ = self.stop_tx.send(true);
                 self.shutting_down = Some(done);
@@ -516,6 +528,7 @@ impl Worker {
                 approved,
             } => self.renewed(&plan, renewed, words, approved),
             Internal::TeamReady(ready) => self.team_ready(ready),
+            Internal::TakenOver(taken) => self.taken_over(taken),
         }
     }
 

@@ -64,7 +64,7 @@ impl Worker {
         })
     }
 
-    fn refuse(&self, error: ApiError, overlaps: Option<String>) {
+    pub(super) fn refuse(&self, error: ApiError, overlaps: Option<String>) {
         self.emit(Event::PlanRefused(Refusal { error, overlaps }));
     }
 
@@ -280,6 +280,13 @@ impl Worker {
             }
             _ => open.clone(),
         };
+        // Team mode: the plan's lease taken back and its open devices acquired before its
+        // guard lets anything go.
+        if self.team.is_some() {
+            let record = serde_json::to_string(&u.plan).unwrap_or_default();
+            let op = super::team::operation_text(&operation);
+            self.team_resume(id, &op, record, open.clone());
+        }
         let ops = self.book.add_plan(id, &all);
         self.emit(Event::PlanStarted {
             plan: id.to_string(),

@@ -172,12 +172,9 @@ impl Worker {
         for d in &devices {
             self.routes.insert(d.key(), scope.to_string());
         }
-        // A team's two-person rule reads the devices' tags: kept only when there is one.
-        if self
-            .team
-            .as_ref()
-            .is_some_and(|t| t.settings.approval.is_some())
-        {
+        // A team's two-person rule reads the devices' tags: kept only in team mode (the
+        // table's rule is read after the first listings have come).
+        if self.settings.team.is_some() {
             for d in &devices {
                 self.known.insert(d.key(), d.clone());
             }

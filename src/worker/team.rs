@@ -112,24 +112,7 @@ impl Guard {
     /// Waits until the plan may send, then whether this device may: `Held` when another plan
     /// holds it. Gives way to `hold` (a pause, an abort, the quit).
     pub async fn admit(&self, key: &DeviceKey, hold: &Stop) -> Result<(), Blocked> {
-        let mut rx = self.standing.subscribe();
-        let open = hold
-            .unless(async {
-                loop {
-                    match &*rx.borrow_and_update() {
-                        Standing::Open => return true,
-                        Standing::Lost(_) | Standing::Failed(_) => return false,
-                        _ => {}
-                    }
-                    if rx.changed().await.is_err() {
-                        return false;
-                    }
-                }
-            })
-            .await;
-        if open != Some(true) {
-            return Err(Blocked::Stopped);
-        }
+        self.opened(hold).await?;
         let mut changed = self.held_changed.subscribe();
         loop {
             let Some(h) = self.held.lock().ok().and_then(|h| h.get(key).cloned()) else {
@@ -153,6 +136,31 @@ impl Guard {
                 }
                 _ => return Err(Blocked::Held(h)),
             }
+        }
+    }
+
+    /// Waits until the plan's devices are leased (and approved where the rule asks); gives
+    /// way to `hold`, and stops for good when the plan is lost or could not be leased.
+    async fn opened(&self, hold: &Stop) -> Result<(), Blocked> {
+        let mut rx = self.standing.subscribe();
+        let open = hold
+            .unless(async {
+                loop {
+                    match &*rx.borrow_and_update() {
+                        Standing::Open => return true,
+                        Standing::Lost(_) | Standing::Failed(_) => return false,
+                        _ => {}
+                    }
+                    if rx.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            })
+            .await;
+        if open == Some(true) {
+            Ok(())
+        } else {
+            Err(Blocked::Stopped)
         }
     }
 
@@ -194,13 +202,14 @@ impl Guard {
     ) -> Result<(), Blocked> {
         let mut wait = Duration::from_millis(250);
         loop {
-            if !matches!(self.standing(), Standing::Open) {
-                return Err(Blocked::Stopped);
-            }
+            // A resumed batch comes here without an admission: it waits for the leases too.
+            self.opened(hold).await?;
             let lease = self.lease().ok_or(Blocked::Stopped)?;
             if self.fresh() {
                 match self.team.check(&lease, keys, sending).await {
-                    Ok(()) => return Ok(()),
+                    // Fresh still after the check's round trip: the send follows at once.
+                    Ok(()) if self.fresh() => return Ok(()),
+                    Ok(()) => {}
                     Err(Refused::Lost) => {
                         self.set(Standing::Lost(
                             "its devices' leases are no longer this plan's".into(),
@@ -337,17 +346,24 @@ impl Worker {
         let (lease, acquired) = match result {
             Ok(r) => r,
             Err(e) => {
-                let why = crate::team::refused(&guard.team.table, &e);
+                let why = if e.kind == ErrorKind::Conflict {
+                    e.message.clone()
+                } else {
+                    crate::team::refused(&guard.team.table, &e)
+                };
                 guard.set(Standing::Failed(why.clone()));
-                self.emit(Event::Failure(why));
+                self.emit(Event::Failure(why.clone()));
+                let error = ApiError::new(e.kind, e.code.clone(), why);
+                self.skip_unsent(plan, &error);
+                self.emit_team(plan);
                 return;
             }
         };
+        if let Ok(mut r) = guard.renewed.lock() {
+            *r = lease.written;
+        }
         if let Ok(mut l) = guard.lease.lock() {
             *l = Some(lease);
-        }
-        if let Ok(mut r) = guard.renewed.lock() {
-            *r = Instant::now();
         }
         if let Ok(mut h) = guard.held.lock() {
             h.extend(acquired.held.iter().cloned());
@@ -461,11 +477,11 @@ impl Worker {
         }
         match renewed {
             Ok(lease) => {
+                if let Ok(mut r) = guard.renewed.lock() {
+                    *r = lease.written;
+                }
                 if let Ok(mut l) = guard.lease.lock() {
                     *l = Some(lease);
-                }
-                if let Ok(mut r) = guard.renewed.lock() {
-                    *r = Instant::now();
                 }
                 if guard.down_since.lock().is_ok_and(|d| d.is_some()) {
                     self.emit(Event::Notice(format!(
@@ -524,6 +540,16 @@ impl Worker {
             run.view.phase = crate::ops::rollout::Phase::Aborted { why: why.clone() };
         }
         let error = ApiError::new(ErrorKind::Conflict, "PlanTakenOver", why);
+        self.skip_unsent(plan, &error);
+        self.emit_team(plan);
+    }
+
+    /// A team plan that may send nothing more from here: what it never sent is skipped, with
+    /// why (what was sent is still followed).
+    fn skip_unsent(&mut self, plan: &str, error: &ApiError) {
+        if let Some(run) = self.rollouts.get_mut(plan) {
+            run.hold_now();
+        }
         let left: Vec<crate::ops::OpId> = self
             .book
             .ops_of(plan)
@@ -645,10 +671,12 @@ impl Worker {
                 .lock()
                 .ok()
                 .and_then(|d| d.as_ref().map(|(t, _)| t.elapsed().as_secs()));
+            let stopped = matches!(g.standing(), Standing::Lost(_) | Standing::Failed(_));
             self.emit(Event::Team {
                 plan: plan.to_string(),
                 standing: text,
                 down_secs,
+                stopped,
             });
         }
     }

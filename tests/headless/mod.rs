@@ -1,6 +1,7 @@
 //! Running `fleetdeck run` against a simulator that outlives each run: the command with the
 //! simulator's endpoint and key pair, a journal of the test's own, nothing from the machine's
 //! AWS configuration.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

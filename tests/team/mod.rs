@@ -76,21 +76,23 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut m = Self {
             child: None,
-            port,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            endpoint: String::new(),
         };
         m.restart();
         m
     }
 
-    /// Starts a new, empty server on the same port (after `kill`).
+    /// Starts a new, empty server (after `kill`), on a port of its own: the old one may be
+    /// another test's by now.
     pub fn restart(&mut self) {
+        self.port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        self.endpoint = format!("http://127.0.0.1:{}", self.port);
         let child = Command::new(python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
