@@ -39,6 +39,7 @@ pub enum Action {
     ClearFinished,
     Drift,
     Unfinished,
+    Team,
 }
 
 /// Where a binding applies.
@@ -372,6 +373,13 @@ pub const BINDINGS: &[Binding] = &[
         Action::Unfinished,
         Scope::Everywhere,
         "unfinished plans in the journal (resume / discard)",
+    ),
+    bind(
+        &[(KeyCode::Char('T'), SHIFT), (KeyCode::Char('T'), NONE)],
+        "T",
+        Action::Team,
+        Scope::Everywhere,
+        "team: every member's plans, live (also :team; needs --team)",
     ),
 ];
 

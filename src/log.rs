@@ -217,7 +217,10 @@ pub fn event(event: &Event, book: &Book) {
         ),
         Event::Team { plan, standing, .. } => tracing::info!(%plan, %standing, "team"),
         Event::Leases(held) => tracing::debug!(held = held.len(), "team leases read"),
-        Event::TeamJoined(Ok(who)) => tracing::info!(%who, "team table reached"),
+        Event::TeamJoined(Ok(j)) => {
+            tracing::info!(table = %j.table, who = %j.who, "team table reached")
+        }
+        Event::TeamPlans(plans) => tracing::debug!(plans = plans.len(), "team plans read"),
         Event::TeamJoined(Err(why)) => tracing::warn!(%why, "team table refused"),
         Event::Notice(text) => tracing::info!("{text}"),
         Event::Failure(text) => tracing::warn!("{text}"),

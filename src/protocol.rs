@@ -42,6 +42,17 @@ pub enum Command {
     /// Team mode: take over a plan another host ran and abandoned (named by its id or the
     /// start of one), then resume it: `Event::PlanStarted`, or `Event::PlanRefused`.
     TakeOver { plan: String },
+    /// Read the team's plans and held devices (team mode): `Event::TeamPlans`, `Event::Leases`.
+    ReadTeam,
+    /// A word to a team plan, wherever it runs: through the table unless this process owns
+    /// it. Answered by `Event::Answered` (own plan) or a notice or failure naming the owner.
+    TeamWord {
+        plan: String,
+        control: crate::ops::rollout::Control,
+        by: crate::ops::rollout::Cause,
+    },
+    /// Approve a team plan under the two-person rule (team mode).
+    Approve { plan: String },
     /// Read who holds which devices in the team's table (team mode): `Event::Leases`.
     ReadLeases,
     /// Stop dispatching, let calls under way answer, record open plans as paused, then answer
@@ -67,6 +78,9 @@ impl Command {
             Self::Abort { .. } => "abort",
             Self::ReadLeases => "read-leases",
             Self::TakeOver { .. } => "take-over",
+            Self::ReadTeam => "read-team",
+            Self::TeamWord { .. } => "team-word",
+            Self::Approve { .. } => "approve",
             Self::Shutdown(_) => "shutdown",
         }
     }
@@ -148,13 +162,26 @@ pub enum Event {
     },
     /// The team's held devices, as just read (team mode).
     Leases(Vec<(DeviceKey, String)>),
-    /// Team mode at start: the table reached ("TABLE as ARN on HOST"), or why it cannot be
-    /// used (nothing is sent then).
-    TeamJoined(Result<String, String>),
+    /// Team mode at start: the table reached, and who this process is to it ("ARN on HOST
+    /// (process N)"), or why it cannot be used (nothing is sent then).
+    TeamJoined(Result<TeamJoin, String>),
+    /// The team's plans, live and recent, as just read (team mode).
+    TeamPlans(Vec<crate::team::PlanRow>),
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed. Repeats are folded by the UI.
     Failure(String),
+}
+
+/// The team's table as this session reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamJoin {
+    pub table: String,
+    /// The caller's ARN, from STS.
+    pub arn: String,
+    pub host: String,
+    /// "ARN on HOST (process N)".
+    pub who: String,
 }
 
 /// A staged rollout as the operator sees it.

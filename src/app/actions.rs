@@ -93,6 +93,7 @@ pub(super) fn on_action(app: &mut App, action: Action) -> Vec<Command> {
         Action::OpenResult => return inspect(app),
         Action::ClearFinished => clear_finished(app),
         Action::Drift => app.overlay = Some(Overlay::Drift),
+        Action::Team => return super::team::open(app),
         Action::Unfinished => {
             if app.resumable.is_empty() && app.put_off.is_empty() {
                 app.tell("No unfinished plans: the journal holds none for the contexts in use");

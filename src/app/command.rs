@@ -4,7 +4,7 @@
 
 use crate::contexts::{Catalog, Flags, KNOWN_REGIONS};
 
-pub const VERBS: &[&str] = &["ctx", "region", "profile", "drift", "q"];
+pub const VERBS: &[&str] = &["ctx", "region", "profile", "drift", "team", "q"];
 
 /// What a command line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum Asked {
     Quit,
     /// Open the drift view.
     Drift,
+    /// Open the team's plans.
+    Team,
     /// Nothing to do but say this.
     Say(String),
 }
@@ -35,6 +37,7 @@ pub fn parse(line: &str, catalog: &Catalog) -> Result<Asked, String> {
     match verb {
         "q" | "q!" | "quit" => Ok(Asked::Quit),
         "drift" => Ok(Asked::Drift),
+        "team" => Ok(Asked::Team),
         "ctx" | "context" if args.is_empty() => {
             let names = catalog.context_names();
             Ok(Asked::Say(if names.is_empty() {

@@ -106,12 +106,19 @@ pub(super) fn on_event(app: &mut App, event: Event) {
         Event::Leases(held) => {
             app.held = held.into_iter().collect();
         }
-        Event::TeamJoined(Ok(who)) => {
+        Event::TeamJoined(Ok(j)) => {
             app.tell(format!(
-                "Team table {who}: plans share leases with the team"
+                "Team table {} as {}: plans share leases with the team (T: the team's plans)",
+                j.table, j.who
             ));
-            app.team_who = Some(who);
+            // Words from here name this identity, wherever the plan runs.
+            if let crate::ops::rollout::Cause::Operator { user, host, .. } = &mut app.operator {
+                user.clone_from(&j.arn);
+                host.clone_from(&j.host);
+            }
+            app.team = Some(j);
         }
+        Event::TeamPlans(plans) => app.team_plans = plans,
         Event::TeamJoined(Err(why)) => app.fail(why),
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),

@@ -95,6 +95,7 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Command> {
         Ok(command::Asked::Say(s)) => app.tell(s),
         Ok(command::Asked::Quit) => return on_action(app, Action::Quit),
         Ok(command::Asked::Drift) => app.overlay = Some(Overlay::Drift),
+        Ok(command::Asked::Team) => return on_action(app, Action::Team),
         Ok(command::Asked::Use(flags)) => return switch(app, flags),
     }
     Vec::new()
@@ -149,6 +150,7 @@ pub(super) fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> 
         Overlay::ErrorLog { scroll } => error_log_key(app, scroll, key),
         Overlay::Abort { plan, unsent } => return abort_key(app, plan, unsent, key),
         Overlay::Drift => return drift_key(app, key),
+        Overlay::Team { selected, asking } => return super::team::key(app, selected, asking, key),
         Overlay::HiddenMarks { kind, hidden } => return hidden_marks_key(app, kind, hidden, key),
         Overlay::Cancel { task, devices } => return cancel_key(app, task, devices, key),
         Overlay::Resume(plan) => return resume_key(app, plan, key),

@@ -10,6 +10,7 @@ pub mod forms;
 mod keys;
 mod results;
 mod sort;
+pub mod team;
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,18 @@ pub enum Overlay {
         kind: FormKind,
         hidden: usize,
     },
+    /// Team mode: every member's plans, live; a word or an approval being confirmed.
+    Team {
+        selected: usize,
+        asking: Option<TeamAsk>,
+    },
+}
+
+/// What the team pane asks of the selected plan, once confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamAsk {
+    Word(crate::ops::rollout::Control),
+    Approve,
 }
 
 /// An error kept until dismissed; the same error again is counted, not repeated.
@@ -145,7 +158,11 @@ pub struct App {
     /// Team mode: devices another plan of the team holds, and who holds them.
     pub held: std::collections::HashMap<DeviceKey, String>,
     /// Team mode: the table and who this session is to it, once reached.
-    pub team_who: Option<String>,
+    pub team: Option<crate::protocol::TeamJoin>,
+    /// Team mode: the team's plans as last read (for the team pane).
+    pub team_plans: Vec<crate::team::PlanRow>,
+    /// When the team pane last asked for them.
+    pub team_read_at: Option<Instant>,
     pub quit: bool,
 }
 
@@ -197,7 +214,9 @@ impl App {
                 via: "the terminal UI".into(),
             },
             held: Default::default(),
-            team_who: None,
+            team: None,
+            team_plans: Vec::new(),
+            team_read_at: None,
             quit: false,
         }
     }
@@ -304,7 +323,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
             app.now = now;
             app.now_epoch = crate::journal::now();
             app.devices.at(app.now_epoch);
-            Vec::new()
+            team::reread(app)
         }
         Msg::Resize(_, h) => {
             app.height = h;

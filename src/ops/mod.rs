@@ -28,6 +28,14 @@ pub fn short(plan: &str) -> &str {
     plan.split('-').next().unwrap_or(plan)
 }
 
+/// A message begun with a capital: "No approval within 3s …" from "no approval within 3s …".
+pub fn upper_first(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// An operation's id, assigned by the engine, unique for the process.
 pub type OpId = usize;
 

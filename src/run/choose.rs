@@ -42,9 +42,9 @@ pub async fn list_devices(
     let mut joined = !team;
     while left != Some(0) || !joined {
         match events.recv().await.context("the worker stopped")? {
-            Event::TeamJoined(Ok(who)) => {
+            Event::TeamJoined(Ok(j)) => {
                 joined = true;
-                eprintln!("team table {who}");
+                eprintln!("team table {} as {}", j.table, j.who);
             }
             Event::TeamJoined(Err(why)) => bail!("{why}"),
             Event::DevicesPage(_, page) => list.upsert(page),

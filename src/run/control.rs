@@ -134,55 +134,21 @@ async fn team_control(
         .map_err(anyhow::Error::msg)?;
     let row = team.named(named).await.map_err(anyhow::Error::msg)?;
     let plan = row.plan.as_str();
-    let owner = format!(
-        "{} on {} (process {})",
-        row.owner_arn, row.owner_host, row.owner_pid
-    );
+    let owner = row.owner_text();
     let refused = |e: crate::aws::ApiError| anyhow::anyhow!(crate::team::refused(&team.table, &e));
     let ask = team
         .send_word(plan, word, &team.operator("the team table"))
         .await
         .map_err(refused)?;
-    // The owner looks at every heartbeat: two of them, and the time a call may take.
-    let take_within = team.settings.heartbeat() * 2 + Duration::from_secs(10);
-    let deadline = tokio::time::Instant::now() + take_within;
-    let answer = loop {
-        let polled = tokio::select! {
-            a = team.word_answer(&ask) => a.map_err(refused)?,
-            _ = tokio::signal::ctrl_c() => {
-                if team.withdraw_word(&ask).await.unwrap_or(false) {
-                    bail!("interrupted: the {} was taken back before {owner} took it; nothing changed", word.word());
-                }
-                bail!("interrupted: {owner} may have taken the {} already: see `fleetdeck team plans` for what it did", word.word());
+    let said = tokio::select! {
+        a = team.await_answer(&ask, &row) => a.map_err(anyhow::Error::msg)?,
+        _ = tokio::signal::ctrl_c() => {
+            if team.withdraw_word(&ask).await.unwrap_or(false) {
+                bail!("interrupted: the {} was taken back before {owner} took it; nothing changed", word.word());
             }
-        };
-        if let Some(a) = polled {
-            break a;
+            bail!("interrupted: {owner} may have taken the {} already: see `fleetdeck team plans` for what it did", word.word());
         }
-        if tokio::time::Instant::now() >= deadline {
-            if team.withdraw_word(&ask).await.map_err(refused)? {
-                bail!(
-                    "{owner} runs plan {plan} but did not take the {} within {}s: it was taken back, nothing changed. Is the owner still running (see `fleetdeck team plans`)?",
-                    word.word(),
-                    take_within.as_secs()
-                );
-            }
-            // Taken just now: its answer follows.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let (applied, detail, by) = answer;
-    if !applied {
-        bail!(
-            "{} refused by {by} running plan {plan}: {detail}. Nothing changed.",
-            word.word()
-        );
-    }
-    eprintln!(
-        "{}: applied by {by} running plan {plan}: {detail}",
-        word.word()
-    );
+    eprintln!("{said}");
     Ok(RunEnd::Succeeded)
 }

@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::summary::Outcome;
 use crate::journal;
 use crate::ops::rollout::{Cause, Health, Phase, duration_text};
-use crate::ops::{OpId, Tally};
+use crate::ops::{OpId, Tally, upper_first};
 use crate::protocol::{Command, Event, RolloutView};
 
 /// SIGINT, SIGTERM and SIGHUP, taken over from their default of ending the process at once.
@@ -202,14 +202,6 @@ pub async fn follow(f: Following<'_>, mut rows: Rows<'_>) -> anyhow::Result<Foll
     }
     rows.progress.finish();
     Ok(Followed::Done)
-}
-
-/// "No approval within 3s …" from "no approval within 3s …".
-fn upper_first(text: &str) -> String {
-    let mut c = text.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 /// The cause of an abort by `--approve-timeout`: what the rollout waited for, and how long.

@@ -19,6 +19,7 @@ pub mod init;
 pub mod leases;
 pub mod plans;
 mod table;
+pub mod words;
 
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ use crate::aws::{ApiError, ErrorKind};
 use crate::fleet::filter::Filter;
 
 pub use leases::{Acquired, Holder};
-pub use plans::{PlanLease, PlanRow, Word};
+pub use plans::{PlanLease, PlanRow};
+pub use words::Word;
 
 /// Where the team's table is and whose credentials reach it: `--team`, `FLEETDECK_TEAM` or a
 /// context's `team`, with the context's `team_profile` and `team_region`.

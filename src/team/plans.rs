@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Team;
 use super::table::{self, Item, failed_condition, get_bool, get_list_s, get_n, get_s, key, n, s};
-use crate::aws::{ApiError, ErrorKind};
-use crate::ops::rollout::{Cause, Control};
+use crate::aws::ApiError;
+use crate::ops::rollout::Cause;
 
 /// A plan's lease as its owner holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,14 @@ impl PlanRow {
         !self.needs_approval || !self.approvals.is_empty()
     }
 
+    /// "ARN on HOST (process N)": who runs the plan.
+    pub fn owner_text(&self) -> String {
+        format!(
+            "{} on {} (process {})",
+            self.owner_arn, self.owner_host, self.owner_pid
+        )
+    }
+
     fn of(i: &Item) -> Option<Self> {
         Some(Self {
             plan: get_s(i, "sk")?,
@@ -110,21 +118,11 @@ pub enum Renewal {
     Unreachable(ApiError),
 }
 
-/// A word to a plan's rollout in the team's table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Word {
-    pub plan: String,
-    pub sk: String,
-    pub control: Control,
-    pub by: Cause,
-    pub at: u64,
-}
-
 fn rvn() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn names(exprs: &[&str]) -> std::collections::HashMap<String, String> {
+pub(super) fn names(exprs: &[&str]) -> std::collections::HashMap<String, String> {
     let mut out = std::collections::HashMap::new();
     for e in exprs {
         for part in e.split('#').skip(1) {
@@ -374,143 +372,6 @@ impl Team {
         )
         .await?;
         Ok(items.iter().filter_map(|i| get_s(i, "decision")).collect())
-    }
-
-    /// Leaves a word for the plan's owner, wherever it runs.
-    pub async fn send_word(
-        &self,
-        plan: &str,
-        control: Control,
-        by: &Cause,
-    ) -> Result<Word, ApiError> {
-        let at = crate::fleet::now();
-        let word = Word {
-            plan: plan.to_string(),
-            sk: format!("word#{at:012}#{}", uuid::Uuid::new_v4()),
-            control,
-            by: by.clone(),
-            at,
-        };
-        let by_json = serde_json::to_string(by)
-            .map_err(|e| ApiError::new(ErrorKind::Other, "Serialize", e.to_string()))?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(key(&format!("plan#{plan}"), &word.sk)))
-            .item("control", s(control.word()))
-            .item("by", s(by_json))
-            .item("at", n(at))
-            .item("status", s("pending"))
-            .item("expires", n(at + table::KEEP_SECS))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk)?;
-        Ok(word)
-    }
-
-    /// The words waiting for a plan, oldest first.
-    pub async fn pending_words(&self, plan: &str) -> Result<Vec<Word>, ApiError> {
-        let items = table::query_all(
-            &self.db,
-            &self.table,
-            &format!("plan#{plan}"),
-            Some("word#"),
-        )
-        .await?;
-        Ok(items
-            .iter()
-            .filter(|i| get_s(i, "status").as_deref() == Some("pending"))
-            .filter_map(|i| {
-                let control = Control::ALL
-                    .into_iter()
-                    .find(|c| Some(c.word()) == get_s(i, "control").as_deref())?;
-                Some(Word {
-                    plan: plan.to_string(),
-                    sk: get_s(i, "sk")?,
-                    control,
-                    by: serde_json::from_str(&get_s(i, "by")?).ok()?,
-                    at: get_n(i, "at").unwrap_or(0),
-                })
-            })
-            .collect())
-    }
-
-    /// Answers a word once it was applied (and journaled) or refused: only a word still
-    /// pending (a sender who withdrew it first is not answered).
-    pub async fn answer_word(
-        &self,
-        w: &Word,
-        applied: bool,
-        detail: &str,
-    ) -> Result<bool, ApiError> {
-        let update = "SET #status = :st, #detail = :d, #by_owner = :owner";
-        let condition = "#status = :pending";
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
-                (":st", s(if applied { "applied" } else { "refused" })),
-                (":d", s(detail)),
-                (":owner", s(self.who())),
-                (":pending", s("pending")),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if failed_condition(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// A word's answer, once given: applied or not, what it said, and who gave it.
-    pub async fn word_answer(&self, w: &Word) -> Result<Option<(bool, String, String)>, ApiError> {
-        let got = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ApiError::from_sdk)?;
-        let Some(i) = got.item() else {
-            return Ok(None);
-        };
-        Ok(match get_s(i, "status").as_deref() {
-            Some("applied") | Some("refused") => Some((
-                get_s(i, "status").as_deref() == Some("applied"),
-                get_s(i, "detail").unwrap_or_default(),
-                get_s(i, "by_owner").unwrap_or_default(),
-            )),
-            _ => None,
-        })
-    }
-
-    /// Takes back a word nobody took: true when it was still pending, so it never applies.
-    pub async fn withdraw_word(&self, w: &Word) -> Result<bool, ApiError> {
-        let sent = self
-            .db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if failed_condition(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// The plan a word or an approval names: its whole id, or the start of one, among the

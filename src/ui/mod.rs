@@ -9,6 +9,7 @@ mod form;
 mod help;
 mod results;
 mod resume;
+mod team;
 pub mod theme;
 
 use ratatui::Frame;
@@ -64,6 +65,9 @@ pub fn draw(app: &App, frame: &mut Frame) {
         }
         Some(Overlay::ErrorLog { scroll }) => error_log(app, *scroll, &theme, frame, area),
         Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
+        Some(Overlay::Team { selected, asking }) => {
+            team::draw(app, *selected, *asking, &theme, frame, area)
+        }
     }
 }
 
@@ -137,6 +141,16 @@ fn header_spans<'a>(app: &App, theme: &Theme, detail: Detail, shown: usize) -> V
     }
     if app.read_only {
         spans.push(Span::styled(" READ-ONLY ", theme.badge()));
+        spans.push(Span::raw(" "));
+    }
+    if let Some(team) = &app.team {
+        // The table always; who this session is to it while there is room.
+        let user = team.arn.rsplit('/').next().unwrap_or(&team.arn);
+        let text = match detail {
+            Detail::Full | Detail::Compact => format!(" TEAM {} as {user} ", team.table),
+            _ => format!(" TEAM {} ", team.table),
+        };
+        spans.push(Span::styled(text, theme.badge()));
         spans.push(Span::raw(" "));
     }
     let contexts = context_names(app);
@@ -325,6 +339,17 @@ fn overlay_hints(overlay: &Overlay) -> Vec<(&'static str, &'static str)> {
         ],
         Overlay::Resume(_) => vec![("r", "resume"), ("d", "discard"), ("Esc", "later")],
         Overlay::Drift => vec![("m", "mark behind, OTA"), ("Esc", "close")],
+        Overlay::Team {
+            asking: Some(_), ..
+        } => vec![("y Enter", "send"), ("n Esc", "back")],
+        Overlay::Team { .. } => vec![
+            ("↑↓", "plan"),
+            ("p", "pause"),
+            ("P", "promote"),
+            ("X", "abort"),
+            ("a", "approve"),
+            ("Esc", "close"),
+        ],
         Overlay::ErrorLog { .. } => vec![("↑↓", "scroll"), ("Esc", "close")],
         Overlay::Help | Overlay::Details(_) | Overlay::Inspect { .. } => vec![("Esc", "close")],
     }

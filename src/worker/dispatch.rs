@@ -192,8 +192,10 @@ pub(super) async fn panorama(
                 return ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(&h)));
             }
             // A send begun before a crash may have gone: it stays unconfirmed.
-            Err(Blocked::Stopped) if known_jobs.is_some() => return,
-            Err(Blocked::Stopped) => return ctx.report(op, OpUpdate::new(OpState::Paused)),
+            Err(Blocked::Stopped | Blocked::Taken(_)) if known_jobs.is_some() => return,
+            Err(Blocked::Stopped | Blocked::Taken(_)) => {
+                return ctx.report(op, OpUpdate::new(OpState::Paused));
+            }
         }
     }
     match panorama_job(&ctx, &client, op, &device, known_jobs, last_sent).await {
@@ -206,6 +208,7 @@ pub(super) async fn panorama(
             ctx.report(op, OpUpdate::new(OpState::Sent).with_id(job));
         }
         End::Paused => ctx.report(op, OpUpdate::new(OpState::Paused)),
+        End::Held(h) => ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(&h))),
         // Stopped while resolving: the row stays unconfirmed, and so does the journal.
         End::Unresolved => {}
         End::Failed(e) => ctx.report(op, OpUpdate::new(OpState::Failed).with_error(e)),
@@ -216,6 +219,8 @@ enum End {
     Sent(String),
     /// Stopped before anything was sent.
     Paused,
+    /// Another plan has the device now (team mode): nothing was sent.
+    Held(Holder),
     /// Stopped while a send that may have taken effect was being resolved.
     Unresolved,
     Failed(ApiError),
@@ -300,8 +305,12 @@ async fn panorama_job(
             let sending = Sending::Panorama {
                 known_jobs: before.clone(),
             };
-            if g.before_send(&[key], &sending, &ctx.hold).await.is_err() {
-                return End::Paused;
+            match g.before_send(&[key], &sending, &ctx.hold).await {
+                Ok(()) => {}
+                Err(Blocked::Taken(mut taken)) if !taken.is_empty() => {
+                    return End::Held(taken.remove(0).1);
+                }
+                Err(_) => return End::Paused,
             }
         }
         if let Err(e) = ctx.log.intent(
@@ -475,7 +484,9 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
                 Err(Blocked::Held(h)) => {
                     ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(&h)))
                 }
-                Err(Blocked::Stopped) => ctx.report(op, OpUpdate::new(OpState::Paused)),
+                Err(Blocked::Stopped | Blocked::Taken(_)) => {
+                    ctx.report(op, OpUpdate::new(OpState::Paused))
+                }
             }
         }
         fresh = admitted;
@@ -532,9 +543,9 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
     .await;
 }
 
-async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) {
-    let report = |update: OpUpdate| {
-        for (_, op) in &ops {
+async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<String>) {
+    let report = |ops: &[(String, OpId)], update: OpUpdate| {
+        for (_, op) in ops {
             ctx.report(*op, update.clone());
         }
     };
@@ -542,22 +553,22 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
     // plan): the service then creates the task at most once.
     let mut maybe_sent = token.is_some();
     let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let targets: Vec<String> = ops.iter().map(|(d, _)| d.clone()).collect();
-    let stopped = |maybe_sent: bool| {
+    let mut targets: Vec<String> = ops.iter().map(|(d, _)| d.clone()).collect();
+    let stopped = |ops: &[(String, OpId)], maybe_sent: bool| {
         if !maybe_sent {
-            report(OpUpdate::new(OpState::Paused));
+            report(ops, OpUpdate::new(OpState::Paused));
         }
     };
     // A batch that may have made its task is resolved through a hold; only a quit stops it.
     let until = |maybe_sent: bool| if maybe_sent { &ctx.stop } else { &ctx.hold };
     let Some(_permit) = until(maybe_sent).unless(ctx.limits.call()).await else {
-        return stopped(maybe_sent);
+        return stopped(&ops, maybe_sent);
     };
     let mut retry = Retry::default();
     let mut attempt = 0;
     loop {
         if until(maybe_sent).is_set() {
-            return stopped(maybe_sent);
+            return stopped(&ops, maybe_sent);
         }
         // Team mode: the batch is still this plan's, and its token is left with its leases.
         if let Some(g) = &ctx.guard {
@@ -568,11 +579,24 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
             let sending = Sending::Snow {
                 token: token.clone(),
             };
-            if g.before_send(&keys, &sending, until(maybe_sent))
-                .await
-                .is_err()
-            {
-                return stopped(maybe_sent);
+            match g.before_send(&keys, &sending, until(maybe_sent)).await {
+                Ok(()) => {}
+                // Another plan has some of them now: a batch not yet sent goes without them
+                // (its token has gone nowhere yet), once its remaining devices are checked.
+                Err(Blocked::Taken(taken)) if !maybe_sent => {
+                    for (key, h) in &taken {
+                        if let Some(i) = ops.iter().position(|(d, _)| *d == key.id) {
+                            let (_, op) = ops.remove(i);
+                            ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(h)));
+                        }
+                    }
+                    targets = ops.iter().map(|(d, _)| d.clone()).collect();
+                    if ops.is_empty() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => return stopped(&ops, maybe_sent),
             }
         }
         if let Err(e) = ctx.log.intent(
@@ -583,9 +607,9 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
             &[],
             None,
         ) {
-            return report(OpUpdate::new(OpState::Failed).with_error(e));
+            return report(&ops, OpUpdate::new(OpState::Failed).with_error(e));
         }
-        report(OpUpdate::new(OpState::Sending));
+        report(&ops, OpUpdate::new(OpState::Sending));
         let result = aws::snow::create_task(
             &ctx.clients.snow,
             &targets,
@@ -601,7 +625,7 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
                     task: task.id.clone(),
                     ops: ops.clone(),
                 });
-                return report(OpUpdate::new(OpState::Sent).with_id(task.id));
+                return report(&ops, OpUpdate::new(OpState::Sent).with_id(task.id));
             }
             Err(e) => e,
         };
@@ -609,7 +633,10 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
         // whatever happened to the first, so keep resolving. Any other refusal is final.
         if matches!(error.kind, ErrorKind::Ambiguous | ErrorKind::Timeout) {
             maybe_sent = true;
-            report(OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()));
+            report(
+                &ops,
+                OpUpdate::new(OpState::Unconfirmed).with_error(error.clone()),
+            );
             attempt += 1;
             if !ctx
                 .stop
@@ -623,10 +650,10 @@ async fn snow_batch(ctx: &Ctx, ops: Vec<(String, OpId)>, token: Option<String>) 
         match retry.after(&error) {
             Some(wait) => {
                 if !until(maybe_sent).sleep(wait).await {
-                    return stopped(maybe_sent);
+                    return stopped(&ops, maybe_sent);
                 }
             }
-            None => return report(OpUpdate::new(OpState::Failed).with_error(error)),
+            None => return report(&ops, OpUpdate::new(OpState::Failed).with_error(error)),
         }
     }
 }

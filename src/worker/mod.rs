@@ -16,6 +16,7 @@ mod rollout;
 mod status;
 mod takeover;
 mod team;
+mod team_asks;
 mod unfinished;
 mod words;
 
@@ -463,6 +464,9 @@ impl Worker {
                 self.word(&plan, Control::Abort, by);
             }
             Command::ReadLeases => self.read_leases(),
+            Command::ReadTeam => self.read_team(),
+            Command::TeamWord { plan, control, by } => self.team_word(plan, control, by),
+            Command::Approve { plan } => self.approve(plan),
             Command::TakeOver { plan } => self.take_over(plan),
             Command::Shutdown(done) => {
                 let _ = self.stop_tx.send(true);

@@ -208,6 +208,13 @@ impl Worker {
         if run.view.phase != Phase::Sending {
             return;
         }
+        // Its tasks would stop at once, and be sent again when they end.
+        if self.lost_at_check(plan) {
+            return;
+        }
+        let Some(run) = self.rollouts.get(plan) else {
+            return;
+        };
         let (operation, snow) = (run.operation.clone(), run.snow.clone());
         let ops = self.idle_unsent(plan, Some(run.view.wave));
         if !ops.is_empty() {

@@ -58,6 +58,8 @@ pub struct Guard {
     renewed: Mutex<Instant>,
     /// Since when the table has not answered, if it has not.
     pub down_since: Mutex<Option<(Instant, ApiError)>>,
+    /// The operator was told of this outage (whichever path saw it first).
+    told_down: AtomicBool,
     /// A renewal is under way: the next waits for it (each is conditional on the last).
     renewing: AtomicBool,
     /// The plan has ended here: no more renewals.
@@ -68,6 +70,8 @@ pub struct Guard {
 pub enum Blocked {
     /// Another plan holds the device.
     Held(Holder),
+    /// The check before a send found these devices another plan's: they are not sent to.
+    Taken(Vec<(DeviceKey, Holder)>),
     /// The plan is not ours to send any more, or the quit or a hold came first.
     Stopped,
 }
@@ -86,6 +90,7 @@ impl Guard {
             held_changed,
             renewed: Mutex::new(Instant::now()),
             down_since: Mutex::new(None),
+            told_down: AtomicBool::new(false),
             renewing: AtomicBool::new(false),
             ended: AtomicBool::new(false),
         })
@@ -210,12 +215,10 @@ impl Guard {
                     // Fresh still after the check's round trip: the send follows at once.
                     Ok(()) if self.fresh() => return Ok(()),
                     Ok(()) => {}
-                    Err(Refused::Lost) => {
-                        self.set(Standing::Lost(
-                            "its devices' leases are no longer this plan's".into(),
-                        ));
-                        return Err(Blocked::Stopped);
-                    }
+                    Err(Refused::Lost) => match self.team.holders(keys).await {
+                        Ok(holders) => return Err(self.refused(&lease, holders)),
+                        Err(e) => self.down(e),
+                    },
                     Err(Refused::Unreachable(e)) => self.down(e),
                 }
             }
@@ -224,6 +227,25 @@ impl Guard {
             }
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Why a check refused a send: some devices are another plan's now (they are left out,
+    /// the rest of the plan goes on), or the plan itself is no longer ours at this epoch.
+    fn refused(&self, lease: &PlanLease, holders: HashMap<DeviceKey, Holder>) -> Blocked {
+        let others: Vec<(DeviceKey, Holder)> = holders
+            .into_iter()
+            .filter(|(_, h)| h.plan != lease.plan)
+            .collect();
+        if others.is_empty() {
+            self.set(Standing::Lost(
+                "its devices' leases are no longer this plan's".into(),
+            ));
+            return Blocked::Stopped;
+        }
+        if let Ok(mut held) = self.held.lock() {
+            held.extend(others.iter().cloned());
+        }
+        Blocked::Taken(others)
     }
 
     fn down(&self, e: ApiError) {
@@ -238,6 +260,7 @@ impl Guard {
         if let Ok(mut d) = self.down_since.lock() {
             *d = None;
         }
+        self.told_down.store(false, Ordering::Release);
     }
 }
 
@@ -257,11 +280,12 @@ impl Worker {
             Ok(team) => {
                 tracing::info!(table = %team.table, me = %team.who(), "team table in use");
                 self.heartbeat_every = Some(team.settings.heartbeat());
-                self.emit(Event::TeamJoined(Ok(format!(
-                    "{} as {}",
-                    team.table,
-                    team.who()
-                ))));
+                self.emit(Event::TeamJoined(Ok(crate::protocol::TeamJoin {
+                    table: team.table.clone(),
+                    arn: team.me.arn.clone(),
+                    host: team.me.host.clone(),
+                    who: team.who(),
+                })));
                 self.team = Some(team);
                 self.team_problem = None;
                 self.read_leases();
@@ -271,32 +295,6 @@ impl Worker {
                 self.emit(Event::TeamJoined(Err(why)));
             }
         }
-    }
-
-    /// Who holds which devices, read from the table for the views and preflight.
-    pub(super) fn read_leases(&mut self) {
-        let Some(team) = self.team.clone() else {
-            let _ = self.events.send(Event::Leases(Vec::new()));
-            return;
-        };
-        let events = self.events.clone();
-        self.tasks.spawn(async move {
-            match team.leased().await {
-                Ok(held) => {
-                    let mine = team.me.pid;
-                    let list = held
-                        .into_iter()
-                        .filter(|(_, h)| !(h.pid == mine && h.host == team.me.host))
-                        .map(|(k, h)| (k, h.text()))
-                        .collect();
-                    let _ = events.send(Event::Leases(list));
-                }
-                Err(e) => {
-                    let _ = events.send(Event::Failure(crate::team::refused(&team.table, &e)));
-                    let _ = events.send(Event::Leases(Vec::new()));
-                }
-            }
-        });
     }
 
     /// A plan in team mode: its lease written and its devices acquired, in a task of its own;
@@ -494,9 +492,9 @@ impl Worker {
             }
             Err(Renewal::Lost(by)) => return self.lost(plan, &by),
             Err(Renewal::Unreachable(e)) => {
-                let first = guard.down_since.lock().is_ok_and(|d| d.is_none());
+                // A send's check may have seen the outage first: the operator is told once.
                 guard.down(e.clone());
-                if first {
+                if !guard.told_down.swap(true, Ordering::AcqRel) {
                     self.emit(Event::Failure(format!(
                         "Team table {}: {}. Nothing new is sent for plan {} until it answers again (what was sent is still followed).",
                         guard.team.table,
@@ -534,13 +532,39 @@ impl Worker {
             "Plan {} was taken over by {by}: nothing more is sent from here",
             crate::ops::short(plan)
         )));
-        let why = format!("taken over by {by}");
+        self.stop_lost(plan, &format!("taken over by {by}"));
+    }
+
+    /// A send's check found the plan no longer ours: the worker hears of it when the task
+    /// ends, and stops the plan here as a takeover does (true when it did).
+    pub(super) fn lost_at_check(&mut self, plan: &str) -> bool {
+        let Some(Standing::Lost(why)) = self.guards.get(plan).map(|g| g.standing()) else {
+            return false;
+        };
+        let aborted = self
+            .rollouts
+            .get(plan)
+            .is_some_and(|r| matches!(r.view.phase, crate::ops::rollout::Phase::Aborted { .. }));
+        if !aborted {
+            self.emit(Event::Failure(format!(
+                "Plan {}: {why}. Nothing more is sent from here (see `fleetdeck team plans`).",
+                crate::ops::short(plan)
+            )));
+            self.stop_lost(plan, &why);
+        }
+        true
+    }
+
+    fn stop_lost(&mut self, plan: &str, why: &str) {
+        let why = why.to_string();
         if let Some(run) = self.rollouts.get_mut(plan) {
             run.hold_now();
             run.view.phase = crate::ops::rollout::Phase::Aborted { why: why.clone() };
         }
         let error = ApiError::new(ErrorKind::Conflict, "PlanTakenOver", why);
         self.skip_unsent(plan, &error);
+        // The rollout's end before the team's word: a view stops following at the latter.
+        self.emit_view(plan);
         self.emit_team(plan);
     }
 
