@@ -379,7 +379,7 @@ pub const BINDINGS: &[Binding] = &[
         "T",
         Action::Team,
         Scope::Everywhere,
-        "team: every member's plans, live (also :team; needs --team)",
+        "the team's plans, live (:team; with --team)",
     ),
 ];
 

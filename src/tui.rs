@@ -277,9 +277,9 @@ pub const NEWS_PER_FRAME: Duration = Duration::from_millis(8);
 /// and a whole refresh at once would stall them), then what is in view. The benchmark runs
 /// the same turn. Returns the commands for the worker.
 pub fn turn(app: &mut App, msg: Msg, mut news: impl FnMut() -> Option<Event>) -> Vec<Command> {
-    app::update(app, Msg::Tick(Instant::now()));
+    let mut out = app::update(app, Msg::Tick(Instant::now()));
     let key = matches!(msg, Msg::Key(_));
-    let mut out = app::update(app, msg);
+    out.extend(app::update(app, msg));
     if !key {
         let until = Instant::now() + NEWS_PER_FRAME;
         while Instant::now() < until {

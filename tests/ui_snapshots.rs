@@ -476,3 +476,122 @@ fn a_single_wave_rollout_has_one_gauge() {
         );
     }
 }
+
+/// Team mode: the header names the table and identity, another plan's devices say who holds
+/// them, and `T` lists every member's plans; a word asks first and names this identity.
+#[test]
+fn team_pane_lists_every_members_plans_and_asks_before_a_word() {
+    use fleetdeck::ops::rollout::{Cause, Control};
+    use fleetdeck::protocol::TeamJoin;
+    use fleetdeck::team::PlanRow;
+    let mut f = Fixture::new();
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let bob = "arn:aws:iam::123456789012:user/bob";
+    f.worker(Event::TeamJoined(Ok(TeamJoin {
+        table: "fleet-team".into(),
+        arn: alice.into(),
+        host: "jump-1".into(),
+        who: format!("{alice} on jump-1 (process 7)"),
+    })));
+    let first = fleet()[0].key();
+    f.worker(Event::Leases(vec![(
+        first.clone(),
+        format!(
+            "held by {bob} on jump-2 (plan 3f2a9c1e-…, OTA 5.0.21, since 2026-12-06 10:04:05 UTC)"
+        ),
+    )]));
+    let opened = app::update(
+        &mut f.app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('T'), KeyModifiers::NONE)),
+    );
+    assert!(
+        opened.iter().any(|c| matches!(c, Command::ReadTeam)),
+        "{opened:?}"
+    );
+    let now = f.app.now_epoch;
+    let row = |plan: &str, by: &str| PlanRow {
+        plan: plan.into(),
+        owner_arn: by.into(),
+        owner_host: if by == alice { "jump-1" } else { "jump-2" }.into(),
+        owner_pid: 4242,
+        epoch: 1,
+        created_by: by.into(),
+        renewed_at: now - 3,
+        operation: "reboot".into(),
+        devices: 4,
+        phase: "sending".into(),
+        waves: 1,
+        ..PlanRow::default()
+    };
+    f.worker(Event::TeamPlans(vec![
+        PlanRow {
+            created_at: 30,
+            operation: "OTA 5.0.21".into(),
+            devices: 12,
+            finals: 5,
+            failed: 1,
+            wave: 1,
+            waves: 3,
+            phase: "baking".into(),
+            needs_approval: true,
+            approvals: vec![alice.into()],
+            ..row("3f2a9c1e-0b7d-4c55-9e2f-5a1d2c3b4a59", bob)
+        },
+        PlanRow {
+            created_at: 20,
+            needs_approval: true,
+            ..row("77c0de12-5f3e-4a9b-8d1c-2e4f6a8b0c1d", alice)
+        },
+        PlanRow {
+            created_at: 10,
+            finals: 4,
+            outcome: Some("SUCCEEDED".into()),
+            ..row("0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d", bob)
+        },
+    ]));
+    f.snapshot("team_pane");
+
+    let key = |f: &mut Fixture, c: char| {
+        app::update(
+            &mut f.app,
+            Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        )
+    };
+    // Its creator cannot approve the second plan; the ended one takes no word.
+    key(&mut f, 'j');
+    assert!(key(&mut f, 'a').is_empty());
+    let told = f
+        .app
+        .errors
+        .last()
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(told.contains("made by you"), "{told}");
+    key(&mut f, 'j');
+    assert!(key(&mut f, 'X').is_empty());
+    let told = f
+        .app
+        .errors
+        .last()
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(told.contains("has ended (SUCCEEDED)"), "{told}");
+    // An abort of bob's plan asks, then goes as this identity's word.
+    key(&mut f, 'k');
+    key(&mut f, 'k');
+    assert!(key(&mut f, 'X').is_empty(), "asks first");
+    f.snapshot_at("team_pane_asking", &[(80, 24)]);
+    let sent = key(&mut f, 'y');
+    let [
+        Command::TeamWord {
+            plan,
+            control: Control::Abort,
+            by: Cause::Operator { user, host, .. },
+        },
+    ] = sent.as_slice()
+    else {
+        panic!("one abort: {sent:?}")
+    };
+    assert_eq!(plan, "3f2a9c1e-0b7d-4c55-9e2f-5a1d2c3b4a59");
+    assert_eq!((user.as_str(), host.as_str()), (alice, "jump-1"));
+}

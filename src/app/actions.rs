@@ -384,7 +384,13 @@ pub(super) fn form_for(app: &mut App, kind: FormKind, targets: Vec<Device>) -> V
             .filter(|k| !app.looked.contains(k)),
     );
     app.looked = keys.clone();
-    app.overlay = Some(Overlay::Form(Box::new(Form::new(kind, targets))));
+    let mut form = Form::new(kind, targets);
+    form.held = form
+        .targets
+        .iter()
+        .filter_map(|d| Some((d.key(), app.held.get(&d.key())?.clone())))
+        .collect();
+    app.overlay = Some(Overlay::Form(Box::new(form)));
     vec![Command::Look(keys)]
 }
 

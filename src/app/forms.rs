@@ -202,6 +202,8 @@ pub struct Form {
     pub focus: usize,
     /// Why the last submit was refused.
     pub refused: Option<String>,
+    /// Team mode: the targets another plan holds, with who holds them (left out of the plan).
+    pub held: std::collections::HashMap<crate::fleet::DeviceKey, String>,
 }
 
 /// What a key did to a form.
@@ -233,6 +235,7 @@ impl Form {
             staging: Staging::default(),
             focus: 0,
             refused: None,
+            held: Default::default(),
         }
     }
 
@@ -368,6 +371,12 @@ impl Form {
         let refs: Vec<&Device> = self.targets.iter().collect();
         let preflight = Preflight::new(self.staging.include_skipped, Preflight::DEFAULT_STALE);
         let mut plan = Plan::with(operation, snow, &refs, preflight);
+        if !self.held.is_empty() {
+            plan.leave_out_held(&self.held, |k| {
+                let found = self.targets.iter().find(|d| d.key() == *k);
+                found.map_or_else(|| k.id.to_string(), |d| d.label().to_string())
+            });
+        }
         let canary = crate::fleet::filter::Filter::parse(self.staging.canary.value());
         if !canary.is_empty() {
             let first: std::collections::HashSet<_> = self

@@ -128,11 +128,7 @@ pub async fn approve(config: &TeamConfig, plan: &str, out: &mut impl Write) -> a
     let team = Team::connect(config, ATTEMPT)
         .await
         .map_err(anyhow::Error::msg)?;
-    let plan = team.approve(plan).await.map_err(anyhow::Error::msg)?;
-    writeln!(
-        out,
-        "plan {plan} approved by {}: its owner goes on at its next heartbeat",
-        team.me.arn
-    )?;
+    let said = team.approve(plan).await.map_err(anyhow::Error::msg)?;
+    writeln!(out, "{said}")?;
     Ok(())
 }

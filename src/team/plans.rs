@@ -469,7 +469,10 @@ impl Team {
             .await
             .map_err(ApiError::from_sdk);
         match sent {
-            Ok(_) => Ok(row.plan.clone()),
+            Ok(_) => Ok(format!(
+                "plan {plan} approved by {}: its owner goes on at its next heartbeat",
+                self.me.arn
+            )),
             Err(e) if failed_condition(&e) => Err(format!(
                 "plan {plan} was not approved: it ended, or its creator is you"
             )),

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::theme::Theme;
 use crate::app::Details;
 
-pub fn draw(details: &Details, theme: &Theme, frame: &mut Frame, area: Rect) {
+pub fn draw(details: &Details, held: Option<&str>, theme: &Theme, frame: &mut Frame, area: Rect) {
     let rect = super::dialog(frame, area, 90, 22);
     let mut lines = Vec::new();
     let field = |name: &str, value: String| {
@@ -39,6 +39,13 @@ pub fn draw(details: &Details, theme: &Theme, frame: &mut Frame, area: Rect) {
             d.latest.as_deref().unwrap_or("none").to_string(),
         ));
         lines.push(field("Tags", d.tags_text()));
+    }
+    if let Some(h) = held {
+        // Team mode: another plan has it; a plan made here now leaves it out.
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "Team"), theme.header()),
+            Span::styled(h.to_string(), theme.warn()),
+        ]));
     }
     if let Some(e) = &details.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.error())));

@@ -132,8 +132,13 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
     let plain = Style::new();
     for d in page {
         let marked = list.marks.contains(&d.key());
-        mark.cells
-            .push((if marked { "●" } else { " " }.into(), theme.marked()));
+        // Team mode: held by another plan (whose, in Latest or the details) when not marked.
+        let held = app.held.contains_key(&d.key());
+        mark.cells.push(match (marked, held) {
+            (true, _) => ("●".into(), theme.marked()),
+            (false, true) => ("⊘".into(), theme.warn()),
+            (false, false) => (" ".into(), theme.marked()),
+        });
         let service = match d.service {
             Service::Panorama => "PAN",
             Service::Snow => "SNOW",
@@ -184,7 +189,13 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             .or_else(|| app.results.latest_of(&d.key()))
             .unwrap_or_default();
         let style = theme.state(&last);
-        latest.cells.push((last, style));
+        // Team mode: another plan's device says so first, and whose it is.
+        match app.held.get(&d.key()) {
+            Some(h) => latest
+                .cells
+                .push((format!("HELD {}", holder_user(h)), theme.warn())),
+            None => latest.cells.push((last, style)),
+        }
         account.cells.push((
             d.account.as_deref().unwrap_or_default().to_string(),
             theme.dim(),
@@ -227,6 +238,13 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             format!("· {} marked ", list.marks.len())
         };
         title.push(Span::styled(text, theme.marked()));
+    }
+    let held = app.held.keys().filter(|k| list.get(k).is_some()).count();
+    if held > 0 {
+        title.push(Span::styled(
+            format!("· ⊘ {held} held by other plans "),
+            theme.warn(),
+        ));
     }
     let marked = list.marks.iter().filter_map(|k| list.get(k));
     if let Some(danger) = app.danger.summary(marked) {
@@ -318,6 +336,13 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         let at = Rect::new(area.x + 2, area.y + 2, area.width.saturating_sub(4), 1);
         frame.render_widget(Span::styled(text, theme.dim()), at);
     }
+}
+
+/// "bob" from "held by arn:aws:iam::…:user/bob on jump-1 (plan …)".
+fn holder_user(held: &str) -> &str {
+    let arn = held.strip_prefix("held by ").unwrap_or(held);
+    let arn = arn.split(' ').next().unwrap_or(arn);
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 #[cfg(test)]

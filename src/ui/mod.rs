@@ -49,7 +49,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::Help) => help::draw(app, &theme, frame, area),
         Some(Overlay::Form(f)) => form::draw(app, f, &theme, frame, area),
         Some(Overlay::Confirm(c)) => confirm::draw(app, c, &theme, frame, area),
-        Some(Overlay::Details(d)) => details::draw(d, &theme, frame, area),
+        Some(Overlay::Details(d)) => {
+            let held = app.held.get(&d.key).map(String::as_str);
+            details::draw(d, held, &theme, frame, area)
+        }
         Some(Overlay::Quit) => quit(app, &theme, frame, area),
         Some(Overlay::Cancel { task, devices }) => cancel(task, devices, &theme, frame, area),
         Some(Overlay::Abort { plan, unsent }) => abort(plan, *unsent, &theme, frame, area),

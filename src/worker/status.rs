@@ -117,6 +117,10 @@ impl Worker {
             }
             return;
         }
+        // Team mode: who holds which devices changes as other hosts' plans come and go.
+        if self.team.is_some() {
+            self.read_leases();
+        }
         let scopes: Vec<String> = self.places.iter().map(|p| p.conn.scope()).collect();
         for scope in scopes {
             for service in self.settings.services.clone() {
