@@ -132,13 +132,8 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
     let plain = Style::new();
     for d in page {
         let marked = list.marks.contains(&d.key());
-        // Team mode: held by another plan (whose, in Latest or the details) when not marked.
-        let held = app.held.contains_key(&d.key());
-        mark.cells.push(match (marked, held) {
-            (true, _) => ("●".into(), theme.marked()),
-            (false, true) => ("⊘".into(), theme.warn()),
-            (false, false) => (" ".into(), theme.marked()),
-        });
+        mark.cells
+            .push(mark_cell(marked, app.held.contains_key(&d.key()), theme));
         let service = match d.service {
             Service::Panorama => "PAN",
             Service::Snow => "SNOW",
@@ -182,20 +177,7 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
             },
         ));
         region.cells.push((d.region.to_string(), plain));
-        let last = d
-            .latest
-            .as_ref()
-            .map(|l| l.to_string())
-            .or_else(|| app.results.latest_of(&d.key()))
-            .unwrap_or_default();
-        let style = theme.state(&last);
-        // Team mode: another plan's device says so first, and whose it is.
-        match app.held.get(&d.key()) {
-            Some(h) => latest
-                .cells
-                .push((format!("HELD {}", holder_user(h)), theme.warn())),
-            None => latest.cells.push((last, style)),
-        }
+        latest.cells.push(latest_cell(app, d, theme));
         account.cells.push((
             d.account.as_deref().unwrap_or_default().to_string(),
             theme.dim(),
@@ -215,54 +197,7 @@ fn columns(app: &App, theme: &Theme, page: &[&Device]) -> Vec<Col> {
 
 pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let list = &app.devices;
-    let mut title = vec![Span::styled(
-        format!(
-            " Devices {} ({} Panorama, {} Snow) ",
-            list.len(),
-            list.count(Service::Panorama),
-            list.count(Service::Snow)
-        ),
-        theme.title(),
-    )];
-    if list.shown() != list.len() {
-        title.push(Span::raw(format!("· {} shown ", list.shown())));
-    }
-    if !list.marks.is_empty() {
-        let hidden = list.hidden_marks();
-        let text = if hidden > 0 {
-            format!(
-                "· {} marked ({hidden} hidden by the filter) ",
-                list.marks.len()
-            )
-        } else {
-            format!("· {} marked ", list.marks.len())
-        };
-        title.push(Span::styled(text, theme.marked()));
-    }
-    let held = app.held.keys().filter(|k| list.get(k).is_some()).count();
-    if held > 0 {
-        title.push(Span::styled(
-            format!("· ⊘ {held} held by other plans "),
-            theme.warn(),
-        ));
-    }
-    let marked = list.marks.iter().filter_map(|k| list.get(k));
-    if let Some(danger) = app.danger.summary(marked) {
-        title.push(Span::styled(format!("· {danger} "), theme.danger()));
-    }
-    if !list.filter.is_empty() {
-        title.push(Span::raw(format!("· filter \"{}\" ", list.filter)));
-    }
-    if let Some(sort) = list.sort {
-        let arrow = if list.reverse { "↑" } else { "↓" };
-        title.push(Span::raw(format!("· sort {} {arrow} ", sort.title())));
-    }
-    if !list.loading.is_empty() {
-        title.push(Span::styled(
-            format!("{} loading ", super::spinner(app)),
-            theme.warn(),
-        ));
-    }
+    let title = title(app, theme);
     let block = Block::bordered()
         .title(Line::from(title))
         .border_style(theme.focus_border(app.focus == Pane::Devices));
@@ -335,6 +270,87 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         };
         let at = Rect::new(area.x + 2, area.y + 2, area.width.saturating_sub(4), 1);
         frame.render_widget(Span::styled(text, theme.dim()), at);
+    }
+}
+
+/// The pane's title: counts, what is shown, marked and held, the danger, filter, sort, and
+/// whether a listing is under way.
+fn title<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
+    let list = &app.devices;
+    let mut title = vec![Span::styled(
+        format!(
+            " Devices {} ({} Panorama, {} Snow) ",
+            list.len(),
+            list.count(Service::Panorama),
+            list.count(Service::Snow)
+        ),
+        theme.title(),
+    )];
+    if list.shown() != list.len() {
+        title.push(Span::raw(format!("· {} shown ", list.shown())));
+    }
+    if !list.marks.is_empty() {
+        let hidden = list.hidden_marks();
+        let text = if hidden > 0 {
+            format!(
+                "· {} marked ({hidden} hidden by the filter) ",
+                list.marks.len()
+            )
+        } else {
+            format!("· {} marked ", list.marks.len())
+        };
+        title.push(Span::styled(text, theme.marked()));
+    }
+    let held = app.held.keys().filter(|k| list.get(k).is_some()).count();
+    if held > 0 {
+        title.push(Span::styled(
+            format!("· ⊘ {held} held by other plans "),
+            theme.warn(),
+        ));
+    }
+    let marked = list.marks.iter().filter_map(|k| list.get(k));
+    if let Some(danger) = app.danger.summary(marked) {
+        title.push(Span::styled(format!("· {danger} "), theme.danger()));
+    }
+    if !list.filter.is_empty() {
+        title.push(Span::raw(format!("· filter \"{}\" ", list.filter)));
+    }
+    if let Some(sort) = list.sort {
+        let arrow = if list.reverse { "↑" } else { "↓" };
+        title.push(Span::raw(format!("· sort {} {arrow} ", sort.title())));
+    }
+    if !list.loading.is_empty() {
+        title.push(Span::styled(
+            format!("{} loading ", super::spinner(app)),
+            theme.warn(),
+        ));
+    }
+    title
+}
+
+/// The Latest column: the device's latest job or operation; in team mode, first whether
+/// another plan holds it, and whose.
+fn latest_cell(app: &App, d: &Device, theme: &Theme) -> (String, Style) {
+    if let Some(h) = app.held.get(&d.key()) {
+        return (format!("HELD {}", holder_user(h)), theme.warn());
+    }
+    let last = d
+        .latest
+        .as_ref()
+        .map(|l| l.to_string())
+        .or_else(|| app.results.latest_of(&d.key()))
+        .unwrap_or_default();
+    let style = theme.state(&last);
+    (last, style)
+}
+
+/// The mark column: marked, or (team mode) held by another plan — whose, in Latest or the
+/// details.
+fn mark_cell(marked: bool, held: bool, theme: &Theme) -> (String, Style) {
+    match (marked, held) {
+        (true, _) => ("●".into(), theme.marked()),
+        (false, true) => ("⊘".into(), theme.warn()),
+        (false, false) => (" ".into(), theme.marked()),
     }
 }
 

@@ -226,6 +226,36 @@ enum End {
     Failed(ApiError),
 }
 
+/// The request quota first and the create quota last, right before the send: sends are then
+/// spaced by the create pacing alone, which can sit close to the service's 1/s. False when a
+/// hold came first.
+async fn paced(ctx: &Ctx) -> bool {
+    ctx.hold
+        .unless(async {
+            ctx.limits.panorama_all.until_ready().await;
+            ctx.limits.panorama_create.until_ready().await;
+        })
+        .await
+        .is_some()
+}
+
+/// Team mode, right before an appliance's create: still this plan's, with its jobs before the
+/// send left with its lease for a host that may take the plan over.
+async fn team_check(ctx: &Ctx, device: &str, before: &[String]) -> Result<(), End> {
+    let Some(g) = &ctx.guard else {
+        return Ok(());
+    };
+    let key = crate::fleet::DeviceKey::new(Service::Panorama, device);
+    let sending = Sending::Panorama {
+        known_jobs: before.to_vec(),
+    };
+    match g.before_send(&[key], &sending, &ctx.hold).await {
+        Ok(()) => Ok(()),
+        Err(Blocked::Taken(mut taken)) if !taken.is_empty() => Err(End::Held(taken.remove(0).1)),
+        Err(_) => Err(End::Paused),
+    }
+}
+
 /// What reading the appliance's jobs after an unanswered send found.
 enum Resolved {
     Job(String),
@@ -270,16 +300,7 @@ async fn panorama_job(
     let mut retry = Retry::default();
     loop {
         ctx.report(op, OpUpdate::new(OpState::Waiting));
-        // The request quota first and the create quota last, right before the send: sends are
-        // then spaced by the create pacing alone, which can sit close to the service's 1/s.
-        let paced = ctx
-            .hold
-            .unless(async {
-                ctx.limits.panorama_all.until_ready().await;
-                ctx.limits.panorama_create.until_ready().await;
-            })
-            .await;
-        if paced.is_none() {
+        if !paced(ctx).await {
             return End::Paused;
         }
         // The appliance's jobs just before this send: a job beyond them after an unanswered
@@ -300,18 +321,8 @@ async fn panorama_job(
         }
         // Team mode: checked after the pacing, so that nothing but the journal's intent
         // stands between the table's word and the send.
-        if let Some(g) = &ctx.guard {
-            let key = crate::fleet::DeviceKey::new(Service::Panorama, device);
-            let sending = Sending::Panorama {
-                known_jobs: before.clone(),
-            };
-            match g.before_send(&[key], &sending, &ctx.hold).await {
-                Ok(()) => {}
-                Err(Blocked::Taken(mut taken)) if !taken.is_empty() => {
-                    return End::Held(taken.remove(0).1);
-                }
-                Err(_) => return End::Paused,
-            }
+        if let Err(end) = team_check(ctx, device, &before).await {
+            return end;
         }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
