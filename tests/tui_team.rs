@@ -1,7 +1,7 @@
 //! The team pane in the real terminal UI: a rollout another identity runs headless, as another
 //! host would, seen live through the team's table (the moto server) and promoted from the pane.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 mod common;
@@ -15,7 +15,7 @@ use pty::Tui;
 use team::Moto;
 
 /// What points a fleetdeck process at the team's table as `who`.
-fn team_env(moto: &Moto, creds: &PathBuf, who: &str) -> Vec<(&'static str, String)> {
+fn team_env(moto: &Moto, creds: &Path, who: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
         ("AWS_ENDPOINT_URL_STS", moto.endpoint.clone()),
