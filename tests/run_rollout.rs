@@ -137,8 +137,12 @@ async fn a_failing_ota_is_aborted_by_the_gate_after_the_first_wave() {
         stderr.contains("BREACHED"),
         "the gate's decision is a line: {stderr}"
     );
-    // The gate's numbers: the first failure already breaks 50% (min done is 1).
-    assert!(stderr.contains("1 failed of 1 finished"), "{stderr}");
+    // The gate's numbers: the first failure already breaks 50% (min done is 1); both may come
+    // in one poll, and either way the gate decides before wave 2.
+    assert!(
+        stderr.contains("1 failed of 1 finished") || stderr.contains("2 failed of 2 finished"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_file(&j);
 }
 

@@ -106,7 +106,7 @@ async fn another_hosts_rollout_shows_live_in_the_team_pane_and_a_promote_from_it
                 && l.contains("wave 1/2 waiting for approval")
         })
     });
-    assert!(pane.contains("Team fleet-team: 1 plans"), "{pane}");
+    assert!(pane.contains("Team fleet-team: 1 plan "), "{pane}");
     tui.send("P");
     tui.wait_for("Promote plan");
     tui.send("y");

@@ -523,7 +523,7 @@ fn team_pane_lists_every_members_plans_and_asks_before_a_word() {
         waves: 1,
         ..PlanRow::default()
     };
-    f.worker(Event::TeamPlans(vec![
+    let plans = vec![
         PlanRow {
             created_at: 30,
             operation: "OTA 5.0.21".into(),
@@ -548,7 +548,8 @@ fn team_pane_lists_every_members_plans_and_asks_before_a_word() {
             outcome: Some("SUCCEEDED".into()),
             ..row("0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d", bob)
         },
-    ]));
+    ];
+    f.worker(Event::TeamPlans(plans.clone()));
     f.snapshot("team_pane");
 
     let key = |f: &mut Fixture, c: char| {
@@ -581,6 +582,13 @@ fn team_pane_lists_every_members_plans_and_asks_before_a_word() {
     key(&mut f, 'k');
     assert!(key(&mut f, 'X').is_empty(), "asks first");
     f.snapshot_at("team_pane_asking", &[(80, 24)]);
+    // A plan begun meanwhile sorts first: the word still goes to the plan it was asked for.
+    let mut reread = plans;
+    reread.push(PlanRow {
+        created_at: 40,
+        ..row("9f9f9f9f-0000-4000-8000-000000000000", bob)
+    });
+    f.worker(Event::TeamPlans(reread));
     let sent = key(&mut f, 'y');
     let [
         Command::TeamWord {

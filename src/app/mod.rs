@@ -87,7 +87,9 @@ pub enum Overlay {
     /// Team mode: every member's plans, live; a word or an approval being confirmed.
     Team {
         selected: usize,
-        asking: Option<TeamAsk>,
+        /// What is being confirmed, and for which plan (by id: the list is read again
+        /// meanwhile and may reorder).
+        asking: Option<(TeamAsk, String)>,
     },
 }
 

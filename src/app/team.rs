@@ -87,7 +87,7 @@ pub(super) fn reread(app: &mut App) -> Vec<Command> {
 pub(super) fn key(
     app: &mut App,
     selected: usize,
-    asking: Option<TeamAsk>,
+    asking: Option<(TeamAsk, String)>,
     key: KeyEvent,
 ) -> Vec<Command> {
     let count = app.team_plans.len();
@@ -96,15 +96,15 @@ pub(super) fn key(
         app.overlay = Some(Overlay::Team { selected, asking });
         Vec::new()
     };
-    if let Some(ask) = asking {
+    if let Some((ask, plan)) = asking {
         return match key.code {
             KeyCode::Char('y') | KeyCode::Enter => {
-                let sent = send(app, selected, ask);
+                let sent = send(app, &plan, ask);
                 stay(app, selected, None);
                 sent
             }
             KeyCode::Char('n') | KeyCode::Esc => stay(app, selected, None),
-            _ => stay(app, selected, asking),
+            _ => stay(app, selected, Some((ask, plan))),
         };
     }
     let ask = match key.code {
@@ -131,14 +131,24 @@ pub(super) fn key(
         app.fail(why);
         return stay(app, selected, None);
     }
-    stay(app, selected, Some(ask))
+    let plan = row.plan.clone();
+    stay(app, selected, Some((ask, plan)))
 }
 
-/// Sends the confirmed word or approval for the selected plan.
-fn send(app: &mut App, selected: usize, ask: TeamAsk) -> Vec<Command> {
-    let Some(plan) = shown(app).get(selected).map(|r| r.plan.clone()) else {
+/// Sends the confirmed word or approval for the plan asked about, as it stands now.
+fn send(app: &mut App, plan: &str, ask: TeamAsk) -> Vec<Command> {
+    let Some(row) = app.team_plans.iter().find(|r| r.plan == plan) else {
+        app.fail(format!(
+            "Plan {} is no longer in the team table: nothing was sent",
+            crate::ops::short(plan)
+        ));
         return Vec::new();
     };
+    if let Some(why) = refusal(app, row, ask) {
+        app.fail(why);
+        return Vec::new();
+    }
+    let plan = plan.to_string();
     // The answer changes the plan's row: read it again soon.
     app.team_read_at = None;
     match ask {

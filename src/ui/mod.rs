@@ -69,7 +69,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Some(Overlay::ErrorLog { scroll }) => error_log(app, *scroll, &theme, frame, area),
         Some(Overlay::Resume(plan)) => resume::draw(app, plan, &theme, frame, area),
         Some(Overlay::Team { selected, asking }) => {
-            team::draw(app, *selected, *asking, &theme, frame, area)
+            team::draw(app, *selected, asking.as_ref(), &theme, frame, area)
         }
     }
 }

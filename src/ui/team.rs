@@ -39,7 +39,7 @@ fn progress(r: &PlanRow) -> String {
 pub fn draw(
     app: &App,
     selected: usize,
-    asking: Option<TeamAsk>,
+    asking: Option<&(TeamAsk, String)>,
     theme: &Theme,
     frame: &mut Frame,
     area: Rect,
@@ -49,7 +49,12 @@ pub fn draw(
     let height = (rows.len() as u16 + 8).clamp(10, area.height.saturating_sub(2));
     let rect = super::dialog(frame, area, width, height);
     let title = match &app.team {
-        Some(t) => format!(" Team {}: {} plans ", t.table, rows.len()),
+        Some(t) => format!(
+            " Team {}: {} plan{} ",
+            t.table,
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ),
         None => " Team ".into(),
     };
     let block = Block::bordered().title(title);
@@ -110,7 +115,13 @@ pub fn draw(
             },
             theme.dim(),
         ))],
-        (Some(r), Some(ask)) => question(r, ask, theme),
+        (_, Some((ask, plan))) => match rows.iter().find(|r| r.plan == *plan) {
+            Some(r) => question(r, *ask, theme),
+            None => vec![Line::from(Span::styled(
+                format!("Plan {} is no longer listed: Esc", short(plan)),
+                theme.warn(),
+            ))],
+        },
         (Some(r), None) => about(app, r, theme),
         (None, _) => Vec::new(),
     };

@@ -607,6 +607,15 @@ async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<Strin
                     }
                     continue;
                 }
+                // A batch that may have made its task cannot change its targets: the plan
+                // stops here, its rows unconfirmed, for the devices' holder to see to.
+                Err(Blocked::Taken(taken)) => {
+                    let who = taken.first().map(|(_, h)| h.text()).unwrap_or_default();
+                    g.lose(format!(
+                        "a Snow batch that may have been sent has devices another plan holds now ({who})"
+                    ));
+                    return;
+                }
                 Err(_) => return stopped(&ops, maybe_sent),
             }
         }

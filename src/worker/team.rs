@@ -248,6 +248,11 @@ impl Guard {
         Blocked::Taken(others)
     }
 
+    /// The plan can go no further from here: its dispatch stops and the worker ends it.
+    pub fn lose(&self, why: String) {
+        self.set(Standing::Lost(why));
+    }
+
     fn down(&self, e: ApiError) {
         if let Ok(mut d) = self.down_since.lock()
             && d.is_none()
@@ -481,7 +486,8 @@ impl Worker {
                 if let Ok(mut l) = guard.lease.lock() {
                     *l = Some(lease);
                 }
-                if guard.down_since.lock().is_ok_and(|d| d.is_some()) {
+                // Told of the outage, so told of its end.
+                if guard.told_down.load(Ordering::Acquire) {
                     self.emit(Event::Notice(format!(
                         "Team table {} answers again: plan {} sends again",
                         guard.team.table,

@@ -63,7 +63,14 @@ impl Worker {
     /// A word to a team plan: applied here when this process runs it, else left in the table
     /// for its owner and answered by it (or taken back when it does not take it in time).
     pub(super) fn team_word(&mut self, plan: String, control: Control, by: Cause) {
-        if self.guards.contains_key(&plan) {
+        // This process's own plan, while it still is: a plan taken over is its new owner's.
+        let ours = self.guards.get(&plan).is_some_and(|g| {
+            !matches!(
+                g.standing(),
+                super::team::Standing::Lost(_) | super::team::Standing::Failed(_)
+            )
+        });
+        if ours {
             self.word(&plan, control, by);
             return;
         }
@@ -75,7 +82,7 @@ impl Worker {
         };
         self.emit(Event::Notice(format!(
             "{}: left for plan {}'s owner in the team table, waiting for its answer…",
-            control.word(),
+            upper_first(control.word()),
             short(&plan)
         )));
         let events = self.events.clone();
