@@ -119,7 +119,10 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             app.team = Some(j);
         }
         Event::TeamPlans(plans) => app.team_plans = plans,
-        Event::TeamJoined(Err(why)) => app.fail(why),
+        Event::TeamJoined(Err(why)) => {
+            app.team_refused = Some(why.clone());
+            app.fail(why);
+        }
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }

@@ -161,6 +161,8 @@ pub struct App {
     pub held: std::collections::HashMap<DeviceKey, String>,
     /// Team mode: the table and who this session is to it, once reached.
     pub team: Option<crate::protocol::TeamJoin>,
+    /// Team mode asked for, but its table could not be used: why.
+    pub team_refused: Option<String>,
     /// Team mode: the team's plans as last read (for the team pane).
     pub team_plans: Vec<crate::team::PlanRow>,
     /// When the team pane last asked for them.
@@ -217,6 +219,7 @@ impl App {
             },
             held: Default::default(),
             team: None,
+            team_refused: None,
             team_plans: Vec::new(),
             team_read_at: None,
             quit: false,

@@ -55,6 +55,12 @@ pub fn refusal(app: &App, row: &PlanRow, ask: TeamAsk) -> Option<String> {
 
 /// Opens the pane and reads the table; outside team mode, says how to get there.
 pub(super) fn open(app: &mut App) -> Vec<Command> {
+    if let (None, Some(why)) = (&app.team, &app.team_refused) {
+        app.fail(format!(
+            "The team pane needs the team table, which cannot be used: {why}"
+        ));
+        return Vec::new();
+    }
     if app.team.is_none() {
         app.fail(
             "Not in team mode: the team pane shows the plans of a team table. Start fleetdeck with --team TABLE (after `fleetdeck team init --team TABLE`).",
