@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::table::{
-    self, Item, device_of, device_sk, failed_condition, get_n, get_s, key, list_s, n, s,
+    self, Item, device_of, device_sk, failed_condition, get_n, get_s, key, list_s, n, names, s,
 };
 use super::{PlanLease, Team};
 use crate::aws::{ApiError, ErrorKind};
@@ -82,26 +82,6 @@ pub enum Refused {
     Lost,
     /// The table did not answer: nothing is sent until it does.
     Unreachable(ApiError),
-}
-
-/// `#name` for every attribute an expression names: none of DynamoDB's reserved words can
-/// then trip one up.
-fn names(exprs: &[&str]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for e in exprs {
-        let mut rest = *e;
-        while let Some(at) = rest.find('#') {
-            let word: String = rest[at + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !word.is_empty() {
-                out.insert(format!("#{word}"), word.clone());
-            }
-            rest = &rest[at + 1..];
-        }
-    }
-    out
 }
 
 const HOLDER: &str = "#plan, #epoch, #holder_arn, #holder_host, #holder_pid, #operation, #since";
@@ -308,18 +288,25 @@ impl Team {
     /// Every device the team holds now, with its holder; a device whose plan has ended is
     /// free (its plan stopped following it), whatever its item still says.
     pub async fn leased(&self) -> Result<Vec<(DeviceKey, Holder)>, ApiError> {
+        let plans = self.plans().await?;
+        self.leased_among(&plans).await
+    }
+
+    /// The same, given the team's plans as just read.
+    pub async fn leased_among(
+        &self,
+        plans: &[super::PlanRow],
+    ) -> Result<Vec<(DeviceKey, Holder)>, ApiError> {
         let items = table::query_all(&self.db, &self.table, "devices", None).await?;
-        let ended: std::collections::HashSet<String> = self
-            .plans()
-            .await?
-            .into_iter()
+        let ended: std::collections::HashSet<&str> = plans
+            .iter()
             .filter(|r| r.ended())
-            .map(|r| r.plan)
+            .map(|r| r.plan.as_str())
             .collect();
         Ok(items
             .iter()
             .filter_map(|i| Some((device_of(&get_s(i, "sk")?)?, Holder::of(i)?)))
-            .filter(|(_, h)| !ended.contains(&h.plan))
+            .filter(|(_, h)| !ended.contains(h.plan.as_str()))
             .collect())
     }
 
@@ -381,15 +368,14 @@ impl Team {
         );
         let condition = "#plan = :p AND #epoch = :e";
         let now = crate::fleet::now();
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key("devices", &device_sk(key_))))
-            .update_expression(&update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[&update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        // Not ours any more (taken over): the new owner releases it.
+        table::update_if(
+            &self.db,
+            &self.table,
+            key("devices", &device_sk(key_)),
+            &update,
+            condition,
+            [
                 (":p", s(lease.plan.clone())),
                 (":e", n(lease.epoch)),
                 (":o", s(outcome)),
@@ -397,15 +383,10 @@ impl Team {
                 (":err", s(error.unwrap_or("-"))),
                 (":now", n(now)),
                 (":ttl", n(now + table::KEEP_SECS)),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            // Not ours any more (taken over): the new owner releases it.
-            Err(e) if failed_condition(&e) => Ok(()),
-            other => other.map(drop),
-        }
+            ],
+        )
+        .await
+        .map(drop)
     }
 
     /// After a takeover: the plan's devices move to the new epoch, each only if it still names

@@ -10,7 +10,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Team;
-use super::table::{self, Item, failed_condition, get_bool, get_list_s, get_n, get_s, key, n, s};
+use super::table::{self, Item, get_bool, get_list_s, get_n, get_s, key, n, s};
 use crate::aws::ApiError;
 use crate::ops::rollout::Cause;
 
@@ -122,22 +122,6 @@ fn rvn() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub(super) fn names(exprs: &[&str]) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    for e in exprs {
-        for part in e.split('#').skip(1) {
-            let word: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !word.is_empty() {
-                out.insert(format!("#{word}"), word);
-            }
-        }
-    }
-    out
-}
-
 impl Team {
     /// Writes a new plan's lease and mirror: this process owns it at epoch 1.
     pub async fn start_plan(
@@ -198,15 +182,13 @@ impl Team {
         let update = "SET #rvn = :next, #renewed_at = :now, #phase = :phase, #wave = :wave, \
                       #waves = :waves, #sent = :sent, #finals = :finals, #failed = :failed";
         let condition = "#epoch = :e AND #rvn = :rvn";
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key("plans", &lease.plan)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        let written = table::update_if(
+            &self.db,
+            &self.table,
+            key("plans", &lease.plan),
+            update,
+            condition,
+            [
                 (":next", s(next.rvn.clone())),
                 (":now", n(crate::fleet::now())),
                 (":phase", s(p.phase.clone())),
@@ -217,24 +199,21 @@ impl Team {
                 (":failed", n(p.failed)),
                 (":e", n(lease.epoch)),
                 (":rvn", s(lease.rvn.clone())),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(next),
-            Err(e) if failed_condition(&e) => {
-                let by = match self.plan(&lease.plan).await {
-                    Ok(Some(row)) => format!(
-                        "{} on {} (process {}, epoch {})",
-                        row.owner_arn, row.owner_host, row.owner_pid, row.epoch
-                    ),
-                    _ => "another host".into(),
-                };
-                Err(Renewal::Lost(by))
-            }
-            Err(e) => Err(Renewal::Unreachable(e)),
+            ],
+        )
+        .await
+        .map_err(Renewal::Unreachable)?;
+        if written {
+            return Ok(next);
         }
+        let by = match self.plan(&lease.plan).await {
+            Ok(Some(row)) => format!(
+                "{} on {} (process {}, epoch {})",
+                row.owner_arn, row.owner_host, row.owner_pid, row.epoch
+            ),
+            _ => "another host".into(),
+        };
+        Err(Renewal::Lost(by))
     }
 
     /// The plan has ended: its outcome, and its records kept for a month.
@@ -249,15 +228,14 @@ impl Team {
                       #failed = :failed";
         let condition = "#epoch = :e";
         let now = crate::fleet::now();
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key("plans", &lease.plan)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        // Not ours any more: its new owner ends it.
+        table::update_if(
+            &self.db,
+            &self.table,
+            key("plans", &lease.plan),
+            update,
+            condition,
+            [
                 (":o", s(outcome)),
                 (":now", n(now)),
                 (":phase", s("ended")),
@@ -268,14 +246,10 @@ impl Team {
                 (":finals", n(p.finals)),
                 (":failed", n(p.failed)),
                 (":e", n(lease.epoch)),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Err(e) if failed_condition(&e) => Ok(()),
-            other => other.map(drop),
-        }
+            ],
+        )
+        .await
+        .map(drop)
     }
 
     /// Every plan the table knows, oldest first.
@@ -287,16 +261,8 @@ impl Team {
     }
 
     pub async fn plan(&self, id: &str) -> Result<Option<PlanRow>, ApiError> {
-        let got = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("plans", id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ApiError::from_sdk)?;
-        Ok(got.item().and_then(PlanRow::of))
+        let got = table::get(&self.db, &self.table, key("plans", id)).await?;
+        Ok(got.as_ref().and_then(PlanRow::of))
     }
 
     /// Whether a plan has ended (or is unknown to the table): its devices are free to take.
@@ -320,15 +286,13 @@ impl Team {
         let update = "SET #owner_arn = :arn, #owner_host = :host, #owner_pid = :pid, \
                       #epoch = :e, #rvn = :next, #renewed_at = :now";
         let condition = "#rvn = :seen AND attribute_not_exists(#outcome)";
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key("plans", &row.plan)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        let taken = table::update_if(
+            &self.db,
+            &self.table,
+            key("plans", &row.plan),
+            update,
+            condition,
+            [
                 (":arn", s(self.me.arn.clone())),
                 (":host", s(self.me.host.clone())),
                 (":pid", n(self.me.pid)),
@@ -336,15 +300,10 @@ impl Team {
                 (":next", s(lease.rvn.clone())),
                 (":now", n(crate::fleet::now())),
                 (":seen", s(observed)),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(Some(lease)),
-            Err(e) if failed_condition(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+            ],
+        )
+        .await?;
+        Ok(taken.then_some(lease))
     }
 
     /// A decision of the plan's rollout, mirrored for the team.
@@ -452,31 +411,28 @@ impl Team {
         }
         let update = "SET #approvals = list_append(if_not_exists(#approvals, :none), :me)";
         let condition = "#created_by <> :arn AND attribute_not_exists(#outcome)";
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key("plans", plan)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        let approved = table::update_if(
+            &self.db,
+            &self.table,
+            key("plans", plan),
+            update,
+            condition,
+            [
                 (":none", AttributeValue::L(Vec::new())),
                 (":me", AttributeValue::L(vec![s(self.me.arn.clone())])),
                 (":arn", s(self.me.arn.clone())),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(format!(
-                "plan {plan} approved by {}: its owner goes on at its next heartbeat",
-                self.me.arn
-            )),
-            Err(e) if failed_condition(&e) => Err(format!(
+            ],
+        )
+        .await
+        .map_err(|e| super::refused(&self.table, &e))?;
+        if !approved {
+            return Err(format!(
                 "plan {plan} was not approved: it ended, or its creator is you"
-            )),
-            Err(e) => Err(super::refused(&self.table, &e)),
+            ));
         }
+        Ok(format!(
+            "plan {plan} approved by {}: its owner goes on at its next heartbeat",
+            self.me.arn
+        ))
     }
 }

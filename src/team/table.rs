@@ -96,6 +96,54 @@ pub fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> Item {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// `#name` for every attribute an expression names: none of DynamoDB's reserved words can
+/// then trip one up.
+pub fn names(exprs: &[&str]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for e in exprs {
+        let mut rest = *e;
+        while let Some(at) = rest.find('#') {
+            let word: String = rest[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !word.is_empty() {
+                out.insert(format!("#{word}"), word.clone());
+            }
+            rest = &rest[at + 1..];
+        }
+    }
+    out
+}
+
+/// A conditional UpdateItem of one item, the attributes its expressions name given their
+/// `#names`: true when it was written, false when its condition did not hold.
+pub async fn update_if<const N: usize>(
+    db: &Client,
+    table: &str,
+    item: Item,
+    update: &str,
+    condition: &str,
+    vals: [(&str, AttributeValue); N],
+) -> Result<bool, ApiError> {
+    let sent = db
+        .update_item()
+        .table_name(table)
+        .set_key(Some(item))
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(names(&[update, condition])))
+        .set_expression_attribute_values(Some(values(vals)))
+        .send()
+        .await
+        .map_err(ApiError::from_sdk);
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if failed_condition(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether an error is a condition that did not hold (someone else holds, or changed, it).
 pub fn failed_condition(e: &ApiError) -> bool {
     e.code == "ConditionalCheckFailedException"
@@ -149,18 +197,24 @@ pub async fn check_schema(db: &Client, table: &str) -> Result<(), ApiError> {
 }
 
 /// The team's settings, if `team init` wrote them.
-pub async fn read_settings(db: &Client, table: &str) -> Result<Option<Settings>, ApiError> {
+/// One item as of now (a consistent read), if it is there.
+pub async fn get(db: &Client, table: &str, item: Item) -> Result<Option<Item>, ApiError> {
     let got = db
         .get_item()
         .table_name(table)
-        .set_key(Some(key("team", "settings")))
+        .set_key(Some(item))
         .consistent_read(true)
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    let Some(item) = got.item() else {
+    Ok(got.item)
+}
+
+pub async fn read_settings(db: &Client, table: &str) -> Result<Option<Settings>, ApiError> {
+    let Some(item) = get(db, table, key("team", "settings")).await? else {
         return Ok(None);
     };
+    let item = &item;
     let lease = Duration::from_secs(get_n(item, "lease_secs").unwrap_or(120).max(1));
     let approval = get_s(item, "approval_filter").map(|filter| ApprovalRule {
         filter,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::Team;
-use super::plans::{PlanRow, names};
+use super::plans::PlanRow;
 use super::table::{self, failed_condition, get_n, get_s, key, n, s};
 use crate::aws::{ApiError, ErrorKind};
 use crate::ops::rollout::{Cause, Control};
@@ -91,43 +91,40 @@ impl Team {
     ) -> Result<bool, ApiError> {
         let update = "SET #status = :st, #detail = :d, #by_owner = :owner";
         let condition = "#status = :pending";
-        let sent = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names(&[update, condition])))
-            .set_expression_attribute_values(Some(table::values([
+        table::update_if(
+            &self.db,
+            &self.table,
+            key(&format!("plan#{}", w.plan), &w.sk),
+            update,
+            condition,
+            [
                 (":st", s(if applied { "applied" } else { "refused" })),
                 (":d", s(detail)),
                 (":owner", s(self.who())),
                 (":pending", s("pending")),
-            ])))
-            .send()
-            .await
-            .map_err(ApiError::from_sdk);
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if failed_condition(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+            ],
+        )
+        .await
     }
 
-    /// A word's answer, once given: applied or not, what it said, and who gave it.
+    /// A word's answer, once given: applied or not, what it said, and who gave it. A word no
+    /// longer in the table (removed by hand, or by TTL) will never be answered: an error.
     pub async fn word_answer(&self, w: &Word) -> Result<Option<(bool, String, String)>, ApiError> {
-        let got = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&format!("plan#{}", w.plan), &w.sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ApiError::from_sdk)?;
-        let Some(i) = got.item() else {
-            return Ok(None);
+        let got = table::get(
+            &self.db,
+            &self.table,
+            key(&format!("plan#{}", w.plan), &w.sk),
+        )
+        .await?;
+        let Some(i) = got.as_ref() else {
+            return Err(ApiError::new(
+                ErrorKind::Other,
+                "WordGone",
+                format!(
+                    "the word to plan {} is no longer in the team table: it was removed before its owner answered",
+                    w.plan
+                ),
+            ));
         };
         Ok(match get_s(i, "status").as_deref() {
             Some("applied") | Some("refused") => Some((
@@ -165,7 +162,13 @@ impl Team {
         let word = ask.control.word();
         let plan = row.plan.as_str();
         let owner = row.owner_text();
-        let refused = |e: ApiError| super::refused(&self.table, &e);
+        let refused = |e: ApiError| match e.code.as_str() {
+            "WordGone" => format!(
+                "{}: see `fleetdeck team plans` for what the plan did",
+                e.message
+            ),
+            _ => super::refused(&self.table, &e),
+        };
         // The owner looks at every heartbeat: two of them, and the time a call may take.
         let take_within = self.settings.heartbeat() * 2 + Duration::from_secs(10);
         let deadline = tokio::time::Instant::now() + take_within;

@@ -542,22 +542,17 @@ impl Worker {
     }
 
     /// A send's check found the plan no longer ours: the worker hears of it when the task
-    /// ends, and stops the plan here as a takeover does (true when it did).
+    /// ends, and stops the plan here as a takeover does (true when it did). Called only while
+    /// the plan still sends, so once: stopping it aborts its rollout.
     pub(super) fn lost_at_check(&mut self, plan: &str) -> bool {
         let Some(Standing::Lost(why)) = self.guards.get(plan).map(|g| g.standing()) else {
             return false;
         };
-        let aborted = self
-            .rollouts
-            .get(plan)
-            .is_some_and(|r| matches!(r.view.phase, crate::ops::rollout::Phase::Aborted { .. }));
-        if !aborted {
-            self.emit(Event::Failure(format!(
-                "Plan {}: {why}. Nothing more is sent from here (see `fleetdeck team plans`).",
-                crate::ops::short(plan)
-            )));
-            self.stop_lost(plan, &why);
-        }
+        self.emit(Event::Failure(format!(
+            "Plan {}: {why}. Nothing more is sent from here (see the team's plans: `fleetdeck team plans`, or T).",
+            crate::ops::short(plan)
+        )));
+        self.stop_lost(plan, &why);
         true
     }
 

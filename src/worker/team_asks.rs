@@ -16,25 +16,13 @@ impl Worker {
         };
         let events = self.events.clone();
         self.tasks.spawn(async move {
-            match team.leased().await {
-                Ok(held) => {
-                    let mine = team.me.pid;
-                    let list = held
-                        .into_iter()
-                        .filter(|(_, h)| !(h.pid == mine && h.host == team.me.host))
-                        .map(|(k, h)| (k, h.text()))
-                        .collect();
-                    let _ = events.send(Event::Leases(list));
-                }
-                Err(e) => {
-                    let _ = events.send(Event::Failure(crate::team::refused(&team.table, &e)));
-                    let _ = events.send(Event::Leases(Vec::new()));
-                }
-            }
+            let held = team.leased().await;
+            send_held(&team, &events, held);
         });
     }
 
-    /// The team's plans, live and recent, and the devices other plans hold.
+    /// The team's plans, live and recent, and the devices other plans hold: the plans are
+    /// read once for both.
     pub(super) fn read_team(&mut self) {
         let Some(team) = self.team.clone() else {
             return self.emit(Event::Failure(
@@ -44,20 +32,21 @@ impl Worker {
         };
         let events = self.events.clone();
         self.tasks.spawn(async move {
-            match team.plans().await {
-                Ok(mut rows) => {
-                    // What a taker would carry on is not for the views.
-                    for r in &mut rows {
-                        r.record = None;
-                    }
-                    let _ = events.send(Event::TeamPlans(rows));
-                }
+            let mut rows = match team.plans().await {
+                Ok(rows) => rows,
                 Err(e) => {
                     let _ = events.send(Event::Failure(crate::team::refused(&team.table, &e)));
+                    return;
                 }
+            };
+            let held = team.leased_among(&rows).await;
+            // What a taker would carry on is not for the views.
+            for r in &mut rows {
+                r.record = None;
             }
+            let _ = events.send(Event::TeamPlans(rows));
+            send_held(&team, &events, held);
         });
-        self.read_leases();
     }
 
     /// A word to a team plan: applied here when this process runs it, else left in the table
@@ -117,5 +106,28 @@ impl Worker {
                 Err(why) => Event::Failure(upper_first(&why)),
             });
         });
+    }
+}
+
+/// The devices other processes' plans hold, for the views (this process's own are not
+/// "held" to it); a table that did not answer is said, and nothing is marked.
+fn send_held(
+    team: &crate::team::Team,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+    held: Result<Vec<(crate::fleet::DeviceKey, crate::team::Holder)>, crate::aws::ApiError>,
+) {
+    match held {
+        Ok(held) => {
+            let list = held
+                .into_iter()
+                .filter(|(_, h)| !(h.pid == team.me.pid && h.host == team.me.host))
+                .map(|(k, h)| (k, h.text()))
+                .collect();
+            let _ = events.send(Event::Leases(list));
+        }
+        Err(e) => {
+            let _ = events.send(Event::Failure(crate::team::refused(&team.table, &e)));
+            let _ = events.send(Event::Leases(Vec::new()));
+        }
     }
 }

@@ -67,6 +67,14 @@ fn moto_fits(python: &Path) -> bool {
     out.status.success() && v.len() >= 3 && (v[0], v[1], v[2]) >= WANTED
 }
 
+/// moto's own server (`python -m moto.server`), its werkzeug server made to serve one request
+/// at a time. Its connections then close after each answer (HTTP/1.0), so no client holds it.
+const SERIAL_MOTO: &str = "import sys, moto.server as s\n\
+serve = s.run_simple\n\
+s.run_simple = lambda *a, **k: serve(*a, **{**k, 'threaded': False})\n\
+sys.argv[0] = 'moto_server'\n\
+s.main()\n";
+
 /// A moto server of the test's own on loopback.
 pub struct Moto {
     child: Option<Child>,
@@ -93,8 +101,12 @@ impl Moto {
             .expect("a free port")
             .port();
         self.endpoint = format!("http://127.0.0.1:{}", self.port);
+        // One request at a time: moto applies a transaction item by item and, when one item's
+        // condition fails, puts back a copy of the whole table taken before it began, undoing
+        // whatever another request wrote meanwhile. DynamoDB's transactions are serializable;
+        // serving requests one after another makes moto's so too.
         let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .args(["-c", SERIAL_MOTO, "-H", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
