@@ -61,7 +61,11 @@ pub fn advice(e: &ApiError, c: &Connection, service: Service, call: &str) -> Opt
                 "The credentials of profile {profile} have expired: renew them"
             ));
         }
-        if text.contains("no credentials") || text.contains("not enabled") {
+        // The chain ran out: no profile keys, no environment, and (off EC2) no IMDS either.
+        if text.contains("no credentials")
+            || text.contains("not enabled")
+            || text.contains("loading credentials")
+        {
             return Some(format!(
                 "No AWS credentials for profile {profile}: run aws configure --profile {profile} (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --demo needs none)"
             ));
@@ -132,6 +136,15 @@ mod tests {
             "{none}"
         );
         assert!(none.contains("aws configure --profile ops"), "{none}");
+        let chain = said(
+            ErrorKind::Auth,
+            "CredentialsError",
+            "dispatch failure: other: an error occurred while loading credentials: failed to load IMDS session token",
+        );
+        assert!(
+            chain.starts_with("No AWS credentials for profile ops"),
+            "{chain}"
+        );
         let sso = said(
             ErrorKind::Auth,
             "CredentialsError",

@@ -87,7 +87,9 @@ impl ApiError {
             ),
             SdkError::DispatchFailure(failure) => {
                 let text = DisplayErrorContext(&err).to_string();
-                if failure.is_user() || text.contains("credentials") || text.contains("identity") {
+                // "the credential provider was not enabled", "no credentials", "identity …".
+                let lower = text.to_lowercase();
+                if failure.is_user() || lower.contains("credential") || lower.contains("identity") {
                     Self::new(ErrorKind::Auth, "CredentialsError", first_line(&text))
                 } else if failure.is_io() && !failure.is_timeout() {
                     // The connection failed: a request whose answer was lost may have taken effect.

@@ -133,6 +133,7 @@ pub struct Team {
 pub fn refused(table: &str, e: &ApiError) -> String {
     let fix = match e.kind {
         ErrorKind::NotFound => format!("create it with `fleetdeck team init --team {table}`"),
+        ErrorKind::Auth if e.code == "CredentialsError" => "give the team table a profile with credentials: --team-profile PROFILE (FLEETDECK_TEAM_PROFILE, or a context's team_profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
         ErrorKind::Auth => format!(
             "give this identity the team table's policy (README, Team mode) on {table}, or set team_profile"
         ),
@@ -163,6 +164,18 @@ pub fn plain(e: &ApiError) -> String {
     } else {
         None
     };
+    if e.code == "CredentialsError" {
+        // The SDK's chain of causes, down to the one a person can act on.
+        let why = e
+            .message
+            .split(": ")
+            .find(|part| part.contains("profile") || part.contains("no credentials"))
+            .map(|part| part.split(" (").next().unwrap_or(part).trim());
+        return format!(
+            "no credentials ({})",
+            why.unwrap_or("none found in the chain")
+        );
+    }
     match cause {
         Some(c)
             if matches!(
@@ -276,6 +289,24 @@ mod tests {
                 .unwrap_err()
                 .contains("min=0")
         );
+    }
+
+    #[test]
+    fn missing_credentials_read_as_their_cause_and_their_fix() {
+        let e = ApiError::new(
+            ErrorKind::Auth,
+            "CredentialsError",
+            "dispatch failure: other: the credential provider was not enabled: profile `carol` was not defined: could not find source profile carol (DispatchFailure(…))",
+        );
+        let said = refused("fleet-team", &e);
+        assert!(
+            said.starts_with(
+                "team table fleet-team: no credentials (profile `carol` was not defined)."
+            ),
+            "{said}"
+        );
+        assert!(said.contains("--team-profile PROFILE"), "{said}");
+        assert!(!said.contains("DispatchFailure"), "{said}");
     }
 
     #[test]
