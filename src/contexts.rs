@@ -80,6 +80,13 @@ pub struct ContextEntry {
     pub team: Option<String>,
     pub team_profile: Option<String>,
     pub team_region: Option<String>,
+    /// CloudWatch alarms that breach a rollout's gate in this context.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// The maintenance window of this context's devices without one of their own.
+    pub window: Option<String>,
+    /// The device tag that carries a device's own window.
+    pub window_tag: Option<String>,
 }
 
 /// One context as used: a profile and the regions it reaches.
@@ -419,6 +426,38 @@ impl Catalog {
     /// Context names the file (or the demo) defines.
     pub fn context_names(&self) -> Vec<String> {
         self.file.contexts.keys().cloned().collect()
+    }
+
+    /// The alarms and window of the contexts in use, for what the flags leave unsaid: every
+    /// context's alarms, and their one window and window tag (two that differ are refused).
+    pub fn watch_defaults(
+        &self,
+        flags: &Flags,
+    ) -> Result<(Vec<String>, Option<String>, Option<String>), String> {
+        let contexts = resolve(flags, &self.env, &self.file)?;
+        let entries: Vec<&ContextEntry> = contexts
+            .iter()
+            .filter_map(|c| self.file.contexts.get(&c.name))
+            .collect();
+        let mut alarms: Vec<String> = entries.iter().flat_map(|e| e.alarms.clone()).collect();
+        alarms.sort();
+        alarms.dedup();
+        let one = |what: &str, pick: &dyn Fn(&ContextEntry) -> Option<String>| {
+            let mut all: Vec<String> = entries.iter().filter_map(|e| pick(e)).collect();
+            all.sort();
+            all.dedup();
+            match all.len() {
+                0 | 1 => Ok(all.pop()),
+                _ => Err(format!(
+                    "the contexts in use name {} different {what}s ({}): pass --{what} to choose",
+                    all.len(),
+                    all.join(" | ")
+                )),
+            }
+        };
+        let window = one("window", &|e| e.window.clone())?;
+        let tag = one("window-tag", &|e| e.window_tag.clone())?;
+        Ok((alarms, window, tag))
     }
 
     /// Team mode for the contexts in use: `--team` or `FLEETDECK_TEAM` (as `flag`), else the

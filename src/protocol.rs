@@ -195,6 +195,12 @@ pub struct RolloutView {
     pub sizes: Vec<Size>,
     /// The gate between waves, if any.
     pub gate: Option<Gate>,
+    /// What the gate watches besides the devices.
+    pub watch: crate::ops::rollout::Watch,
+    /// Devices waiting for their maintenance window, and when it opens (epoch seconds).
+    pub waiting: Vec<(DeviceKey, u64)>,
+    /// The rollout's CloudWatch alarms as last read.
+    pub alarms: Vec<crate::fleet::AlarmReading>,
     /// Each wave's operations, in order.
     pub waves: Vec<Vec<OpId>>,
     /// The wave being sent, or the last one sent.
@@ -286,10 +292,21 @@ pub struct Settings {
     pub team: Option<crate::team::TeamConfig>,
     /// Team mode: wait this long for devices another plan holds, instead of leaving them out.
     pub wait_for_leases: Option<Duration>,
+    /// Where a rollout's CloudWatch alarms are read; `None` when no alarm is watched.
+    pub alarms_from: Option<AlarmSource>,
     /// Makes every appliance's dispatch task panic, for the test that proves a panicking task
     /// fails its rows instead of leaving them in flight. Never set otherwise.
     #[doc(hidden)]
     pub panic_in_dispatch_for_tests: bool,
+}
+
+/// The credentials and region CloudWatch is read with: the first context's.
+#[derive(Clone, Debug, Default)]
+pub struct AlarmSource {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    /// The demo's key pair, when the demo's contexts are in use.
+    pub demo_key: Option<(String, String)>,
 }
 
 impl Default for Settings {
@@ -305,6 +322,7 @@ impl Default for Settings {
             health_timeout: Duration::from_secs(600),
             team: None,
             wait_for_leases: None,
+            alarms_from: None,
             panic_in_dispatch_for_tests: false,
         }
     }

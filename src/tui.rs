@@ -34,6 +34,51 @@ pub struct Session {
     pub settings: Settings,
     /// The demo's simulator, kept alive for the session.
     pub sim: Option<sim::SimHandle>,
+    /// What a rollout's gate watches besides its devices, from flags and contexts.
+    pub watch: crate::ops::rollout::Watch,
+}
+
+/// The gate's watch from the flags, then the contexts in use: each window is parsed here so
+/// a wrong one is refused before anything is listed.
+fn watch_of(
+    args: &crate::cli::WatchArgs,
+    catalog: &Catalog,
+    flags: &Flags,
+) -> anyhow::Result<crate::ops::rollout::Watch> {
+    use crate::ops::rollout::{WINDOW_TAG, Watch, parse_duration};
+    let (alarms, window, tag) = catalog.watch_defaults(flags).map_err(anyhow::Error::msg)?;
+    let watch = Watch {
+        app_health: !args.no_app_health,
+        alarms: if args.alarms.is_empty() {
+            alarms
+        } else {
+            args.alarms.clone()
+        },
+        alarm_strict: args.alarm_strict,
+        window: args.window.clone().or(window),
+        window_tag: args
+            .window_tag
+            .clone()
+            .or(tag)
+            .unwrap_or_else(|| WINDOW_TAG.into()),
+        window_timeout_secs: match &args.window_timeout {
+            Some(t) => Some(
+                parse_duration(t)
+                    .map_err(|e| anyhow::anyhow!("--window-timeout: {e}"))?
+                    .as_secs(),
+            ),
+            None => None,
+        },
+        device_windows: Default::default(),
+    };
+    if let Some(w) = &watch.window {
+        crate::ops::watch::Windows::parse(w).map_err(|e| anyhow::anyhow!("--window: {e}"))?;
+    }
+    for name in &watch.alarms {
+        crate::fleet::validate::alarm_name(name)
+            .map_err(|e| anyhow::anyhow!("--abort-on-alarm: {e}"))?;
+    }
+    Ok(watch)
 }
 
 /// The demo's simulator: two regions, two accounts (each its own key pair and fleet), named
@@ -92,7 +137,10 @@ colour = "cyan"
 
 impl Session {
     pub async fn prepare(args: &TuiArgs) -> anyhow::Result<Self> {
+        let health_timeout = crate::ops::rollout::parse_duration(&args.watch.health_timeout)
+            .map_err(|e| anyhow::anyhow!("--health-timeout: {e}"))?;
         let settings = Settings {
+            health_timeout,
             concurrency: usize::from(args.concurrency),
             read_only: args.read_only,
             journal: args.journal.clone().or_else(journal::default_path),
@@ -125,6 +173,21 @@ impl Session {
             .team(&flags, args.team.as_deref())
             .map_err(anyhow::Error::msg)?
             .map(|t| t.overridden(args.team_profile.clone(), args.team_region.clone()));
+        let watch = watch_of(&args.watch, &catalog, &flags)?;
+        // Alarms are read from the first context's account and region, through aws-config
+        // (AWS_ENDPOINT_URL_CLOUDWATCH); the demo's simulator has none to read.
+        if !watch.alarms.is_empty() {
+            if args.demo && std::env::var_os("AWS_ENDPOINT_URL_CLOUDWATCH").is_none() {
+                anyhow::bail!(
+                    "--abort-on-alarm reads CloudWatch, which the demo's simulator does not serve: set AWS_ENDPOINT_URL_CLOUDWATCH to a CloudWatch you run locally, or leave the alarms out"
+                );
+            }
+            settings.alarms_from = targets.first().map(|t| crate::protocol::AlarmSource {
+                profile: t.profile.clone(),
+                region: t.region.clone(),
+                demo_key: t.demo_key.clone(),
+            });
+        }
         catalog.flags = flags;
         let connections = targets.iter().map(aws::config::first_guess).collect();
         Ok(Self {
@@ -133,6 +196,7 @@ impl Session {
             catalog,
             settings,
             sim,
+            watch,
         })
     }
 }
@@ -177,11 +241,13 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<i32> {
         catalog,
         settings,
         sim,
+        watch,
     } = Session::prepare(&args).await?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(connections, color, Instant::now());
     app.danger = crate::fleet::filter::Danger::new(&catalog.file.danger());
     app.catalog = catalog;
+    app.watch = watch;
     app.read_only = args.read_only;
     app.operator = journal::control::operator("the terminal UI");
     app.journal_path = settings.journal.as_ref().map(|p| p.display().to_string());

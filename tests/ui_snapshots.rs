@@ -272,6 +272,8 @@ fn results_pane() {
         decisions: Vec::new(),
         outcome: None,
         left_out: Vec::new(),
+        waiting: Vec::new(),
+        alarms: Vec::new(),
     }));
     f.snapshot("results");
     // Where column priorities decide what is left: the least-needed columns go first.
@@ -463,6 +465,8 @@ fn a_single_wave_rollout_has_one_gauge() {
         decisions: Vec::new(),
         outcome: None,
         left_out: Vec::new(),
+        waiting: Vec::new(),
+        alarms: Vec::new(),
     }));
     f.snapshot("results_one_wave");
     for (w, h) in SIZES {

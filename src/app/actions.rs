@@ -325,6 +325,7 @@ pub(super) fn retry_rest(app: &mut App) {
             view.sizes.clone()
         },
         gate: view.gate,
+        watch: view.watch.clone(),
     };
     if plan.is_empty() {
         return app.tell("Nothing to retry: preflight leaves out every device that is left");
@@ -385,6 +386,7 @@ pub(super) fn form_for(app: &mut App, kind: FormKind, targets: Vec<Device>) -> V
     );
     app.looked = keys.clone();
     let mut form = Form::new(kind, targets);
+    form.staging.watch = app.watch.clone();
     form.held = form
         .targets
         .iter()

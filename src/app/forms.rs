@@ -113,6 +113,8 @@ pub struct Staging {
     pub on_breach: OnBreach,
     pub canary: Input,
     pub include_skipped: bool,
+    /// Alarms, windows and application health, from the session's flags and context.
+    pub watch: crate::ops::rollout::Watch,
 }
 
 impl Default for Staging {
@@ -126,6 +128,7 @@ impl Default for Staging {
             on_breach: OnBreach::Abort,
             canary: Input::default(),
             include_skipped: false,
+            watch: Default::default(),
         }
     }
 }
@@ -186,7 +189,11 @@ impl Staging {
             approve: self.approve,
             on_breach: self.on_breach,
         });
-        Ok(Rollout { waves, gate })
+        Ok(Rollout {
+            waves,
+            gate,
+            watch: self.watch.clone(),
+        })
     }
 }
 

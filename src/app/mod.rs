@@ -157,6 +157,8 @@ pub struct App {
     pub looked: Vec<DeviceKey>,
     /// Who gives this terminal's words to a rollout, as the journal records it.
     pub operator: Cause,
+    /// What a plan's gate watches besides its devices (the session's flags and contexts).
+    pub watch: crate::ops::rollout::Watch,
     /// Team mode: devices another plan of the team holds, and who holds them.
     pub held: std::collections::HashMap<DeviceKey, String>,
     /// Team mode: the table and who this session is to it, once reached.
@@ -211,6 +213,7 @@ impl App {
             log_path: None,
             resumable: Vec::new(),
             looked: Vec::new(),
+            watch: Default::default(),
             operator: Cause::Operator {
                 user: "the operator".into(),
                 host: "this host".into(),

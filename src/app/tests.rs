@@ -331,6 +331,8 @@ fn view(app: &App, phase: crate::ops::rollout::Phase) -> RolloutView {
         figures: Default::default(),
         decisions: Vec::new(),
         left_out: Vec::new(),
+        waiting: Vec::new(),
+        alarms: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! types and fleetdeck's own. Only this module and `worker` see SDK types.
 
 pub mod advice;
+pub mod cloudwatch;
 pub mod config;
 pub mod error;
 pub mod panorama;

@@ -239,3 +239,36 @@ pub async fn history(client: &Client, device: &str) -> Result<Vec<String>, ApiEr
     }
     Ok(lines)
 }
+
+/// The appliance's application instances, every page: what the gate compares before and
+/// after an operation, and what the device's details list.
+pub async fn app_instances(
+    client: &Client,
+    device: &str,
+) -> Result<Vec<crate::fleet::AppInstance>, ApiError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_application_instances()
+            .device_id(device)
+            .max_results(25)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(ApiError::from_sdk)?;
+        out.extend(page.application_instances().iter().filter_map(|a| {
+            Some(crate::fleet::AppInstance {
+                id: a.application_instance_id()?.to_string(),
+                name: a.name().unwrap_or("(unnamed)").to_string(),
+                health: a.health_status().map_or("UNKNOWN", |h| h.as_str()).into(),
+                status: a.status().map_or("UNKNOWN", |s| s.as_str()).into(),
+                detail: a.status_description().map(Into::into),
+            })
+        }));
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}

@@ -23,6 +23,71 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A Panorama application instance on an appliance, as ListApplicationInstances tells it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppInstance {
+    pub id: String,
+    pub name: String,
+    /// HealthStatus: RUNNING, ERROR or NOT_AVAILABLE.
+    pub health: String,
+    /// Status: DEPLOYMENT_SUCCEEDED and the other deployment states.
+    pub status: String,
+    /// StatusDescription, when the service gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AppInstance {
+    /// Running as deployed: what an application that came back after an operation shows.
+    pub fn is_running(&self) -> bool {
+        self.health == "RUNNING" && self.status == "DEPLOYMENT_SUCCEEDED"
+    }
+
+    /// "people-counter ERROR (the application failed to start)".
+    pub fn state_text(&self) -> String {
+        let mut text = format!("{} {}", self.name, self.health);
+        if self.health == "RUNNING" && self.status != "DEPLOYMENT_SUCCEEDED" {
+            text = format!("{} {}", self.name, self.status);
+        }
+        if let Some(d) = self.detail.as_deref().filter(|d| !d.is_empty())
+            && !self.is_running()
+        {
+            text.push_str(&format!(" ({d})"));
+        }
+        text
+    }
+}
+
+/// One CloudWatch alarm as DescribeAlarms told it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlarmReading {
+    pub name: String,
+    /// OK, ALARM or INSUFFICIENT_DATA.
+    pub state: String,
+    /// StateReason.
+    #[serde(default)]
+    pub reason: String,
+    /// StateUpdatedTimestamp, epoch seconds.
+    #[serde(default)]
+    pub since: u64,
+}
+
+impl AlarmReading {
+    /// "cv-errors is ALARM since 2026-12-06T20:01:05Z: Threshold Crossed: …".
+    pub fn text(&self) -> String {
+        let mut t = format!("{} is {} since {}", self.name, self.state, utc(self.since));
+        if !self.reason.is_empty() {
+            t.push_str(&format!(": {}", self.reason));
+        }
+        t
+    }
+}
+
+pub fn utc(secs: u64) -> String {
+    jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX))
+        .map_or_else(|_| secs.to_string(), |t| t.strftime("%FT%TZ").to_string())
+}
+
 /// What a Snow task carries besides its command.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnowOptions {

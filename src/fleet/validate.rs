@@ -26,6 +26,17 @@ pub fn description(text: &str) -> Result<Option<String>, String> {
     Ok(Some(text.to_string()))
 }
 
+/// CloudWatch `AlarmName`: 1 to 255 characters (DescribeAlarms takes at most 100 names).
+pub fn alarm_name(text: &str) -> Result<(), String> {
+    let len = text.chars().count();
+    if len == 0 || len > 255 {
+        return Err(format!(
+            "alarm name {text:?} is {len} characters; CloudWatch takes 1 to 255"
+        ));
+    }
+    Ok(())
+}
+
 /// Panorama OTAJobConfig `ImageVersion`: 1 to 255 characters on one line.
 pub fn image_version(text: &str) -> Result<String, String> {
     let text = text.trim();

@@ -98,7 +98,12 @@ pub fn show(path: &Path, plan: &str, out: &mut impl Write) -> anyhow::Result<()>
 /// One record as `journal show` prints it: when, what, and its figures.
 fn line(r: &Record) -> String {
     match r {
-        Record::Wave { .. } | Record::Gate { .. } | Record::Health { .. } => rollout_line(r),
+        Record::Wave { .. }
+        | Record::Gate { .. }
+        | Record::Health { .. }
+        | Record::Apps { .. }
+        | Record::Alarms { .. }
+        | Record::Window { .. } => rollout_line(r),
         Record::Intent { .. } | Record::Outcome { .. } | Record::Final { .. } => call_line(r),
         Record::Plan {
             at,
@@ -160,6 +165,47 @@ fn rollout_line(r: &Record) -> String {
             reason
                 .as_ref()
                 .map_or_else(String::new, |r| format!(": {r}"))
+        ),
+        Record::Apps {
+            at,
+            device,
+            running,
+            ..
+        } => format!(
+            "{}  apps     {device} before: {}",
+            when(*at),
+            if running.is_empty() {
+                "none running".to_string()
+            } else {
+                running
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        Record::Alarms {
+            at, alarms, breach, ..
+        } => format!(
+            "{}  alarms   {}{}",
+            when(*at),
+            alarms
+                .iter()
+                .map(|a| format!("{} {}", a.name, a.state))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if *breach { " — BREACH" } else { "" }
+        ),
+        Record::Window {
+            at,
+            device,
+            until,
+            window,
+            ..
+        } => format!(
+            "{}  window   {device} waits until {} ({window})",
+            when(*at),
+            when(*until)
         ),
         _ => String::new(),
     }

@@ -118,6 +118,29 @@ pub enum Record {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         reason: Option<String>,
     },
+    /// An appliance's applications before its operation: those running, by id and name. Its
+    /// health afterwards is judged against them, also after a restart.
+    Apps {
+        plan: String,
+        at: u64,
+        device: String,
+        running: Vec<crate::ops::rollout::AppRef>,
+    },
+    /// The rollout's CloudWatch alarms as read, and whether they broke the gate.
+    Alarms {
+        plan: String,
+        at: u64,
+        alarms: Vec<crate::fleet::AlarmReading>,
+        breach: bool,
+    },
+    /// A device waits for its maintenance window: nothing is sent to it before `until`.
+    Window {
+        plan: String,
+        at: u64,
+        device: String,
+        until: u64,
+        window: String,
+    },
     /// A mutating call is about to be sent.
     Intent {
         plan: String,
@@ -192,6 +215,9 @@ impl Record {
             | Self::Wave { plan, .. }
             | Self::Gate { plan, .. }
             | Self::Health { plan, .. }
+            | Self::Apps { plan, .. }
+            | Self::Alarms { plan, .. }
+            | Self::Window { plan, .. }
             | Self::Paused { plan, .. }
             | Self::End { plan, .. } => plan,
         }
@@ -208,6 +234,9 @@ pub struct RolloutRecord {
     pub sizes: Vec<Size>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gate: Option<Gate>,
+    /// What the gate watches besides the devices: applications, alarms, windows.
+    #[serde(default)]
+    pub watch: crate::ops::rollout::Watch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

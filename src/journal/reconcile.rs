@@ -18,6 +18,8 @@ pub struct RolloutState {
     pub decisions: Vec<Decision>,
     /// When the gate last passed the current wave (epoch seconds): a bake goes on from there.
     pub passed_at: Option<u64>,
+    /// What the gate's watch recorded: applications before, waits for windows.
+    pub watched: Vec<Record>,
 }
 
 /// Reads a plan's rollout progress from its records.
@@ -46,6 +48,7 @@ fn state_of<'a>(mine: impl Iterator<Item = &'a Record>) -> RolloutState {
                 }
             }
             Record::Health { healthy: false, .. } => state.figures.failed += 1,
+            Record::Apps { .. } | Record::Window { .. } => state.watched.push(r.clone()),
             _ => {}
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod plan;
 pub mod rollout;
+pub mod watch;
 
 pub use plan::{Plan, Preflight};
 

@@ -67,6 +67,8 @@ pub struct Plan {
     pub include_skipped: bool,
     /// The scope ("context/region") each target was read from: where its call goes.
     pub scopes: BTreeMap<DeviceKey, String>,
+    /// The tags of targets that have any: a device's own maintenance window is one of them.
+    pub tags: BTreeMap<DeviceKey, crate::fleet::Tags>,
 }
 
 impl Plan {
@@ -86,6 +88,7 @@ impl Plan {
         let mut major_bumps = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut scopes = BTreeMap::new();
+        let mut tags = BTreeMap::new();
         let offered = offered_versions(&operation, devices);
         for d in devices {
             // A device named twice (by id and by name, say) is one target.
@@ -118,6 +121,9 @@ impl Plan {
             if !d.scope.is_empty() {
                 scopes.insert(d.key(), d.scope.to_string());
             }
+            if !d.tags.is_empty() {
+                tags.insert(d.key(), d.tags.clone());
+            }
             targets.push(d.key());
         }
         Self {
@@ -129,7 +135,30 @@ impl Plan {
             rollout: Rollout::default(),
             include_skipped: preflight.include_skipped,
             scopes,
+            tags,
         }
+    }
+
+    /// Each target's maintenance window, "panorama:<id>" → spec: its own tag's, else the
+    /// plan's. Devices with neither are absent: they may be sent to at any time.
+    pub fn windows(&self) -> BTreeMap<String, String> {
+        let watch = &self.rollout.watch;
+        self.targets
+            .iter()
+            .filter_map(|k| {
+                let own = self
+                    .tags
+                    .get(k)
+                    .and_then(|t| t.get(&watch.window_tag))
+                    .map(str::to_string);
+                let spec = own.or_else(|| watch.window.clone())?;
+                let service = match k.service {
+                    crate::fleet::Service::Panorama => "panorama",
+                    crate::fleet::Service::Snow => "snow",
+                };
+                Some((format!("{service}:{}", k.id), spec))
+            })
+            .collect()
     }
 
     /// The scopes the plan's targets are in, in order of first appearance.

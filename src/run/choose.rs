@@ -397,6 +397,7 @@ fn retry_of(
         } if !r.sizes.is_empty() => Some(Rollout {
             waves: r.sizes.clone(),
             gate: r.gate,
+            watch: r.watch.clone(),
         }),
         _ => None,
     };

@@ -31,6 +31,22 @@ pub struct Staging {
 }
 
 impl Staging {
+    /// The gate's watch, from the flags and the contexts. Alarms and windows make a rollout
+    /// of a plan given none (one wave, as it would have been sent).
+    pub fn watch(&mut self, watch: crate::ops::rollout::Watch) {
+        let needs = !watch.alarms.is_empty() || watch.window.is_some();
+        match &mut self.rollout {
+            Some(r) => r.watch = watch,
+            None if needs => {
+                self.rollout = Some(Rollout {
+                    watch,
+                    ..Rollout::default()
+                })
+            }
+            None => {}
+        }
+    }
+
     pub fn of(args: &RunArgs) -> anyhow::Result<Self> {
         let stale = parse_duration(&args.stale).map_err(|e| anyhow::anyhow!("--stale: {e}"))?;
         let approve_timeout = match &args.approve_timeout {
@@ -131,7 +147,11 @@ fn rollout_of(args: &RunArgs) -> anyhow::Result<Option<Rollout>> {
         None => vec![Size::Rest],
     };
     let gate = gate_given.then(|| gate_of(args)).transpose()?;
-    Ok(Some(Rollout { waves, gate }))
+    Ok(Some(Rollout {
+        waves,
+        gate,
+        watch: Default::default(),
+    }))
 }
 
 fn gate_of(args: &RunArgs) -> anyhow::Result<Gate> {

@@ -357,6 +357,28 @@ fn waiting_for(view: &RolloutView) -> Option<String> {
 }
 
 /// What a rollout decided and what it waits for, each said once.
+/// "3 devices wait for their maintenance window: cam-01 until 2026-12-07 02:00:00 UTC, …".
+fn waiting_line(view: &RolloutView) -> String {
+    let mut waits = view.waiting.clone();
+    waits.sort_by_key(|(_, until)| *until);
+    let n = waits.len();
+    let shown: Vec<String> = waits
+        .iter()
+        .take(5)
+        .map(|(k, until)| format!("{} until {} UTC", k.id, journal::when(*until)))
+        .collect();
+    let more = if n > 5 {
+        format!(", and {} more", n - 5)
+    } else {
+        String::new()
+    };
+    let s = if n == 1 { " waits" } else { "s wait" };
+    format!(
+        "{n} device{s} for the maintenance window: {}{more}",
+        shown.join(", ")
+    )
+}
+
 fn rollout_lines(
     view: &RolloutView,
     before: Option<&RolloutView>,
@@ -370,6 +392,9 @@ fn rollout_lines(
         .skip(seen)
         .map(|d| d.line(n))
         .collect();
+    if before.is_none_or(|b| b.waiting != view.waiting) && !view.waiting.is_empty() {
+        lines.push(waiting_line(view));
+    }
     let same_phase = before.is_some_and(|b| b.phase == view.phase && b.wave == view.wave);
     if same_phase {
         return lines;

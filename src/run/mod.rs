@@ -88,6 +88,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunEnd> {
     let mut signals = Signals::new()?;
     let mut session = Session::prepare(&args.session).await?;
     staging.team = session.settings.team.is_some();
+    staging.watch(session.watch.clone());
     if staging.wait_for_leases.is_some() && !staging.team {
         bail!(
             "--wait-for-leases waits for devices the team's other plans hold: it needs team mode (--team TABLE, FLEETDECK_TEAM or a context's `team`)"

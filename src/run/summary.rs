@@ -232,6 +232,11 @@ fn json(
             "gate": r.gate,
             "decisions": r.decisions,
             "phase": r.phase,
+            "watch": r.watch,
+            "alarms": r.alarms,
+            "waiting": r.waiting.iter().map(|(k, until)| serde_json::json!({
+                "device": k.id.as_str(), "until": until,
+            })).collect::<Vec<_>>(),
         })),
     })
 }

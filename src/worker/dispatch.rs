@@ -131,10 +131,22 @@ pub(super) struct Ctx {
     pub snow: SnowOptions,
     /// Team mode: the plan's gate to the team's table, asked before anything is sent.
     pub guard: Option<Arc<Guard>>,
+    /// Devices' maintenance windows, by id: a send begins only while its window is open.
+    pub windows: Arc<std::collections::HashMap<String, crate::ops::watch::Windows>>,
     pub panic_for_tests: bool,
 }
 
 impl Ctx {
+    /// Whether the device may be sent to now (no window, or its window is open).
+    fn window_open(&self, device: &str) -> bool {
+        self.windows.get(device).is_none_or(|w| {
+            matches!(
+                w.at(crate::journal::now()),
+                crate::ops::watch::WindowState::Open { .. }
+            )
+        })
+    }
+
     fn report(&self, op: OpId, update: OpUpdate) {
         let _ = self.tx.send(Internal::Op(op, update));
     }
@@ -323,6 +335,10 @@ async fn panorama_job(
         // stands between the table's word and the send.
         if let Err(end) = team_check(ctx, device, &before).await {
             return end;
+        }
+        // The pacing wait can outlast the device's window: then it waits for the next one.
+        if !ctx.window_open(device) {
+            return End::Paused;
         }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
@@ -575,6 +591,17 @@ async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<Strin
     let Some(_permit) = until(maybe_sent).unless(ctx.limits.call()).await else {
         return stopped(&ops, maybe_sent);
     };
+    // A batch not yet sent leaves out devices whose window shut meanwhile: they wait for the
+    // next one. One that may have made its task keeps its targets, as its token requires.
+    if !maybe_sent {
+        let (go, shut): (Vec<_>, Vec<_>) = ops.into_iter().partition(|(d, _)| ctx.window_open(d));
+        report(&shut, OpUpdate::new(OpState::Paused));
+        ops = go;
+        targets = ops.iter().map(|(d, _)| d.clone()).collect();
+        if ops.is_empty() {
+            return;
+        }
+    }
     let mut retry = Retry::default();
     let mut attempt = 0;
     loop {

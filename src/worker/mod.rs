@@ -18,6 +18,7 @@ mod takeover;
 mod team;
 mod team_asks;
 mod unfinished;
+mod watching;
 mod words;
 
 use std::collections::HashMap;
@@ -95,6 +96,20 @@ enum Internal {
     TeamReady(Result<Arc<crate::team::Team>, String>),
     /// Another host's plan taken over (or why not).
     TakenOver(Result<Box<takeover::Taken>, ApiError>),
+    /// A plan's appliances' applications, read before its first send.
+    Apps {
+        plan: String,
+        read: Vec<(
+            OpId,
+            DeviceKey,
+            Result<Vec<crate::fleet::AppInstance>, ApiError>,
+        )>,
+    },
+    /// A rollout's CloudWatch alarms, as read.
+    Alarms {
+        plan: String,
+        read: Result<Vec<crate::fleet::AlarmReading>, ApiError>,
+    },
     /// A health check after a success ended, with the device as last read.
     Health {
         op: OpId,
@@ -229,6 +244,8 @@ struct Worker {
     heartbeat_every: Option<Duration>,
     /// Team mode with a two-person rule: the devices as last listed, for the rule's filter.
     known: HashMap<DeviceKey, Device>,
+    /// CloudWatch, for rollouts' alarms: made at the first reading.
+    alarm_client: Arc<tokio::sync::OnceCell<aws_sdk_cloudwatch::Client>>,
 }
 
 async fn run(
@@ -278,6 +295,7 @@ async fn run(
         taking: None,
         heartbeat_every: None,
         known: HashMap::new(),
+        alarm_client: Default::default(),
     };
     if let Some(config) = settings.team.clone() {
         let tx = worker.internal.clone();
@@ -520,6 +538,8 @@ impl Worker {
             }
             Internal::Warn(message) => self.emit(Event::Failure(message)),
             Internal::Health { op, health, device } => self.health_read(op, health, device),
+            Internal::Apps { plan, read } => self.apps_read(&plan, read),
+            Internal::Alarms { plan, read } => self.alarms_read(&plan, read),
             Internal::Leased {
                 plan,
                 result,

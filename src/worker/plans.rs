@@ -89,6 +89,11 @@ impl Worker {
             operation,
             snow,
             guard: self.guards.get(plan).cloned(),
+            windows: self
+                .rollouts
+                .get(plan)
+                .map(|r| r.watching.send_windows())
+                .unwrap_or_default(),
             panic_for_tests: self.settings.panic_in_dispatch_for_tests,
         }
     }
@@ -157,6 +162,7 @@ impl Worker {
                     .map(|w| w.iter().map(device_ref).collect())
                     .collect(),
                 gate: plan.rollout.gate_for(waves.len()),
+                watch: plan.rollout.watch.clone(),
             }),
             left_out: plan
                 .left_out()
@@ -195,6 +201,7 @@ impl Worker {
             }
         }
         let routes = plan.scopes.clone();
+        plan.rollout.watch.device_windows = plan.windows();
         let Some(record) = self.plan_record(&id, &plan, &waves) else {
             let e = ApiError::new(
                 ErrorKind::Validation,
@@ -229,6 +236,7 @@ impl Worker {
             snow: plan.snow.clone(),
             sizes: plan.rollout.waves.clone(),
             gate,
+            watch: plan.rollout.watch.clone(),
             waves: group(&ops, waves.len(), |k| {
                 waves.iter().position(|w| w.contains(k))
             }),
@@ -238,6 +246,8 @@ impl Worker {
             decisions: Vec::new(),
             outcome: None,
             left_out: plan.left_out().map(|s| s.key.clone()).collect(),
+            waiting: Vec::new(),
+            alarms: Vec::new(),
         };
         let state = journal::RolloutState::default();
         let run = Run::new(view, plan.operation, plan.snow, &state);
@@ -428,10 +438,12 @@ impl Worker {
                 continue;
             }
             let task = o.resource_id.clone();
+            let mut apps = None;
             if let Some(run) = self.rollouts.get_mut(&o.plan.clone()) {
                 run.health.insert(*op, Health::Checking);
+                apps = run.apps_before(key);
             }
-            self.check_health(*op, key.clone(), operation.clone(), task);
+            self.check_health(*op, key.clone(), operation.clone(), task, apps);
         }
     }
 
@@ -624,14 +636,26 @@ fn resumed_view(
     operation: &Operation,
     snow: &SnowOptions,
 ) -> RolloutView {
-    let (waves, gate, left_out, sizes) = match &u.plan {
+    let (waves, gate, left_out, sizes, watch) = match &u.plan {
         Record::Plan {
             rollout: Some(r),
             left_out,
             ..
-        } => (r.waves.clone(), r.gate, left_out.clone(), r.sizes.clone()),
-        Record::Plan { left_out, .. } => (Vec::new(), None, left_out.clone(), Vec::new()),
-        _ => (Vec::new(), None, Vec::new(), Vec::new()),
+        } => (
+            r.waves.clone(),
+            r.gate,
+            left_out.clone(),
+            r.sizes.clone(),
+            r.watch.clone(),
+        ),
+        Record::Plan { left_out, .. } => (
+            Vec::new(),
+            None,
+            left_out.clone(),
+            Vec::new(),
+            Default::default(),
+        ),
+        _ => Default::default(),
     };
     let state = &u.rollout;
     let phase = match state.decisions.last() {
@@ -649,6 +673,7 @@ fn resumed_view(
         snow: snow.clone(),
         sizes,
         gate,
+        watch,
         waves: group(ops, waves.len().max(1), |k| {
             let name = device_ref(k);
             Some(waves.iter().position(|w| w.contains(&name)).unwrap_or(0))
@@ -662,6 +687,8 @@ fn resumed_view(
             .iter()
             .filter_map(|l| parse_device_ref(&l.device))
             .collect(),
+        waiting: Vec::new(),
+        alarms: Vec::new(),
     }
 }
 

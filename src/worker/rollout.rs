@@ -16,8 +16,8 @@ use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{Device, DeviceKey, Operation, Service, SnowOptions};
 use crate::journal::{self, Record};
 use crate::ops::rollout::{
-    Cause, Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, duration_text,
-    health,
+    AppRef, Cause, Decision, Figures, Gate, Health, OnBreach, Outcome, Phase, Verdict, app_health,
+    duration_text, health,
 };
 use crate::ops::{OpId, OpState, OpUpdate};
 use crate::protocol::{Event, RolloutView};
@@ -42,6 +42,8 @@ pub(super) struct Run {
     pub(super) breached: bool,
     /// What a pause interrupted, to go back to when promoted.
     pub(super) before_pause: Option<Phase>,
+    /// Applications, alarms and windows, as the gate watches them.
+    pub(super) watching: super::watching::Watching,
 }
 
 impl Run {
@@ -58,7 +60,9 @@ impl Run {
             .rev()
             .find(|d| d.verdict == Verdict::Promoted)
             .map_or(0, |d| d.figures.failed);
+        let watching = super::watching::Watching::new(&view.watch, &state.watched);
         Self {
+            watching,
             view,
             operation,
             snow,
@@ -84,6 +88,15 @@ impl Run {
 
     fn last_wave(&self) -> bool {
         self.view.wave + 1 >= self.view.waves.len()
+    }
+
+    /// The applications that ran on an appliance before its operation, when its health
+    /// includes theirs.
+    pub(super) fn apps_before(&self, key: &DeviceKey) -> Option<Vec<AppRef>> {
+        if key.service != Service::Panorama || !self.view.watch.reads_apps(&self.operation) {
+            return None;
+        }
+        self.watching.apps_before.get(key).cloned()
     }
 }
 
@@ -122,6 +135,29 @@ pub(super) fn fresh_work(
         });
     }
     work
+}
+
+/// The device healthy after its operation: its own state, then (an appliance with a
+/// baseline) every application that ran before it running again.
+async fn healthy(
+    operation: &Operation,
+    d: &Device,
+    ended: Option<u64>,
+    clients: &aws::config::Clients,
+    limits: &super::limits::Limits,
+    apps: &Option<Vec<AppRef>>,
+) -> Result<(), String> {
+    health(operation, d, ended)?;
+    let Some(before) = apps.as_ref().filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    let client = clients.panorama().map_err(|e| e.to_string())?;
+    limits.panorama_read().await;
+    let _permit = limits.call().await;
+    let now = aws::panorama::app_instances(client, &d.id)
+        .await
+        .map_err(|e| format!("its applications could not be read: {e}"))?;
+    app_health(before, &now)
 }
 
 impl Worker {
@@ -217,6 +253,7 @@ impl Worker {
         };
         let (operation, snow) = (run.operation.clone(), run.snow.clone());
         let ops = self.idle_unsent(plan, Some(run.view.wave));
+        let ops = self.watch_admits(plan, ops);
         if !ops.is_empty() {
             let work = fresh_work(&ops, |k| self.routes.get(k).cloned());
             self.start(plan, operation, snow, work);
@@ -522,7 +559,8 @@ impl Worker {
         if state == OpState::Succeeded && run.gate().is_some() {
             run.health.insert(op, Health::Checking);
             let operation = run.operation.clone();
-            self.check_health(op, key, operation, task);
+            let apps = run.apps_before(&key);
+            self.check_health(op, key, operation, task, apps);
         }
         if aborted && state == OpState::Paused {
             self.skip_aborted(&plan);
@@ -537,6 +575,7 @@ impl Worker {
         key: DeviceKey,
         operation: Operation,
         task: Option<String>,
+        apps: Option<Vec<AppRef>>,
     ) {
         let Some((clients, limits, at)) = self.reach(&key) else {
             let why = super::status::no_scope(&key).message;
@@ -562,7 +601,7 @@ impl Worker {
                     .await
                     .map(|d| at.stamp(d));
                 let why = match &read {
-                    Ok(d) => match health(&operation, d, ended) {
+                    Ok(d) => match healthy(&operation, d, ended, &clients, &limits, &apps).await {
                         Ok(()) => {
                             let _ = tx.send(Internal::Health {
                                 op,
@@ -621,6 +660,7 @@ impl Worker {
     /// rollout (`fleetdeck run --promote PLAN`).
     pub(super) fn rollout_tick(&mut self) {
         self.take_words();
+        self.watch_tick();
         let baking: Vec<String> = self
             .rollouts
             .iter()

@@ -115,6 +115,8 @@ impl Worker {
                 };
                 run.breached = false;
                 self.decide(plan, Verdict::Promoted, detail, by.clone());
+                // An alarm that breached stays accepted until it changes.
+                self.accept_alarms(plan);
                 self.send_unsent(plan);
             }
             Phase::Sending | Phase::Checking => return Err(nothing_waits(&run.view)),
