@@ -458,6 +458,10 @@ pub struct SimArgs {
     #[arg(long, value_name = "N", default_value_t = sim::DEFAULT_MAX_CONNECTIONS,
           value_parser = connections)]
     pub max_connections: usize,
+    /// Leave the application instances of the Panorama appliance NAME (its name or id) in
+    /// health ERROR after its next OTA that completes; the OTA itself succeeds. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub unhealthy_after_ota: Vec<String>,
 }
 
 /// A speed for simulated time, refused here with the simulator's own rule.

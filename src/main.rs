@@ -303,6 +303,7 @@ fn sim_config(args: SimArgs) -> anyhow::Result<SimConfig> {
         header_timeout: Duration::from_secs(args.header_timeout_secs),
         body_timeout: Duration::from_secs(args.body_timeout_secs),
         max_connections: args.max_connections,
+        unhealthy_after_ota: args.unhealthy_after_ota,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The `aws` CLI against the real `fleetdeck sim` binary, as a user would drive them:
-//! list devices, create a Panorama job and a Snow task, and poll both to completion.
+//! list devices, create a Panorama job and a Snow task, and poll both to completion; list an
+//! appliance's application instances.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -290,4 +291,111 @@ fn the_aws_cli_lists_a_second_accounts_snow_devices_with_its_keys() {
     let default = snow_ids(&aws(&sim, &["snow-device-management", "list-devices"]));
     assert_eq!(default.len(), 9);
     assert!(default.iter().all(|id| !snow_ids(&east).contains(id)));
+}
+
+/// Names of the instances in a list-application-instances answer, with their health.
+fn instances(listed: &Value) -> Vec<(String, String)> {
+    listed["ApplicationInstances"]
+        .as_array()
+        .expect("ApplicationInstances")
+        .iter()
+        .map(|i| {
+            let field = |name: &str| i[name].as_str().unwrap_or_default().to_string();
+            (field("Name"), field("HealthStatus"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_aws_cli_lists_an_appliances_applications_and_sees_them_fail_after_an_ota() {
+    const SEA_LOBBY: &str = "device-kotqcfc3r784vjme0m2rlw1u9m";
+    const SEA_DOCK_02: &str = "device-ktsxfvy6plp4rf9tast6m01s12";
+    let sim = start_sim_with(&["--unhealthy-after-ota", "sea-dock-cam-02"]);
+    let list = |device: &str| {
+        aws(
+            &sim,
+            &[
+                "panorama",
+                "list-application-instances",
+                "--device-id",
+                device,
+            ],
+        )
+    };
+
+    let lobby = list(SEA_LOBBY);
+    assert_eq!(
+        instances(&lobby),
+        [
+            ("people-counter".to_string(), "RUNNING".to_string()),
+            ("occupancy-heatmap".to_string(), "RUNNING".to_string()),
+        ]
+    );
+    let id = lobby["ApplicationInstances"][0]["ApplicationInstanceId"]
+        .as_str()
+        .expect("an id");
+    let described = aws(
+        &sim,
+        &[
+            "panorama",
+            "describe-application-instance",
+            "--application-instance-id",
+            id,
+        ],
+    );
+    assert_eq!(described["Name"], "people-counter");
+    assert_eq!(described["DefaultRuntimeContextDevice"], SEA_LOBBY);
+
+    let created = aws(
+        &sim,
+        &[
+            "panorama",
+            "create-job-for-devices",
+            "--device-ids",
+            SEA_DOCK_02,
+            "--job-type",
+            "OTA",
+            "--device-job-config",
+            r#"{"OTAJobConfig":{"ImageVersion":"5.0.21"}}"#,
+        ],
+    );
+    let job_id = created["Jobs"][0]["JobId"].as_str().expect("JobId");
+    let end = poll(&sim, "the OTA job", &["COMPLETED", "FAILED"], || {
+        aws(
+            &sim,
+            &["panorama", "describe-device-job", "--job-id", job_id],
+        )["Status"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(end, "COMPLETED");
+    advance(&sim, 60);
+    let dock = list(SEA_DOCK_02);
+    assert_eq!(
+        instances(&dock),
+        [("forklift-proximity".to_string(), "ERROR".to_string())]
+    );
+    let text = dock["ApplicationInstances"][0]["StatusDescription"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("failed to start after the software update"),
+        "{text}"
+    );
+    assert_eq!(instances(&list(SEA_LOBBY))[0].1, "RUNNING");
+}
+
+#[test]
+fn an_unhealthy_after_ota_name_no_appliance_has_stops_the_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .args(["--unhealthy-after-ota", "no-such-cam"])
+        .output()
+        .expect("fleetdeck sim runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--unhealthy-after-ota no-such-cam"),
+        "{stderr}"
+    );
 }

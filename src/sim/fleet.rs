@@ -1,5 +1,11 @@
 //! The fleet a simulator starts with: read from a TOML file a person can edit
 //! (`assets/demo-fleet.toml` by default), or generated for scale work.
+//!
+//! Panorama appliances run application instances. A fleet file lists them per appliance,
+//! `applications = ["people-counter", "ppe-check"]`; an appliance without that key runs
+//! none, so a file says all there is. A generated appliance runs one to three from
+//! [`apps::CATALOG`]. Both draw their ids from a stream of their own, so every device id
+//! and serial is what it was before appliances had applications.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
+use super::apps::{self, Apps};
 use super::check;
 use super::panorama::{self, Panorama};
 use super::snow::{self, Capacity, Snow};
@@ -62,6 +69,9 @@ struct PanoramaEntry {
     /// Every OTA job on this appliance fails while installing.
     #[serde(default)]
     ota_fails: bool,
+    /// The names of the application instances it runs; none when left out.
+    #[serde(default)]
+    applications: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,8 +121,13 @@ fn default_lock() -> String {
 #[derive(Debug)]
 pub struct Region {
     pub panorama: Panorama,
+    /// The Panorama appliances' application instances.
+    pub apps: Apps,
     pub snow: Snow,
 }
+
+/// The application instances' stream is the fleet seed's, moved far from the others.
+const APPS_STREAM: u64 = 0x6170_7073_0000_0001;
 
 /// What to start with.
 #[derive(Debug, Clone)]
@@ -139,11 +154,13 @@ pub fn build(
     cap_panorama: bool,
 ) -> anyhow::Result<Built> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut app_rng = ChaCha8Rng::seed_from_u64(seed ^ APPS_STREAM);
+    let rngs = (&mut rng, &mut app_rng);
     let built = match source {
-        FleetSource::Toml(text) => from_file(text, account_id, regions, &mut rng, now)?,
+        FleetSource::Toml(text) => from_file(text, account_id, regions, rngs, now)?,
         FleetSource::Generated { panorama, snow } => {
             let account = account_id.map_or_else(default_account, str::to_string);
-            generate(&account, *panorama, *snow, regions, &mut rng, now)
+            generate(&account, (*panorama, *snow), regions, rngs, now)
         }
     };
     if cap_panorama {
@@ -161,11 +178,12 @@ pub fn build(
     Ok(built)
 }
 
+/// `rngs`: the fleet's stream, and the application instances'.
 fn from_file(
     text: &str,
     account_id: Option<&str>,
     regions: &[String],
-    rng: &mut ChaCha8Rng,
+    (rng, app_rng): (&mut ChaCha8Rng, &mut ChaCha8Rng),
     now: f64,
 ) -> anyhow::Result<Built> {
     let mut file: FleetFile = toml::from_str(text).context("the fleet file is not valid")?;
@@ -187,7 +205,7 @@ fn from_file(
             ),
         }
     };
-    let mut pan: BTreeMap<String, Vec<panorama::Device>> = BTreeMap::new();
+    let mut pan: BTreeMap<String, Vec<(panorama::Device, Vec<String>)>> = BTreeMap::new();
     for (i, e) in file.panorama.devices.into_iter().enumerate() {
         let region = region_of(&e.region, &format!("Panorama appliance {}", e.name))?;
         let id = e.id.unwrap_or_else(|| random_id(rng, "device-", 26));
@@ -209,7 +227,9 @@ fn from_file(
             format!("10.20.{}.{}", 1 + i / 200, 10 + i % 200),
         );
         device.ota_fails = ota_fails;
-        pan.entry(region).or_default().push(device);
+        pan.entry(region)
+            .or_default()
+            .push((device, e.applications));
     }
     let mut images = file.panorama.images.clone();
     images.extend(file.panorama.failing_images.iter().cloned());
@@ -245,9 +265,14 @@ fn from_file(
     let regions = regions
         .iter()
         .map(|r| {
+            let (devices, names): (Vec<_>, Vec<_>) =
+                pan.remove(r).unwrap_or_default().into_iter().unzip();
+            let panorama = Panorama::new(devices, images.clone())
+                .with_failing(file.panorama.failing_images.clone());
+            let place = (r.as_str(), file.account_id.as_str());
             let region = Region {
-                panorama: Panorama::new(pan.remove(r).unwrap_or_default(), images.clone())
-                    .with_failing(file.panorama.failing_images.clone()),
+                apps: Apps::build(&panorama, &names, place, app_rng, now),
+                panorama,
                 snow: Snow::new(file.account_id.clone(), snowd.remove(r).unwrap_or_default()),
             };
             (r.clone(), region)
@@ -297,6 +322,22 @@ fn check_file(file: &FleetFile) -> anyhow::Result<()> {
         if let Some(problem) = check::tag_problem(&d.tags) {
             bail!("Panorama appliance {}: {problem}", d.name);
         }
+        let mut apps = std::collections::BTreeSet::new();
+        for app in &d.applications {
+            // ApplicationInstanceName: ^[a-zA-Z0-9\-\_]+$, 1 to 255 characters.
+            if !id_like(app, 255) {
+                bail!(
+                    "Panorama appliance {}: application {app:?} is not 1 to 255 letters, digits, - and _",
+                    d.name
+                );
+            }
+            if !apps.insert(app.as_str()) {
+                bail!(
+                    "Panorama appliance {}: application {app} is listed twice",
+                    d.name
+                );
+            }
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     for d in &file.snow.devices {
@@ -320,18 +361,19 @@ fn check_file(file: &FleetFile) -> anyhow::Result<()> {
 const GENERATED_IMAGES: &[&str] = &["4.3.35", "4.3.45", "4.3.55", "4.3.93", "5.0.10", "5.0.21"];
 const SITES: &[&str] = &["sea", "pdx", "iad", "ord", "dfw", "atl", "bos", "phx"];
 
+/// `n_pan` Panorama appliances and `n_snow` Snow devices per region, from the streams
+/// `from_file` takes.
 fn generate(
     account: &str,
-    n_pan: usize,
-    n_snow: usize,
+    (n_pan, n_snow): (usize, usize),
     regions: &[String],
-    rng: &mut ChaCha8Rng,
+    (rng, app_rng): (&mut ChaCha8Rng, &mut ChaCha8Rng),
     now: f64,
 ) -> Built {
     let images: Vec<String> = GENERATED_IMAGES.iter().map(|s| s.to_string()).collect();
     let mut out = BTreeMap::new();
     for region in regions {
-        let pan = (0..n_pan)
+        let pan: Vec<panorama::Device> = (0..n_pan)
             .map(|i| {
                 let id = random_id(rng, "device-", 26);
                 let site = SITES[rng.random_range(0..SITES.len())];
@@ -388,10 +430,13 @@ fn generate(
                 )
             })
             .collect();
+        let names: Vec<Vec<String>> = pan.iter().map(|_| apps::pick(app_rng)).collect();
+        let panorama = Panorama::new(pan, images.clone());
         out.insert(
             region.clone(),
             Region {
-                panorama: Panorama::new(pan, images.clone()),
+                apps: Apps::build(&panorama, &names, (region, account), app_rng, now),
+                panorama,
                 snow: Snow::new(account.to_string(), snow),
             },
         );
@@ -523,6 +568,30 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("at most 50"), "{err}");
         assert!(build(&src, None, &regions(&["us-east-1"]), 1, 0.0, false).is_ok());
+    }
+
+    #[test]
+    fn an_application_named_badly_or_twice_is_refused() {
+        let with = |apps: &str| {
+            let text = format!(
+                "[panorama]\nimages = [\"1.0.0\"]\n[[panorama.devices]]\nname = \"cam\"\nsoftware = \"1.0.0\"\napplications = {apps}\n"
+            );
+            build(
+                &FleetSource::Toml(text),
+                None,
+                &regions(&["us-east-1"]),
+                1,
+                0.0,
+                true,
+            )
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert_eq!(with(r#"["people-counter", "my_app-2"]"#), None);
+        let twice = with(r#"["ppe-check", "ppe-check"]"#).unwrap();
+        assert!(twice.contains("listed twice"), "{twice}");
+        let bad = with(r#"["people counter"]"#).unwrap();
+        assert!(bad.contains("\"people counter\""), "{bad}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! against it unchanged. It shares no code with the client side of fleetdeck on purpose:
 //! written separately from the API models, a misreading on one side cannot hide on the other.
 
+mod apps;
 pub mod auth;
 mod check;
 mod faults;
@@ -112,6 +113,11 @@ pub struct SimConfig {
     pub body_timeout: Duration,
     /// Connections open at once; one more is closed at once, with a line on stderr.
     pub max_connections: usize,
+    /// Panorama appliances, by name or id, whose application instances fail to start (health
+    /// ERROR) after their next OTA that completes; the OTA itself succeeds. The OTA after it
+    /// installs them anew. A name no appliance has, or one that runs no applications, is
+    /// refused at start.
+    pub unhealthy_after_ota: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -138,6 +144,7 @@ impl Default for SimConfig {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            unhealthy_after_ota: Vec::new(),
         }
     }
 }
@@ -335,7 +342,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         targeted.add(rule.clone());
     }
     let clock = state::Clock::new(config.speed);
-    let (accounts, infos) = build_accounts(&config, clock.start())?;
+    let (mut accounts, infos) = build_accounts(&config, clock.start())?;
+    apps::arm_failures(&mut accounts, &config.unhealthy_after_ota)?;
     let mut keyring = auth::Keyring::default();
     for (i, info) in infos.iter().enumerate() {
         // Only the default account can be given a session token (`--session-token`).

@@ -74,6 +74,8 @@ pub struct Device {
     latest_job: Option<usize>,
     /// Unfinished jobs, oldest first: at most one unless busy conflicts are off.
     active_jobs: Vec<usize>,
+    /// Every job it has had, oldest first: its applications' health follows them.
+    history: Vec<usize>,
 }
 
 impl Device {
@@ -110,6 +112,7 @@ impl Device {
             ota_fails: false,
             latest_job: None,
             active_jobs: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -196,6 +199,32 @@ impl Panorama {
 
     pub fn device_ids(&self) -> impl Iterator<Item = &str> {
         self.devices.iter().map(|d| d.id.as_str())
+    }
+
+    pub(super) fn device_at(&self, index: usize) -> &Device {
+        &self.devices[index]
+    }
+
+    pub(super) fn device_index(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The appliances whose name or id is `name`: names need not be unique.
+    pub(super) fn find(&self, name: &str) -> Vec<usize> {
+        (0..self.devices.len())
+            .filter(|&i| self.devices[i].name == name || self.devices[i].id == name)
+            .collect()
+    }
+
+    /// An appliance's jobs, oldest first: (job type, image version, timeline).
+    pub(super) fn jobs_on(
+        &self,
+        device: usize,
+    ) -> impl Iterator<Item = (&'static str, Option<&str>, &Timeline)> {
+        self.devices[device].history.iter().map(|&j| {
+            let job = &self.jobs[j];
+            (job.job_type, job.image_version.as_deref(), &job.timeline)
+        })
     }
 
     /// Applies every job that has ended by `now` to its device.
@@ -515,6 +544,7 @@ impl Panorama {
         let device = &mut self.devices[device_index];
         device.latest_job = Some(job);
         device.active_jobs.push(job);
+        device.history.push(job);
         ctx.ledger.record(LedgerEntry {
             seq: 0,
             account: ctx.account.to_string(),
@@ -648,7 +678,7 @@ fn spread(now: f64, stages: &[(&'static str, f64)], rng: &mut ChaCha8Rng) -> Tim
     Timeline::build(now, "PENDING", &stages)
 }
 
-fn page_size(max: Option<i64>) -> usize {
+pub(super) fn page_size(max: Option<i64>) -> usize {
     // MaxResults may be 0 by the model; 0 asks for the default page rather than an empty one.
     match max {
         Some(m) if m > 0 => m as usize,
@@ -656,12 +686,12 @@ fn page_size(max: Option<i64>) -> usize {
     }
 }
 
-fn check_id(c: &mut Checker, field: &str, id: &str) {
+pub(super) fn check_id(c: &mut Checker, field: &str, id: &str) {
     c.length(field, id, 1, 255);
     c.pattern(field, id, &ID_RE, ID_PATTERN);
 }
 
-fn check_token(c: &mut Checker, token: Option<&str>) {
+pub(super) fn check_token(c: &mut Checker, token: Option<&str>) {
     if let Some(t) = token {
         c.length("nextToken", t, 1, 4096);
     }

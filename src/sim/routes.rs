@@ -68,6 +68,20 @@ const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        Service::Panorama,
+        Method::GET,
+        "/application-instances",
+        "ListApplicationInstances",
+        false,
+    ),
+    route(
+        Service::Panorama,
+        Method::GET,
+        "/application-instances/{}",
+        "DescribeApplicationInstance",
+        false,
+    ),
+    route(
         Service::Snow,
         Method::GET,
         "/managed-devices",

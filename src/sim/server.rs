@@ -649,6 +649,12 @@ fn run(
         (Service::Panorama, "CreateJobForDevices") => fleet.panorama.create_job(req, &mut ctx),
         (Service::Panorama, "ListDevicesJobs") => fleet.panorama.list_jobs(req),
         (Service::Panorama, "DescribeDeviceJob") => fleet.panorama.describe_job(req, now),
+        (Service::Panorama, "ListApplicationInstances") => {
+            fleet.apps.list(&fleet.panorama, req, now)
+        }
+        (Service::Panorama, "DescribeApplicationInstance") => {
+            fleet.apps.describe(&fleet.panorama, req, now)
+        }
         (Service::Snow, "ListDevices") => fleet.snow.list_devices(req),
         (Service::Snow, "DescribeDevice") => fleet.snow.describe_device(req, now),
         (Service::Snow, "CreateTask") => fleet.snow.create_task(req, &mut ctx),

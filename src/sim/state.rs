@@ -133,6 +133,17 @@ impl Timeline {
             .map(|(start, _)| *start)
     }
 
+    /// From when the timeline first entered one of `states` until it left them all, or
+    /// `None` if it never enters them. The end is infinite if it stays in them to the last.
+    pub fn window(&self, states: &[&str]) -> Option<(f64, f64)> {
+        let first = self.steps.iter().position(|(_, s)| states.contains(s))?;
+        let end = self.steps[first..]
+            .iter()
+            .find(|(_, s)| !states.contains(s))
+            .map_or(f64::INFINITY, |(t, _)| *t);
+        Some((self.steps[first].0, end))
+    }
+
     /// The last time the state changed at or before `t`.
     pub fn changed_at(&self, t: f64) -> f64 {
         self.steps
@@ -283,6 +294,23 @@ mod tests {
         assert_eq!(t.state_at(200.0), "COMPLETED");
         assert!(t.ended_at(115.0));
         assert!(!t.ended_at(114.9));
+    }
+
+    #[test]
+    fn a_window_spans_consecutive_states() {
+        let t = Timeline::build(
+            0.0,
+            "PENDING",
+            &[
+                ("IN_PROGRESS", 10.0),
+                ("REBOOTING", 5.0),
+                ("COMPLETED", 7.0),
+            ],
+        );
+        assert_eq!(t.window(&["IN_PROGRESS", "REBOOTING"]), Some((10.0, 22.0)));
+        assert_eq!(t.window(&["REBOOTING"]), Some((15.0, 22.0)));
+        assert_eq!(t.window(&["FAILED"]), None);
+        assert_eq!(t.window(&["COMPLETED"]), Some((22.0, f64::INFINITY)));
     }
 
     #[test]
