@@ -105,6 +105,40 @@ pub struct TuiArgs {
     /// Team mode: the table's region (default: the context's `team_region`, then aws-config's).
     #[arg(long, value_name = "REGION", env = "FLEETDECK_TEAM_REGION")]
     pub team_region: Option<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// What a rollout's gate watches besides its devices' own state.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WatchArgs {
+    /// Count an OTA'd or rebooted appliance healthy without reading its application
+    /// instances (by default each that ran before must be RUNNING again).
+    #[arg(long)]
+    pub no_app_health: bool,
+    /// How long a gate waits for a device (and its applications) to be healthy after its
+    /// operation succeeded.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub health_timeout: String,
+    /// A CloudWatch alarm (repeatable; also a context's `alarms`): read before each wave,
+    /// during bakes and while a wave is in flight; in ALARM it breaches the gate. Its
+    /// endpoint comes from aws-config (AWS_ENDPOINT_URL_CLOUDWATCH).
+    #[arg(long = "abort-on-alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
+    /// An alarm in INSUFFICIENT_DATA breaches the gate too (by default it is reported only).
+    #[arg(long)]
+    pub alarm_strict: bool,
+    /// When devices may be sent to, in their own time zone: "Sat,Sun 02:00-05:00
+    /// America/Chicago" (several joined with ';'). A device's own tag overrides it.
+    #[arg(long, value_name = "SPEC")]
+    pub window: Option<String>,
+    /// The device tag whose value is that device's maintenance window (default
+    /// maintenance-window; also a context's `window_tag`).
+    #[arg(long, value_name = "KEY")]
+    pub window_tag: Option<String>,
+    /// A device still waiting for its window after this long is skipped.
+    #[arg(long, value_name = "DURATION")]
+    pub window_timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

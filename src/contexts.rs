@@ -89,6 +89,14 @@ pub struct ContextEntry {
     pub window_tag: Option<String>,
 }
 
+/// What the contexts in use say a rollout's gate watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchDefaults {
+    pub alarms: Vec<String>,
+    pub window: Option<String>,
+    pub window_tag: Option<String>,
+}
+
 /// One context as used: a profile and the regions it reaches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
@@ -430,10 +438,7 @@ impl Catalog {
 
     /// The alarms and window of the contexts in use, for what the flags leave unsaid: every
     /// context's alarms, and their one window and window tag (two that differ are refused).
-    pub fn watch_defaults(
-        &self,
-        flags: &Flags,
-    ) -> Result<(Vec<String>, Option<String>, Option<String>), String> {
+    pub fn watch_defaults(&self, flags: &Flags) -> Result<WatchDefaults, String> {
         let contexts = resolve(flags, &self.env, &self.file)?;
         let entries: Vec<&ContextEntry> = contexts
             .iter()
@@ -456,8 +461,12 @@ impl Catalog {
             }
         };
         let window = one("window", &|e| e.window.clone())?;
-        let tag = one("window-tag", &|e| e.window_tag.clone())?;
-        Ok((alarms, window, tag))
+        let window_tag = one("window-tag", &|e| e.window_tag.clone())?;
+        Ok(WatchDefaults {
+            alarms,
+            window,
+            window_tag,
+        })
     }
 
     /// Team mode for the contexts in use: `--team` or `FLEETDECK_TEAM` (as `flag`), else the

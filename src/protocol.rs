@@ -117,6 +117,8 @@ pub enum Event {
         key: DeviceKey,
         device: Result<Device, ApiError>,
         history: Result<Vec<String>, ApiError>,
+        /// Panorama: its application instances (none for a Snow device).
+        apps: Result<Vec<crate::fleet::AppInstance>, ApiError>,
     },
     /// What DescribeDeviceJob or DescribeExecution said of an operation, field by field.
     Inspected {
@@ -293,20 +295,11 @@ pub struct Settings {
     /// Team mode: wait this long for devices another plan holds, instead of leaving them out.
     pub wait_for_leases: Option<Duration>,
     /// Where a rollout's CloudWatch alarms are read; `None` when no alarm is watched.
-    pub alarms_from: Option<AlarmSource>,
+    pub alarms_from: Option<crate::aws::cloudwatch::AlarmSource>,
     /// Makes every appliance's dispatch task panic, for the test that proves a panicking task
     /// fails its rows instead of leaving them in flight. Never set otherwise.
     #[doc(hidden)]
     pub panic_in_dispatch_for_tests: bool,
-}
-
-/// The credentials and region CloudWatch is read with: the first context's.
-#[derive(Clone, Debug, Default)]
-pub struct AlarmSource {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    /// The demo's key pair, when the demo's contexts are in use.
-    pub demo_key: Option<(String, String)>,
 }
 
 impl Default for Settings {

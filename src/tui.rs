@@ -46,7 +46,8 @@ fn watch_of(
     flags: &Flags,
 ) -> anyhow::Result<crate::ops::rollout::Watch> {
     use crate::ops::rollout::{WINDOW_TAG, Watch, parse_duration};
-    let (alarms, window, tag) = catalog.watch_defaults(flags).map_err(anyhow::Error::msg)?;
+    let defaults = catalog.watch_defaults(flags).map_err(anyhow::Error::msg)?;
+    let (alarms, window, tag) = (defaults.alarms, defaults.window, defaults.window_tag);
     let watch = Watch {
         app_health: !args.no_app_health,
         alarms: if args.alarms.is_empty() {
@@ -176,17 +177,22 @@ impl Session {
         let watch = watch_of(&args.watch, &catalog, &flags)?;
         // Alarms are read from the first context's account and region, through aws-config
         // (AWS_ENDPOINT_URL_CLOUDWATCH); the demo's simulator has none to read.
-        if !watch.alarms.is_empty() {
-            if args.demo && std::env::var_os("AWS_ENDPOINT_URL_CLOUDWATCH").is_none() {
-                anyhow::bail!(
-                    "--abort-on-alarm reads CloudWatch, which the demo's simulator does not serve: set AWS_ENDPOINT_URL_CLOUDWATCH to a CloudWatch you run locally, or leave the alarms out"
-                );
-            }
-            settings.alarms_from = targets.first().map(|t| crate::protocol::AlarmSource {
-                profile: t.profile.clone(),
-                region: t.region.clone(),
-                demo_key: t.demo_key.clone(),
-            });
+        let cloudwatch_here = std::env::var_os("AWS_ENDPOINT_URL_CLOUDWATCH").is_some();
+        if args.demo && !cloudwatch_here && !watch.alarms.is_empty() {
+            anyhow::bail!(
+                "--abort-on-alarm reads CloudWatch, which the demo's simulator does not serve: set AWS_ENDPOINT_URL_CLOUDWATCH to a CloudWatch you run locally, or leave the alarms out"
+            );
+        }
+        // The demo never reaches AWS: without a local CloudWatch, alarms typed in its form
+        // stop their plan instead.
+        if !args.demo || cloudwatch_here {
+            settings.alarms_from = targets
+                .first()
+                .map(|t| crate::aws::cloudwatch::AlarmSource {
+                    profile: t.profile.clone(),
+                    region: t.region.clone(),
+                    demo_key: t.demo_key.clone(),
+                });
         }
         catalog.flags = flags;
         let connections = targets.iter().map(aws::config::first_guess).collect();

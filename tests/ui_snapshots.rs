@@ -273,6 +273,7 @@ fn results_pane() {
         outcome: None,
         left_out: Vec::new(),
         waiting: Vec::new(),
+        watch: Default::default(),
         alarms: Vec::new(),
     }));
     f.snapshot("results");
@@ -372,6 +373,22 @@ fn details_overlay() {
             "job-3ye7lamgciu1p9iln26apd0z75  REBOOT COMPLETED".into(),
             "job-tgpwxpd0ga8y54ga1u7ytgpwxp  OTA    FAILED      5.0.21".into(),
         ]),
+        apps: Ok(vec![
+            fleetdeck::fleet::AppInstance {
+                id: "applicationInstance-0a1b2c3d4e5f".into(),
+                name: "people-counter".into(),
+                health: "RUNNING".into(),
+                status: "DEPLOYMENT_SUCCEEDED".into(),
+                detail: None,
+            },
+            fleetdeck::fleet::AppInstance {
+                id: "applicationInstance-6a7b8c9d0e1f".into(),
+                name: "ppe-check".into(),
+                health: "ERROR".into(),
+                status: "DEPLOYMENT_SUCCEEDED".into(),
+                detail: Some("The application failed to start.".into()),
+            },
+        ]),
     });
     f.snapshot("details");
 }
@@ -466,6 +483,7 @@ fn a_single_wave_rollout_has_one_gauge() {
         outcome: None,
         left_out: Vec::new(),
         waiting: Vec::new(),
+        watch: Default::default(),
         alarms: Vec::new(),
     }));
     f.snapshot("results_one_wave");

@@ -71,6 +71,7 @@ pub(super) fn on_action(app: &mut App, action: Action) -> Vec<Command> {
                     key: key.clone(),
                     device: Some(d.clone()),
                     history: None,
+                    apps: None,
                     error: None,
                 }));
                 return vec![Command::Describe(key)];
@@ -387,6 +388,7 @@ pub(super) fn form_for(app: &mut App, kind: FormKind, targets: Vec<Device>) -> V
     app.looked = keys.clone();
     let mut form = Form::new(kind, targets);
     form.staging.watch = app.watch.clone();
+    form.staging.alarms = tui_input::Input::new(app.watch.alarms.join(", "));
     form.held = form
         .targets
         .iter()

@@ -39,7 +39,8 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             key,
             device,
             history,
-        } => details(app, key, device, history),
+            apps,
+        } => details(app, key, device, history, apps),
         Event::Inspected {
             key,
             resource,
@@ -170,10 +171,12 @@ fn details(
     key: DeviceKey,
     device: Result<Device, ApiError>,
     history: Result<Vec<String>, ApiError>,
+    apps: Result<Vec<crate::fleet::AppInstance>, ApiError>,
 ) {
     if let Some(Overlay::Details(d)) = &mut app.overlay
         && d.key == key
     {
+        d.apps = Some(apps.map_err(|e| e.to_string()));
         match device {
             Ok(device) => d.device = Some(device),
             Err(e) => d.error = Some(e.to_string()),

@@ -73,6 +73,7 @@ pub enum Field {
     OnBreach,
     Canary,
     IncludeSkipped,
+    Alarms,
 }
 
 impl Field {
@@ -90,6 +91,7 @@ impl Field {
             Self::OnBreach => "On a breach",
             Self::Canary => "Canary first (filter)",
             Self::IncludeSkipped => "Send preflight's skips",
+            Self::Alarms => "Abort on alarms (names)",
         }
     }
 
@@ -113,6 +115,8 @@ pub struct Staging {
     pub on_breach: OnBreach,
     pub canary: Input,
     pub include_skipped: bool,
+    /// CloudWatch alarms that breach the gate, comma-separated.
+    pub alarms: Input,
     /// Alarms, windows and application health, from the session's flags and context.
     pub watch: crate::ops::rollout::Watch,
 }
@@ -128,6 +132,7 @@ impl Default for Staging {
             on_breach: OnBreach::Abort,
             canary: Input::default(),
             include_skipped: false,
+            alarms: Input::default(),
             watch: Default::default(),
         }
     }
@@ -189,11 +194,18 @@ impl Staging {
             approve: self.approve,
             on_breach: self.on_breach,
         });
-        Ok(Rollout {
-            waves,
-            gate,
-            watch: self.watch.clone(),
-        })
+        let mut watch = self.watch.clone();
+        watch.alarms = self
+            .alarms
+            .value()
+            .split([',', ' '])
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        for a in &watch.alarms {
+            crate::fleet::validate::alarm_name(a).map_err(|e| (Field::Alarms, e))?;
+        }
+        Ok(Rollout { waves, gate, watch })
     }
 }
 
@@ -263,6 +275,7 @@ impl Form {
             Field::OnBreach,
             Field::Canary,
             Field::IncludeSkipped,
+            Field::Alarms,
         ]);
         fields
     }
@@ -282,6 +295,7 @@ impl Form {
             Field::MinDone => Some(&st.min_done),
             Field::Bake => Some(&st.bake),
             Field::Canary => Some(&st.canary),
+            Field::Alarms => Some(&st.alarms),
             Field::AllowMajor | Field::Approve | Field::OnBreach | Field::IncludeSkipped => None,
         }
     }
@@ -297,6 +311,7 @@ impl Form {
             Field::MinDone => Some(&mut st.min_done),
             Field::Bake => Some(&mut st.bake),
             Field::Canary => Some(&mut st.canary),
+            Field::Alarms => Some(&mut st.alarms),
             Field::AllowMajor | Field::Approve | Field::OnBreach | Field::IncludeSkipped => None,
         }
     }

@@ -42,6 +42,8 @@ pub struct Details {
     pub key: DeviceKey,
     pub device: Option<Device>,
     pub history: Option<Result<Vec<String>, String>>,
+    /// Panorama: its application instances and their health.
+    pub apps: Option<Result<Vec<crate::fleet::AppInstance>, String>>,
     pub error: Option<String>,
 }
 

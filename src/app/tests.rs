@@ -332,6 +332,7 @@ fn view(app: &App, phase: crate::ops::rollout::Phase) -> RolloutView {
         decisions: Vec::new(),
         left_out: Vec::new(),
         waiting: Vec::new(),
+        watch: Default::default(),
         alarms: Vec::new(),
     }
 }

@@ -11,7 +11,15 @@ use aws_types::region::Region;
 
 use super::ApiError;
 use crate::fleet::AlarmReading;
-use crate::protocol::AlarmSource;
+
+/// The credentials and region CloudWatch is read with: the first context's.
+#[derive(Clone, Debug, Default)]
+pub struct AlarmSource {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    /// The demo's key pair, when the demo's contexts are in use.
+    pub demo_key: Option<(String, String)>,
+}
 
 /// DescribeAlarms takes at most this many names per call.
 const NAMES_PER_CALL: usize = 100;

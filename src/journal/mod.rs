@@ -236,7 +236,7 @@ pub struct RolloutRecord {
     pub gate: Option<Gate>,
     /// What the gate watches besides the devices: applications, alarms, windows.
     #[serde(default)]
-    pub watch: crate::ops::rollout::Watch,
+    pub watch: Box<crate::ops::rollout::Watch>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

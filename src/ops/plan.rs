@@ -161,6 +161,39 @@ impl Plan {
             .collect()
     }
 
+    /// What the confirmation says of the gate's watch: alarms, application health, and
+    /// each device's window with when it next opens. `label` names a device.
+    pub fn watch_notes(&self, now: u64, label: impl Fn(&DeviceKey) -> String) -> Vec<String> {
+        let watch = &self.rollout.watch;
+        let mut notes = Vec::new();
+        if !watch.alarms.is_empty() {
+            let strict = if watch.alarm_strict {
+                " (INSUFFICIENT_DATA too)"
+            } else {
+                ""
+            };
+            notes.push(format!(
+                "Alarms: {} — one in ALARM{strict} breaks the gate",
+                watch.alarms.join(", ")
+            ));
+        }
+        let windows = self.windows();
+        for k in &self.targets {
+            let service = match k.service {
+                crate::fleet::Service::Panorama => "panorama",
+                crate::fleet::Service::Snow => "snow",
+            };
+            if let Some(spec) = windows.get(&format!("{service}:{}", k.id)) {
+                notes.push(format!(
+                    "{}: window {spec}, {}",
+                    label(k),
+                    super::watch::next_window_text(spec, now)
+                ));
+            }
+        }
+        notes
+    }
+
     /// The scopes the plan's targets are in, in order of first appearance.
     pub fn scope_names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

@@ -30,6 +30,25 @@ pub fn missing_alarms<'a>(asked: &'a [String], readings: &[AlarmReading]) -> Vec
         .collect()
 }
 
+/// "open now, until 2026-12-06 05:00 UTC" or "opens 2026-12-12 08:00 UTC", for a confirmation;
+/// a spec that is not a window says why.
+pub fn next_window_text(spec: &str, now: u64) -> String {
+    match Windows::parse(spec) {
+        Err(e) => format!("not a window, never sent: {e}"),
+        Ok(w) => match w.at(now) {
+            WindowState::Open { closes } => format!("open now, until {}", minute(closes)),
+            WindowState::Shut { opens } => format!("opens {}", minute(opens)),
+        },
+    }
+}
+
+fn minute(secs: u64) -> String {
+    Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX)).map_or_else(
+        |_| secs.to_string(),
+        |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
 /// Where a device stands against its window at a moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowState {

@@ -352,6 +352,13 @@ fn tell_plan(plan: &Plan, list: &Devices, staging: &Staging) -> anyhow::Result<(
     } else {
         print_targets(list, &plan.targets);
     }
+    let label = |k: &DeviceKey| {
+        list.get(k)
+            .map_or(k.id.to_string(), |d| d.label().to_string())
+    };
+    for note in plan.watch_notes(crate::journal::now(), label) {
+        eprintln!("{note}");
+    }
     let targets = plan.targets.iter().filter_map(|k| list.get(k));
     if let Some(danger) = staging.danger.summary(targets) {
         eprintln!("DANGER: {danger}");
@@ -397,7 +404,7 @@ fn retry_of(
         } if !r.sizes.is_empty() => Some(Rollout {
             waves: r.sizes.clone(),
             gate: r.gate,
-            watch: r.watch.clone(),
+            watch: (*r.watch).clone(),
         }),
         _ => None,
     };

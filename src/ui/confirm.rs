@@ -134,6 +134,16 @@ fn body(app: &App, confirm: &Confirm, theme: &Theme, width: usize) -> Vec<Line<'
             lines.push(Line::from(Span::styled(line, theme.warn())));
         }
     }
+    let label = |k: &crate::fleet::DeviceKey| {
+        app.devices
+            .get(k)
+            .map_or(k.id.to_string(), |d| d.label().to_string())
+    };
+    for text in plan.watch_notes(app.now_epoch, label) {
+        for line in wrap_words(&text, width) {
+            lines.push(Line::from(Span::styled(line, theme.dim())));
+        }
+    }
     lines
 }
 

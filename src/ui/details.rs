@@ -50,6 +50,18 @@ pub fn draw(details: &Details, held: Option<&str>, theme: &Theme, frame: &mut Fr
     if let Some(e) = &details.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.error())));
     }
+    if details.key.service == crate::fleet::Service::Panorama {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled("Applications", theme.title())));
+        match &details.apps {
+            None => lines.push(Line::from(Span::styled("loading…", theme.dim()))),
+            Some(Err(e)) => lines.push(Line::from(Span::styled(e.clone(), theme.error()))),
+            Some(Ok(a)) if a.is_empty() => {
+                lines.push(Line::from(Span::styled("none deployed", theme.dim())))
+            }
+            Some(Ok(a)) => lines.extend(a.iter().map(|i| app_line(i, theme))),
+        }
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         "History (newest first)",
@@ -70,4 +82,22 @@ pub fn draw(details: &Details, held: Option<&str>, theme: &Theme, frame: &mut Fr
             .wrap(Wrap { trim: false }),
         rect,
     );
+}
+
+/// "people-counter   RUNNING         DEPLOYMENT_SUCCEEDED", in the health's colour.
+fn app_line(a: &crate::fleet::AppInstance, theme: &Theme) -> Line<'static> {
+    let style = match a.health.as_str() {
+        "RUNNING" if a.is_running() => theme.state("HEALTHY"),
+        "ERROR" => theme.error(),
+        _ => theme.warn(),
+    };
+    let mut spans = vec![
+        Span::raw(format!("{:<22} ", a.name)),
+        Span::styled(format!("{:<14}", a.health), style),
+        Span::styled(a.status.clone(), theme.dim()),
+    ];
+    if let Some(d) = a.detail.as_deref().filter(|_| !a.is_running()) {
+        spans.push(Span::styled(format!("  {d}"), theme.dim()));
+    }
+    Line::from(spans)
 }

@@ -116,6 +116,32 @@ fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'stat
         let sep = if gauges.is_empty() { "" } else { " · " };
         gauges.push(Span::raw(format!("{sep}{} left out", view.left_out.len())));
     }
+    if let Some(next) = view.waiting.iter().map(|(_, u)| *u).min() {
+        let sep = if gauges.is_empty() { "" } else { " · " };
+        gauges.push(Span::styled(
+            format!(
+                "{sep}{} waiting for a maintenance window (next opens in {})",
+                view.waiting.len(),
+                crate::ops::rollout::duration_text(std::time::Duration::from_secs(
+                    next.saturating_sub(app.now_epoch)
+                ))
+            ),
+            theme.warn(),
+        ));
+    }
+    let alarms: Vec<String> = view
+        .alarms
+        .iter()
+        .map(|a| format!("{} {}", a.name, a.state))
+        .collect();
+    if !alarms.is_empty() {
+        let sep = if gauges.is_empty() { "" } else { " · " };
+        let firing = view.alarms.iter().any(|a| a.state != "OK");
+        gauges.push(Span::styled(
+            format!("{sep}alarms: {}", alarms.join(", ")),
+            if firing { theme.warn() } else { theme.dim() },
+        ));
+    }
     if gauges.is_empty() {
         return vec![Line::from(head)];
     }
@@ -154,6 +180,19 @@ fn note(app: &App, r: &OpRow) -> Option<String> {
         Some(Health::Healthy) => return Some("✓ healthy".into()),
         Some(Health::Unhealthy(why)) => return Some(format!("not healthy: {why}")),
         Some(Health::Checking) | None => {}
+    }
+    if r.state == OpState::Queued
+        && let Some((_, until)) = app
+            .results
+            .rollouts
+            .iter()
+            .find(|v| v.plan == r.plan)
+            .and_then(|v| v.waiting.iter().find(|(k, _)| *k == r.key))
+    {
+        return Some(format!(
+            "waits for its maintenance window: opens {} UTC",
+            crate::journal::when(*until)
+        ));
     }
     if !matches!(r.state, OpState::Failed | OpState::TimedOut) {
         return None;

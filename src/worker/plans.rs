@@ -162,7 +162,7 @@ impl Worker {
                     .map(|w| w.iter().map(device_ref).collect())
                     .collect(),
                 gate: plan.rollout.gate_for(waves.len()),
-                watch: plan.rollout.watch.clone(),
+                watch: Box::new(plan.rollout.watch.clone()),
             }),
             left_out: plan
                 .left_out()
@@ -646,7 +646,7 @@ fn resumed_view(
             r.gate,
             left_out.clone(),
             r.sizes.clone(),
-            r.watch.clone(),
+            (*r.watch).clone(),
         ),
         Record::Plan { left_out, .. } => (
             Vec::new(),

@@ -537,6 +537,7 @@ impl Worker {
         let Some((clients, limits, at)) = self.reach(&key) else {
             return self.emit(Event::Details {
                 history: Err(no_scope(&key)),
+                apps: Err(no_scope(&key)),
                 device: Err(no_scope(&key)),
                 key,
             });
@@ -546,20 +547,26 @@ impl Worker {
             let device = read_device(&clients, &limits, &key)
                 .await
                 .map(|d| at.stamp(d));
-            let history = match key.service {
+            let (history, apps) = match key.service {
                 Service::Panorama => match clients.panorama() {
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e.clone()), Err(e)),
                     Ok(client) => {
                         limits.panorama_read().await;
-                        aws::panorama::history(client, &key.id).await
+                        let history = aws::panorama::history(client, &key.id).await;
+                        limits.panorama_read().await;
+                        (history, aws::panorama::app_instances(client, &key.id).await)
                     }
                 },
-                Service::Snow => aws::snow::history(&clients.snow, &key.id).await,
+                Service::Snow => (
+                    aws::snow::history(&clients.snow, &key.id).await,
+                    Ok(Vec::new()),
+                ),
             };
             let _ = events.send(Event::Details {
                 key,
                 device,
                 history,
+                apps,
             });
         });
     }

@@ -230,7 +230,8 @@ impl Worker {
             return;
         }
         let Some(source) = self.settings.alarms_from.clone() else {
-            return;
+            let why = "its alarms cannot be read: the demo's simulator serves no CloudWatch (set AWS_ENDPOINT_URL_CLOUDWATCH to one you run locally)".to_string();
+            return self.abort(plan, why, Cause::Gate);
         };
         run.watching.reading_alarms = true;
         let names = run.view.watch.alarms.clone();

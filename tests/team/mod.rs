@@ -4,6 +4,8 @@
 //! environment with a newer one is made once under the target directory, under a file lock so
 //! that test binaries running at once make it once.
 
+#![allow(dead_code)]
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
