@@ -418,3 +418,82 @@ async fn a_restart_during_a_wait_resumes_it_and_sends_when_the_window_opens() {
     assert_eq!(times.len(), 2, "{times:?}");
     assert!(times.iter().all(|t| *t >= opens), "{times:?} vs {opens}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_that_cannot_be_read_hold_every_send() {
+    // A CloudWatch that is gone: the rollout says so and sends nothing until it answers.
+    let mut moto = team::Moto::start();
+    moto.kill();
+    let sim = sim(2, &[]).await;
+    let j = headless::journal("alarm-down");
+    let mut c = command(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "reboot",
+            "--all",
+            "--abort-on-alarm",
+            "fleet-inference-errors",
+            "--yes",
+        ],
+    );
+    with_cloudwatch(&mut c, &moto);
+    let mut child = c.spawn().expect("fleetdeck runs");
+    let mut seen = String::new();
+    read_until(&mut child, "could not be read from CloudWatch", &mut seen);
+    std::thread::sleep(Duration::from_secs(2));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT is sent");
+    let out = child.wait_with_output().expect("the run ends");
+    let stderr = seen + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        creates(&sim).is_empty(),
+        "nothing was sent: {:?}",
+        sim.ledger()
+    );
+    assert_eq!(
+        stderr.matches("could not be read from CloudWatch").count(),
+        1,
+        "the outage is told once:\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_window_does_not_open_in_time_is_skipped() {
+    let sim = sim(2, &[]).await;
+    let j = headless::journal("window-timeout");
+    let (window, _) = window_in(3600, 600);
+    let out = output(
+        &sim,
+        &j,
+        &[
+            "--action",
+            "reboot",
+            "--all",
+            "--window",
+            &window,
+            "--window-timeout",
+            "3s",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let s = summary(&out);
+    for name in ["cam-00", "cam-01"] {
+        let d = device(&s, name);
+        assert_eq!(d["state"], "SKIPPED", "{d}");
+        assert!(
+            d["error"].to_string().contains("--window-timeout"),
+            "the reason names the flag: {d}"
+        );
+    }
+    assert!(creates(&sim).is_empty(), "{:?}", sim.ledger());
+}

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fleet::{AppInstance, Device, Operation, Service};
+use crate::fleet::{Device, Operation, Service};
+
+pub use super::watch::{AppRef, WINDOW_TAG, Watch, app_baseline, app_health};
 
 /// One wave's size as the operator gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,112 +252,6 @@ impl Default for Rollout {
             gate: None,
             watch: Watch::default(),
         }
-    }
-}
-
-/// What a gated rollout watches besides its devices' own state: their applications, the
-/// team's alarms, and when each device may be sent to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watch {
-    /// Panorama OTA and REBOOT: a device is healthy only once every application instance
-    /// that ran before its operation runs again.
-    #[serde(default = "yes")]
-    pub app_health: bool,
-    /// CloudWatch alarms: one in ALARM is a breach.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alarms: Vec<String>,
-    /// INSUFFICIENT_DATA counts as a breach too.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub alarm_strict: bool,
-    /// The maintenance window of devices without one of their own (`--window`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<String>,
-    /// The device tag whose value is the device's own window.
-    #[serde(default = "window_tag")]
-    pub window_tag: String,
-    /// A device that waited this long for its window is skipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_timeout_secs: Option<u64>,
-    /// Each device's window as the plan was confirmed ("panorama:<id>" → spec): its own
-    /// tag's, else `window`. A device not named may be sent to at any time.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub device_windows: std::collections::BTreeMap<String, String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The tag that carries a device's own maintenance window, unless configured otherwise.
-pub const WINDOW_TAG: &str = "maintenance-window";
-
-fn window_tag() -> String {
-    WINDOW_TAG.into()
-}
-
-impl Default for Watch {
-    fn default() -> Self {
-        Self {
-            app_health: true,
-            alarms: Vec::new(),
-            alarm_strict: false,
-            window: None,
-            window_tag: window_tag(),
-            window_timeout_secs: None,
-            device_windows: Default::default(),
-        }
-    }
-}
-
-impl Watch {
-    /// Whether a plan of this operation reads its appliances' applications.
-    pub fn reads_apps(&self, op: &Operation) -> bool {
-        self.app_health && matches!(op, Operation::Ota { .. } | Operation::Reboot)
-    }
-
-    /// Whether any device may have to wait for a window.
-    pub fn has_windows(&self) -> bool {
-        self.window.is_some() || !self.window_tag.is_empty()
-    }
-}
-
-/// An application instance that ran before an operation, by id and name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppRef {
-    pub id: String,
-    pub name: String,
-}
-
-/// The applications running on an appliance before its operation: the baseline its health
-/// is judged against afterwards.
-pub fn app_baseline(apps: &[AppInstance]) -> Vec<AppRef> {
-    apps.iter()
-        .filter(|a| a.is_running())
-        .map(|a| AppRef {
-            id: a.id.clone(),
-            name: a.name.clone(),
-        })
-        .collect()
-}
-
-/// Whether every application that ran before the operation runs again: the reason, naming
-/// each instance and its state, if not.
-pub fn app_health(baseline: &[AppRef], now: &[AppInstance]) -> Result<(), String> {
-    let bad: Vec<String> = baseline
-        .iter()
-        .filter_map(|b| match now.iter().find(|a| a.id == b.id) {
-            Some(a) if a.is_running() => None,
-            Some(a) => Some(a.state_text()),
-            None => Some(format!("{} is gone", b.name)),
-        })
-        .collect();
-    match bad.len() {
-        0 => Ok(()),
-        1 => Err(format!("its application is not running: {}", bad[0])),
-        _ => Err(format!(
-            "its applications are not running: {}",
-            bad.join(", ")
-        )),
     }
 }
 
@@ -727,54 +623,6 @@ mod tests {
             health(&Operation::Unlock, &s, None),
             Err("is LOCKED, not UNLOCKED".into())
         );
-    }
-
-    fn app(id: &str, health: &str, status: &str) -> AppInstance {
-        AppInstance {
-            id: id.into(),
-            name: format!("app-{id}"),
-            health: health.into(),
-            status: status.into(),
-            detail: (health == "ERROR").then(|| "failed to start".into()),
-        }
-    }
-
-    #[test]
-    fn apps_are_healthy_when_each_that_ran_before_runs_again() {
-        let ok = "DEPLOYMENT_SUCCEEDED";
-        // b was not running before: it is no part of the baseline.
-        let before = app_baseline(&[
-            app("a", "RUNNING", ok),
-            app("b", "ERROR", ok),
-            app("c", "RUNNING", ok),
-        ]);
-        assert_eq!(
-            before.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
-            ["a", "c"]
-        );
-        let after = [
-            app("a", "RUNNING", ok),
-            app("b", "ERROR", ok),
-            app("c", "RUNNING", ok),
-        ];
-        assert_eq!(app_health(&before, &after), Ok(()));
-        let broken = [app("a", "ERROR", ok), app("c", "NOT_AVAILABLE", ok)];
-        assert_eq!(
-            app_health(&before, &broken),
-            Err(
-                "its applications are not running: app-a ERROR (failed to start), app-c NOT_AVAILABLE"
-                    .into()
-            )
-        );
-        let redeploying = [app("a", "RUNNING", "DEPLOYMENT_IN_PROGRESS")];
-        assert_eq!(
-            app_health(&before, &redeploying),
-            Err(
-                "its applications are not running: app-a DEPLOYMENT_IN_PROGRESS, app-c is gone"
-                    .into()
-            )
-        );
-        assert_eq!(app_health(&[], &broken), Ok(()));
     }
 
     #[test]

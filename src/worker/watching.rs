@@ -29,6 +29,10 @@ pub(super) struct Watching {
     /// When the alarms were last read, and what they said.
     pub alarms_read: Option<Instant>,
     pub reading_alarms: bool,
+    /// When a reading was last asked for, answered or not: a CloudWatch that fails is asked
+    /// again no more often than a working one, and its failure told once.
+    pub alarms_tried: Option<Instant>,
+    pub alarms_failing: bool,
     pub last_alarms: Vec<AlarmReading>,
     /// The breach an operator promoted past: the same alarms in the same state do not break
     /// the gate again; a new transition does.
@@ -226,7 +230,11 @@ impl Worker {
         let Some(run) = self.rollouts.get_mut(plan) else {
             return;
         };
-        if run.watching.reading_alarms {
+        let recent = run
+            .watching
+            .alarms_tried
+            .is_some_and(|at| at.elapsed() < ALARM_EVERY);
+        if run.watching.reading_alarms || (recent && run.watching.alarms_failing) {
             return;
         }
         let Some(source) = self.settings.alarms_from.clone() else {
@@ -234,6 +242,7 @@ impl Worker {
             return self.abort(plan, why, Cause::Gate);
         };
         run.watching.reading_alarms = true;
+        run.watching.alarms_tried = Some(Instant::now());
         let names = run.view.watch.alarms.clone();
         let (tx, plan) = (self.internal.clone(), plan.to_string());
         let (cell, attempt) = (self.alarm_client.clone(), self.settings.call_timeout);
@@ -259,14 +268,25 @@ impl Worker {
         }
         let readings = match read {
             Ok(r) => r,
+            Err(_) if run.watching.alarms_failing => return,
             Err(e) => {
                 // Not read is not known to be fine: nothing more is sent until it is.
+                run.watching.alarms_failing = true;
                 let why = format!(
                     "the rollout's alarms could not be read from CloudWatch ({}: {}); nothing more is sent until they can be",
                     e.code, e.message
                 );
                 return self.emit(Event::Failure(why));
             }
+        };
+        if std::mem::take(&mut run.watching.alarms_failing) {
+            self.emit(Event::Notice(format!(
+                "Rollout {}: its alarms can be read again",
+                crate::ops::short(plan)
+            )));
+        }
+        let Some(run) = self.rollouts.get_mut(plan) else {
+            return;
         };
         let asked = run.view.watch.alarms.clone();
         let strict = run.view.watch.alarm_strict;
