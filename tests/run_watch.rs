@@ -442,7 +442,8 @@ async fn alarms_that_cannot_be_read_hold_every_send() {
     let mut child = c.spawn().expect("fleetdeck runs");
     let mut seen = String::new();
     read_until(&mut child, "could not be read from CloudWatch", &mut seen);
-    std::thread::sleep(Duration::from_secs(2));
+    // Past two more 10 s attempts: still nothing sent, and the outage told once.
+    std::thread::sleep(Duration::from_secs(21));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

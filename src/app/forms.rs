@@ -198,7 +198,8 @@ impl Staging {
         watch.alarms = self
             .alarms
             .value()
-            .split([',', ' '])
+            .split(',')
+            .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_string)
             .collect();

@@ -66,7 +66,8 @@ pub async fn read(client: &Client, names: &[String]) -> Result<Vec<AlarmReading>
                     a.alarm_name(),
                     a.state_value().map(|s| s.as_str()),
                     a.state_reason(),
-                    a.state_updated_timestamp(),
+                    a.state_transitioned_timestamp()
+                        .or(a.state_updated_timestamp()),
                 )
             });
             let composite = page.composite_alarms().iter().map(|a| {
@@ -74,7 +75,8 @@ pub async fn read(client: &Client, names: &[String]) -> Result<Vec<AlarmReading>
                     a.alarm_name(),
                     a.state_value().map(|s| s.as_str()),
                     a.state_reason(),
-                    a.state_updated_timestamp(),
+                    a.state_transitioned_timestamp()
+                        .or(a.state_updated_timestamp()),
                 )
             });
             out.extend(metric.chain(composite).flatten());

@@ -235,7 +235,8 @@ pub struct RolloutRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gate: Option<Gate>,
     /// What the gate watches besides the devices: applications, alarms, windows.
-    #[serde(default)]
+    /// A plan journaled before gates watched anything watches nothing on resume.
+    #[serde(default = "crate::ops::watch::Watch::legacy")]
     pub watch: Box<crate::ops::rollout::Watch>,
 }
 
@@ -312,6 +313,23 @@ mod tests {
             panic!("an older plan record reads");
         };
         assert_eq!(action, Action::Ota);
+        // A rollout journaled before gates watched applications resumes without that check;
+        // one journaled since keeps what it was confirmed with.
+        let gated = r#"{"record":"plan","plan":"p0","at":1,"action":"reboot","region":"r","endpoint":"e","devices":[],"rollout":{"waves":[["panorama:a"],["panorama:b"]]}}"#;
+        let Ok(Record::Plan {
+            rollout: Some(r), ..
+        }) = serde_json::from_str::<Record>(gated)
+        else {
+            panic!("an older rollout reads");
+        };
+        assert!(!r.watch.app_health, "{r:?}");
+        let now = serde_json::to_string(&RolloutRecord {
+            watch: Box::default(),
+            ..r
+        })
+        .unwrap();
+        let again: RolloutRecord = serde_json::from_str(&now).unwrap();
+        assert!(again.watch.app_health, "{now}");
         let f = Record::Final {
             plan: "p1".into(),
             at: 3,

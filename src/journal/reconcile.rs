@@ -39,6 +39,9 @@ fn state_of<'a>(mine: impl Iterator<Item = &'a Record>) -> RolloutState {
                 if decision.verdict == Verdict::Passed && decision.wave == state.wave {
                     state.passed_at = Some(*at);
                 }
+                if decision.verdict == Verdict::Promoted {
+                    state.watched.push(r.clone());
+                }
                 state.decisions.push(decision.clone());
             }
             Record::Final { state: s, .. } if *s != OpState::Skipped => {
@@ -48,7 +51,9 @@ fn state_of<'a>(mine: impl Iterator<Item = &'a Record>) -> RolloutState {
                 }
             }
             Record::Health { healthy: false, .. } => state.figures.failed += 1,
-            Record::Apps { .. } | Record::Window { .. } => state.watched.push(r.clone()),
+            Record::Apps { .. } | Record::Window { .. } | Record::Alarms { .. } => {
+                state.watched.push(r.clone())
+            }
             _ => {}
         }
     }

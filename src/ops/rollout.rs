@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Device, Operation, Service};
 
-pub use super::watch::{AppRef, WINDOW_TAG, Watch, app_baseline, app_health};
+pub use super::watch::{AppRef, WINDOW_TAG, Watch, app_baseline, app_baseline_all, app_health};
 
 /// One wave's size as the operator gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -67,6 +67,15 @@ impl Default for Watch {
 }
 
 impl Watch {
+    /// What a plan journaled before gates watched anything is resumed with: nothing more
+    /// than it was confirmed with.
+    pub fn legacy() -> Box<Self> {
+        Box::new(Self {
+            app_health: false,
+            ..Self::default()
+        })
+    }
+
     /// Whether a plan of this operation reads its appliances' applications.
     pub fn reads_apps(&self, op: &Operation) -> bool {
         self.app_health && matches!(op, Operation::Ota { .. } | Operation::Reboot)
@@ -90,6 +99,17 @@ pub struct AppRef {
 pub fn app_baseline(apps: &[AppInstance]) -> Vec<AppRef> {
     apps.iter()
         .filter(|a| a.is_running())
+        .map(|a| AppRef {
+            id: a.id.clone(),
+            name: a.name.clone(),
+        })
+        .collect()
+}
+
+/// Every application instance on an appliance, as a baseline: when none was read before
+/// the operation, all of them must run.
+pub fn app_baseline_all(apps: &[AppInstance]) -> Vec<AppRef> {
+    apps.iter()
         .map(|a| AppRef {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -127,6 +147,25 @@ pub fn alarm_breach(readings: &[AlarmReading], strict: bool) -> Option<String> {
         .map(AlarmReading::text)
         .collect();
     (!bad.is_empty()).then(|| format!("alarm {}", bad.join("; alarm ")))
+}
+
+/// The alarms breaking the gate, by name and state only: what a promotion accepts, so that a
+/// new reason or timestamp of the same state does not break the gate again.
+pub fn breach_key(readings: &[AlarmReading], strict: bool) -> Option<String> {
+    let mut bad: Vec<String> = readings
+        .iter()
+        .filter(|a| a.state == "ALARM" || (strict && a.state == "INSUFFICIENT_DATA"))
+        .map(|a| format!("{}={}", a.name, a.state))
+        .collect();
+    bad.sort();
+    (!bad.is_empty()).then(|| bad.join(","))
+}
+
+/// Whether a breach is within what was accepted: each alarm breaking now was breaking, in
+/// that state, when the operator promoted.
+pub fn within(key: &str, accepted: &str) -> bool {
+    let was: Vec<&str> = accepted.split(',').collect();
+    key.split(',').all(|k| was.contains(&k))
 }
 
 /// The alarms that were asked for and that CloudWatch does not have.
@@ -321,8 +360,9 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn day(text: &str) -> Result<usize, String> {
     let t = text.trim().to_ascii_lowercase();
+    let head: String = t.chars().take(3).collect();
     DAYS.iter()
-        .position(|d| t.len() >= 3 && d.starts_with(&t[..3]))
+        .position(|d| head.chars().count() == 3 && *d == head)
         .ok_or_else(|| format!("{text:?} is not a day (Mon, Tue, … Sun)"))
 }
 
@@ -422,7 +462,8 @@ mod tests {
 
     #[test]
     fn daylight_saving_keeps_the_wall_clock() {
-        // Berlin leaves summer time on 2026-10-25: the window stays 02:00 local either side.
+        // Berlin leaves summer time on 2026-10-25 (03:00 goes back to 02:00): the window
+        // opens at 03:00 local that day too, an hour later by UTC than the day before.
         let w = Windows::parse("daily 03:00-04:00 Europe/Berlin").unwrap();
         assert_eq!(
             w.at(at("2026-10-24T12:00", "Europe/Berlin")),
@@ -455,6 +496,12 @@ mod tests {
                 .contains("never open")
         );
         assert!(Windows::parse(" ; ").unwrap_err().contains("no window"));
+        // A tag's accents never split a character.
+        assert!(
+            Windows::parse("Mié-Vie 02:00-05:00")
+                .unwrap_err()
+                .contains("not a day")
+        );
     }
 
     fn app(id: &str, health: &str, status: &str) -> AppInstance {

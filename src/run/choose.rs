@@ -189,10 +189,16 @@ pub async fn new_plan(
     if let Some(canary) = &args.canary {
         canaries_first(&mut plan, &refs, canary)?;
     }
+    // A retry keeps its plan's watch unless this run's flags or contexts say otherwise.
+    let journaled = rollout.as_ref().map(|r| r.watch.clone());
     if let Some(r) = rollout {
         super::flags::check_min_done(&r, plan.device_count())?;
         plan.rollout = r;
     }
+    plan.rollout.watch = match journaled {
+        Some(w) if staging.watch == crate::ops::rollout::Watch::default() => w,
+        _ => staging.watch.clone(),
+    };
     tell_plan(&plan, list, staging)?;
     Ok(plan)
 }

@@ -28,23 +28,15 @@ pub struct Staging {
     pub team_timeout: Duration,
     /// Team mode is on (`--team`, FLEETDECK_TEAM or a context's `team`).
     pub team: bool,
+    /// What the gate watches besides the devices.
+    pub watch: crate::ops::rollout::Watch,
 }
 
 impl Staging {
-    /// The gate's watch, from the flags and the contexts. Alarms and windows make a rollout
-    /// of a plan given none (one wave, as it would have been sent).
+    /// The gate's watch, from the flags and the contexts: set on the plan once its rollout
+    /// is chosen (a retry's from the journal, or the flags').
     pub fn watch(&mut self, watch: crate::ops::rollout::Watch) {
-        let needs = !watch.alarms.is_empty() || watch.window.is_some();
-        match &mut self.rollout {
-            Some(r) => r.watch = watch,
-            None if needs => {
-                self.rollout = Some(Rollout {
-                    watch,
-                    ..Rollout::default()
-                })
-            }
-            None => {}
-        }
+        self.watch = watch;
     }
 
     pub fn of(args: &RunArgs) -> anyhow::Result<Self> {
@@ -72,6 +64,7 @@ impl Staging {
             wait_for_leases,
             team_timeout,
             team: false,
+            watch: Default::default(),
         })
     }
 }

@@ -238,17 +238,21 @@ enum End {
     Failed(ApiError),
 }
 
-/// The request quota first and the create quota last, right before the send: sends are then
-/// spaced by the create pacing alone, which can sit close to the service's 1/s. False when a
-/// hold came first.
-async fn paced(ctx: &Ctx) -> bool {
+/// How long before its create's turn an appliance's jobs are read: enough for a read that
+/// waits its request slot and crosses the network.
+const READ_LEAD: Duration = Duration::from_millis(500);
+/// A read older than this when its create goes is made again (outside team mode).
+const REREAD_AFTER: Duration = Duration::from_secs(3);
+
+/// The appliance's jobs before a send, unless a hold comes first.
+async fn read_before(
+    ctx: &Ctx,
+    client: &aws_sdk_panorama::Client,
+    device: &str,
+) -> Option<Result<Vec<String>, ApiError>> {
     ctx.hold
-        .unless(async {
-            ctx.limits.panorama_all.until_ready().await;
-            ctx.limits.panorama_create.until_ready().await;
-        })
+        .unless(read_jobs(client, &ctx.limits, device))
         .await
-        .is_some()
 }
 
 /// Team mode, right before an appliance's create: still this plan's, with its jobs before the
@@ -312,33 +316,47 @@ async fn panorama_job(
     let mut retry = Retry::default();
     loop {
         ctx.report(op, OpUpdate::new(OpState::Waiting));
-        if !paced(ctx).await {
+        // The create's turn is reserved first, and the appliance's jobs are read just before
+        // it comes, while the creates ahead of it go out: nothing serial stands between two
+        // sends.
+        let turn = ctx.limits.panorama_create.reserve();
+        let lead = turn.checked_sub(READ_LEAD).unwrap_or(turn);
+        if !ctx.hold.sleep_until(lead).await {
             return End::Paused;
         }
-        // The appliance's jobs just before this send: a job beyond them after an unanswered
-        // send is this send's (read after the pacing wait, which can be long, so another
-        // operator's job made meanwhile is not taken for ours).
-        let before = match ctx
-            .hold
-            .unless(read_jobs(client, &ctx.limits, device))
-            .await
-        {
-            None => return End::Paused,
-            Some(Err(e)) => return End::Failed(e),
+        let mut before = match read_before(ctx, client, device).await {
             Some(Ok(jobs)) => jobs,
+            Some(Err(e)) => return End::Failed(e),
+            None => return End::Paused,
         };
-        // Team mode: still this plan's, with what a taker would need left with the lease.
-        if ctx.hold.unless(ctx.limits.space_create()).await.is_none() {
+        let read_at = Instant::now();
+        if ctx
+            .hold
+            .unless(ctx.limits.space_create(turn))
+            .await
+            .is_none()
+        {
+            return End::Paused;
+        }
+        // A job another operator made between the read and an unanswered send would be
+        // taken for ours. Team mode's lease keeps every other create off the device; without
+        // it, a read the send's turn left far behind (a slow read, a throttle) is made again.
+        if ctx.guard.is_none() && read_at.elapsed() > REREAD_AFTER {
+            before = match read_before(ctx, client, device).await {
+                Some(Ok(jobs)) => jobs,
+                Some(Err(e)) => return End::Failed(e),
+                None => return End::Paused,
+            };
+        }
+        // The pacing wait can outlast the device's window: then it waits for the next one
+        // (looked at before the team's table is told of a send).
+        if !ctx.window_open(device) {
             return End::Paused;
         }
         // Team mode: checked after the pacing, so that nothing but the journal's intent
         // stands between the table's word and the send.
         if let Err(end) = team_check(ctx, device, &before).await {
             return end;
-        }
-        // The pacing wait can outlast the device's window: then it waits for the next one.
-        if !ctx.window_open(device) {
-            return End::Paused;
         }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
@@ -353,6 +371,7 @@ async fn panorama_job(
         ctx.report(op, OpUpdate::new(OpState::Sending));
         let started = Instant::now();
         let result = aws::panorama::create_job(client, device, &ctx.operation).await;
+        ctx.limits.answered(&result, true);
         ctx.outcome(
             Service::Panorama,
             Call::CreateJobForDevices,
@@ -468,8 +487,10 @@ async fn read_jobs(
 ) -> Result<Vec<String>, ApiError> {
     let mut retry = Retry::default();
     loop {
-        limits.panorama_all.until_ready().await;
-        match aws::panorama::job_ids(client, device).await {
+        limits.panorama_read().await;
+        let read = aws::panorama::job_ids(client, device).await;
+        limits.answered(&read, false);
+        match read {
             Ok(ids) => return Ok(ids),
             Err(e) => match retry.after(&e) {
                 Some(wait) => tokio::time::sleep(wait).await,
@@ -591,22 +612,24 @@ async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<Strin
     let Some(_permit) = until(maybe_sent).unless(ctx.limits.call()).await else {
         return stopped(&ops, maybe_sent);
     };
-    // A batch not yet sent leaves out devices whose window shut meanwhile: they wait for the
-    // next one. One that may have made its task keeps its targets, as its token requires.
-    if !maybe_sent {
-        let (go, shut): (Vec<_>, Vec<_>) = ops.into_iter().partition(|(d, _)| ctx.window_open(d));
-        report(&shut, OpUpdate::new(OpState::Paused));
-        ops = go;
-        targets = ops.iter().map(|(d, _)| d.clone()).collect();
-        if ops.is_empty() {
-            return;
-        }
-    }
     let mut retry = Retry::default();
     let mut attempt = 0;
     loop {
         if until(maybe_sent).is_set() {
             return stopped(&ops, maybe_sent);
+        }
+        // A batch not yet sent leaves out devices whose window shut meanwhile (a throttle's
+        // wait, a slow table): they wait for the next one. One that may have made its task
+        // keeps its targets, as its token requires.
+        if !maybe_sent {
+            let (go, shut): (Vec<_>, Vec<_>) =
+                ops.into_iter().partition(|(d, _)| ctx.window_open(d));
+            report(&shut, OpUpdate::new(OpState::Paused));
+            ops = go;
+            targets = ops.iter().map(|(d, _)| d.clone()).collect();
+            if ops.is_empty() {
+                return;
+            }
         }
         // Team mode: the batch is still this plan's, and its token is left with its leases.
         if let Some(g) = &ctx.guard {

@@ -2,10 +2,8 @@
 //! when to try a call again, and the stop signal every wait gives way to.
 
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
 use crate::aws::{ApiError, ErrorKind};
@@ -16,56 +14,138 @@ const ATTEMPTS: u32 = 5;
 const MAX_THROTTLES: u32 = 60;
 
 /// Panorama's per-account quotas, kept on our side so polling and dispatch together stay
-/// inside them: 5 requests/s overall (we pace at 4), 1 CreateJobForDevices/s. Pacing is
-/// waited for outside the bound on calls under way, so a Snow batch never queues behind
-/// Panorama's one create a second.
+/// inside them: 5 requests/s overall, 1 CreateJobForDevices/s, each an adaptive pace that
+/// backs off when the service throttles anyway. Pacing is waited for outside the bound on
+/// calls under way, so a Snow batch never queues behind Panorama's one create a second.
 pub struct Limits {
-    pub panorama_all: DefaultDirectRateLimiter,
-    pub panorama_create: DefaultDirectRateLimiter,
-    /// When the last CreateJobForDevices went out. `panorama_create` orders the creates
-    /// waiting; this spaces the sends themselves, since a read made between the two waits
-    /// (the appliance's jobs before its create) can take a while, and without it the next
-    /// create, already paced, could follow the late one within the second and be throttled.
+    pub panorama_all: Pacer,
+    pub panorama_create: Pacer,
+    /// When the last CreateJobForDevices went out: a create whose read ran late is sent late,
+    /// and the next, already reserved, must still come a whole period after it.
     last_create: tokio::sync::Mutex<Option<Instant>>,
     pub calls: Semaphore,
 }
 
-/// A little over Panorama's 1 create a second: 30 ms of slack for the clocks and the
-/// network, so our pacing and the service's bucket do not disagree at the boundary.
-const CREATE_PERIOD: Duration = Duration::from_millis(1030);
+/// The documented quotas: 5 requests a second, of which the creates (paced on their own) take
+/// one. A pace starts there; the service's throttling is what slows it.
+const REQUESTS_PER_SECOND: f64 = 4.0;
+const CREATES_PER_SECOND: f64 = 1.0;
 
 impl Limits {
     pub fn new(concurrency: usize) -> Self {
-        let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
-            // 4 of the 5 requests a second the quota allows: the SDK's own retries of reads
-            // are not paced here and need the headroom.
-            panorama_all: RateLimiter::direct(per_second(4)),
-            panorama_create: RateLimiter::direct(
-                Quota::with_period(CREATE_PERIOD).unwrap_or(per_second(1)),
-            ),
+            panorama_all: Pacer::new(REQUESTS_PER_SECOND),
+            panorama_create: Pacer::new(CREATES_PER_SECOND),
             last_create: tokio::sync::Mutex::new(None),
             calls: Semaphore::new(concurrency.max(1)),
         }
     }
 
     pub async fn panorama_read(&self) {
-        self.panorama_all.until_ready().await;
+        self.panorama_all.take().await;
     }
 
-    /// Waits until a create may go out, at least `CREATE_PERIOD` after the last one, and
+    /// Waits for a create's turn, and a whole create period after the last one sent, and
     /// counts it as sent. Call it right before the send.
-    pub async fn space_create(&self) {
+    pub async fn space_create(&self, turn: Instant) {
         let mut last = self.last_create.lock().await;
-        if let Some(at) = *last {
-            tokio::time::sleep_until((at + CREATE_PERIOD).into()).await;
-        }
+        let after_last = last.map_or(turn, |at| at + self.panorama_create.period());
+        tokio::time::sleep_until(turn.max(after_last).into()).await;
         *last = Some(Instant::now());
     }
 
     /// A place among the calls under way. Take it after any pacing, never before.
     pub async fn call(&self) -> Option<SemaphorePermit<'_>> {
         self.calls.acquire().await.ok()
+    }
+
+    /// A Panorama answer: a throttle slows the account's pace, anything else wins some back.
+    pub fn answered<T>(&self, result: &Result<T, ApiError>, create: bool) {
+        let throttled = matches!(result, Err(e) if e.kind == ErrorKind::Throttled);
+        let pacer = if create {
+            &self.panorama_create
+        } else {
+            &self.panorama_all
+        };
+        if throttled {
+            pacer.throttled();
+        } else {
+            pacer.went_through();
+        }
+    }
+}
+
+/// A rate that adapts to the service: it starts at the documented quota and, when the service
+/// throttles anyway (another run in the account, another tool, a lower quota than
+/// documented), halves; each call that goes through wins back a twentieth of the quota
+/// (additive increase, multiplicative decrease, as the AWS SDKs' adaptive retry mode does).
+/// Slots are handed out in order, evenly spaced at the current rate.
+pub struct Pacer {
+    state: std::sync::Mutex<Pace>,
+    max_rate: f64,
+}
+
+struct Pace {
+    rate: f64,
+    next: Option<Instant>,
+    throttled: u64,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Self {
+        Self {
+            state: std::sync::Mutex::new(Pace {
+                rate,
+                next: None,
+                throttled: 0,
+            }),
+            max_rate: rate,
+        }
+    }
+
+    fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
+        // A poisoned pace is still a pace: the numbers in it are whole.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The time between two slots at the current rate.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.pace().rate)
+    }
+
+    /// Reserves the next free slot and says when it is.
+    pub fn reserve(&self) -> Instant {
+        let mut p = self.pace();
+        let now = Instant::now();
+        let at = p.next.map_or(now, |n| n.max(now));
+        p.next = Some(at + Duration::from_secs_f64(1.0 / p.rate));
+        at
+    }
+
+    /// Waits for a slot of its own.
+    pub async fn take(&self) {
+        let at = self.reserve();
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    pub fn throttled(&self) {
+        let mut p = self.pace();
+        p.rate = (p.rate / 2.0).max(self.max_rate / 16.0);
+        p.throttled += 1;
+        let later = Instant::now() + Duration::from_secs_f64(1.0 / p.rate);
+        p.next = Some(p.next.map_or(later, |n| n.max(later)));
+    }
+
+    pub fn went_through(&self) {
+        let mut p = self.pace();
+        p.rate = (p.rate + self.max_rate / 20.0).min(self.max_rate);
+    }
+
+    /// How many throttles it has seen.
+    pub fn throttles(&self) -> u64 {
+        self.pace().throttled
     }
 }
 
@@ -110,6 +190,13 @@ impl Stop {
             out = work => Some(out),
             () = self.set() => None,
         }
+    }
+
+    /// Sleeps until `at`, unless the stop comes first: false when stopped.
+    pub async fn sleep_until(&self, at: Instant) -> bool {
+        self.unless(tokio::time::sleep_until(at.into()))
+            .await
+            .is_some()
     }
 
     /// Sleeps, unless the stop comes first: false when stopped.
@@ -182,6 +269,33 @@ mod tests {
         let other = global.or(&fresh);
         quit.send(true).unwrap();
         assert!(other.unless(async { 1 }).await.is_none());
+    }
+
+    #[test]
+    fn a_pace_halves_when_throttled_and_wins_its_rate_back_a_step_at_a_time() {
+        let p = Pacer::new(1.0);
+        let t0 = p.reserve();
+        let t1 = p.reserve();
+        assert_eq!(t1 - t0, Duration::from_secs(1), "slots a period apart");
+        p.throttled();
+        assert_eq!(p.period(), Duration::from_secs(2));
+        assert_eq!(p.throttles(), 1);
+        // The next slot is a whole (slower) period away from the throttle, not before.
+        assert!(p.reserve() >= Instant::now() + Duration::from_millis(1900));
+        for _ in 0..10 {
+            p.went_through();
+        }
+        assert_eq!(p.period(), Duration::from_secs(1), "back at the quota");
+        p.went_through();
+        assert_eq!(p.period(), Duration::from_secs(1), "never past it");
+        for _ in 0..10 {
+            p.throttled();
+        }
+        assert_eq!(
+            p.period(),
+            Duration::from_secs(16),
+            "a floor: 1/16 of the quota"
+        );
     }
 
     #[test]

@@ -90,13 +90,18 @@ impl Run {
         self.view.wave + 1 >= self.view.waves.len()
     }
 
-    /// The applications that ran on an appliance before its operation, when its health
-    /// includes theirs.
-    pub(super) fn apps_before(&self, key: &DeviceKey) -> Option<Vec<AppRef>> {
+    /// What an appliance's applications are judged against after its operation, when its
+    /// health includes theirs.
+    pub(super) fn apps_before(&self, key: &DeviceKey) -> Option<Apps> {
         if key.service != Service::Panorama || !self.view.watch.reads_apps(&self.operation) {
             return None;
         }
-        self.watching.apps_before.get(key).cloned()
+        Some(match self.watching.apps_before.get(key) {
+            Some(before) => Apps::Before(before.clone()),
+            // Sent by another host whose baseline this one never read (a takeover): every
+            // instance must run, which fails closed.
+            None => Apps::AllRunning,
+        })
     }
 }
 
@@ -137,19 +142,30 @@ pub(super) fn fresh_work(
     work
 }
 
-/// The device healthy after its operation: its own state, then (an appliance with a
-/// baseline) every application that ran before it running again.
+/// What an appliance's applications are judged against after its operation.
+#[derive(Clone, Debug)]
+pub(super) enum Apps {
+    /// Those that ran before it, as read before the plan's first send.
+    Before(Vec<AppRef>),
+    /// No baseline was read here: every instance on it must run.
+    AllRunning,
+}
+
+/// The device healthy after its operation: its own state, then (an appliance whose health
+/// includes its applications') every application that ran before it running again.
 async fn healthy(
     operation: &Operation,
     d: &Device,
     ended: Option<u64>,
     clients: &aws::config::Clients,
     limits: &super::limits::Limits,
-    apps: &Option<Vec<AppRef>>,
+    apps: &Option<Apps>,
 ) -> Result<(), String> {
     health(operation, d, ended)?;
-    let Some(before) = apps.as_ref().filter(|a| !a.is_empty()) else {
-        return Ok(());
+    let before = match apps {
+        None => return Ok(()),
+        Some(Apps::Before(b)) if b.is_empty() => return Ok(()),
+        Some(a) => a,
     };
     let client = clients.panorama().map_err(|e| e.to_string())?;
     limits.panorama_read().await;
@@ -157,7 +173,14 @@ async fn healthy(
     let now = aws::panorama::app_instances(client, &d.id)
         .await
         .map_err(|e| format!("its applications could not be read: {e}"))?;
-    app_health(before, &now)
+    match before {
+        Apps::Before(b) => app_health(b, &now),
+        Apps::AllRunning => {
+            app_health(&crate::ops::rollout::app_baseline_all(&now), &now).map_err(|why| {
+                format!("{why} (no baseline was read on this host, so every instance must run)")
+            })
+        }
+    }
 }
 
 impl Worker {
@@ -488,6 +511,9 @@ impl Worker {
         };
         let _ = run.hold_tx.send(true);
         run.view.phase = Phase::Aborted { why: why.clone() };
+        // Nothing waits for a window any more.
+        run.view.waiting.clear();
+        run.watching.waits.clear();
         self.decide(plan, Verdict::Aborted, why, by);
         self.skip_aborted(plan);
         let tasks: Vec<String> = self
@@ -575,7 +601,7 @@ impl Worker {
         key: DeviceKey,
         operation: Operation,
         task: Option<String>,
-        apps: Option<Vec<AppRef>>,
+        apps: Option<Apps>,
     ) {
         let Some((clients, limits, at)) = self.reach(&key) else {
             let why = super::status::no_scope(&key).message;

@@ -49,6 +49,8 @@ struct Watch {
 
 #[derive(Default)]
 pub(super) struct Status {
+    /// Polls the service throttled: asked again at the next poll, never shown as failures.
+    pub throttled: u64,
     /// Listings under way, by scope and service.
     pub listing: HashSet<(String, Service)>,
     /// A listing asked for while one was under way, to start when it ends: `Some(quiet)`,
@@ -337,6 +339,7 @@ impl Worker {
             self.tasks.spawn(async move {
                 limits.panorama_read().await;
                 let status = aws::panorama::job_status(&client, &job).await;
+                limits.answered(&status, false);
                 let _ = tx.send(Internal::JobStatus { job, status });
             });
         }
@@ -349,6 +352,9 @@ impl Worker {
         };
         let op = watch.op;
         match status {
+            // Throttled (another run or tool in the account): the pace has slowed, and the
+            // job is asked again at the next poll. Counted, not shown as a failure.
+            Err(e) if e.kind == aws::ErrorKind::Throttled => self.status.throttled += 1,
             Err(e) => self.emit(Event::Failure(format!("DescribeDeviceJob failed: {e}"))),
             Ok(status) => {
                 let Some(state) = OpState::from_service(&status) else {

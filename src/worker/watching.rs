@@ -13,7 +13,7 @@ use crate::aws::{self, ApiError, ErrorKind};
 use crate::fleet::{AlarmReading, AppInstance, DeviceKey, Service};
 use crate::journal::{self, Record};
 use crate::ops::rollout::{AppRef, Cause, OnBreach, Phase, Verdict, app_baseline};
-use crate::ops::watch::{WindowState, Windows, alarm_breach, missing_alarms};
+use crate::ops::watch::{WindowState, Windows, alarm_breach, breach_key, missing_alarms, within};
 use crate::ops::{OpId, OpState, OpUpdate};
 use crate::protocol::Event;
 
@@ -55,6 +55,8 @@ impl Watching {
                 .collect(),
             ..Self::default()
         };
+        // The breach a promotion accepted, as the journal has them in order.
+        let mut breaking = None;
         for r in records {
             match r {
                 Record::Apps {
@@ -64,12 +66,31 @@ impl Watching {
                         w.apps_before.insert(k, running.clone());
                     }
                 }
+                // The wait a device was in last; one in an earlier window does not count
+                // against --window-timeout. Waits of devices sent since are dropped as the
+                // plan's sends are looked at.
                 Record::Window {
                     at, device, until, ..
                 } => {
                     if let Some(k) = super::parse_device_ref(device) {
-                        let since = w.waits.get(&k).map_or(*at, |(s, _)| *s);
+                        let since = match w.waits.get(&k) {
+                            Some((s, u)) if *u > *at => *s,
+                            _ => *at,
+                        };
                         w.waits.insert(k, (since, *until));
+                    }
+                }
+                Record::Alarms { alarms, breach, .. } => {
+                    if *breach {
+                        breaking = breach_key(alarms, watch.alarm_strict);
+                    }
+                    w.last_alarms = alarms.clone();
+                }
+                Record::Gate { decision, .. }
+                    if decision.verdict == crate::ops::rollout::Verdict::Promoted =>
+                {
+                    if let Some(b) = breaking.take() {
+                        w.alarm_accepted = Some(b);
                     }
                 }
                 _ => {}
@@ -302,7 +323,11 @@ impl Worker {
                 missing.join(", ")
             ))
         };
-        let accepted = breach.is_some() && breach == run.watching.alarm_accepted;
+        let key = breach_key(&readings, strict);
+        let accepted = match (&key, &run.watching.alarm_accepted) {
+            (Some(k), Some(a)) => missing.is_empty() && within(k, a),
+            _ => false,
+        };
         let changed = readings != run.watching.last_alarms;
         run.watching.alarms_read = Some(Instant::now());
         run.watching.last_alarms = readings.clone();
@@ -365,7 +390,7 @@ impl Worker {
     pub(super) fn accept_alarms(&mut self, plan: &str) {
         if let Some(run) = self.rollouts.get_mut(plan) {
             let strict = run.view.watch.alarm_strict;
-            run.watching.alarm_accepted = alarm_breach(&run.watching.last_alarms, strict);
+            run.watching.alarm_accepted = breach_key(&run.watching.last_alarms, strict);
         }
     }
 
@@ -373,9 +398,17 @@ impl Worker {
     /// wait journaled once; one waiting longer than --window-timeout is skipped.
     fn in_window(&mut self, plan: &str, ops: Vec<(OpId, DeviceKey)>) -> Vec<(OpId, DeviceKey)> {
         let now = journal::now();
+        // Waits of devices sent, skipped or ended since are over.
+        let unsent: std::collections::HashSet<DeviceKey> = self
+            .book
+            .ops_of(plan)
+            .filter(|o| matches!(o.state, OpState::Queued | OpState::Paused))
+            .map(|o| o.key.clone())
+            .collect();
         let Some(run) = self.rollouts.get_mut(plan) else {
             return ops;
         };
+        run.watching.waits.retain(|k, _| unsent.contains(k));
         let timeout = run.view.watch.window_timeout_secs;
         let mut go = Vec::new();
         let mut skip: Vec<(OpId, ApiError)> = Vec::new();
@@ -400,6 +433,7 @@ impl Worker {
                     if let Some(t) = timeout
                         && now.saturating_sub(since) >= t
                     {
+                        run.watching.waits.remove(&key);
                         skip.push((op, window_timed_out(t)));
                         continue;
                     }
@@ -416,12 +450,13 @@ impl Worker {
                 }
             }
         }
-        let view_waits = run
+        let mut view_waits: Vec<(DeviceKey, u64)> = run
             .watching
             .waits
             .iter()
             .map(|(k, (_, u))| (k.clone(), *u))
             .collect();
+        view_waits.sort_by(|a, b| (a.1, &a.0.id).cmp(&(b.1, &b.0.id)));
         run.view.waiting = view_waits;
         for (key, until, window) in waits {
             self.record_watch(&Record::Window {
