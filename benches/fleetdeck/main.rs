@@ -7,6 +7,7 @@
 mod frames;
 mod harness;
 mod memory;
+mod org;
 mod panorama;
 mod pty;
 mod refresh;
@@ -22,6 +23,7 @@ use anyhow::bail;
 
 use frames::{frames, key_to_frame};
 use memory::peak_memory;
+use org::org;
 use panorama::panorama;
 use pty::{first_frame, terminal_end_to_end};
 use refresh::refresh;
@@ -42,7 +44,7 @@ const OPS_IN_FLIGHT: usize = 1000;
 
 /// The sections, by the names `cargo bench --bench fleetdeck -- NAME…` takes.
 const SECTIONS: &[&str] = &[
-    "panorama", "regions", "snow", "unlock", "refresh", "frames", "keys", "pty", "memory",
+    "panorama", "regions", "org", "snow", "unlock", "refresh", "frames", "keys", "pty", "memory",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +80,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("regions") {
         runtime.block_on(regions(&mut report, &scratch))?;
+    }
+    if run("org") {
+        runtime.block_on(org(&mut report, &scratch))?;
     }
     if run("snow") {
         runtime.block_on(snow(&mut report, &scratch))?;

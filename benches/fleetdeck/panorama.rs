@@ -98,19 +98,19 @@ async fn dispatch_jobs(
             took.as_secs_f64() / bound.as_secs_f64(),
             secs(bound)
         ),
-        "near the bound",
+        "≤ 1.02× the bound, 0 throttled",
     );
     report.note(
         "Panorama dispatch: the worker (the engine the UI and `fleetdeck run` share, journal on) \
          against an in-process simulator with AWS quotas on; timed from the Dispatch command to \
-         the last job id. The worker paces creates at one per 1.03 s, 3% under the quota, so its \
-         pacing and the service's bucket do not disagree at the boundary; the first create goes \
-         at once, so N creates need (N − 1) × 1.03 s. Each appliance also costs a \
-         ListDevicesJobs read before its create (to reconcile a lost answer without a second \
-         job), inside the 4 requests/s the worker allows itself; that read is made after the \
-         create's turn comes and before it is sent, so its wait for a request token adds to \
-         each create's 1.03 s, and the sends themselves are spaced 1.03 s apart so that none \
-         is throttled.",
+         the last job id. Each create's turn is reserved at 0.99 a second (1% inside the quota: \
+         the service's create bucket holds one token, and the network's jitter must not make \
+         two sends a hair under a second apart), and a throttle slows the pace to 70%, won back \
+         a step per call that goes through. Each appliance also costs a ListDevicesJobs read \
+         before its create (to reconcile a lost answer without a second job), made 0.5 s before \
+         the create's turn while the creates ahead go out; its request slot rides with the \
+         create's, and every other call shares the other three of the five requests a second. \
+         The first create goes at once, so N creates need (N − 1) × 1.0101 s.",
     );
     Ok(took)
 }

@@ -251,7 +251,7 @@ async fn read_before(
     device: &str,
 ) -> Option<Result<Vec<String>, ApiError>> {
     ctx.hold
-        .unless(read_jobs(client, &ctx.limits, device))
+        .unless(read_jobs(client, &ctx.limits, device, false))
         .await
 }
 
@@ -432,7 +432,7 @@ async fn resolve(
     loop {
         let Some(read) = ctx
             .stop
-            .unless(read_jobs(client, &ctx.limits, device))
+            .unless(read_jobs(client, &ctx.limits, device, true))
             .await
         else {
             return Resolved::Stopped;
@@ -480,14 +480,19 @@ async fn resolve(
 }
 
 /// ListDevicesJobs for one appliance, within the request quota, tried a few times.
+/// The appliance's jobs. `paced`: on the account's shared pace; a read tied to a create's turn
+/// is not, as its request slot rides with the create's (see `Limits`).
 async fn read_jobs(
     client: &aws_sdk_panorama::Client,
     limits: &Limits,
     device: &str,
+    paced: bool,
 ) -> Result<Vec<String>, ApiError> {
     let mut retry = Retry::default();
     loop {
-        limits.panorama_read().await;
+        if paced || retry.tried() {
+            limits.panorama_read().await;
+        }
         let read = aws::panorama::job_ids(client, device).await;
         limits.answered(&read, false);
         match read {

@@ -26,10 +26,14 @@ pub struct Limits {
     pub calls: Semaphore,
 }
 
-/// The documented quotas: 5 requests a second, of which the creates (paced on their own) take
-/// one. A pace starts there; the service's throttling is what slows it.
-const REQUESTS_PER_SECOND: f64 = 4.0;
-const CREATES_PER_SECOND: f64 = 1.0;
+/// The documented quotas: 5 requests a second and 1 create a second. The creates take one of
+/// the five and each create's read of the appliance's jobs, made just before its turn, rides
+/// with it and takes another; every other call (listings, describes, polls) shares the other
+/// three. A pace starts 1% inside the quota: the create bucket holds a single token, so two
+/// sends a hair under a second apart by the service's clock would be throttled (the network's
+/// jitter is that hair). The service's throttling is what slows a pace further.
+const REQUESTS_PER_SECOND: f64 = 3.0 * 0.99;
+const CREATES_PER_SECOND: f64 = 0.99;
 
 impl Limits {
     pub fn new(concurrency: usize) -> Self {
@@ -77,8 +81,9 @@ impl Limits {
 
 /// A rate that adapts to the service: it starts at the documented quota and, when the service
 /// throttles anyway (another run in the account, another tool, a lower quota than
-/// documented), halves; each call that goes through wins back a twentieth of the quota
-/// (additive increase, multiplicative decrease, as the AWS SDKs' adaptive retry mode does).
+/// documented), drops to 70% (the AWS SDKs' adaptive retry mode's factor); each call that
+/// goes through wins back a twentieth of the quota (additive increase, multiplicative
+/// decrease).
 /// Slots are handed out in order, evenly spaced at the current rate.
 pub struct Pacer {
     state: std::sync::Mutex<Pace>,
@@ -132,7 +137,7 @@ impl Pacer {
 
     pub fn throttled(&self) {
         let mut p = self.pace();
-        p.rate = (p.rate / 2.0).max(self.max_rate / 16.0);
+        p.rate = (p.rate * 0.7).max(self.max_rate / 8.0);
         p.throttled += 1;
         let later = Instant::now() + Duration::from_secs_f64(1.0 / p.rate);
         p.next = Some(p.next.map_or(later, |n| n.max(later)));
@@ -215,6 +220,11 @@ pub struct Retry {
 }
 
 impl Retry {
+    /// Whether a try has failed already.
+    pub fn tried(&self) -> bool {
+        self.failures + self.throttles > 0
+    }
+
     pub fn after(&mut self, e: &ApiError) -> Option<Duration> {
         if e.kind == ErrorKind::Throttled {
             self.throttles += 1;
@@ -272,29 +282,29 @@ mod tests {
     }
 
     #[test]
-    fn a_pace_halves_when_throttled_and_wins_its_rate_back_a_step_at_a_time() {
+    fn a_pace_slows_when_throttled_and_wins_its_rate_back_a_step_at_a_time() {
         let p = Pacer::new(1.0);
         let t0 = p.reserve();
         let t1 = p.reserve();
         assert_eq!(t1 - t0, Duration::from_secs(1), "slots a period apart");
         p.throttled();
-        assert_eq!(p.period(), Duration::from_secs(2));
+        assert_eq!(p.period(), Duration::from_secs_f64(1.0 / 0.7));
         assert_eq!(p.throttles(), 1);
         // The next slot is a whole (slower) period away from the throttle, not before.
-        assert!(p.reserve() >= Instant::now() + Duration::from_millis(1900));
-        for _ in 0..10 {
+        assert!(p.reserve() >= Instant::now() + Duration::from_millis(1400));
+        for _ in 0..6 {
             p.went_through();
         }
         assert_eq!(p.period(), Duration::from_secs(1), "back at the quota");
         p.went_through();
         assert_eq!(p.period(), Duration::from_secs(1), "never past it");
-        for _ in 0..10 {
+        for _ in 0..20 {
             p.throttled();
         }
         assert_eq!(
             p.period(),
-            Duration::from_secs(16),
-            "a floor: 1/16 of the quota"
+            Duration::from_secs(8),
+            "a floor: 1/8 of the quota"
         );
     }
 

@@ -347,9 +347,12 @@ impl Worker {
 
     pub(super) fn job_status(&mut self, job: String, status: Result<String, ApiError>) {
         self.status.asking.remove(&job);
-        let Some(watch) = self.status.jobs.get(&job) else {
+        let Some(watch) = self.status.jobs.get_mut(&job) else {
             return;
         };
+        // Fresh from when it was answered: an ask that waited its turn behind others is not
+        // due again sooner for it.
+        watch.asked = Some(Instant::now());
         let op = watch.op;
         match status {
             // Throttled (another run or tool in the account): the pace has slowed, and the
