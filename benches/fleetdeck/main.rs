@@ -8,6 +8,7 @@ mod frames;
 mod harness;
 mod memory;
 mod org;
+mod pair;
 mod panorama;
 mod pty;
 mod refresh;
@@ -24,6 +25,7 @@ use anyhow::bail;
 use frames::{frames, key_to_frame};
 use memory::peak_memory;
 use org::org;
+use pair::pair;
 use panorama::panorama;
 use pty::{first_frame, terminal_end_to_end};
 use refresh::refresh;
@@ -44,7 +46,8 @@ const OPS_IN_FLIGHT: usize = 1000;
 
 /// The sections, by the names `cargo bench --bench fleetdeck -- NAME…` takes.
 const SECTIONS: &[&str] = &[
-    "panorama", "regions", "org", "snow", "unlock", "refresh", "frames", "keys", "pty", "memory",
+    "panorama", "pair", "regions", "org", "snow", "unlock", "refresh", "frames", "keys", "pty",
+    "memory",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +80,9 @@ fn main() -> anyhow::Result<()> {
 
     if run("panorama") {
         runtime.block_on(panorama(&mut report, &scratch))?;
+    }
+    if run("pair") {
+        runtime.block_on(pair(&mut report, &scratch))?;
     }
     if run("regions") {
         runtime.block_on(regions(&mut report, &scratch))?;
