@@ -244,6 +244,45 @@ const READ_LEAD: Duration = Duration::from_millis(500);
 /// A read older than this when its create goes is made again (outside team mode).
 const REREAD_AFTER: Duration = Duration::from_secs(3);
 
+/// Waits for the appliance's create turn, reading its jobs just before it comes (while the
+/// creates ahead of it go out: nothing serial stands between two sends). The jobs are what a
+/// job found after an unanswered send is told apart from.
+async fn jobs_at_turn(
+    ctx: &Ctx,
+    client: &aws_sdk_panorama::Client,
+    device: &str,
+) -> Result<Vec<String>, End> {
+    let read = || async {
+        match read_before(ctx, client, device).await {
+            Some(Ok(jobs)) => Ok(jobs),
+            Some(Err(e)) => Err(End::Failed(e)),
+            None => Err(End::Paused),
+        }
+    };
+    let turn = ctx.limits.panorama_create.reserve();
+    let lead = turn.checked_sub(READ_LEAD).unwrap_or(turn);
+    if !ctx.hold.sleep_until(lead).await {
+        return Err(End::Paused);
+    }
+    let before = read().await?;
+    let read_at = Instant::now();
+    if ctx
+        .hold
+        .unless(ctx.limits.space_create(turn))
+        .await
+        .is_none()
+    {
+        return Err(End::Paused);
+    }
+    // A job another operator made between the read and an unanswered send would be taken
+    // for ours. Team mode's lease keeps every other create off the device; without it, a
+    // read the send's turn left far behind (a slow read, a throttle) is made again.
+    if ctx.guard.is_none() && read_at.elapsed() > REREAD_AFTER {
+        return read().await;
+    }
+    Ok(before)
+}
+
 /// The appliance's jobs before a send, unless a hold comes first.
 async fn read_before(
     ctx: &Ctx,
@@ -316,38 +355,10 @@ async fn panorama_job(
     let mut retry = Retry::default();
     loop {
         ctx.report(op, OpUpdate::new(OpState::Waiting));
-        // The create's turn is reserved first, and the appliance's jobs are read just before
-        // it comes, while the creates ahead of it go out: nothing serial stands between two
-        // sends.
-        let turn = ctx.limits.panorama_create.reserve();
-        let lead = turn.checked_sub(READ_LEAD).unwrap_or(turn);
-        if !ctx.hold.sleep_until(lead).await {
-            return End::Paused;
-        }
-        let mut before = match read_before(ctx, client, device).await {
-            Some(Ok(jobs)) => jobs,
-            Some(Err(e)) => return End::Failed(e),
-            None => return End::Paused,
+        let before = match jobs_at_turn(ctx, client, device).await {
+            Ok(jobs) => jobs,
+            Err(end) => return end,
         };
-        let read_at = Instant::now();
-        if ctx
-            .hold
-            .unless(ctx.limits.space_create(turn))
-            .await
-            .is_none()
-        {
-            return End::Paused;
-        }
-        // A job another operator made between the read and an unanswered send would be
-        // taken for ours. Team mode's lease keeps every other create off the device; without
-        // it, a read the send's turn left far behind (a slow read, a throttle) is made again.
-        if ctx.guard.is_none() && read_at.elapsed() > REREAD_AFTER {
-            before = match read_before(ctx, client, device).await {
-                Some(Ok(jobs)) => jobs,
-                Some(Err(e)) => return End::Failed(e),
-                None => return End::Paused,
-            };
-        }
         // The pacing wait can outlast the device's window: then it waits for the next one
         // (looked at before the team's table is told of a send).
         if !ctx.window_open(device) {
@@ -596,6 +607,72 @@ pub(super) async fn snow(ctx: Ctx, batches: Vec<Batch>) {
     .await;
 }
 
+/// What team mode's check before a Snow batch's send decided.
+enum Check {
+    Go,
+    /// Some devices went to another plan: the batch goes without them, checked again.
+    Again,
+    /// Nothing is left to send, or the plan is no longer this host's.
+    End,
+    Stopped,
+}
+
+async fn team_batch_check(
+    ctx: &Ctx,
+    ops: &mut Vec<(String, OpId)>,
+    token: &str,
+    maybe_sent: bool,
+    until: &Stop,
+) -> Check {
+    let Some(g) = &ctx.guard else {
+        return Check::Go;
+    };
+    let keys: Vec<crate::fleet::DeviceKey> = ops
+        .iter()
+        .map(|(d, _)| crate::fleet::DeviceKey::new(Service::Snow, d.clone()))
+        .collect();
+    let sending = Sending::Snow {
+        token: token.to_string(),
+    };
+    match g.before_send(&keys, &sending, until).await {
+        Ok(()) => Check::Go,
+        // Another plan has some of them now: a batch not yet sent goes without them (its
+        // token has gone nowhere yet), once its remaining devices are checked.
+        Err(Blocked::Taken(taken)) if !maybe_sent => {
+            for (key, h) in &taken {
+                if let Some(i) = ops.iter().position(|(d, _)| *d == key.id) {
+                    let (_, op) = ops.remove(i);
+                    ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(h)));
+                }
+            }
+            if ops.is_empty() {
+                Check::End
+            } else {
+                Check::Again
+            }
+        }
+        // A batch that may have made its task cannot change its targets: the plan stops
+        // here, its rows unconfirmed, for the devices' holder to see to.
+        Err(Blocked::Taken(taken)) => {
+            let who = taken.first().map(|(_, h)| h.text()).unwrap_or_default();
+            g.lose(format!(
+                "a Snow batch that may have been sent has devices another plan holds now ({who})"
+            ));
+            Check::End
+        }
+        Err(_) => Check::Stopped,
+    }
+}
+
+/// Of a batch's targets, those whose window is open; the others are paused for the next one.
+fn in_window(ctx: &Ctx, ops: Vec<(String, OpId)>) -> Vec<(String, OpId)> {
+    let (go, shut): (Vec<_>, Vec<_>) = ops.into_iter().partition(|(d, _)| ctx.window_open(d));
+    for (_, op) in shut {
+        ctx.report(op, OpUpdate::new(OpState::Paused));
+    }
+    go
+}
+
 async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<String>) {
     let report = |ops: &[(String, OpId)], update: OpUpdate| {
         for (_, op) in ops {
@@ -627,52 +704,21 @@ async fn snow_batch(ctx: &Ctx, mut ops: Vec<(String, OpId)>, token: Option<Strin
         // wait, a slow table): they wait for the next one. One that may have made its task
         // keeps its targets, as its token requires.
         if !maybe_sent {
-            let (go, shut): (Vec<_>, Vec<_>) =
-                ops.into_iter().partition(|(d, _)| ctx.window_open(d));
-            report(&shut, OpUpdate::new(OpState::Paused));
-            ops = go;
+            ops = in_window(ctx, ops);
             targets = ops.iter().map(|(d, _)| d.clone()).collect();
             if ops.is_empty() {
                 return;
             }
         }
         // Team mode: the batch is still this plan's, and its token is left with its leases.
-        if let Some(g) = &ctx.guard {
-            let keys: Vec<crate::fleet::DeviceKey> = targets
-                .iter()
-                .map(|d| crate::fleet::DeviceKey::new(Service::Snow, d.clone()))
-                .collect();
-            let sending = Sending::Snow {
-                token: token.clone(),
-            };
-            match g.before_send(&keys, &sending, until(maybe_sent)).await {
-                Ok(()) => {}
-                // Another plan has some of them now: a batch not yet sent goes without them
-                // (its token has gone nowhere yet), once its remaining devices are checked.
-                Err(Blocked::Taken(taken)) if !maybe_sent => {
-                    for (key, h) in &taken {
-                        if let Some(i) = ops.iter().position(|(d, _)| *d == key.id) {
-                            let (_, op) = ops.remove(i);
-                            ctx.report(op, OpUpdate::new(OpState::Skipped).with_error(held(h)));
-                        }
-                    }
-                    targets = ops.iter().map(|(d, _)| d.clone()).collect();
-                    if ops.is_empty() {
-                        return;
-                    }
-                    continue;
-                }
-                // A batch that may have made its task cannot change its targets: the plan
-                // stops here, its rows unconfirmed, for the devices' holder to see to.
-                Err(Blocked::Taken(taken)) => {
-                    let who = taken.first().map(|(_, h)| h.text()).unwrap_or_default();
-                    g.lose(format!(
-                        "a Snow batch that may have been sent has devices another plan holds now ({who})"
-                    ));
-                    return;
-                }
-                Err(_) => return stopped(&ops, maybe_sent),
+        match team_batch_check(ctx, &mut ops, &token, maybe_sent, until(maybe_sent)).await {
+            Check::Go => {}
+            Check::Again => {
+                targets = ops.iter().map(|(d, _)| d.clone()).collect();
+                continue;
             }
+            Check::End => return,
+            Check::Stopped => return stopped(&ops, maybe_sent),
         }
         if let Err(e) = ctx.log.intent(
             Service::Snow,
