@@ -260,11 +260,22 @@ async fn jobs_at_turn(
         }
     };
     let turn = ctx.limits.panorama_create.reserve();
+    // A turn not taken (the plan was held) is given back, so the next is not waited out.
+    let held = || {
+        ctx.limits.panorama_create.release(turn);
+        Err(End::Paused)
+    };
     let lead = turn.checked_sub(READ_LEAD).unwrap_or(turn);
     if !ctx.hold.sleep_until(lead).await {
-        return Err(End::Paused);
+        return held();
     }
-    let before = read().await?;
+    let before = match read().await {
+        Ok(jobs) => jobs,
+        Err(end) => {
+            ctx.limits.panorama_create.release(turn);
+            return Err(end);
+        }
+    };
     let read_at = Instant::now();
     if ctx
         .hold
@@ -272,7 +283,7 @@ async fn jobs_at_turn(
         .await
         .is_none()
     {
-        return Err(End::Paused);
+        return held();
     }
     // A job another operator made between the read and an unanswered send would be taken
     // for ours. Team mode's lease keeps every other create off the device; without it, a

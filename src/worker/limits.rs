@@ -129,6 +129,21 @@ impl Pacer {
         at
     }
 
+    /// Gives back a slot reserved and not used (its send was held): the slots after it are
+    /// not left to stand empty, so a pause then a promotion does not wait out a schedule
+    /// nobody keeps. Two slots may then fall together; the send spacing (`space_create`)
+    /// still keeps them a period apart.
+    pub fn release(&self, slot: Instant) {
+        let mut p = self.pace();
+        let now = Instant::now();
+        let period = Duration::from_secs_f64(1.0 / p.rate);
+        if let Some(next) = p.next
+            && slot >= now
+        {
+            p.next = Some(next.checked_sub(period).unwrap_or(now).max(now));
+        }
+    }
+
     /// Waits for a slot of its own.
     pub async fn take(&self) {
         let at = self.reserve();
@@ -305,6 +320,22 @@ mod tests {
             p.period(),
             Duration::from_secs(8),
             "a floor: 1/8 of the quota"
+        );
+    }
+
+    #[test]
+    fn a_slot_given_back_is_not_waited_out() {
+        let p = Pacer::new(1.0);
+        let slots: Vec<Instant> = (0..10).map(|_| p.reserve()).collect();
+        // The last nine were held and given back: the next one comes after the first.
+        for s in slots.iter().skip(1).rev() {
+            p.release(*s);
+        }
+        let next = p.reserve();
+        assert!(
+            next <= slots[0] + Duration::from_millis(1001),
+            "{:?}",
+            next - slots[0]
         );
     }
 
