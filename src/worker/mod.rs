@@ -13,6 +13,7 @@ mod dispatch;
 mod limits;
 mod plans;
 mod rollout;
+mod snow_send;
 mod status;
 mod takeover;
 mod team;

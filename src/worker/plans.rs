@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::dispatch::{self, Ctx, Log, Work};
 use super::rollout::Run;
+use super::snow_send;
 use super::{Place, Worker, device_ref, parse_device_ref};
 use crate::aws::{ApiError, ErrorKind};
 use crate::fleet::{DeviceKey, Operation, Service, SnowOptions};
@@ -478,7 +479,7 @@ impl Worker {
         work: Vec<Work>,
     ) {
         // Each scope's Snow batches go together; each appliance on its own.
-        let mut snow_batches: BTreeMap<String, Vec<dispatch::Batch>> = BTreeMap::new();
+        let mut snow_batches: BTreeMap<String, Vec<snow_send::Batch>> = BTreeMap::new();
         for item in work {
             match item {
                 Work::Panorama {
@@ -530,7 +531,7 @@ impl Worker {
                 continue;
             };
             let ctx = self.ctx(plan, operation.clone(), snow.clone(), place);
-            let handle = self.dispatching.spawn(dispatch::snow(ctx, batches));
+            let handle = self.dispatching.spawn(snow_send::snow(ctx, batches));
             self.dispatch_ops.insert(handle.id(), ops);
         }
     }
