@@ -4,14 +4,13 @@
 //! rest, and a crash mid-wave resumed at that wave. The simulator's ledger is the judge.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Output};
+
 use std::time::{Duration, Instant};
 
 mod headless;
 
-use headless::{command, output, text};
+use headless::{command, creates, output, read_until, summary, text};
 
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
 
@@ -44,22 +43,6 @@ async fn sim(toml: String, quotas: QuotaMode, speed: f64) -> SimHandle {
     })
     .await
     .expect("the simulator starts")
-}
-
-/// Creates per device name, from the ledger (device ids mapped back through the summary).
-fn creates(sim: &SimHandle) -> HashMap<String, usize> {
-    let mut per = HashMap::new();
-    for e in sim.ledger() {
-        if e.operation == "CreateJobForDevices" {
-            *per.entry(e.device_id.clone()).or_default() += 1;
-        }
-    }
-    per
-}
-
-fn summary(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
 }
 
 fn states(summary: &serde_json::Value) -> HashMap<String, String> {
@@ -202,23 +185,6 @@ async fn each_wave_starts_only_after_the_last_one_finished() {
     }
     assert_eq!(stderr.matches("passed").count(), 2, "{stderr}");
     let _ = std::fs::remove_file(&j);
-}
-
-/// Waits for a whole line on the child's stderr containing `what`, returning what was read.
-fn read_until(child: &mut Child, what: &str, seen: &mut String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let err = child.stderr.as_mut().expect("stderr is piped");
-    let mut buf = [0u8; 4096];
-    // Up to the end of the line that holds `what`: a read may end mid-line.
-    let whole = |seen: &String| seen.find(what).is_some_and(|at| seen[at..].contains('\n'));
-    while !whole(seen) {
-        assert!(Instant::now() < deadline, "no {what:?} in:\n{seen}");
-        match err.read(&mut buf) {
-            Ok(0) => panic!("fleetdeck ended before {what:?}:\n{seen}"),
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 fn plan_id(seen: &str) -> String {

@@ -4,15 +4,12 @@
 //! wave, and one that does not exist stops it before anything is sent; a maintenance window
 //! that opens in a few seconds holds the plan until then, also across a restart.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod headless;
 mod team;
 
-use headless::{command, output, text};
+use headless::{command, creates, output, read_until, summary, text};
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
@@ -39,22 +36,6 @@ async fn sim(n: usize, unhealthy: &[&str]) -> SimHandle {
     })
     .await
     .expect("the simulator starts")
-}
-
-/// Creates per device id, from the simulator's ledger.
-fn creates(sim: &SimHandle) -> HashMap<String, usize> {
-    let mut per = HashMap::new();
-    for e in sim.ledger() {
-        if e.operation == "CreateJobForDevices" {
-            *per.entry(e.device_id.clone()).or_default() += 1;
-        }
-    }
-    per
-}
-
-fn summary(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
 }
 
 fn device<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -207,19 +188,6 @@ async fn put_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str) {
 
 fn with_cloudwatch(c: &mut std::process::Command, moto: &team::Moto) {
     c.env("AWS_ENDPOINT_URL_CLOUDWATCH", &moto.endpoint);
-}
-
-/// Reads the child's stderr until `what` shows, within a minute.
-fn read_until(child: &mut Child, what: &str, seen: &mut String) {
-    let err = child.stderr.as_mut().expect("stderr is piped");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut buf = [0u8; 4096];
-    while !seen.contains(what) {
-        assert!(Instant::now() < deadline, "{what:?} never showed:\n{seen}");
-        let n = err.read(&mut buf).expect("stderr reads");
-        assert!(n > 0, "the run ended before {what:?}:\n{seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,11 +360,7 @@ async fn a_restart_during_a_wait_resumes_it_and_sends_when_the_window_opens() {
     .expect("fleetdeck runs");
     let mut seen = String::new();
     read_until(&mut child, "wait for the maintenance window", &mut seen);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT is sent");
+    headless::interrupt(&child);
     let first = child.wait_with_output().expect("the run ends");
     assert_eq!(
         first.status.code(),
@@ -444,11 +408,7 @@ async fn alarms_that_cannot_be_read_hold_every_send() {
     read_until(&mut child, "could not be read from CloudWatch", &mut seen);
     // Past two more 10 s attempts: still nothing sent, and the outage told once.
     std::thread::sleep(Duration::from_secs(21));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT is sent");
+    headless::interrupt(&child);
     let out = child.wait_with_output().expect("the run ends");
     let stderr = seen + &text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
