@@ -658,3 +658,68 @@ fn live_or_ended(t: &Team, id: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_default()
 }
+
+/// Two runs on different appliances of one account, at AWS's quotas: each is told it shares
+/// the account's quota with the other, and every appliance gets its one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_in_one_account_share_its_quota_and_each_is_told() {
+    let t = Team::new();
+    let sim = fleetdeck::sim::start(SimConfig {
+        fleet: FleetSource::Toml(fleet(12, 0)),
+        quotas: QuotaMode::Aws,
+        busy_conflicts: false,
+        speed: 300.0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let names = |r: std::ops::Range<usize>| {
+        r.map(|i| format!("cam-{i:02}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (first, second) = (names(0..6), names(6..12));
+    let (ja, jb) = (headless::journal("share-a"), headless::journal("share-b"));
+    let args = |devices: &str| {
+        [
+            "--action",
+            "reboot",
+            "--devices",
+            devices,
+            "--yes",
+            "--output",
+            "json",
+        ]
+        .map(String::from)
+    };
+    let run = |j: &Path, who: &str, devices: &str| {
+        let a = args(devices);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        t.run(&sim, j, who, &a).spawn().unwrap()
+    };
+    let (a, b) = (run(&ja, "alice", &first), run(&jb, "bob", &second));
+    let (a, b) = (finish(a).await, finish(b).await);
+    for out in [&a, &b] {
+        let said = text(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains(
+                "Panorama quota of 123456789012 in us-east-1 shared with 1 other plan of the team"
+            ),
+            "{said}"
+        );
+    }
+    // Counted from the simulator's ledger of calls: asking each appliance through the API
+    // would itself meet the quota.
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for e in sim.ledger() {
+        if e.operation == "CreateJobForDevices" {
+            *per.entry(e.device_id.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(per.len(), 12, "{per:?}");
+    assert!(
+        per.values().all(|n| *n == 1),
+        "each appliance once: {per:?}"
+    );
+}

@@ -15,6 +15,8 @@ mod refresh;
 mod regions;
 mod report;
 mod snow;
+#[path = "../../tests/team/mod.rs"]
+mod team;
 mod unlock;
 
 use std::path::Path;

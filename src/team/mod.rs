@@ -12,8 +12,10 @@
 //! - `table`: the items' layout, and the DynamoDB calls in fleetdeck's terms;
 //! - `init`: creating the table and the team's settings;
 //! - `leases`: acquiring, checking before a send, and releasing a plan's devices;
-//! - `plans`: the plan lease (heartbeat, takeover) and its mirror, words, approvals.
+//! - `plans`: the plan lease (heartbeat, takeover) and its mirror, words, approvals;
+//! - `budget`: the account's Panorama quota, shared by the team's plans sending to it.
 
+pub mod budget;
 pub mod cmd;
 pub mod init;
 pub mod leases;

@@ -10,6 +10,8 @@
 //! |                 |                         | its send needs (token, jobs before), outcome  |
 //! | `plan#ID`       | `word#AT#ID`            | a word to the plan's rollout, and its answer  |
 //! | `plan#ID`       | `gate#N`                | one of its rollout's decisions                |
+//! | `quota#ACCT#RGN`| plan id                 | the plan's part in the account's Panorama     |
+//! |                 |                         | quota (`budget`)                              |
 //!
 //! Every list is a Query of one partition: nothing here scans.
 

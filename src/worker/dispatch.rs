@@ -246,7 +246,9 @@ const REREAD_AFTER: Duration = Duration::from_secs(3);
 
 /// Waits for the appliance's create turn, reading its jobs just before it comes (while the
 /// creates ahead of it go out: nothing serial stands between two sends). The jobs are what a
-/// job found after an unanswered send is told apart from.
+/// job found after an unanswered send is told apart from. What the send needs (its window
+/// open, team mode's word) is settled before the last wait, so the send goes on its turn:
+/// on a team's shared grid a send late by a table's answer would meet another host's turn.
 async fn jobs_at_turn(
     ctx: &Ctx,
     client: &aws_sdk_panorama::Client,
@@ -260,30 +262,43 @@ async fn jobs_at_turn(
         }
     };
     let turn = ctx.limits.panorama_create.reserve();
-    // A turn not taken (the plan was held) is given back, so the next is not waited out.
-    let held = || {
+    // A turn not taken (the plan was held, a check said no) is given back, so the next is not
+    // waited out.
+    let given_back = |end: End| {
         ctx.limits.panorama_create.release(turn);
-        Err(End::Paused)
+        Err(end)
     };
     let lead = turn.checked_sub(READ_LEAD).unwrap_or(turn);
     if !ctx.hold.sleep_until(lead).await {
-        return held();
+        return given_back(End::Paused);
     }
     let before = match read().await {
         Ok(jobs) => jobs,
-        Err(end) => {
-            ctx.limits.panorama_create.release(turn);
-            return Err(end);
-        }
+        Err(end) => return given_back(end),
     };
     let read_at = Instant::now();
+    // The pacing wait can outlast the device's window: then it waits for the next one
+    // (looked at before the team's table is told of a send).
+    if !ctx.window_open(device) {
+        return given_back(End::Paused);
+    }
+    if let Err(end) = team_check(ctx, device, &before).await {
+        return given_back(end);
+    }
     if ctx
         .hold
         .unless(ctx.limits.space_create(turn))
         .await
         .is_none()
     {
-        return held();
+        return given_back(End::Paused);
+    }
+    // The wait after the table's word is short (the read's lead, a turn or two on the grid),
+    // well inside the lease's margin; a lease that went stale meanwhile is asked again.
+    if ctx.guard.as_ref().is_some_and(|g| !g.fresh())
+        && let Err(end) = team_check(ctx, device, &before).await
+    {
+        return Err(end);
     }
     // A job another operator made between the read and an unanswered send would be taken
     // for ours. Team mode's lease keeps every other create off the device; without it, a
@@ -370,16 +385,6 @@ async fn panorama_job(
             Ok(jobs) => jobs,
             Err(end) => return end,
         };
-        // The pacing wait can outlast the device's window: then it waits for the next one
-        // (looked at before the team's table is told of a send).
-        if !ctx.window_open(device) {
-            return End::Paused;
-        }
-        // Team mode: checked after the pacing, so that nothing but the journal's intent
-        // stands between the table's word and the send.
-        if let Err(end) = team_check(ctx, device, &before).await {
-            return end;
-        }
         if let Err(e) = ctx.log.intent(
             Service::Panorama,
             Call::CreateJobForDevices,

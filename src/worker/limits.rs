@@ -33,7 +33,7 @@ pub struct Limits {
 /// sends a hair under a second apart by the service's clock would be throttled (the network's
 /// jitter is that hair). The service's throttling is what slows a pace further.
 const REQUESTS_PER_SECOND: f64 = 3.0 * 0.99;
-const CREATES_PER_SECOND: f64 = 0.99;
+pub(super) const CREATES_PER_SECOND: f64 = 0.99;
 
 impl Limits {
     pub fn new(concurrency: usize) -> Self {
@@ -53,9 +53,23 @@ impl Limits {
     /// counts it as sent. Call it right before the send.
     pub async fn space_create(&self, turn: Instant) {
         let mut last = self.last_create.lock().await;
-        let after_last = last.map_or(turn, |at| at + self.panorama_create.period());
-        tokio::time::sleep_until(turn.max(after_last).into()).await;
+        let pacer = &self.panorama_create;
+        let after_last = last.map_or(turn, |at| at + pacer.spacing());
+        // On the team's grid a send that missed its turn waits for its next one: between
+        // two turns is another host's.
+        let at = pacer.align(turn.max(after_last).max(Instant::now()));
+        tokio::time::sleep_until(at.into()).await;
         *last = Some(Instant::now());
+    }
+
+    /// Team mode: this host's share of the account's quota, from the team's table. Reads
+    /// take the plans' part of theirs; creates take the plans' turns on the account's grid.
+    pub fn share(&self, share: &crate::team::budget::Share) {
+        self.panorama_all.share(share.reads(), None);
+        let senders = share.senders.max(1);
+        let turns = share.my_turns.len().max(1) as f64 / senders as f64;
+        self.panorama_create
+            .share(turns, Some((senders, share.my_turns.clone())));
     }
 
     /// A place among the calls under way. Take it after any pacing, never before.
@@ -84,7 +98,10 @@ impl Limits {
 /// documented), drops to 70% (the AWS SDKs' adaptive retry mode's factor); each call that
 /// goes through wins back a twentieth of the quota (additive increase, multiplicative
 /// decrease).
-/// Slots are handed out in order, evenly spaced at the current rate.
+/// Slots are handed out in order, evenly spaced at the current rate. In team mode the pace
+/// is this host's share of the quota, and creates take turns on a grid of the wall clock
+/// that every host of the team draws alike: turn k of the grid is at k × the quota's period
+/// since the epoch, and goes to the sending plan at position k mod (plans sending).
 pub struct Pacer {
     state: std::sync::Mutex<Pace>,
     max_rate: f64,
@@ -92,17 +109,26 @@ pub struct Pacer {
 
 struct Pace {
     rate: f64,
+    /// The most this host may use: the quota, or its share of it.
+    cap: f64,
     next: Option<Instant>,
     throttled: u64,
+    /// Team mode: the grid's turns this host takes, out of how many.
+    turns: Option<(usize, Vec<usize>)>,
 }
+
+/// How late a send may be and still count as on its turn (the timer's and scheduler's slack).
+const SLACK: Duration = Duration::from_millis(5);
 
 impl Pacer {
     pub fn new(rate: f64) -> Self {
         Self {
             state: std::sync::Mutex::new(Pace {
                 rate,
+                cap: rate,
                 next: None,
                 throttled: 0,
+                turns: None,
             }),
             max_rate: rate,
         }
@@ -120,12 +146,50 @@ impl Pacer {
         Duration::from_secs_f64(1.0 / self.pace().rate)
     }
 
+    /// The least time between two of this host's sends: the quota's period on a grid (less
+    /// the slack, or a send a hair late would push the next off its turn), else the period.
+    pub fn spacing(&self) -> Duration {
+        let p = self.pace();
+        match p.turns {
+            Some(_) => Duration::from_secs_f64(1.0 / self.max_rate).saturating_sub(SLACK),
+            None => Duration::from_secs_f64(1.0 / p.rate),
+        }
+    }
+
+    /// Team mode: this host's share of the quota (a fraction), and for creates the grid's
+    /// turns it takes out of how many. The pace starts again at the share.
+    pub fn share(&self, fraction: f64, turns: Option<(usize, Vec<usize>)>) {
+        let mut p = self.pace();
+        p.cap = self.max_rate * fraction.clamp(0.0, 1.0).max(1e-3);
+        p.rate = p.cap;
+        p.turns = turns;
+    }
+
+    /// The first of this host's turns at or after `at` (`at` itself off the grid).
+    pub fn align(&self, at: Instant) -> Instant {
+        let p = self.pace();
+        match &p.turns {
+            Some((of, mine)) => grid_turn(at, 1.0 / self.max_rate, *of, mine),
+            None => at,
+        }
+    }
+
     /// Reserves the next free slot and says when it is.
     pub fn reserve(&self) -> Instant {
         let mut p = self.pace();
         let now = Instant::now();
-        let at = p.next.map_or(now, |n| n.max(now));
-        p.next = Some(at + Duration::from_secs_f64(1.0 / p.rate));
+        let earliest = p.next.map_or(now, |n| n.max(now));
+        let (at, after) = match &p.turns {
+            Some((of, mine)) => {
+                let g = 1.0 / self.max_rate;
+                // The next is at least a period on, then on a turn of ours: half a grid step
+                // less, so that rounding never skips a turn the period allows.
+                let at = grid_turn(earliest, g, *of, mine);
+                (at, (1.0 / p.rate - g / 2.0).max(g / 2.0))
+            }
+            None => (earliest, 1.0 / p.rate),
+        };
+        p.next = Some(at + Duration::from_secs_f64(after));
         at
     }
 
@@ -152,7 +216,7 @@ impl Pacer {
 
     pub fn throttled(&self) {
         let mut p = self.pace();
-        p.rate = (p.rate * 0.7).max(self.max_rate / 8.0);
+        p.rate = (p.rate * 0.7).max(p.cap / 8.0);
         p.throttled += 1;
         let later = Instant::now() + Duration::from_secs_f64(1.0 / p.rate);
         p.next = Some(p.next.map_or(later, |n| n.max(later)));
@@ -160,13 +224,47 @@ impl Pacer {
 
     pub fn went_through(&self) {
         let mut p = self.pace();
-        p.rate = (p.rate + self.max_rate / 20.0).min(self.max_rate);
+        p.rate = (p.rate + p.cap / 20.0).min(p.cap);
     }
 
     /// How many throttles it has seen.
     pub fn throttles(&self) -> u64 {
         self.pace().throttled
     }
+}
+
+/// The first turn at or after `at` of those at positions `mine` among `of`, on the grid of
+/// step `g` seconds from the Unix epoch. The wall clock is what the team's hosts share.
+fn grid_turn(at: Instant, g: f64, of: usize, mine: &[usize]) -> Instant {
+    let (now, wall) = (Instant::now(), unix_secs());
+    let at_wall = if at >= now {
+        wall + (at - now).as_secs_f64()
+    } else {
+        wall - (now - at).as_secs_f64()
+    };
+    let turn_wall = next_turn(at_wall - SLACK.as_secs_f64(), g, of, mine);
+    if turn_wall >= wall {
+        now + Duration::from_secs_f64(turn_wall - wall)
+    } else {
+        now.checked_sub(Duration::from_secs_f64(wall - turn_wall))
+            .unwrap_or(now)
+    }
+}
+
+/// The first turn of ours at or after `t` (seconds since the epoch).
+fn next_turn(t: f64, g: f64, of: usize, mine: &[usize]) -> f64 {
+    let of = of.max(1) as u64;
+    let first = (t / g).ceil().max(0.0) as u64;
+    let k = (first..first + of)
+        .find(|k| mine.contains(&((k % of) as usize)))
+        .unwrap_or(first);
+    k as f64 * g
+}
+
+fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A stop signal (the worker's quit, or a rollout's hold): set once, never cleared. A stop
@@ -337,6 +435,56 @@ mod tests {
             "{:?}",
             next - slots[0]
         );
+    }
+
+    #[test]
+    fn two_hosts_on_the_grid_take_turns_a_quota_period_apart() {
+        let (a, b) = (Pacer::new(0.99), Pacer::new(0.99));
+        a.share(0.5, Some((2, vec![0])));
+        b.share(0.5, Some((2, vec![1])));
+        let mut all: Vec<Instant> = (0..6).flat_map(|_| [a.reserve(), b.reserve()]).collect();
+        all.sort();
+        let g = Duration::from_secs_f64(1.0 / 0.99);
+        for pair in all.windows(2) {
+            let gap = pair[1] - pair[0];
+            // Each host's own turns are two steps apart, and the two interleave.
+            assert!(
+                gap + Duration::from_millis(1) >= g && gap < g * 2,
+                "{gap:?}"
+            );
+        }
+        assert_eq!(a.spacing(), g - SLACK);
+    }
+
+    #[test]
+    fn a_turn_is_the_first_of_ours_on_the_grid() {
+        assert_eq!(next_turn(10.2, 1.0, 1, &[0]), 11.0);
+        assert_eq!(next_turn(10.0, 1.0, 1, &[0]), 10.0);
+        assert_eq!(
+            next_turn(10.2, 1.0, 3, &[0]),
+            12.0,
+            "turn 12 is position 0 of 3"
+        );
+        assert_eq!(next_turn(10.2, 1.0, 3, &[1, 2]), 11.0);
+        assert_eq!(next_turn(12.5, 1.0, 3, &[1, 2]), 13.0);
+        // A host whose turns are not known yet takes the next step.
+        assert_eq!(next_turn(10.2, 1.0, 2, &[]), 11.0);
+    }
+
+    #[test]
+    fn a_throttle_on_the_grid_skips_turns_and_never_leaves_it() {
+        let p = Pacer::new(1.0);
+        p.share(1.0, Some((1, vec![0])));
+        let t0 = p.reserve();
+        let throttled_at = Instant::now();
+        p.throttled();
+        let t1 = p.reserve();
+        assert!(
+            t1 >= throttled_at + Duration::from_millis(1420),
+            "slowed to 70%"
+        );
+        let steps = (t1 - t0).as_secs_f64();
+        assert!((steps - steps.round()).abs() < 0.01, "on the grid: {steps}");
     }
 
     #[test]

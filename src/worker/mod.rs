@@ -13,6 +13,7 @@ mod dispatch;
 mod limits;
 mod plans;
 mod rollout;
+mod share;
 mod snow_send;
 mod status;
 mod takeover;
@@ -93,6 +94,8 @@ enum Internal {
         words: Vec<crate::team::Word>,
         approved: bool,
     },
+    /// Team mode: what the table said of the account's quota, scope by scope.
+    QuotaShared(Vec<share::Shared>),
     /// The team table connected at start, or why not.
     TeamReady(Result<Arc<crate::team::Team>, String>),
     /// Another host's plan taken over (or why not).
@@ -247,6 +250,8 @@ struct Worker {
     known: HashMap<DeviceKey, Device>,
     /// CloudWatch, for rollouts' alarms: made at the first reading.
     alarm_client: Arc<tokio::sync::OnceCell<aws_sdk_cloudwatch::Client>>,
+    /// Team mode: this host's share of each account's Panorama quota.
+    quota: share::Quota,
 }
 
 async fn run(
@@ -297,6 +302,7 @@ async fn run(
         heartbeat_every: None,
         known: HashMap::new(),
         alarm_client: Default::default(),
+        quota: Default::default(),
     };
     if let Some(config) = settings.team.clone() {
         let tx = worker.internal.clone();
@@ -351,6 +357,7 @@ async fn run(
             _ = poll.tick() => {
                 worker.poll();
                 worker.rollout_tick();
+                worker.share_quota();
             }
             _ = beat => worker.heartbeat(),
             Some(_) = worker.team_writes.join_next(), if !worker.team_writes.is_empty() => {}
@@ -553,6 +560,7 @@ impl Worker {
                 approved,
             } => self.renewed(&plan, renewed, words, approved),
             Internal::TeamReady(ready) => self.team_ready(ready),
+            Internal::QuotaShared(shared) => self.quota_shared(shared),
             Internal::TakenOver(taken) => self.taken_over(taken),
         }
     }

@@ -108,7 +108,14 @@ impl Guard {
         self.lease.lock().ok().and_then(|l| l.clone())
     }
 
-    fn fresh(&self) -> bool {
+    /// Not lost, failed nor ended: it still draws on the quota.
+    pub(super) fn live(&self) -> bool {
+        !matches!(self.standing(), Standing::Lost(_) | Standing::Failed(_))
+            && !self.ended.load(Ordering::Acquire)
+    }
+
+    /// The lease has more than its margin left, on this process's clock.
+    pub(super) fn fresh(&self) -> bool {
         let renewed = self.renewed.lock().map_or_else(|_| Instant::now(), |r| *r);
         let s = &self.team.settings;
         renewed.elapsed() + s.margin() < s.lease
@@ -319,6 +326,7 @@ impl Worker {
         self.guards.insert(plan.to_string(), guard.clone());
         let op = operation_text(operation);
         let tx = self.internal.clone();
+        let asks = self.plan_asks(plan, &keys);
         self.tasks.spawn(async move {
             let began = team
                 .start_plan(&guard.plan, &op, &record, keys.len(), needs_approval)
@@ -327,6 +335,12 @@ impl Worker {
                 Ok(lease) => team.acquire(&lease, &op, &keys).await.map(|a| (lease, a)),
                 Err(e) => Err(e),
             };
+            // Its part of the account's quota is written before its guard opens: its first
+            // create already goes on its turn.
+            if result.is_ok() && !asks.is_empty() {
+                let shared = super::share::ask(team.clone(), asks).await;
+                let _ = tx.send(Internal::QuotaShared(shared));
+            }
             let _ = tx.send(Internal::Leased {
                 plan: guard.plan.clone(),
                 result,
@@ -660,8 +674,13 @@ impl Worker {
             });
         let progress = self.team_progress(plan);
         guard.ended.store(true, Ordering::Release);
+        // Its part of the quota is given back now, not when its item's hold runs out.
+        let scopes = self.quota.leave(plan);
         self.team_writes.spawn(async move {
             let _ = guard.team.end_plan(&lease, outcome, &progress).await;
+            for scope in scopes {
+                let _ = guard.team.leave_quota(&scope, &guard.plan).await;
+            }
         });
     }
 
