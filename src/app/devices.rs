@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::row_index::RowIndex;
 use super::sort::{Key, SortColumn, sort_key};
 use crate::fleet::filter::{self, Filter};
 use crate::fleet::{Device, DeviceKey, Service};
@@ -13,7 +14,7 @@ use crate::fleet::{Device, DeviceKey, Service};
 #[derive(Debug, Default)]
 pub struct Devices {
     rows: Vec<Device>,
-    index: HashMap<DeviceKey, usize>,
+    index: RowIndex,
     /// Every row, in sort order (a total order: ties go by row, so a search finds one place).
     order: Vec<usize>,
     /// Each row's position in `order`.
@@ -116,7 +117,7 @@ impl Devices {
     }
 
     pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
-        self.index.get(key).map(|&i| &self.rows[i])
+        self.index.get(&self.rows, key).map(|i| &self.rows[i])
     }
 
     pub fn count(&self, service: Service) -> usize {
@@ -130,8 +131,8 @@ impl Devices {
         let known = self.rows.len();
         let (mut added, mut changed) = (Vec::new(), Vec::new());
         for d in devices {
-            match self.index.get(&d.key()) {
-                Some(&i) => {
+            match self.index.get(&self.rows, &d.key()) {
+                Some(i) => {
                     if self.rows[i].label() != d.label() {
                         self.label_order = None;
                     }
@@ -142,9 +143,9 @@ impl Devices {
                 None => {
                     let i = self.rows.len();
                     self.label_order = None;
-                    self.index.insert(d.key(), i);
                     self.counts[d.service as usize] += 1;
                     self.rows.push(d);
+                    self.index.insert(&self.rows, i);
                     self.write_hay(i);
                     self.passes.push(false);
                     self.order_pos.push(usize::MAX);
@@ -205,20 +206,15 @@ impl Devices {
         self.rows.retain(|d| keep(d));
         self.label_order = None;
         self.rebuild_hay();
-        self.index = self
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.key(), i))
-            .collect();
-        self.marks.retain(|k| self.index.contains_key(k));
+        self.index.rebuild(&self.rows);
+        self.marks.retain(|k| self.index.contains(&self.rows, k));
         self.counts = [0; 2];
         for d in &self.rows {
             self.counts[d.service as usize] += 1;
         }
         self.resort();
         self.refilter();
-        let at = at.and_then(|k| self.index.get(&k).copied());
+        let at = at.and_then(|k| self.index.get(&self.rows, &k));
         self.place_cursor(at);
     }
 
@@ -298,7 +294,7 @@ impl Devices {
         let mut marked: Vec<usize> = self
             .marks
             .iter()
-            .filter_map(|k| self.index.get(k).copied())
+            .filter_map(|k| self.index.get(&self.rows, k))
             .collect();
         let (mut out, mut hidden): (Vec<usize>, Vec<usize>) =
             marked.drain(..).partition(|&i| self.passes[i]);
@@ -313,8 +309,8 @@ impl Devices {
         // By the marks, not the rows: the title asks every frame.
         self.marks
             .iter()
-            .filter_map(|k| self.index.get(k))
-            .filter(|&&i| !self.passes[i])
+            .filter_map(|k| self.index.get(&self.rows, k))
+            .filter(|&i| !self.passes[i])
             .count()
     }
 
@@ -324,7 +320,7 @@ impl Devices {
         let mut marked: Vec<usize> = self
             .marks
             .iter()
-            .filter_map(|k| self.index.get(k).copied())
+            .filter_map(|k| self.index.get(&self.rows, k))
             .filter(|&i| self.passes[i])
             .collect();
         if marked.is_empty() {

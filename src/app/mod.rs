@@ -9,6 +9,7 @@ mod events;
 pub mod forms;
 mod keys;
 mod results;
+mod row_index;
 mod sort;
 pub mod team;
 

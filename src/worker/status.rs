@@ -170,13 +170,17 @@ impl Worker {
         if self.place(scope).is_none() {
             return;
         }
-        devices.retain(|d| {
-            self.routes
-                .get(&d.key())
-                .is_none_or(|routed| routed == scope)
-        });
-        for d in &devices {
-            self.routes.insert(d.key(), scope.to_string());
+        // With one scope every device's calls go there: no route is kept (at 100,000
+        // devices the routes alone were 9 MB).
+        if self.places.len() > 1 {
+            devices.retain(|d| {
+                self.routes
+                    .get(&d.key())
+                    .is_none_or(|routed| routed == scope)
+            });
+            for d in &devices {
+                self.routes.insert(d.key(), scope.to_string());
+            }
         }
         // A team's two-person rule reads the devices' tags: kept only in team mode (the
         // table's rule is read after the first listings have come).
