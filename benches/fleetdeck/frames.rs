@@ -215,7 +215,7 @@ pub(crate) type BenchTerm = Terminal<CrosstermBackend<tui::Quiet<std::io::Sink>>
 pub(crate) fn drive(
     app: &mut App,
     terminal: &mut BenchTerm,
-    keys: Vec<KeyCode>,
+    keys: impl IntoIterator<Item = KeyCode> + Send + 'static,
     gap: std::ops::Range<u64>,
     news: impl FnMut(usize) -> Vec<Event> + Send + 'static,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -287,16 +287,20 @@ pub(crate) fn drive(
 
 /// Key to frame with 100,000 devices and 1,000 rows in flight: a key alone, behind a poll's
 /// news, during full refreshes, while typing a filter, and on sorts.
-pub(crate) fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
-    let (mut app, ops) = app_in_flight()?;
-
-    // A fixed viewport: the backend never asks the (absent) terminal for its size.
-    let mut terminal = Terminal::with_options(
+/// A 200×60 terminal drawing to nothing. A fixed viewport: the backend never asks the
+/// (absent) terminal for its size.
+pub(crate) fn bench_terminal() -> anyhow::Result<BenchTerm> {
+    Ok(Terminal::with_options(
         CrosstermBackend::new(tui::Quiet::new(std::io::sink())),
         ratatui::TerminalOptions {
             viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 200, 60)),
         },
-    )?;
+    )?)
+}
+
+pub(crate) fn key_to_frame(report: &mut Report) -> anyhow::Result<()> {
+    let (mut app, ops) = app_in_flight()?;
+    let mut terminal = bench_terminal()?;
     let moves = [KeyCode::Down, KeyCode::Up, KeyCode::Tab, KeyCode::PageDown];
     let moving = |n: usize| (0..n).map(|i| moves[i % moves.len()]).collect::<Vec<_>>();
     let goal = key_goal;

@@ -51,16 +51,16 @@ fn waiting(view: &RolloutView, now_epoch: u64) -> String {
 
 /// Two lines on the rollout in focus: its state and figures, then a gauge per wave.
 fn rollout_lines(app: &App, view: &RolloutView, theme: &Theme) -> Vec<Line<'static>> {
-    let rows = &app.results.rows;
-    let final_of = |ops: &[usize]| {
-        ops.iter()
-            .filter(|op| {
-                rows.iter()
-                    .find(|r| r.id == **op)
-                    .is_some_and(|r| r.state.is_final())
-            })
-            .count()
-    };
+    // Once per frame, not once per operation: with 5,000 rows in flight a search of the
+    // rows for each took 10 ms a frame.
+    let finals: std::collections::HashSet<usize> = app
+        .results
+        .rows
+        .iter()
+        .filter(|r| r.state.is_final())
+        .map(|r| r.id)
+        .collect();
+    let final_of = |ops: &[usize]| ops.iter().filter(|op| finals.contains(op)).count();
     let total: usize = view.waves.iter().map(Vec::len).sum();
     let done: usize = view.waves.iter().map(|w| final_of(w)).sum();
     let mut head = vec![Span::styled(
