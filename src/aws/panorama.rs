@@ -162,20 +162,26 @@ async fn device_jobs(client: &Client, device: &str) -> Result<Vec<DeviceJob>, Ap
 
 /// A job's own status (DescribeDeviceJob), as the model spells it: the only read that can say
 /// a job has ended. ListDevices' LatestDeviceJob carries no job id.
-pub async fn job_status(client: &Client, job: &str) -> Result<String, ApiError> {
+/// A job's type and status, as DescribeDeviceJob tells them ("REBOOT", "IN_PROGRESS").
+pub async fn job_status(client: &Client, job: &str) -> Result<(String, String), ApiError> {
     let out = client
         .describe_device_job()
         .job_id(job)
         .send()
         .await
         .map_err(ApiError::from_sdk)?;
-    out.status().map(|s| s.as_str().to_string()).ok_or_else(|| {
-        ApiError::new(
-            super::ErrorKind::Other,
-            "EmptyResponse",
-            format!("DescribeDeviceJob {job} returned no status"),
-        )
-    })
+    let kind = out.job_type().map_or("job", |t| t.as_str()).to_string();
+    let status = out
+        .status()
+        .map(|s| s.as_str().to_string())
+        .ok_or_else(|| {
+            ApiError::new(
+                super::ErrorKind::Other,
+                "EmptyResponse",
+                format!("DescribeDeviceJob {job} returned no status"),
+            )
+        })?;
+    Ok((kind, status))
 }
 
 /// One job as DescribeDeviceJob tells it, field by field, for the operator.

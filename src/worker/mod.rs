@@ -57,7 +57,7 @@ enum Internal {
     /// DescribeDeviceJob answered for a followed job.
     JobStatus {
         job: String,
-        status: Result<String, ApiError>,
+        status: Result<(String, String), ApiError>,
     },
     SnowTask {
         task: String,

@@ -15,8 +15,13 @@ use crate::fleet::{Device, DeviceKey, Service};
 use crate::ops::{OpId, OpState, OpUpdate};
 use crate::protocol::Event;
 
-/// A followed job is asked about at least this often, whatever the listing says.
+/// A followed job is asked about at least this often while the listing's LatestDeviceJob
+/// does not tell its state (another job is the appliance's latest, or the job was not asked
+/// about yet)...
 const ASK_AT_LEAST_EVERY: Duration = Duration::from_secs(20);
+/// ...and this often while it does: a move of the job then shows in the listing, which asks
+/// at once. The timer is only a net for a listing that stops telling.
+const ASK_WHEN_LISTED: Duration = Duration::from_secs(120);
 
 /// A Snow device's lock state read in view stands this long through background refreshes;
 /// the operator's own refresh, or an execution of ours ending on it, reads it again sooner.
@@ -45,6 +50,24 @@ struct Watch {
     /// The appliance's LatestDeviceJob when the job was last asked about.
     hint: Option<String>,
     asked: Option<Instant>,
+    /// The job as it last answered, in the listing's words ("REBOOT IN_PROGRESS").
+    known: Option<String>,
+}
+
+impl Watch {
+    /// Whether the job is asked about now, given its appliance's LatestDeviceJob.
+    fn due(&self, hint: Option<&String>, now: Instant, by_time_only: bool) -> bool {
+        let every = if self.known.is_some() && hint == self.known.as_ref() {
+            ASK_WHEN_LISTED
+        } else {
+            ASK_AT_LEAST_EVERY
+        };
+        let stale = self.asked.is_none_or(|at| now - at >= every);
+        // Moved since it was last asked about, to a state it has not answered with (a
+        // listing that only catches up with an answer is no news).
+        let moved = hint != self.hint.as_ref() && hint != self.known.as_ref();
+        stale || (!by_time_only && moved)
+    }
 }
 
 #[derive(Default)]
@@ -303,6 +326,7 @@ impl Worker {
                 op,
                 hint: None,
                 asked: None,
+                known: None,
             },
         );
     }
@@ -316,11 +340,7 @@ impl Worker {
             .jobs
             .iter()
             .filter(|(job, _)| !self.status.asking.contains(*job))
-            .filter(|(_, w)| {
-                let stale = w.asked.is_none_or(|at| now - at >= ASK_AT_LEAST_EVERY);
-                let hint = self.status.latest.get(&w.device);
-                stale || (!by_time_only && hint != w.hint.as_ref())
-            })
+            .filter(|(_, w)| w.due(self.status.latest.get(&w.device), now, by_time_only))
             .map(|(job, _)| job.clone())
             .collect();
         for job in due {
@@ -349,7 +369,7 @@ impl Worker {
         }
     }
 
-    pub(super) fn job_status(&mut self, job: String, status: Result<String, ApiError>) {
+    pub(super) fn job_status(&mut self, job: String, status: Result<(String, String), ApiError>) {
         self.status.asking.remove(&job);
         let Some(watch) = self.status.jobs.get_mut(&job) else {
             return;
@@ -363,7 +383,8 @@ impl Worker {
             // job is asked again at the next poll. Counted, not shown as a failure.
             Err(e) if e.kind == aws::ErrorKind::Throttled => self.status.throttled += 1,
             Err(e) => self.emit(Event::Failure(format!("DescribeDeviceJob failed: {e}"))),
-            Ok(status) => {
+            Ok((kind, status)) => {
+                watch.known = Some(format!("{kind} {status}"));
                 let Some(state) = OpState::from_service(&status) else {
                     return self.emit(Event::Failure(format!(
                         "DescribeDeviceJob {job} answered an unknown status {status}"
