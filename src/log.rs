@@ -222,7 +222,7 @@ pub fn event(event: &Event, book: &Book) {
         }
         Event::TeamPlans(plans) => tracing::debug!(plans = plans.len(), "team plans read"),
         Event::TeamJoined(Err(why)) => tracing::warn!(%why, "team table refused"),
-        Event::Notice(text) => tracing::info!("{text}"),
+        Event::Notice(text) | Event::QuotaShared { text, .. } => tracing::info!("{text}"),
         Event::Failure(text) => tracing::warn!("{text}"),
         Event::DeviceUpdated(_) | Event::Details { .. } | Event::Inspected { .. } => {}
     }

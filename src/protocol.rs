@@ -169,6 +169,13 @@ pub enum Event {
     TeamJoined(Result<TeamJoin, String>),
     /// The team's plans, live and recent, as just read (team mode).
     TeamPlans(Vec<crate::team::PlanRow>),
+    /// Team mode: another plan of the team now shares (or no longer shares) a scope's
+    /// Panorama quota with this host's, and the words that say so.
+    QuotaShared {
+        scope: String,
+        others: usize,
+        text: String,
+    },
     /// Passing news for the status line.
     Notice(String),
     /// An error the operator must see until dismissed. Repeats are folded by the UI.

@@ -124,6 +124,18 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             app.team_refused = Some(why.clone());
             app.fail(why);
         }
+        Event::QuotaShared {
+            scope,
+            others,
+            text,
+        } => {
+            if others == 0 {
+                app.quota_shared.remove(&scope);
+            } else {
+                app.quota_shared.insert(scope, others);
+            }
+            app.tell(text);
+        }
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }

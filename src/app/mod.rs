@@ -166,6 +166,8 @@ pub struct App {
     pub held: std::collections::HashMap<DeviceKey, String>,
     /// Team mode: the table and who this session is to it, once reached.
     pub team: Option<crate::protocol::TeamJoin>,
+    /// Team mode: scopes whose Panorama quota other plans of the team share, with how many.
+    pub quota_shared: std::collections::BTreeMap<String, usize>,
     /// Team mode asked for, but its table could not be used: why.
     pub team_refused: Option<String>,
     /// Team mode: the team's plans as last read (for the team pane).
@@ -225,6 +227,7 @@ impl App {
             },
             held: Default::default(),
             team: None,
+            quota_shared: Default::default(),
             team_refused: None,
             team_plans: Vec::new(),
             team_read_at: None,

@@ -267,7 +267,9 @@ impl Rows<'_> {
                 return Some(view);
             }
             Event::Health(op, health) => self.health(ids, op, health),
-            Event::Failure(message) | Event::Notice(message) => self.progress.say(&message),
+            Event::Failure(message)
+            | Event::Notice(message)
+            | Event::QuotaShared { text: message, .. } => self.progress.say(&message),
             // Told once per change.
             Event::Team { plan, standing, .. } if self.team.as_ref() != Some(&standing) => {
                 self.progress.say(&format!(

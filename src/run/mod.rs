@@ -392,7 +392,9 @@ async fn wait_started(
                 ),
                 None => bail!("nothing was sent: {error}"),
             },
-            Event::Failure(message) | Event::Notice(message) => eprintln!("{message}"),
+            Event::Failure(message)
+            | Event::Notice(message)
+            | Event::QuotaShared { text: message, .. } => eprintln!("{message}"),
             _ => {}
         }
     }

@@ -149,9 +149,14 @@ fn header_spans<'a>(app: &App, theme: &Theme, detail: Detail, shown: usize) -> V
     if let Some(team) = &app.team {
         // The table always; who this session is to it while there is room.
         let user = team.arn.rsplit('/').next().unwrap_or(&team.arn);
+        // While other plans share a quota: how many at most, since this host sends slower.
+        let shared = match app.quota_shared.values().max() {
+            Some(n) => format!("· quota shared with {n} "),
+            None => String::new(),
+        };
         let text = match detail {
-            Detail::Full | Detail::Compact => format!(" TEAM {} as {user} ", team.table),
-            _ => format!(" TEAM {} ", team.table),
+            Detail::Full | Detail::Compact => format!(" TEAM {} as {user} {shared}", team.table),
+            _ => format!(" TEAM {} {shared}", team.table),
         };
         spans.push(Span::styled(text, theme.badge()));
         spans.push(Span::raw(" "));

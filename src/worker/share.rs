@@ -224,26 +224,28 @@ impl Worker {
             ask.limits.share(&share);
             let was = before.map_or(0, |s| s.others());
             if share.others() != was {
-                self.emit(Event::Notice(shared_text(&ask.scope, &share)));
+                self.emit(Event::QuotaShared {
+                    scope: ask.scope.clone(),
+                    others: share.others(),
+                    text: shared_text(&ask.scope, &share),
+                });
             }
         }
     }
 }
 
-/// "Panorama quota of 123456789012 in us-east-1 shared with 1 other plan of the team: 0.50
-/// creates/s here".
+/// "Panorama quota of 123456789012 in us-east-1 shared with 1 other plan of the team: this
+/// host takes 1 of every 2 create turns".
 fn shared_text(scope: &str, share: &Share) -> String {
     let (account, region) = scope.rsplit_once('#').unwrap_or((scope, ""));
     let place = format!("Panorama quota of {account} in {region}");
     match share.others() {
         0 => format!("{place} no longer shared: this host sends at the whole quota"),
-        n => {
-            let creates = super::limits::CREATES_PER_SECOND * share.my_turns.len() as f64
-                / share.senders.max(1) as f64;
-            format!(
-                "{place} shared with {n} other plan{} of the team: {creates:.2} creates/s here",
-                if n == 1 { "" } else { "s" }
-            )
-        }
+        n => format!(
+            "{place} shared with {n} other plan{} of the team: this host takes {} of every {} create turns",
+            if n == 1 { "" } else { "s" },
+            share.my_turns.len(),
+            share.senders.max(1),
+        ),
     }
 }
