@@ -132,40 +132,12 @@ pub(crate) async fn org(report: &mut Report, scratch: &Path) -> anyhow::Result<(
     };
     let cpu0 = cpu_time();
     let (commands, mut events) = worker::spawn(Source(targets), settings);
-    let mut devices: Vec<Device> = Vec::new();
-    // The UI as the terminal runs it, 200×60, given every event from the first.
-    let mut app = App::new(Vec::new(), false, Instant::now());
-    let mut done = 0;
-    while done < 2 * scopes {
-        let event = events.recv().await.context("the worker stopped")?;
-        match &event {
-            Event::DevicesPage(_, page) => devices.extend(page.iter().cloned()),
-            Event::ListingDone(..) => done += 1,
-            Event::ListingFailed(s, service, e) => {
-                bail!("listing {} in {s} failed: {e}", service.label())
-            }
-            _ => {}
-        }
-        app::update(&mut app, Msg::Worker(Box::new(event)));
-    }
+    let (devices, app) = listed(&mut events, scopes).await?;
     let refs: Vec<&Device> = devices.iter().collect();
     let mut plan = Plan::new(Operation::Reboot, SnowOptions::default(), &refs);
     // A reboot of every online appliance and every reachable Snow device, one plan.
     plan.rollout.watch.app_health = false;
-    let mut per_scope: BTreeMap<String, usize> = BTreeMap::new();
-    let scope_of: HashMap<_, _> = devices
-        .iter()
-        .map(|d| (d.key(), d.scope.to_string()))
-        .collect();
-    for k in plan
-        .targets
-        .iter()
-        .filter(|k| k.service == Service::Panorama)
-    {
-        if let Some(s) = scope_of.get(k) {
-            *per_scope.entry(s.clone()).or_default() += 1;
-        }
-    }
+    let per_scope = appliances_per_scope(&devices, &plan);
     let busiest = per_scope.values().copied().max().unwrap_or(1);
     let snow_targets = plan
         .targets
@@ -175,50 +147,7 @@ pub(crate) async fn org(report: &mut Report, scratch: &Path) -> anyhow::Result<(
     let appliances_sent = per_scope.values().sum::<usize>();
     let started = Instant::now();
     commands.send(Command::Dispatch(Box::new(plan)))?;
-    // The UI takes every event as it would in the terminal, and keys are pressed 4–30 ms
-    // apart until the last id is in: key to frame while 20 scopes dispatch.
-    let done = Arc::new(AtomicBool::new(false));
-    let track = Arc::new(Mutex::new(Track::default()));
-    let producer = {
-        let (done, track) = (done.clone(), track.clone());
-        move |_round: usize| -> Vec<Event> {
-            if done.load(Ordering::Acquire) {
-                return Vec::new();
-            }
-            let Some(event) = events.blocking_recv() else {
-                return Vec::new();
-            };
-            let mut t = track
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if t.take(&event, started.elapsed()) {
-                done.store(true, Ordering::Release);
-            }
-            vec![event]
-        }
-    };
-    let keys = {
-        let done = done.clone();
-        let moves = [KeyCode::Down, KeyCode::Up, KeyCode::Tab, KeyCode::PageDown];
-        (0..)
-            .map(move |i| moves[i % moves.len()])
-            .take_while(move |_| !done.load(Ordering::Acquire))
-    };
-    let mut samples = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
-        let mut terminal = crate::frames::bench_terminal()?;
-        crate::frames::drive(&mut app, &mut terminal, keys, 4..30, producer)
-    })
-    .await??;
-    let t = std::mem::take(
-        &mut *track
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    anyhow::ensure!(
-        t.started && t.waiting.is_empty(),
-        "the dispatch did not finish: {} waiting",
-        t.waiting.len()
-    );
+    let (t, mut samples) = with_ui(app, events, started).await?;
     let (failed, last_panorama, last_snow) = (t.failed, t.last_panorama, t.last_snow);
     let took = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu0);
@@ -270,9 +199,105 @@ pub(crate) async fn org(report: &mut Report, scratch: &Path) -> anyhow::Result<(
         "p99 ≤ 16 ms",
     );
     report.note(
-        "Organisation scale: one worker (the engine the UI and `fleetdeck run` share, journal on) against an in-process simulator serving 10 accounts in 2 regions, each scope 48 generated appliances (a few offline, left out by preflight) and 200 Snow devices, AWS quotas on. One plan reboots every online appliance and every Snow device; timed from the Dispatch command to each service's last job or task id. CPU time is getrusage of the whole process (worker, simulator and bench), peak memory its VmHWM.",
+        "Organisation scale: one worker (the engine the UI and `fleetdeck run` share, journal on) against an in-process simulator serving 10 accounts in 2 regions, each scope 48 generated appliances (a few offline, left out by preflight) and 200 Snow devices, AWS quotas on. One plan reboots every online appliance and every Snow device; timed from the Dispatch command to each service's last job or task id. The UI runs beside it as in the terminal (200×60, every event of the worker taken by the same turn and drawn), keys pressed 4–30 ms apart until the last id is in. CPU time is getrusage of the whole process (worker, simulator, UI and bench), peak memory its VmHWM.",
     );
     drop(commands);
     h.stop().await;
     Ok(())
+}
+
+/// Follows the dispatch to its last id through the UI: the UI takes every event as it would in
+/// the terminal, and keys are pressed 4–30 ms apart until the last id is in. What the events
+/// told, and each key's time to its frame.
+async fn with_ui(
+    mut app: App,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    started: Instant,
+) -> anyhow::Result<(Track, Vec<Duration>)> {
+    let done = Arc::new(AtomicBool::new(false));
+    let track = Arc::new(Mutex::new(Track::default()));
+    let producer = {
+        let (done, track) = (done.clone(), track.clone());
+        move |_round: usize| -> Vec<Event> {
+            if done.load(Ordering::Acquire) {
+                return Vec::new();
+            }
+            let Some(event) = events.blocking_recv() else {
+                return Vec::new();
+            };
+            let mut t = track
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if t.take(&event, started.elapsed()) {
+                done.store(true, Ordering::Release);
+            }
+            vec![event]
+        }
+    };
+    let keys = {
+        let done = done.clone();
+        let moves = [KeyCode::Down, KeyCode::Up, KeyCode::Tab, KeyCode::PageDown];
+        (0..)
+            .map(move |i| moves[i % moves.len()])
+            .take_while(move |_| !done.load(Ordering::Acquire))
+    };
+    let samples = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
+        let mut terminal = crate::frames::bench_terminal()?;
+        crate::frames::drive(&mut app, &mut terminal, keys, 4..30, producer)
+    })
+    .await??;
+    let t = std::mem::take(
+        &mut *track
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    anyhow::ensure!(
+        t.started && t.waiting.is_empty(),
+        "the dispatch did not finish: {} waiting",
+        t.waiting.len()
+    );
+    Ok((t, samples))
+}
+
+/// The plan's appliances in each scope.
+fn appliances_per_scope(devices: &[Device], plan: &Plan) -> BTreeMap<String, usize> {
+    let scope_of: HashMap<_, _> = devices
+        .iter()
+        .map(|d| (d.key(), d.scope.to_string()))
+        .collect();
+    let mut per_scope: BTreeMap<String, usize> = BTreeMap::new();
+    for k in plan
+        .targets
+        .iter()
+        .filter(|k| k.service == Service::Panorama)
+    {
+        if let Some(s) = scope_of.get(k) {
+            *per_scope.entry(s.clone()).or_default() += 1;
+        }
+    }
+    per_scope
+}
+
+/// Every scope's listing, and the UI as the terminal runs it (200×60) given every event from
+/// the first.
+async fn listed(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    scopes: usize,
+) -> anyhow::Result<(Vec<Device>, App)> {
+    let mut devices: Vec<Device> = Vec::new();
+    let mut app = App::new(Vec::new(), false, Instant::now());
+    let mut done = 0;
+    while done < 2 * scopes {
+        let event = events.recv().await.context("the worker stopped")?;
+        match &event {
+            Event::DevicesPage(_, page) => devices.extend(page.iter().cloned()),
+            Event::ListingDone(..) => done += 1,
+            Event::ListingFailed(s, service, e) => {
+                bail!("listing {} in {s} failed: {e}", service.label())
+            }
+            _ => {}
+        }
+        app::update(&mut app, Msg::Worker(Box::new(event)));
+    }
+    Ok((devices, app))
 }

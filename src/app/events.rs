@@ -128,17 +128,20 @@ pub(super) fn on_event(app: &mut App, event: Event) {
             scope,
             others,
             text,
-        } => {
-            if others == 0 {
-                app.quota_shared.remove(&scope);
-            } else {
-                app.quota_shared.insert(scope, others);
-            }
-            app.tell(text);
-        }
+        } => quota_shared(app, scope, others, text),
         Event::Notice(message) => app.tell(message),
         Event::Failure(message) => app.fail(message),
     }
+}
+
+/// Team mode: other plans share (or no longer share) a scope's quota; the header shows it.
+fn quota_shared(app: &mut App, scope: String, others: usize, text: String) {
+    if others == 0 {
+        app.quota_shared.remove(&scope);
+    } else {
+        app.quota_shared.insert(scope, others);
+    }
+    app.tell(text);
 }
 
 /// Scopes in use: devices of scopes no longer in use go; the rest keep their rows.

@@ -771,3 +771,25 @@ fn enter_on_a_result_reads_its_job() {
         Some(Overlay::Inspect { fields: Some(Ok(f)), .. }) if f[0].1 == "SUCCEEDED"
     ));
 }
+
+#[test]
+fn the_quota_shared_with_other_plans_is_kept_per_scope_and_told() {
+    let mut app = app_with_fleet();
+    let shared = |scope: &str, others: usize| {
+        Msg::Worker(Box::new(Event::QuotaShared {
+            scope: scope.into(),
+            others,
+            text: format!("{scope}: {others}"),
+        }))
+    };
+    update(&mut app, shared("123456789012#us-east-1", 1));
+    update(&mut app, shared("123456789012#us-west-2", 2));
+    assert_eq!(app.quota_shared.values().max(), Some(&2));
+    assert_eq!(
+        app.notice.as_ref().map(|(t, _)| t.as_str()),
+        Some("123456789012#us-west-2: 2")
+    );
+    update(&mut app, shared("123456789012#us-west-2", 0));
+    update(&mut app, shared("123456789012#us-east-1", 0));
+    assert!(app.quota_shared.is_empty(), "alone again everywhere");
+}
