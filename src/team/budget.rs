@@ -111,8 +111,8 @@ pub struct Share {
     pub readers: usize,
     pub my_readers: usize,
     /// The turns of the account's create grid: `senders` plans send, and this host's plans
-    /// take the turns at these positions (turn 0 when none of them is sending: it has no
-    /// creates to place).
+    /// take the turns at these positions (one after the others' when none of them is
+    /// sending).
     pub senders: usize,
     pub my_turns: Vec<usize>,
 }
@@ -148,15 +148,21 @@ impl Share {
                 my_turns: vec![senders.len()],
             };
         }
+        // None of this host's plans sends: should one start before the next reading, it
+        // takes a turn after the others' rather than one of theirs.
+        if my_turns.is_empty() {
+            return Self {
+                readers: members.len(),
+                my_readers,
+                senders: senders.len() + 1,
+                my_turns: vec![senders.len()],
+            };
+        }
         Self {
             readers: members.len(),
             my_readers,
-            senders: senders.len().max(1),
-            my_turns: if my_turns.is_empty() {
-                vec![0]
-            } else {
-                my_turns
-            },
+            senders: senders.len(),
+            my_turns,
         }
     }
 
@@ -192,6 +198,13 @@ mod tests {
         assert_eq!(share.others(), 2);
         assert!((share.reads() - 0.5).abs() < 1e-9);
         assert_eq!(Share::of(&[m("a", true)], &[m("a", true)]), Share::whole());
+    }
+
+    #[test]
+    fn a_host_whose_plans_do_not_send_would_take_a_turn_after_the_others() {
+        let share = Share::of(&[m("a", true), m("b", false)], &[m("b", false)]);
+        assert_eq!((share.senders, share.my_turns.clone()), (2, vec![1]));
+        assert_eq!(share.others(), 1);
     }
 
     #[test]

@@ -243,6 +243,8 @@ enum End {
 const READ_LEAD: Duration = Duration::from_millis(500);
 /// A read older than this when its create goes is made again (outside team mode).
 const REREAD_AFTER: Duration = Duration::from_secs(3);
+/// A table's word older than this when its create goes is asked again (team mode).
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
 
 /// Waits for the appliance's create turn, reading its jobs just before it comes (while the
 /// creates ahead of it go out: nothing serial stands between two sends). The jobs are what a
@@ -285,6 +287,7 @@ async fn jobs_at_turn(
     if let Err(end) = team_check(ctx, device, &before).await {
         return given_back(end);
     }
+    let checked_at = Instant::now();
     if ctx
         .hold
         .unless(ctx.limits.space_create(turn))
@@ -293,9 +296,15 @@ async fn jobs_at_turn(
     {
         return given_back(End::Paused);
     }
-    // The wait after the table's word is short (the read's lead, a turn or two on the grid),
-    // well inside the lease's margin; a lease that went stale meanwhile is asked again.
-    if ctx.guard.as_ref().is_some_and(|g| !g.fresh())
+    // The wait after the word is the read's lead as a rule, but a share that changed under
+    // turns already reserved can make it long: then the window is looked at again, and the
+    // table asked again, so that what it holds of the send (when, the jobs before) is this
+    // send's and the lease is fresh when it goes.
+    if !ctx.window_open(device) {
+        return Err(End::Paused);
+    }
+    let stale = ctx.guard.as_ref().is_some_and(|g| !g.fresh());
+    if (stale || checked_at.elapsed() > RECHECK_AFTER)
         && let Err(end) = team_check(ctx, device, &before).await
     {
         return Err(end);

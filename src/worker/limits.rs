@@ -182,10 +182,11 @@ impl Pacer {
         let (at, after) = match &p.turns {
             Some((of, mine)) => {
                 let g = 1.0 / self.max_rate;
-                // The next is at least a period on, then on a turn of ours: half a grid step
-                // less, so that rounding never skips a turn the period allows.
+                // The next is at least a period on (a slower pace skips turns), then on a turn
+                // of ours: the slack less, so that rounding never skips a turn the period
+                // allows.
                 let at = grid_turn(earliest, g, *of, mine);
-                (at, (1.0 / p.rate - g / 2.0).max(g / 2.0))
+                (at, 1.0 / p.rate - SLACK.as_secs_f64())
             }
             None => (earliest, 1.0 / p.rate),
         };
@@ -485,6 +486,14 @@ mod tests {
         );
         let steps = (t1 - t0).as_secs_f64();
         assert!((steps - steps.round()).abs() < 0.01, "on the grid: {steps}");
+        // The slower pace holds: every other turn, until calls go through again.
+        let t2 = p.reserve();
+        assert_eq!((t2 - t1).as_secs_f64().round(), 2.0, "{:?}", t2 - t1);
+        for _ in 0..6 {
+            p.went_through();
+        }
+        let (t3, t4) = (p.reserve(), p.reserve());
+        assert_eq!((t4 - t3).as_secs_f64().round(), 1.0, "back at the quota");
     }
 
     #[test]

@@ -95,7 +95,7 @@ enum Internal {
         approved: bool,
     },
     /// Team mode: what the table said of the account's quota, scope by scope.
-    QuotaShared(Vec<share::Shared>),
+    QuotaShared(share::Shared),
     /// The team table connected at start, or why not.
     TeamReady(Result<Arc<crate::team::Team>, String>),
     /// Another host's plan taken over (or why not).

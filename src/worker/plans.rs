@@ -534,6 +534,11 @@ impl Worker {
             let handle = self.dispatching.spawn(snow_send::snow(ctx, batches));
             self.dispatch_ops.insert(handle.id(), ops);
         }
+        // Team mode: a wave's sends have begun, so its plan sends: the account's turns are
+        // dealt again at the next poll, not a few seconds on.
+        if self.team.is_some() {
+            self.quota.soon();
+        }
     }
 
     /// Journals an operation's final state.

@@ -21,16 +21,22 @@ use crate::team::budget::{Member, Share};
 /// How often the shares are written and read back: well inside an item's hold.
 const EVERY: Duration = Duration::from_secs(3);
 
-/// One scope's ask: its pacing, this host's plans there, and those that have left it.
+/// One scope's ask: its pacing (none for a key no scope has any more: an account learned
+/// later), this host's plans there, and those that have left it.
 pub(super) struct Ask {
     scope: String,
-    limits: Arc<Limits>,
+    limits: Option<Arc<Limits>>,
     mine: Vec<Member>,
     left: Vec<String>,
 }
 
-/// A scope's ask and what the table answered.
-pub(super) type Shared = (Ask, Result<Vec<Member>, ApiError>);
+/// Asks made together, numbered in the order made: an answer older than one already taken
+/// is not taken (two asks can be under way, and end in either order).
+pub(super) struct Shared {
+    number: u64,
+    periodic: bool,
+    answers: Vec<(Ask, Result<Vec<Member>, ApiError>)>,
+}
 
 #[derive(Default)]
 pub(super) struct Quota {
@@ -38,9 +44,23 @@ pub(super) struct Quota {
     scopes: HashMap<String, (Vec<String>, Share)>,
     asking: bool,
     asked: Option<Instant>,
+    /// The last ask's number, and the newest whose answer was taken.
+    made: u64,
+    taken: u64,
 }
 
 impl Quota {
+    /// A number for a new ask.
+    pub(super) fn number(&mut self) -> u64 {
+        self.made += 1;
+        self.made
+    }
+
+    /// Asks again at the next poll (a wave's sends have begun).
+    pub(super) fn soon(&mut self) {
+        self.asked = None;
+    }
+
     /// The plan has ended: the scopes it was written in, which it leaves.
     pub(super) fn leave(&mut self, plan: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -65,19 +85,25 @@ fn quota_scope(place: &Place) -> String {
 }
 
 /// Writes each scope's plans and reads back every host's.
-pub(super) async fn ask(team: Arc<Team>, asks: Vec<Ask>) -> Vec<Shared> {
-    let mut out = Vec::with_capacity(asks.len());
+pub(super) async fn ask(team: Arc<Team>, number: u64, periodic: bool, asks: Vec<Ask>) -> Shared {
+    let mut answers = Vec::with_capacity(asks.len());
     for a in asks {
         let members = team.share_quota(&a.scope, &a.mine, &a.left).await;
-        out.push((a, members));
+        answers.push((a, members));
     }
-    out
+    Shared {
+        number,
+        periodic,
+        answers,
+    }
 }
 
 impl Worker {
     /// This host's team plans in each scope, from their appliances not yet final: sending
-    /// while any is on its way to a create.
+    /// while any is handed to a send (a later wave's, a baking plan's, are not).
     fn quota_members(&self) -> HashMap<String, (Arc<Limits>, Vec<Member>)> {
+        let dispatching: std::collections::HashSet<crate::ops::OpId> =
+            self.dispatch_ops.values().flatten().copied().collect();
         let mut out: HashMap<String, (Arc<Limits>, Vec<Member>)> = HashMap::new();
         for (plan, guard) in &self.guards {
             if !guard.live() {
@@ -91,10 +117,11 @@ impl Worker {
                 let Some(place) = self.place_of(&op.key) else {
                     continue;
                 };
-                let sending = matches!(
-                    op.state,
-                    OpState::Queued | OpState::Waiting | OpState::Sending | OpState::Unconfirmed
-                );
+                let sending = dispatching.contains(&op.id)
+                    || matches!(
+                        op.state,
+                        OpState::Waiting | OpState::Sending | OpState::Unconfirmed
+                    );
                 let entry = in_scope
                     .entry(quota_scope(place))
                     .or_insert_with(|| (place.limits.clone(), false));
@@ -140,11 +167,8 @@ impl Worker {
         let mut asks = Vec::new();
         for (scope, (written, _)) in &self.quota.scopes {
             let (limits, mine) = match wanted.remove(scope) {
-                Some(w) => w,
-                None => match self.quota_limits(scope) {
-                    Some(l) => (l, Vec::new()),
-                    None => continue,
-                },
+                Some((l, mine)) => (Some(l), mine),
+                None => (self.quota_limits(scope), Vec::new()),
             };
             let left = written
                 .iter()
@@ -160,7 +184,7 @@ impl Worker {
         }
         asks.extend(wanted.into_iter().map(|(scope, (limits, mine))| Ask {
             scope,
-            limits,
+            limits: Some(limits),
             mine,
             left: Vec::new(),
         }));
@@ -187,17 +211,24 @@ impl Worker {
             return;
         }
         self.quota.asking = true;
+        let number = self.quota.number();
         let tx = self.internal.clone();
         self.tasks.spawn(async move {
-            let _ = tx.send(Internal::QuotaShared(ask(team, asks).await));
+            let _ = tx.send(Internal::QuotaShared(ask(team, number, true, asks).await));
         });
     }
 
     /// What the table said: each scope's pacing takes this host's share.
-    pub(super) fn quota_shared(&mut self, shared: Vec<Shared>) {
-        self.quota.asking = false;
-        self.quota.asked = Some(Instant::now());
-        for (ask, members) in shared {
+    pub(super) fn quota_shared(&mut self, shared: Shared) {
+        if shared.periodic {
+            self.quota.asking = false;
+            self.quota.asked = Some(Instant::now());
+        }
+        if shared.number < self.quota.taken {
+            return;
+        }
+        self.quota.taken = shared.number;
+        for (ask, members) in shared.answers {
             let members = match members {
                 Ok(m) => m,
                 Err(e) => {
@@ -206,9 +237,20 @@ impl Worker {
                     continue;
                 }
             };
+            // A plan that ended while its part was being written is taken out again.
+            self.leave_ended(&ask);
             if ask.mine.is_empty() {
-                self.quota.scopes.remove(&ask.scope);
-                ask.limits.share(&Share::whole());
+                let before = self.quota.scopes.remove(&ask.scope);
+                if let Some(limits) = &ask.limits {
+                    limits.share(&Share::whole());
+                }
+                if before.is_some_and(|(_, s)| s.others() > 0) {
+                    self.emit(Event::QuotaShared {
+                        scope: ask.scope.clone(),
+                        others: 0,
+                        text: shared_text(&ask.scope, &Share::whole()),
+                    });
+                }
                 continue;
             }
             let share = Share::of(&members, &ask.mine);
@@ -221,7 +263,9 @@ impl Worker {
             if before.as_ref() == Some(&share) {
                 continue;
             }
-            ask.limits.share(&share);
+            if let Some(limits) = &ask.limits {
+                limits.share(&share);
+            }
             let was = before.map_or(0, |s| s.others());
             if share.others() != was {
                 self.emit(Event::QuotaShared {
@@ -231,6 +275,31 @@ impl Worker {
                 });
             }
         }
+    }
+}
+
+impl Worker {
+    /// Plans of an answered ask that ended meanwhile: the ask may have written their part
+    /// back after their end took it out.
+    fn leave_ended(&mut self, ask: &Ask) {
+        let Some(team) = self.team.clone() else {
+            return;
+        };
+        let ended: Vec<String> = ask
+            .mine
+            .iter()
+            .filter(|m| self.guards.get(&m.plan).is_none_or(|g| !g.live()))
+            .map(|m| m.plan.clone())
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        let scope = ask.scope.clone();
+        self.team_writes.spawn(async move {
+            for plan in ended {
+                let _ = team.leave_quota(&scope, &plan).await;
+            }
+        });
     }
 }
 

@@ -327,6 +327,7 @@ impl Worker {
         let op = operation_text(operation);
         let tx = self.internal.clone();
         let asks = self.plan_asks(plan, &keys);
+        let number = self.quota.number();
         self.tasks.spawn(async move {
             let began = team
                 .start_plan(&guard.plan, &op, &record, keys.len(), needs_approval)
@@ -338,7 +339,7 @@ impl Worker {
             // Its part of the account's quota is written before its guard opens: its first
             // create already goes on its turn.
             if result.is_ok() && !asks.is_empty() {
-                let shared = super::share::ask(team.clone(), asks).await;
+                let shared = super::share::ask(team.clone(), number, false, asks).await;
                 let _ = tx.send(Internal::QuotaShared(shared));
             }
             let _ = tx.send(Internal::Leased {
