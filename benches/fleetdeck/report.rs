@@ -75,7 +75,7 @@ impl Report {
             "# Benchmarks\n\n\
              Written by `cargo bench --bench fleetdeck` (benches/fleetdeck/); run it again to \
              regenerate this file (`cargo bench --bench fleetdeck -- keys pty` runs some sections \
-             and prints them without writing it). It takes about ten minutes and needs the `aws` \
+             and prints them without writing it). It takes about thirteen minutes with its build and needs the `aws` \
              CLI and Python's boto3 on PATH for the baselines. Everything runs on loopback: the simulator binds 127.0.0.1.\n\n",
         );
         out.push_str(&format!("Machine: {}\n\n", machine()));

@@ -65,6 +65,9 @@ impl Tui {
         // Nothing from the machine's own fleetdeck configuration.
         cmd.env("FLEETDECK_CONFIG", "/nonexistent/fleetdeck/config.toml");
         cmd.env_remove("FLEETDECK_CONTEXT");
+        // A backtrace the machine's environment asks for would scroll a panic's own words
+        // off the 40 rows the screen holds.
+        cmd.env_remove("RUST_BACKTRACE");
         for (k, v) in env {
             cmd.env(k, v);
         }
