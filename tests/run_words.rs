@@ -5,7 +5,6 @@
 //! records its true cause: the operator who gave it, or the timeout that ran out.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ mod headless;
 use fleetdeck::journal::{self, Record};
 use fleetdeck::ops::rollout::{Cause, Verdict};
 use fleetdeck::sim::{FaultRule, FleetSource, QuotaMode, SimConfig, SimHandle, TargetedFault};
-use headless::{command, output, text};
+use headless::{command, output, read_until, text};
 
 /// `n` online appliances on 5.0.10, named cam-00…, offered 5.0.21.
 fn fleet(n: usize) -> String {
@@ -50,22 +49,6 @@ fn creates(sim: &SimHandle) -> HashMap<String, usize> {
 
 fn sent(sim: &SimHandle) -> usize {
     sim.ledger().len()
-}
-
-/// Reads the child's stderr up to the end of a line holding `what`.
-fn read_until(child: &mut Child, what: &str, seen: &mut String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let err = child.stderr.as_mut().expect("stderr is piped");
-    let mut buf = [0u8; 4096];
-    let whole = |seen: &String| seen.find(what).is_some_and(|at| seen[at..].contains('\n'));
-    while !whole(seen) {
-        assert!(Instant::now() < deadline, "no {what:?} in:\n{seen}");
-        match err.read(&mut buf) {
-            Ok(0) => panic!("fleetdeck ended before {what:?}:\n{seen}"),
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// The plan the journal holds (the one run under test).

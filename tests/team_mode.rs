@@ -3,7 +3,6 @@
 //! device's operations are counted through the services' own APIs.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ mod headless;
 mod team;
 
 use fleetdeck::sim::{FleetSource, QuotaMode, SimConfig, SimHandle};
-use headless::text;
+use headless::{read_until, text};
 use team::Moto;
 
 /// The team's table, its server and the identities that reach it.
@@ -151,22 +150,6 @@ async fn finish(child: Child) -> Output {
         .await
         .unwrap()
         .unwrap()
-}
-
-/// Reads the child's stderr up to the end of a line holding `what`.
-fn read_until(child: &mut Child, what: &str, seen: &mut String) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let err = child.stderr.as_mut().expect("stderr is piped");
-    let mut buf = [0u8; 4096];
-    let whole = |seen: &String| seen.find(what).is_some_and(|at| seen[at..].contains('\n'));
-    while !whole(seen) {
-        assert!(Instant::now() < deadline, "no {what:?} in:\n{seen}");
-        match err.read(&mut buf) {
-            Ok(0) => panic!("fleetdeck ended before {what:?}:\n{seen}"),
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 fn summary(out: &Output) -> Vec<serde_json::Value> {
